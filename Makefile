@@ -1,0 +1,41 @@
+# Spaceport: `make up` starts the whole platform; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: up down test test-fast test-gpu lint format system
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,dev]'
+	touch $(STAMP)
+
+system:
+	@bash scripts/install-system.sh
+
+up: system $(STAMP)
+	$(BIN)/spaceport up
+
+down: $(STAMP)
+	$(BIN)/spaceport down
+
+test: system $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
+
+test-gpu: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider -m gpu $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .

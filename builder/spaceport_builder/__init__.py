@@ -1,0 +1,1 @@
+"""Spaceport's builder: the Celery worker that turns a Space repo into an image."""

@@ -1,0 +1,92 @@
+"""`/api/spaces/{owner}/{name}/...`: Space info, runtime and live logs, in Hugging Face's shapes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Depends
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sse_starlette.sse import EventSourceResponse
+
+from spaceport.api.deps import Principal, optional_principal
+from spaceport.db.models import Build, Space
+from spaceport.db.session import get_session
+from spaceport.errors import RepoNotFound
+from spaceport.logstream import build_key, entries
+from spaceport.services import access, spaces
+from spaceport.services.views import runtime_dict, space_dict
+from spaceport.settings import get_settings
+
+router = APIRouter()
+
+
+def readable_space(
+    owner: str,
+    name: str,
+    who: Principal | None = Depends(optional_principal),
+    session: Session = Depends(get_session),
+) -> Space:
+    """The Space if the caller may see it; private Spaces are 404 to others (not 403)."""
+    space = spaces.find_space(session, owner, name)
+    if space is None or not access.can_read(space, who):
+        raise RepoNotFound(f"Repository not found: {owner}/{name}")
+    return space
+
+
+@router.get("/api/spaces/{owner}/{name}")
+def space_info(
+    space: Space = Depends(readable_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    return space_dict(session, get_settings(), space)
+
+
+@router.get("/api/spaces/{owner}/{name}/runtime")
+def space_runtime(space: Space = Depends(readable_space)) -> dict[str, Any]:
+    return runtime_dict(get_settings(), space)
+
+
+def latest_build(session: Session, space: Space) -> Build | None:
+    return session.scalar(
+        select(Build).where(Build.space_id == space.id).order_by(Build.id.desc()).limit(1)
+    )
+
+
+def _event(ts: str, data: str) -> dict[str, str]:
+    return {"data": json.dumps({"timestamp": ts, "data": data})}
+
+
+@router.get("/api/spaces/{owner}/{name}/logs/build")
+async def build_logs(
+    space: Space = Depends(readable_space), session: Session = Depends(get_session)
+) -> EventSourceResponse:
+    """Server-sent events: every line of the latest build from its start, then live."""
+    build = latest_build(session, space)
+    build_id, stored = (build.id, build.log) if build else (None, "")
+    session.close()
+    return EventSourceResponse(_follow_build(build_id, stored), ping=15)
+
+
+async def _follow_build(build_id: int | None, stored: str) -> AsyncIterator[dict[str, str]]:
+    if build_id is None:
+        return
+    client = aioredis.Redis.from_url(get_settings().redis_url)
+    key = build_key(build_id)
+    try:
+        if not await client.exists(key):
+            for line in stored.splitlines():  # stream expired: replay the kept copy
+                ts, _, text = line.partition(" ")
+                yield _event(ts, text)
+            return
+        last = "0"
+        while True:
+            batch = entries(await client.xread({key: last}, count=500, block=15000))
+            for last, fields in batch:  # noqa: B007 - resume point
+                if "end" in fields:
+                    return
+                yield _event(fields.get("ts", ""), fields.get("data", ""))
+    finally:
+        await client.aclose()

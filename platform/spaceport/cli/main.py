@@ -1,0 +1,103 @@
+"""The `spaceport` command. Operator commands live here; user commands talk to the HTTP API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from spaceport.settings import get_settings
+
+app = typer.Typer(help="Spaceport: self-hosted ML demo apps.", no_args_is_help=True)
+images_app = typer.Typer(help="Base images every app builds on.")
+app.add_typer(images_app, name="images")
+console = Console()
+
+
+@app.command()
+def api() -> None:
+    """Run the control plane API (behind Caddy)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "spaceport.api.app:create_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@app.command()
+def worker(concurrency: int = typer.Option(2, help="Builds run at once.")) -> None:
+    """Run a builder worker (Celery) in the foreground."""
+    import os
+
+    from spaceport.node import worker_argv
+
+    argv = worker_argv()
+    argv[argv.index("--concurrency") + 1] = str(concurrency)
+    os.execv(argv[0], argv)
+
+
+@app.command()
+def up(
+    examples: Path = typer.Option(Path("examples"), help="Example Spaces to push."),
+    no_examples: bool = typer.Option(False, "--no-examples"),
+) -> None:
+    """Start every component that is not running, then push the examples."""
+    from spaceport.node import up as node_up
+    from spaceport.supervisor import StartError
+
+    settings = get_settings()
+    try:
+        report = node_up(
+            settings,
+            lambda m: console.print(f"[cyan]•[/] {m}"),
+            examples=None if no_examples else examples,
+        )
+    except StartError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"\n[bold green]Spaceport is up.[/] Console: [link]{report.console_url}[/]")
+    if report.admin_token_file:
+        console.print(f"Admin token: {report.admin_token_file}")
+    for space_id, url in report.apps.items():
+        console.print(f"  {space_id}: {url}")
+    if report.apps:
+        console.print("Example apps are building; each URL shows its progress until it runs.")
+
+
+@app.command()
+def down() -> None:
+    """Stop what `spaceport up` started; the data dir stays."""
+    from spaceport.node import down as node_down
+
+    node_down(get_settings(), lambda m: console.print(f"[cyan]•[/] {m}"))
+
+
+@images_app.command("build")
+def images_build(
+    python: list[str] = typer.Option([], "--python", help="Python versions (default: default)."),
+    gpu: bool = typer.Option(False, help="Also build the CUDA variant."),
+    offline: bool = typer.Option(False, help="Bootstrap from Debian packages, no registry."),
+    force: bool = typer.Option(False, help="Rebuild even if present."),
+) -> None:
+    """Build the base images (pulling parents, or offline from Debian packages)."""
+    from spaceport_builder.base_images import BaseImageError, build_base_images
+
+    settings = get_settings()
+    try:
+        build_base_images(
+            settings, python or [settings.default_python], gpu, offline or None, force, print
+        )
+    except BaseImageError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+
+if __name__ == "__main__":
+    app()

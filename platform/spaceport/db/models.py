@@ -1,0 +1,157 @@
+"""Database models: the desired and observed state of every Space lives here.
+
+The reconciler makes Docker and the proxy match these rows, so any process can restart
+without losing anything.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from spaceport.stages import BuildStatus, DeploymentStatus, Stage
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(96), unique=True, index=True)
+    fullname: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    tokens: Mapped[list[Token]] = relationship(back_populates="user", cascade="all, delete")
+
+
+class Token(Base):
+    """An access token; only its SHA-256 is stored, the token is shown once."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    role: Mapped[str] = mapped_column(String(10), default="write")  # "read" | "write"
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class Space(Base):
+    __tablename__ = "spaces"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_space_owner_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(96), index=True)
+    name: Mapped[str] = mapped_column(String(96))
+    sdk: Mapped[str | None] = mapped_column(String(20))
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    card_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    hardware_requested: Mapped[str | None] = mapped_column(String(40))
+    hardware_current: Mapped[str | None] = mapped_column(String(40))
+    sleep_time: Mapped[int | None] = mapped_column(Integer)
+    storage: Mapped[str | None] = mapped_column(String(20))
+    # What the owner asked for: "running", "paused" or "stopped".
+    desired: Mapped[str] = mapped_column(String(20), default="running")
+    stage: Mapped[str] = mapped_column(String(30), default=Stage.NO_APP_FILE.value)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    head_sha: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    last_request_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    builds: Mapped[list[Build]] = relationship(back_populates="space", cascade="all, delete")
+    deployments: Mapped[list[Deployment]] = relationship(
+        back_populates="space", cascade="all, delete"
+    )
+    variables: Mapped[list[SpaceVariable]] = relationship(
+        back_populates="space", cascade="all, delete"
+    )
+
+    @property
+    def space_id(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+class Build(Base):
+    __tablename__ = "builds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    commit_sha: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default=BuildStatus.QUEUED.value)
+    no_cache: Mapped[bool] = mapped_column(Boolean, default=False)
+    image: Mapped[str | None] = mapped_column(String(300))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[str] = mapped_column(Text, default="")
+    cache_report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    space: Mapped[Space] = relationship(back_populates="builds")
+
+
+class Deployment(Base):
+    """One container run of one build; at most one is ACTIVE (receiving traffic) per Space."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    build_id: Mapped[int | None] = mapped_column(ForeignKey("builds.id", ondelete="SET NULL"))
+    image: Mapped[str] = mapped_column(String(300))
+    commit_sha: Mapped[str | None] = mapped_column(String(40))
+    container_id: Mapped[str | None] = mapped_column(String(80))
+    upstream: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default=DeploymentStatus.STARTING.value)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    space: Mapped[Space] = relationship(back_populates="deployments")
+
+
+class SpaceVariable(Base):
+    """A variable (public env) or secret (value encrypted at rest, never returned)."""
+
+    __tablename__ = "space_variables"
+    __table_args__ = (UniqueConstraint("space_id", "key", name="uq_space_variable_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(200))
+    is_secret: Mapped[bool] = mapped_column(Boolean, default=False)
+    value: Mapped[str | None] = mapped_column(Text)
+    encrypted_value: Mapped[bytes | None] = mapped_column(LargeBinary)
+    description: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    space: Mapped[Space] = relationship(back_populates="variables")

@@ -1,0 +1,1 @@
+"""Git: bare repositories on disk, served over smart HTTP by `git http-backend`."""

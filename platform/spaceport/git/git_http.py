@@ -1,0 +1,131 @@
+"""Git smart HTTP: `git clone/push {SPACEPORT_URL}/spaces/{owner}/{name}` via `git http-backend`.
+
+The request body and the CGI's answer are streamed, so a large push never sits in memory.
+After a receive-pack finishes, a moved `main` starts a build of the new commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
+
+from spaceport.api.deps import Principal, optional_principal
+from spaceport.db.session import get_session, session_scope
+from spaceport.git.repos import head_sha, repo_path
+from spaceport.services import access, spaces
+from spaceport.settings import get_settings
+
+router = APIRouter(include_in_schema=False)
+
+GIT_BACKEND = "/usr/lib/git-core/git-http-backend"
+SERVICES = {"git-upload-pack", "git-receive-pack"}
+
+
+def _deny(status: int, message: str) -> Response:
+    # git prints a text/plain body as "remote: ..." lines, so the reason reaches the terminal.
+    headers = {"WWW-Authenticate": 'Basic realm="Spaceport"'} if status == 401 else {}
+    return PlainTextResponse(message + "\n", status_code=status, headers=headers)
+
+
+@router.api_route(
+    "/spaces/{owner}/{name}/{git_path:path}", methods=["GET", "POST"], name="git_http"
+)
+async def git_http(
+    owner: str,
+    name: str,
+    git_path: str,
+    request: Request,
+    user: Principal | None = Depends(optional_principal),
+    session: Session = Depends(get_session),
+) -> Response:
+    name = name.removesuffix(".git")
+    service = request.query_params.get("service") or git_path.rsplit("/", 1)[-1]
+    if git_path not in ("info/refs", "git-upload-pack", "git-receive-pack") or (
+        service not in SERVICES
+    ):
+        return PlainTextResponse("Not found\n", status_code=404)
+    space = spaces.find_space(session, owner, name)
+    write = service == "git-receive-pack"
+    decision = access.git_access(space, user, write=write)
+    if decision is not None:
+        return _deny(*decision)
+    assert space is not None
+    settings = get_settings()
+    repo = repo_path(settings, space.owner, space.name)
+    before = head_sha(repo) if write and git_path == "git-receive-pack" else None
+    space_pk = space.id
+    session.close()
+
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GIT_PROJECT_ROOT": str(settings.repos_dir),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "PATH_INFO": f"/{space.owner}/{space.name}.git/{git_path}",
+        "REQUEST_METHOD": request.method,
+        "QUERY_STRING": request.url.query,
+        "CONTENT_TYPE": request.headers.get("content-type", ""),
+        "REMOTE_USER": user.name if user else "",
+        "REMOTE_ADDR": request.client.host if request.client else "",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(settings.run_dir),
+    }
+    if enc := request.headers.get("content-encoding"):
+        env["HTTP_CONTENT_ENCODING"] = enc
+    if proto := request.headers.get("git-protocol"):
+        env["GIT_PROTOCOL"] = proto
+    proc = await asyncio.create_subprocess_exec(
+        GIT_BACKEND,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin and proc.stdout
+    feeder = asyncio.create_task(_feed(request, proc.stdin))
+    status, headers = await _read_cgi_headers(proc.stdout)
+
+    async def body() -> AsyncIterator[bytes]:
+        assert proc.stdout
+        while chunk := await proc.stdout.read(65536):
+            yield chunk
+        await feeder
+        await proc.wait()
+        if git_path == "git-receive-pack":
+            await asyncio.to_thread(_after_push, space_pk, before, user.name if user else None)
+
+    return StreamingResponse(body(), status_code=status, headers=headers)
+
+
+async def _feed(request: Request, stdin: asyncio.StreamWriter) -> None:
+    try:
+        async for chunk in request.stream():
+            stdin.write(chunk)
+            await stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # git refused the push (e.g. size limit) and says why on stdout
+    finally:
+        stdin.close()
+
+
+async def _read_cgi_headers(stdout: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    status, headers = 200, dict[str, str]()
+    while True:
+        line = (await stdout.readline()).decode("latin-1").rstrip("\r\n")
+        if not line:
+            return status, headers
+        key, _, value = line.partition(":")
+        if key.lower() == "status":
+            status = int(value.strip().split()[0])
+        else:
+            headers[key.strip()] = value.strip()
+
+
+def _after_push(space_pk: int, before: str | None, pusher: str | None) -> None:
+    """A push moved `main`: record the commit and start its build."""
+    with session_scope() as session:
+        spaces.on_new_commit(session, space_pk, before, pusher)

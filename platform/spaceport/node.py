@@ -1,0 +1,187 @@
+"""Bring a whole node up or down: dockerd, Redis, API, worker, Caddy, base image, examples.
+
+`up` starts only what is not running and returns once every component answers, so running it
+twice is harmless. `down` stops what `up` started; the data dir stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import docker
+import httpx
+import redis
+
+from spaceport.settings import Settings
+from spaceport.supervisor import StartError, start_process, stop_process, venv_bin
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class UpReport:
+    console_url: str
+    admin_token_file: Path | None
+    apps: dict[str, str] = field(default_factory=dict)
+
+
+def docker_ok() -> bool:
+    try:
+        return bool(docker.from_env(timeout=5).ping())
+    except Exception:
+        return False
+
+
+def redis_ok(settings: Settings) -> bool:
+    try:
+        return bool(redis.Redis.from_url(settings.redis_url, socket_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def api_ok(settings: Settings) -> bool:
+    try:
+        url = f"http://{settings.api_upstream}/api/v1/health"
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def ensure_docker(settings: Settings, say: Say) -> None:
+    if docker_ok():
+        return
+    dockerd = shutil.which("dockerd")
+    if dockerd is None or os.geteuid() != 0:
+        raise StartError(
+            "the Docker engine does not answer: start it (as root: `dockerd &`, or "
+            "`systemctl start docker`), or install docker.io"
+        )
+    say("starting dockerd")
+    start_process(settings, "dockerd", [dockerd], docker_ok, timeout_s=60)
+
+
+def ensure_redis(settings: Settings, say: Say) -> None:
+    if redis_ok(settings):
+        return
+    url = urlparse(settings.redis_url)
+    server = shutil.which("redis-server")
+    if url.hostname not in ("127.0.0.1", "localhost") or server is None:
+        raise StartError(
+            f"Redis does not answer at {settings.redis_url}: start it, or install redis-server"
+        )
+    say(f"starting redis-server on port {url.port or 6379}")
+    start_process(
+        settings,
+        "redis",
+        [
+            server,
+            "--port",
+            str(url.port or 6379),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(settings.run_dir),
+        ],
+        lambda: redis_ok(settings),
+    )
+
+
+def ensure_api(settings: Settings, say: Say) -> None:
+    if start_process(
+        settings,
+        "api",
+        [sys.executable, "-m", "spaceport.cli.main", "api"],
+        lambda: api_ok(settings),
+        timeout_s=90,
+    ):
+        say(f"started the API on {settings.api_upstream}")
+
+
+def worker_argv() -> list[str]:
+    return [
+        venv_bin("celery"),
+        "-A",
+        "spaceport_builder.celery_app",
+        "worker",
+        "-Q",
+        "spaceport",
+        "--concurrency",
+        "2",
+        "--loglevel",
+        "INFO",
+        "-n",
+        "spaceport@%h",
+    ]
+
+
+def ensure_worker(settings: Settings, say: Say) -> None:
+    def alive() -> bool:
+        return (settings.logs_dir / "worker.log").exists()
+
+    if start_process(settings, "worker", worker_argv(), alive, timeout_s=30):
+        say("started the build worker")
+
+
+def ensure_proxy(settings: Settings, say: Say) -> None:
+    from spaceport.proxy.caddy_process import CaddyProcess
+    from spaceport.proxy.sync import sync_routes
+
+    caddy = CaddyProcess(settings)
+    if not caddy.is_running():
+        say(f"starting Caddy on {settings.listen}")
+        asyncio.run(caddy.start())
+    sync_routes(settings)
+
+
+def up(settings: Settings, say: Say = print, *, examples: Path | None = None) -> UpReport:
+    from spaceport.api.app import prepare
+    from spaceport_builder.base_images import ensure_base_image
+
+    settings.ensure_dirs()
+    ensure_docker(settings, say)
+    ensure_redis(settings, say)
+    token = prepare(settings)
+    ensure_api(settings, say)
+    ensure_worker(settings, say)
+    ensure_proxy(settings, say)
+    ensure_base_image(settings, None, False, log=lambda line: say(f"  base image: {line}"))
+    report = UpReport(
+        console_url=settings.url,
+        admin_token_file=None if settings.admin_token else settings.data / "admin.token",
+    )
+    if token:
+        say(f"admin token (shown once): {token}")
+    if examples is not None and examples.is_dir():
+        from spaceport.examples import push_examples
+
+        report.apps = push_examples(settings, examples, say)
+    return report
+
+
+def down(settings: Settings, say: Say = print) -> None:
+    from spaceport.proxy.caddy_process import CaddyProcess
+
+    caddy = CaddyProcess(settings)
+    if caddy.is_running():
+        asyncio.run(caddy.stop())
+        say("stopped Caddy")
+    for name in ("worker", "api", "redis", "dockerd"):
+        if stop_process(settings, name):
+            say(f"stopped {name}")
+
+
+def run_quiet(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise StartError(f"{' '.join(argv[:3])} failed: {proc.stderr.strip() or proc.stdout}")
+    return proc.stdout

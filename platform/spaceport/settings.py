@@ -1,0 +1,154 @@
+"""Settings: one typed object, read from `SPACEPORT_*` env vars and an optional TOML/YAML file.
+
+Every component (API, worker, CLI, tests) reads its configuration here so that a value has
+exactly one name and one default. Defaults are the embedded single-machine setup of `make up`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def _default_ca_bundle() -> Path | None:
+    return HOST_CA_BUNDLE if HOST_CA_BUNDLE.exists() else None
+
+
+class Settings(BaseSettings):
+    """The whole configuration of a Spaceport node.
+
+    A config file can be given with `SPACEPORT_CONFIG=/path/spaceport.yaml`; env vars win over it.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SPACEPORT_", extra="ignore")
+
+    # Where state lives.
+    data: Path = Field(default=Path(".spaceport"), description="Data dir: db, repos, logs, keys.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data dir."
+    )
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # The public entry point (Caddy) and the internal API port behind it.
+    url: str = Field(default="http://localhost:8080", description="Public URL of the console/API.")
+    listen: str = Field(default=":8080", description="Caddy's listen address for all traffic.")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8081
+    apps_domain: str = "localhost"
+    routing: Literal["subdomain", "path"] = "subdomain"
+    caddy_bin: str | None = Field(default=None, description="caddy binary; default: the venv's.")
+
+    # Admin bootstrap.
+    admin_user: str = "admin"
+    admin_token: str | None = None
+    secret_key: str | None = Field(default=None, description="Key for secrets at rest.")
+
+    # Docker and builds.
+    docker_cli: str | None = Field(
+        default=None, description="docker CLI with built-in BuildKit; default /usr/bin/docker."
+    )
+    base_image_repo: str = "spaceport/python"
+    default_python: str = "3.11"
+    build_ca_bundle: Path | None = Field(
+        default_factory=_default_ca_bundle,
+        description="Extra CA bundle trusted by builds (corporate TLS proxies).",
+    )
+    build_index_url: str | None = Field(default=None, description="Package index for builds.")
+    build_extra_index_urls: list[str] = Field(default_factory=list)
+    build_timeout_s: int = 1800
+    build_memory: str = "4g"
+    build_log_max_bytes: int = 2_000_000
+    app_network: str = "spaceport-apps"
+    git_max_push_bytes: int = Field(default=1_000_000_000, description="receive.maxInputSize")
+
+    # Runtime.
+    default_hardware: str = "cpu-basic"
+    startup_timeout_s: int = 1800
+    readiness_poll_s: float = 0.1
+    reconcile_interval_s: float = 5.0
+
+    @field_validator("data")
+    @classmethod
+    def _absolute_data(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("SPACEPORT_CONFIG")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    # Derived paths: one place that knows the data dir's layout.
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data / 'spaceport.db'}"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.data / "repos"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data / "run"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data / "logs"
+
+    @property
+    def caddy_admin_socket(self) -> Path:
+        return self.run_dir / "caddy-admin.sock"
+
+    @property
+    def api_upstream(self) -> str:
+        return f"{self.api_host}:{self.api_port}"
+
+    @property
+    def public_port(self) -> int | None:
+        from urllib.parse import urlparse
+
+        return urlparse(self.url).port
+
+    def app_host(self, owner: str, name: str) -> str:
+        """Host name an app is served on in subdomain mode (lower-case: DNS is)."""
+        label = f"{owner}-{name}".lower().replace(".", "-").replace("_", "-")
+        return f"{label}.{self.apps_domain}"
+
+    def app_url(self, owner: str, name: str) -> str:
+        port = self.public_port
+        suffix = f":{port}" if port and port not in (80, 443) else ""
+        scheme = self.url.split("://", 1)[0]
+        return f"{scheme}://{self.app_host(owner, name)}{suffix}/"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data, self.repos_dir, self.run_dir, self.logs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,49 @@
+"""Space stages: Hugging Face's names, the one list every component imports."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    NO_APP_FILE = "NO_APP_FILE"
+    CONFIG_ERROR = "CONFIG_ERROR"
+    BUILDING = "BUILDING"
+    BUILD_ERROR = "BUILD_ERROR"
+    APP_STARTING = "APP_STARTING"
+    RUNNING = "RUNNING"
+    RUNNING_BUILDING = "RUNNING_BUILDING"
+    RUNNING_APP_STARTING = "RUNNING_APP_STARTING"
+    RUNTIME_ERROR = "RUNTIME_ERROR"
+    SLEEPING = "SLEEPING"
+    PAUSED = "PAUSED"
+    STOPPED = "STOPPED"
+    DELETING = "DELETING"
+
+
+# Stages in which a previous version keeps serving traffic.
+SERVING = frozenset({Stage.RUNNING, Stage.RUNNING_BUILDING, Stage.RUNNING_APP_STARTING})
+
+
+def building_stage(serving: bool) -> Stage:
+    """The stage while a build runs: a serving Space keeps serving (RUNNING_BUILDING)."""
+    return Stage.RUNNING_BUILDING if serving else Stage.BUILDING
+
+
+def starting_stage(serving: bool) -> Stage:
+    return Stage.RUNNING_APP_STARTING if serving else Stage.APP_STARTING
+
+
+class BuildStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class DeploymentStatus(StrEnum):
+    STARTING = "starting"
+    ACTIVE = "active"
+    FAILED = "failed"
+    STOPPED = "stopped"

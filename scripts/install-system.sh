@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install the system packages Spaceport's embedded mode needs, when missing.
+# Only acts as root on Debian/Ubuntu; elsewhere it says what to install and carries on.
+set -euo pipefail
+
+want=()
+command -v dockerd >/dev/null || want+=(docker.io)
+command -v redis-server >/dev/null || want+=(redis-server)
+command -v mmdebstrap >/dev/null || want+=(mmdebstrap)
+command -v git >/dev/null || want+=(git)
+[ -x /usr/lib/git-core/git-http-backend ] || want+=(git)
+# Extra packages for the test suite (CI passes them in EXTRA_PACKAGES).
+for p in ${EXTRA_PACKAGES:-}; do
+  dpkg -s "$p" >/dev/null 2>&1 || want+=("$p")
+done
+
+if [ ${#want[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "spaceport: please install: ${want[*]} (needs root on Debian/Ubuntu)" >&2
+  exit 0
+fi
+echo "installing: ${want[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null

@@ -1,0 +1,362 @@
+"""The Caddy proxy, driven like the control plane drives it, against a real Caddy and real apps.
+
+One Caddy per module (own data dir, free port, never 8080); each test starts its own small
+upstream servers (`websockets` servers that also answer plain HTTP, and a raw streaming server)
+and sets the whole route table first, so tests do not depend on each other. Python's resolver
+does not resolve `*.localhost` here, so requests go to 127.0.0.1 with a `Host:` header.
+If no caddy binary is found, the module fixture errors: these tests fail, never skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from spaceport.proxy import Route, headers, make_proxy
+from spaceport.proxy.caddy import CaddyProxy, parse_routes, render_config
+from spaceport.proxy.caddy_process import CaddyNotFoundError, find_caddy
+from spaceport.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    proxy: CaddyProxy
+    port: int
+
+    def host(self, name: str) -> str:
+        """The Host header a browser sends for `name` on the public port."""
+        return f"{name}:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    port = free_port()
+    settings = Settings(
+        data=tmp_path_factory.mktemp("sp"), listen=f"127.0.0.1:{port}", api_port=free_port()
+    )
+    proxy = make_proxy(settings)
+    assert isinstance(proxy, CaddyProxy)
+    asyncio.run(proxy.start())
+    try:
+        yield Stack(settings, proxy, port)
+    finally:
+        asyncio.run(proxy.stop())
+    assert proxy.process is not None and not proxy.process.is_running()
+
+
+@pytest.fixture
+async def client(caddy: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    base = f"http://127.0.0.1:{caddy.port}"
+    async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=10) as c:
+        yield c
+
+
+# --- upstreams -------------------------------------------------------------------------------
+
+
+async def start_app(name: str, port: int = 0) -> Server:
+    """An app: echoes websocket messages as `name:msg`; answers HTTP with what it saw."""
+
+    async def echo(conn: ServerConnection) -> None:
+        async for msg in conn:
+            await conn.send(f"{name}:{msg!s}")
+
+    def http(conn: ServerConnection, request: Request) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        seen = {k: request.headers.get(k) for k in ("Host", "X-Forwarded-Host", "X-Space")}
+        resp = conn.respond(HTTPStatus.OK, json.dumps({"app": name, "path": request.path, **seen}))
+        resp.headers["X-Frame-Options"] = "DENY"  # the app's own; a route may override it
+        return resp
+
+    return await serve(echo, "127.0.0.1", port, process_request=http)
+
+
+def addr(server: Server | asyncio.Server) -> str:
+    return f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+@pytest.fixture
+async def apps(caddy: Stack) -> AsyncIterator[dict[str, Server]]:
+    """Apps a, b, c on free ports, and the control plane API on settings.api_port."""
+    servers = {n: await start_app(n) for n in ("a", "b", "c")}
+    servers["api"] = await start_app("api", caddy.settings.api_port)
+    yield servers
+    for s in servers.values():
+        s.close()
+        await s.wait_closed()
+
+
+async def seen_by(client: httpx.AsyncClient, caddy: Stack, host: str, path: str = "/") -> dict:
+    resp = await client.get(path, headers={"Host": caddy.host(host)})
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def route(space: str, server: Server | asyncio.Server, **kw: object) -> Route:
+    owner, name = space.split("/")
+    return Route(space, (f"{owner}-{name}.localhost",), addr(server), **kw)  # type: ignore[arg-type]
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+async def test_routes_by_host_and_unknown_hosts_reach_the_api(
+    caddy: Stack, client: httpx.AsyncClient, apps: dict[str, Server]
+) -> None:
+    await caddy.proxy.set_routes([route("o/a", apps["a"]), route("o/b", apps["b"])])
+
+    assert (await seen_by(client, caddy, "o-a.localhost"))["app"] == "a"
+    assert (await seen_by(client, caddy, "O-B.localhost"))["app"] == "b"  # hosts are case-blind
+    assert (await seen_by(client, caddy, "nobody-here.localhost"))["app"] == "api"
+    assert (await seen_by(client, caddy, "localhost", "/api/whoami-v2"))["app"] == "api"
+
+
+async def test_app_sees_the_public_host_and_route_headers(
+    caddy: Stack, client: httpx.AsyncClient, apps: dict[str, Server]
+) -> None:
+    r = route(
+        "o/a",
+        apps["a"],
+        response_headers=headers({"X-Frame-Options": "SAMEORIGIN"}),
+        request_headers=headers({"X-Space": "o/a"}),
+    )
+    await caddy.proxy.set_routes([r])
+
+    resp = await client.get("/x?y=1", headers={"Host": caddy.host("o-a.localhost")})
+    seen = resp.json()
+    assert seen["Host"] == seen["X-Forwarded-Host"] == caddy.host("o-a.localhost")
+    assert seen["X-Space"] == "o/a"
+    assert seen["path"] == "/x?y=1"
+    assert resp.headers.get_list("X-Frame-Options") == ["SAMEORIGIN"]  # replaced, not added
+    api_seen = await seen_by(client, caddy, "localhost")
+    assert api_seen["Host"] == api_seen["X-Forwarded-Host"] == caddy.host("localhost")
+
+
+async def test_route_changes_move_traffic_and_read_back(
+    caddy: Stack, client: httpx.AsyncClient, apps: dict[str, Server]
+) -> None:
+    proxy = caddy.proxy
+    await proxy.set_routes([route("o/a", apps["a"]), route("o/b", apps["b"])])
+    moved = route("o/a", apps["c"], response_headers=headers({"X-Frame-Options": "DENY"}))
+    await proxy.set_routes([moved])
+    assert (await seen_by(client, caddy, "o-a.localhost"))["app"] == "c"
+    assert (await seen_by(client, caddy, "o-b.localhost"))["app"] == "api"  # dropped by set
+
+    b = route("o/b", apps["b"])
+    await proxy.add_route(b)
+    assert await proxy.get_all_routes() == {"o/a": moved, "o/b": b}
+    assert (await seen_by(client, caddy, "o-b.localhost"))["app"] == "b"
+
+    await proxy.delete_route("o/a")
+    await proxy.delete_route("o/a")  # idempotent
+    assert (await seen_by(client, caddy, "o-a.localhost"))["app"] == "api"
+    assert await proxy.get_all_routes() == {"o/b": b}
+
+
+async def test_path_prefix_route(
+    caddy: Stack, client: httpx.AsyncClient, apps: dict[str, Server]
+) -> None:
+    p = Route("o/p", ("localhost",), addr(apps["a"]), path_prefix="/apps/o/p/")
+    await caddy.proxy.set_routes([p])
+    assert (await caddy.proxy.get_all_routes()) == {"o/p": p}
+    assert (await seen_by(client, caddy, "localhost", "/apps/o/p"))["app"] == "a"
+    assert (await seen_by(client, caddy, "localhost", "/apps/o/p/run"))["path"] == "/apps/o/p/run"
+    assert (await seen_by(client, caddy, "localhost", "/apps/o/px"))["app"] == "api"
+    assert (await seen_by(client, caddy, "localhost", "/"))["app"] == "api"
+
+
+async def test_websocket_survives_other_apps_route_changes(
+    caddy: Stack, client: httpx.AsyncClient, apps: dict[str, Server]
+) -> None:
+    proxy = caddy.proxy
+    await proxy.set_routes([route("o/a", apps["a"])])
+    uri = f"ws://o-a.localhost:{caddy.port}/queue/join"
+    async with connect(uri, host="127.0.0.1", port=caddy.port, proxy=None) as ws:
+        await ws.send("hello")
+        assert await asyncio.wait_for(ws.recv(), 5) == "a:hello"
+        for i in range(20):
+            target = apps["b"] if i % 2 else apps["c"]
+            if i % 5 == 4:
+                await proxy.delete_route("o/b")
+                expect = "api"
+            else:
+                await proxy.add_route(route("o/b", target))
+                expect = "b" if i % 2 else "c"
+            assert (await seen_by(client, caddy, "o-b.localhost"))["app"] == expect
+            await ws.send(f"m{i}")
+            assert await asyncio.wait_for(ws.recv(), 5) == f"a:m{i}", f"after change {i}"
+        assert ws.state is State.OPEN
+
+
+FIRST, LAST = b"data: first\n\n", b"data: last\n\n"
+
+
+async def start_streamer(
+    release: asyncio.Event, content_type: str, chunked: bool
+) -> asyncio.Server:
+    """A response whose first event is sent at once and the rest only on `release`.
+
+    Chunked, or with a Content-Length: Go's proxy flushes unknown-length bodies by itself, so
+    only the fixed-length case shows that `flush_interval: -1` is set.
+    """
+
+    def frame(data: bytes) -> bytes:
+        return b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        length = (
+            b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % len(FIRST + LAST)
+        )
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\n" % content_type.encode())
+        writer.write(length + b"\r\nCache-Control: no-cache\r\n\r\n" + frame(FIRST))
+        await writer.drain()
+        await release.wait()
+        writer.write(frame(LAST) + (b"0\r\n\r\n" if chunked else b""))
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "chunked"),
+    [("text/event-stream", True), ("application/x-ndjson", True), ("text/plain", False)],
+)
+async def test_stream_is_unbuffered_and_survives_a_reload(
+    caddy: Stack,
+    client: httpx.AsyncClient,
+    apps: dict[str, Server],
+    content_type: str,
+    chunked: bool,
+) -> None:
+    release = asyncio.Event()
+    streamer = await start_streamer(release, content_type, chunked)
+    try:
+        await caddy.proxy.set_routes([route("o/s", streamer)])
+        hdrs = {"Host": caddy.host("o-s.localhost")}
+        async with client.stream("GET", "/events", headers=hdrs) as resp:
+            chunks = resp.aiter_bytes()
+            first = await asyncio.wait_for(anext(chunks), 5)  # arrives while the app still holds
+            assert first == FIRST
+            await caddy.proxy.add_route(route("o/a", apps["a"]))  # a reload mid-stream
+            release.set()
+            rest = b"".join([c async for c in chunks])
+        assert rest == LAST
+    finally:
+        streamer.close()
+        await streamer.wait_closed()
+
+
+def listening_tcp_ports(pid: int) -> set[int]:
+    """TCP ports a process listens on, from /proc (its socket inodes in /proc/net/tcp*)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+async def test_admin_api_is_only_on_a_private_unix_socket(
+    caddy: Stack, client: httpx.AsyncClient, apps: dict[str, Server]
+) -> None:
+    assert caddy.proxy.process is not None
+    pid = caddy.proxy.process.pid()
+    assert pid is not None
+    assert listening_tcp_ports(pid) == {caddy.port}  # no TCP admin port, e.g. 2019
+    sock = caddy.settings.caddy_admin_socket
+    assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) == 0o600
+    # The admin paths through the public port are just requests to the control plane.
+    assert (await seen_by(client, caddy, "localhost", "/config/"))["app"] == "api"
+    assert await caddy.proxy.health()
+
+
+async def test_start_again_is_a_no_op_that_keeps_routes(
+    caddy: Stack, client: httpx.AsyncClient, apps: dict[str, Server]
+) -> None:
+    assert caddy.proxy.process is not None
+    pid = caddy.proxy.process.pid()
+    a = route("o/a", apps["a"])
+    await caddy.proxy.set_routes([a])
+    restarted_control_plane = CaddyProxy(caddy.settings)
+    await restarted_control_plane.start()
+    assert caddy.proxy.process.pid() == pid
+    assert await restarted_control_plane.get_all_routes() == {"o/a": a}
+    assert (await seen_by(client, caddy, "o-a.localhost"))["app"] == "a"
+
+
+# --- without a running Caddy -----------------------------------------------------------------
+
+
+def test_missing_caddy_binary_is_a_clear_error(tmp_path: Path) -> None:
+    settings = Settings(data=tmp_path, caddy_bin=str(tmp_path / "no-caddy"))
+    with pytest.raises(CaddyNotFoundError, match="SPACEPORT_CADDY_BIN"):
+        find_caddy(settings)
+
+
+async def test_health_is_false_when_caddy_is_not_running(tmp_path: Path) -> None:
+    assert not await CaddyProxy(Settings(data=tmp_path)).health()
+
+
+def test_config_round_trips_routes_and_keeps_admin_on_the_socket(tmp_path: Path) -> None:
+    settings = Settings(data=tmp_path)
+    routes = [
+        Route("o/a", ("o-a.localhost", "alias.example"), "127.0.0.1:1", None, (("A", "1"),)),
+        Route("o/p", (), "127.0.0.1:2", "/apps/o/p", request_headers=(("Host", "x"),)),
+    ]
+    config = render_config(settings, routes)
+    assert config["admin"]["listen"] == f"unix/{settings.caddy_admin_socket}|0600"
+    assert parse_routes(json.loads(json.dumps(config))) == {r.space_id: r for r in routes}
+    assert parse_routes(None) == {}
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"space_id": "no-slash"},
+        {"space_id": "o/../x"},
+        {"upstream": "nohostport"},
+        {"hosts": (), "path_prefix": None},
+        {"path_prefix": "relative"},
+    ],
+)
+def test_route_rejects_bad_values(kw: dict) -> None:
+    base = {"space_id": "o/a", "hosts": ("h",), "upstream": "127.0.0.1:1", **kw}
+    with pytest.raises(ValueError):
+        Route(**base)
