@@ -53,6 +53,10 @@ OFFLINE_PYTHONS: tuple[str, ...] = ("3.11",)
 REGISTRY_PYTHONS: tuple[str, ...] = ("3.9", "3.10", "3.11", "3.12", "3.13")
 REGISTRY_PYTHON_PARENT = "python:{pyver}-slim-bookworm"
 REGISTRY_CUDA_PARENT = "nvidia/cuda:12.8.1-runtime-ubuntu24.04"
+# Extra index of the GPU image (UV_EXTRA_INDEX_URL): CUDA 12.8 PyTorch wheels. Override with
+# $SPACEPORT_TORCH_INDEX_URL (a mirror, or "" where it is unreachable).
+TORCH_INDEX_ENV = "SPACEPORT_TORCH_INDEX_URL"
+DEFAULT_TORCH_INDEX_URL = "https://download.pytorch.org/whl/cu128"
 # A registry "answers" when `docker pull` prints its first progress line within this time.
 PULL_PROBE_TIMEOUT_S = 20.0
 # Overrides the Debian mirror read from the host's apt sources (e.g. on a non-Debian host).
@@ -439,6 +443,11 @@ def uv_binary() -> Path:
     )
 
 
+def torch_index_url() -> str:
+    """The GPU image's extra package index: $SPACEPORT_TORCH_INDEX_URL or PyTorch's cu128."""
+    return os.environ.get(TORCH_INDEX_ENV, DEFAULT_TORCH_INDEX_URL)
+
+
 def _ca_bundle(settings: Settings) -> Path | None:
     ca = settings.build_ca_bundle
     if ca is None:
@@ -461,6 +470,7 @@ def _inputs_digest(settings: Settings, python_version: str, gpu: bool) -> str:
     h.update(_file_digest(ca).encode() if ca else b"no-ca")
     if gpu:
         h.update((RUNTIME_IMAGES / "python-cuda/Dockerfile").read_bytes())
+        h.update(f"torch-index={torch_index_url()}".encode())
     return h.hexdigest()[:16]
 
 
@@ -573,6 +583,7 @@ def _docker_build(
     force: bool,
     log: Log,
     with_assets: bool,
+    build_args: dict[str, str] | None = None,
 ) -> None:
     """`DOCKER_BUILDKIT=1 docker build` of `dockerfile` in a temp context (uv, CA certs)."""
     docker = docker_cli(settings)
@@ -606,6 +617,8 @@ def _docker_build(
             "--label",
             f"org.spaceport.parent={parent}",
         ]
+        for key, value in (build_args or {}).items():
+            cmd += ["--build-arg", f"{key}={value}"]
         if force:
             cmd.append("--no-cache")
         cmd.append(str(ctx))
@@ -709,6 +722,7 @@ def _ensure(
                 force=force,
                 log=log,
                 with_assets=False,
+                build_args={"TORCH_INDEX_URL": torch_index_url()},
             )
     done.add(tag)
     return tag

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     api_port: int = 8081
     apps_domain: str = "localhost"
     routing: Literal["subdomain", "path"] = "subdomain"
+    proxy: Literal["caddy"] = "caddy"
     caddy_bin: str | None = Field(default=None, description="caddy binary; default: the venv's.")
 
     # Admin bootstrap.
@@ -103,6 +104,13 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data / 'spaceport.db'}"
+
+    @property
+    def instance(self) -> str:
+        """A short id of this node's data dir: labels its containers apart from other nodes'."""
+        import hashlib
+
+        return hashlib.sha1(str(self.data).encode()).hexdigest()[:12]
 
     @property
     def repos_dir(self) -> Path:

@@ -10,6 +10,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 
+import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from spaceport.services import access, spaces
 from spaceport.settings import get_settings
 
 router = APIRouter(include_in_schema=False)
+log = structlog.get_logger(__name__)
 
 GIT_BACKEND = "/usr/lib/git-core/git-http-backend"
 SERVICES = {"git-upload-pack", "git-receive-pack"}
@@ -104,12 +106,17 @@ async def git_http(
 async def _feed(request: Request, stdin: asyncio.StreamWriter) -> None:
     try:
         async for chunk in request.stream():
+            if stdin.is_closing():
+                break
             stdin.write(chunk)
             await stdin.drain()
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # git refused the push (e.g. size limit) and says why on stdout
+    except (BrokenPipeError, ConnectionResetError, RuntimeError) as exc:
+        # git stopped reading (it refused the push, e.g. over the size limit) and says why on
+        # stdout, which still reaches the client.
+        log.info("git.input_closed", reason=str(exc))
     finally:
-        stdin.close()
+        if not stdin.is_closing():
+            stdin.close()
 
 
 async def _read_cgi_headers(stdout: asyncio.StreamReader) -> tuple[int, dict[str, str]]:

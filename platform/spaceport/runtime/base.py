@@ -13,6 +13,7 @@ LABEL_SPACE = "org.spaceport.space"
 LABEL_COMMIT = "org.spaceport.commit"
 LABEL_DEPLOYMENT = "org.spaceport.deployment"
 LABEL_MANAGED = "org.spaceport.managed"
+LABEL_INSTANCE = "org.spaceport.instance"
 
 
 @dataclass

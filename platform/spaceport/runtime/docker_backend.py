@@ -13,6 +13,7 @@ from docker.models.containers import Container
 
 from spaceport.runtime.base import (
     LABEL_DEPLOYMENT,
+    LABEL_INSTANCE,
     LABEL_MANAGED,
     LABEL_SPACE,
     ContainerSpec,
@@ -50,6 +51,7 @@ class DockerBackend(RuntimeBackend):
         network = self.ensure_network()
         labels = {
             LABEL_MANAGED: "true",
+            LABEL_INSTANCE: self.settings.instance,
             LABEL_SPACE: spec.space_id,
             LABEL_DEPLOYMENT: str(spec.deployment_id),
             **spec.labels,
@@ -113,7 +115,10 @@ class DockerBackend(RuntimeBackend):
         return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
     def list(self, space_id: str | None = None) -> list[ContainerState]:
-        filters = {"label": [f"{LABEL_SPACE}={space_id}" if space_id else LABEL_MANAGED]}
+        labels = [f"{LABEL_INSTANCE}={self.settings.instance}"]
+        if space_id:
+            labels.append(f"{LABEL_SPACE}={space_id}")
+        filters = {"label": labels}
         return [self._state(c) for c in self.client.containers.list(all=True, filters=filters)]
 
     def remove_image(self, image: str) -> None:

@@ -1,0 +1,223 @@
+"""Shared fixtures: the real parts (Docker, Redis, Caddy, git) and one running Spaceport node.
+
+The node runs with its own data dir, ports (18080 public, 18081 API) and Redis database, so it
+never touches a developer's `make up` instance. Tests give their Spaces unique names.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+ARTIFACTS = ROOT / "test-artifacts"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Parallel test runs (several developers, one machine) pick their own port and Redis db.
+PUBLIC_PORT = int(os.environ.get("SPACEPORT_TEST_PORT", "18080"))
+REDIS_DB = int(os.environ.get("SPACEPORT_TEST_REDIS_DB", "5"))
+
+
+def need(condition: bool, what: str) -> None:
+    """A real part is missing: fail in CI (never skip silently), skip on a laptop."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required for this test and missing in CI: {what}")
+    pytest.skip(f"missing: {what}")
+
+
+def docker_available() -> bool:
+    try:
+        import docker
+
+        return bool(docker.from_env(timeout=5).ping())
+    except Exception:
+        return False
+
+
+def redis_available(url: str = "redis://127.0.0.1:6379/0") -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
+    except Exception:
+        return False
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def hosts_entries(*names: str) -> Iterator[None]:
+    """Python's resolver does not resolve *.localhost here: map names to loopback for a test."""
+    hosts = Path("/etc/hosts")
+    original = hosts.read_text()
+    marker = "# spaceport-test"
+    hosts.write_text(original + "".join(f"127.0.0.1 {n} {marker}\n" for n in names))
+    try:
+        yield
+    finally:
+        lines = [ln for ln in hosts.read_text().splitlines(keepends=True) if marker not in ln]
+        hosts.write_text("".join(lines))
+
+
+@dataclass
+class Node:
+    """A running Spaceport node, driven like a user would: HTTP API, git, public URLs."""
+
+    url: str
+    token: str
+    data: Path
+    settings: Any
+
+    def api(self, token: str | None = "default") -> httpx.Client:
+        tok = self.token if token == "default" else token
+        headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def create_space(self, name: str, sdk: str = "gradio", **extra: Any) -> str:
+        with self.api() as c:
+            r = c.post(
+                "/api/repos/create", json={"type": "space", "name": name, "sdk": sdk, **extra}
+            )
+            assert r.status_code == 200, r.text
+        return f"admin/{name}" if "organization" not in extra else f"{extra['organization']}/{name}"
+
+    def push(
+        self, src: Path, space_id: str, token: str | None = None, *, message: str = "update"
+    ) -> subprocess.CompletedProcess[str]:
+        """Commit `src` (a fresh repo each time, force-pushed) and `git push` it for real."""
+        from spaceport.examples import remote_url
+
+        work = Path(self.data / "pushes" / uuid.uuid4().hex)
+        shutil.copytree(src, work)
+        env = {
+            **os.environ,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.invalid",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        }
+        for argv in (
+            ["git", "init", "-q", "-b", "main"],
+            ["git", "add", "-A"],
+            ["git", "commit", "-q", "-m", message],
+        ):
+            subprocess.run(argv, cwd=work, env=env, check=True, capture_output=True)
+        remote = remote_url(self.settings, space_id, token if token is not None else self.token)
+        if token == "":
+            remote = f"{self.url}/spaces/{space_id}"
+        return subprocess.run(
+            ["git", "push", "-f", remote, "main:main"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def runtime(self, space_id: str) -> dict[str, Any]:
+        with self.api() as c:
+            r = c.get(f"/api/spaces/{space_id}/runtime")
+            r.raise_for_status()
+            return dict(r.json())
+
+    def wait_stage(
+        self, space_id: str, stages: set[str], timeout: float = 240, sha: str | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Poll the runtime until its stage is one of `stages`; returns it and the stages seen."""
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
+        rt: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            rt = self.runtime(space_id)
+            if not seen or seen[-1] != rt["stage"]:
+                seen.append(rt["stage"])
+            if rt["stage"] in stages and (sha is None or rt.get("sha") == sha):
+                return rt, seen
+            time.sleep(0.2)
+        raise AssertionError(f"{space_id} never reached {stages}; stages seen {seen}; last {rt}")
+
+    def app_host(self, space_id: str) -> str:
+        owner, name = space_id.split("/")
+        return f"{self.settings.app_host(owner, name)}:{PUBLIC_PORT}"
+
+    def app_get(self, space_id: str, path: str = "/", **kw: Any) -> httpx.Response:
+        """GET through the public entry point (Caddy), as a browser on the app's URL would."""
+        headers = {"Host": self.app_host(space_id), **kw.pop("headers", {})}
+        return httpx.get(f"http://127.0.0.1:{PUBLIC_PORT}{path}", headers=headers, timeout=30, **kw)
+
+    def app_url(self, space_id: str) -> str:
+        owner, name = space_id.split("/")
+        return str(self.settings.app_url(owner, name))
+
+
+@pytest.fixture(scope="session")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    need(docker_available(), "a Docker engine (dockerd)")
+    need(redis_available(), "redis-server on 127.0.0.1:6379")
+    need(shutil.which("git") is not None, "git")
+    data = tmp_path_factory.mktemp("spaceport-node")
+    token = "sp_test_" + uuid.uuid4().hex
+    env = {
+        "SPACEPORT_DATA": str(data),
+        "SPACEPORT_URL": f"http://localhost:{PUBLIC_PORT}",
+        "SPACEPORT_LISTEN": f":{PUBLIC_PORT}",
+        "SPACEPORT_API_PORT": str(PUBLIC_PORT + 1),
+        "SPACEPORT_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+        "SPACEPORT_ADMIN_TOKEN": token,
+        "SPACEPORT_RECONCILE_INTERVAL_S": "2",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    from spaceport.db import session as db_session
+    from spaceport.settings import get_settings
+
+    get_settings.cache_clear()
+    db_session.get_engine.cache_clear()
+    db_session._factory.cache_clear()
+    from spaceport import node as node_mod
+    from spaceport.queue import celery_app
+
+    celery_app.cache_clear()
+    settings = get_settings()
+    import redis
+
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    node_mod.up(settings, lambda m: print(f"[node] {m}"), examples=None)
+    try:
+        yield Node(url=f"http://127.0.0.1:{PUBLIC_PORT}", token=token, data=data, settings=settings)
+    finally:
+        node_mod.down(settings, lambda m: print(f"[node] {m}"))
+        import docker
+
+        client = docker.from_env()
+        for c in client.containers.list(
+            all=True, filters={"label": f"org.spaceport.instance={settings.instance}"}
+        ):
+            c.remove(force=True)
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
