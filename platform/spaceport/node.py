@@ -31,6 +31,7 @@ class UpReport:
     console_url: str
     admin_token_file: Path | None
     apps: dict[str, str] = field(default_factory=dict)
+    stages: dict[str, str] = field(default_factory=dict)
 
 
 def docker_ok() -> bool:
@@ -143,7 +144,9 @@ def ensure_proxy(settings: Settings, say: Say) -> None:
     sync_routes(settings)
 
 
-def up(settings: Settings, say: Say = print, *, examples: Path | None = None) -> UpReport:
+def up(
+    settings: Settings, say: Say = print, *, examples: Path | None = None, wait: bool = True
+) -> UpReport:
     from spaceport.api.app import prepare
     from spaceport_builder.base_images import ensure_base_image
 
@@ -162,9 +165,11 @@ def up(settings: Settings, say: Say = print, *, examples: Path | None = None) ->
     if token:
         say(f"admin token (shown once): {token}")
     if examples is not None and examples.is_dir():
-        from spaceport.examples import push_examples
+        from spaceport.examples import push_examples, wait_examples
 
         report.apps = push_examples(settings, examples, say)
+        if wait:
+            report.stages = wait_examples(settings, list(report.apps), say)
     return report
 
 

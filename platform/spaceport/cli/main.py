@@ -47,6 +47,7 @@ def worker(concurrency: int = typer.Option(2, help="Builds run at once.")) -> No
 def up(
     examples: Path = typer.Option(Path("examples"), help="Example Spaces to push."),
     no_examples: bool = typer.Option(False, "--no-examples"),
+    wait: bool = typer.Option(True, help="Wait until the examples run (or fail)."),
 ) -> None:
     """Start every component that is not running, then push the examples."""
     from spaceport.node import up as node_up
@@ -58,6 +59,7 @@ def up(
             settings,
             lambda m: console.print(f"[cyan]•[/] {m}"),
             examples=None if no_examples else examples,
+            wait=wait,
         )
     except StartError as exc:
         console.print(f"[red]error:[/] {exc}")
@@ -66,9 +68,14 @@ def up(
     if report.admin_token_file:
         console.print(f"Admin token: {report.admin_token_file}")
     for space_id, url in report.apps.items():
-        console.print(f"  {space_id}: {url}")
-    if report.apps:
+        stage = report.stages.get(space_id, "")
+        color = "green" if stage == "RUNNING" else "yellow"
+        console.print(f"  {space_id}: {url} [{color}]{stage}[/]")
+    if report.apps and not wait:
         console.print("Example apps are building; each URL shows its progress until it runs.")
+    bad = {k: v for k, v in report.stages.items() if v != "RUNNING"}
+    if bad:
+        console.print(f"[yellow]Not running:[/] {bad}; see {report.console_url}/spaces/<id>")
 
 
 @app.command()

@@ -25,9 +25,10 @@ from spaceport.stages import DeploymentStatus, Stage, starting_stage
 log = structlog.get_logger(__name__)
 
 
-def container_name(space: Space, deployment_id: int) -> str:
+def container_name(settings: Settings, space: Space, deployment_id: int) -> str:
+    """Unique per node (several nodes may share one engine, e.g. tests) and per deployment."""
     slug = re.sub(r"[^a-z0-9_.-]", "-", f"{space.owner}-{space.name}".lower())
-    return f"spaceport-{slug}-{deployment_id}"
+    return f"spaceport-{settings.instance[:6]}-{slug}-{deployment_id}"
 
 
 def _tail(text: str, lines: int = 20) -> str:
@@ -65,7 +66,7 @@ def deploy(settings: Settings, space_pk: int, build_id: int | None = None) -> bo
             space_id=space.space_id,
             deployment_id=dep.id,
             image=image,
-            name=container_name(space, dep.id),
+            name=container_name(settings, space, dep.id),
             port=app_port(space),
             env=app_env(session, settings, space, commit),
             labels={LABEL_COMMIT: commit or ""},
