@@ -180,9 +180,24 @@ def down(settings: Settings, say: Say = print) -> None:
     if caddy.is_running():
         asyncio.run(caddy.stop())
         say("stopped Caddy")
+    stop_apps(settings, say)
     for name in ("worker", "api", "redis", "dockerd"):
         if stop_process(settings, name):
             say(f"stopped {name}")
+
+
+def stop_apps(settings: Settings, say: Say) -> None:
+    """Stop (not remove) this node's app containers; the reconciler starts them on `up`."""
+    if not docker_ok():
+        return
+    from spaceport.runtime.base import LABEL_INSTANCE
+
+    client = docker.from_env()
+    running = client.containers.list(filters={"label": f"{LABEL_INSTANCE}={settings.instance}"})
+    for container in running:
+        container.stop(timeout=10)
+    if running:
+        say(f"stopped {len(running)} app container(s)")
 
 
 def run_quiet(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
