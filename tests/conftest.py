@@ -103,7 +103,7 @@ class Node:
         from spaceport.examples import remote_url
 
         work = Path(self.data / "pushes" / uuid.uuid4().hex)
-        shutil.copytree(src, work)
+        shutil.copytree(src, work, symlinks=True)
         env = {
             **os.environ,
             "GIT_TERMINAL_PROMPT": "0",
@@ -181,6 +181,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         "SPACEPORT_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
         "SPACEPORT_ADMIN_TOKEN": token,
         "SPACEPORT_RECONCILE_INTERVAL_S": "2",
+        # Small push limits so the limit tests stay fast.
+        "SPACEPORT_GIT_MAX_FILE_BYTES": str(3 * 1024**2),
+        "SPACEPORT_GIT_MAX_FILES": "1500",
     }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

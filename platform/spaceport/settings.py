@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     build_log_max_bytes: int = 2_000_000
     app_network: str = "spaceport-apps"
     git_max_push_bytes: int = Field(default=1_000_000_000, description="receive.maxInputSize")
+    git_max_file_bytes: int = Field(default=50 * 1024**2, description="Largest file in a push.")
+    git_max_files: int = Field(default=20_000, description="Most files in a pushed commit.")
 
     # Runtime.
     default_hardware: str = "cpu-basic"

@@ -14,6 +14,8 @@ import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from spaceport.api.deps import Principal, optional_principal
 from spaceport.db.session import get_session, session_scope
@@ -75,7 +77,11 @@ async def git_http(
         "REMOTE_ADDR": request.client.host if request.client else "",
         "GIT_CONFIG_NOSYSTEM": "1",
         "HOME": str(settings.run_dir),
+        # The pre-receive hook reads the node's limits from the same settings.
+        **{k: v for k, v in os.environ.items() if k.startswith("SPACEPORT_")},
     }
+    if length := request.headers.get("content-length"):
+        env["CONTENT_LENGTH"] = length
     if enc := request.headers.get("content-encoding"):
         env["HTTP_CONTENT_ENCODING"] = enc
     if proto := request.headers.get("git-protocol"):
@@ -87,36 +93,69 @@ async def git_http(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert proc.stdin and proc.stdout
+    assert proc.stdin and proc.stdout and proc.stderr
     feeder = asyncio.create_task(_feed(request, proc.stdin))
+    stderr_task = asyncio.create_task(_log_stderr(proc.stderr))
     status, headers = await _read_cgi_headers(proc.stdout)
 
     async def body() -> AsyncIterator[bytes]:
         assert proc.stdout
         while chunk := await proc.stdout.read(65536):
             yield chunk
-        await feeder
+        # git has answered. Normally the upload is complete too; if git refused it early, the
+        # rest of the upload is not worth waiting for: drop it (the connection closes).
+        try:
+            await asyncio.wait_for(feeder, timeout=2)
+        except TimeoutError:
+            log.info("git.upload_abandoned")
         await proc.wait()
+        await stderr_task
         if git_path == "git-receive-pack":
             await asyncio.to_thread(_after_push, space_pk, before, user.name if user else None)
 
-    return StreamingResponse(body(), status_code=status, headers=headers)
+    return GitResponse(body(), status_code=status, headers=headers)
+
+
+class GitResponse(StreamingResponse):
+    """Stream git's answer without listening for disconnects.
+
+    Starlette's StreamingResponse watches for a disconnect by calling `receive()`, which would
+    swallow request-body chunks our feeder still needs (git answers while the push uploads).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.stream_response(send)
 
 
 async def _feed(request: Request, stdin: asyncio.StreamWriter) -> None:
+    """Stream the request body to git. If git stops reading (it refused the push, e.g. over the
+    size limit, and says why on stdout), keep reading and discarding the rest of the upload so
+    the client can finish sending and then read git's answer instead of hanging."""
+    accepting = True
     try:
-        async for chunk in request.stream():
-            if stdin.is_closing():
-                break
-            stdin.write(chunk)
-            await stdin.drain()
-    except (BrokenPipeError, ConnectionResetError, RuntimeError) as exc:
-        # git stopped reading (it refused the push, e.g. over the size limit) and says why on
-        # stdout, which still reaches the client.
-        log.info("git.input_closed", reason=str(exc))
+        chunks = request.stream()
+        async for chunk in chunks:
+            if not accepting:
+                continue
+            try:
+                if stdin.is_closing():
+                    raise BrokenPipeError("git closed its input")
+                stdin.write(chunk)
+                await stdin.drain()
+            except (BrokenPipeError, ConnectionResetError, RuntimeError) as exc:
+                log.info("git.input_closed", reason=str(exc))
+                accepting = False
+    except ClientDisconnect:
+        log.info("git.client_disconnected")
     finally:
         if not stdin.is_closing():
             stdin.close()
+
+
+async def _log_stderr(stderr: asyncio.StreamReader) -> None:
+    """Drain git's stderr (a full pipe would stall git) into the API log."""
+    while line := await stderr.readline():
+        log.info("git.stderr", line=line.decode(errors="replace").rstrip())
 
 
 async def _read_cgi_headers(stdout: asyncio.StreamReader) -> tuple[int, dict[str, str]]:

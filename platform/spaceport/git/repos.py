@@ -5,8 +5,10 @@ Only plumbing commands run against user repos: no hooks of theirs, no submodules
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from spaceport.settings import Settings
@@ -18,7 +20,7 @@ REPO_CONFIG = {
     "receive.fsckObjects": "true",
     "receive.denyNonFastForwards": "false",
     "receive.maxInputSize": None,  # filled from settings
-    "core.hooksPath": "/dev/null",
+    "core.hooksPath": None,  # the platform's hooks dir, never the user's
     "uploadpack.allowFilter": "true",
 }
 
@@ -47,8 +49,24 @@ def init_repo(settings: Settings, owner: str, name: str, max_push_bytes: int) ->
         subprocess.run(
             ["git", "init", "--bare", "--quiet", "--initial-branch=main", str(path)], check=True
         )
+    values = {
+        "receive.maxInputSize": str(max_push_bytes),
+        "core.hooksPath": str(hooks_dir(settings)),
+    }
     for key, value in REPO_CONFIG.items():
-        git(path, "config", key, str(max_push_bytes) if value is None else value)
+        git(path, "config", key, values[key] if value is None else value)
+    return path
+
+
+def hooks_dir(settings: Settings) -> Path:
+    """The node's hooks: a pre-receive that runs spaceport.git.pre_receive with this Python."""
+    path = settings.data / "git-hooks"
+    hook = path / "pre-receive"
+    script = f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m spaceport.git.pre_receive\n"
+    if not hook.exists() or hook.read_text() != script:
+        path.mkdir(parents=True, exist_ok=True)
+        hook.write_text(script)
+        hook.chmod(0o755)
     return path
 
 
