@@ -159,7 +159,8 @@ class Node:
     def app_get(self, space_id: str, path: str = "/", **kw: Any) -> httpx.Response:
         """GET through the public entry point (Caddy), as a browser on the app's URL would."""
         headers = {"Host": self.app_host(space_id), **kw.pop("headers", {})}
-        return httpx.get(f"http://127.0.0.1:{PUBLIC_PORT}{path}", headers=headers, timeout=30, **kw)
+        kw.setdefault("timeout", 30)
+        return httpx.get(f"http://127.0.0.1:{PUBLIC_PORT}{path}", headers=headers, **kw)
 
     def app_url(self, space_id: str) -> str:
         owner, name = space_id.split("/")
@@ -184,7 +185,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         # Small push limits so the limit tests stay fast.
         "SPACEPORT_GIT_MAX_FILE_BYTES": str(3 * 1024**2),
         "SPACEPORT_GIT_MAX_FILES": "1500",
+        # A tiny flavor for the resource-limit tests (an operator's own flavors look the same).
+        "SPACEPORT_FLAVORS": '{"test-tiny": {"cpus": 0.5, "memory": "256m", "pids": 128}}',
     }
+    from tests.runtime.fake_gpus import fake_gpu_env
+
+    env.update(fake_gpu_env(data))  # a FAKE GPU inventory: test machines have no GPU
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     from spaceport.db import session as db_session

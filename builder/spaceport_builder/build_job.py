@@ -1,4 +1,5 @@
-"""One build, start to finish: export the commit, read its config, render, build, deploy.
+"""One build, start to finish: take the Space's lease, export the commit, read its config,
+render, build, deploy, then warm the compiled dependency stage.
 
 Every outcome lands in the database with a stage and a message the owner can act on; a failed
 build never touches the version that is serving.
@@ -9,25 +10,47 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 import structlog
+from sqlalchemy import select
 
 from spaceport.db.models import Build, Space, utcnow
 from spaceport.db.session import session_scope
+from spaceport.flavors import UnknownFlavor, get_flavor
 from spaceport.git.repos import export_tree, repo_path
 from spaceport.logstream import LogWriter, build_key
 from spaceport.services.spaces import active_deployment
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, Stage, building_stage, starting_stage
-from spaceport_builder.base_images import BaseImageError, ensure_base_image
-from spaceport_builder.front_matter import ConfigError, NoAppFile, load_config
-from spaceport_builder.image_build import BuildCancelled, BuildFailed, run_build
-from spaceport_builder.packs import BuildContext, pack_for
+from spaceport_builder import compiled_deps
+from spaceport_builder.base_images import BaseImageError, ensure_base_image, torch_index_url
+from spaceport_builder.build_lease import BuildLease
+from spaceport_builder.build_limits import apply_build_limits
+from spaceport_builder.build_secrets import docker_request
+from spaceport_builder.front_matter import ConfigError, NoAppFile, SpaceConfig, load_config
+from spaceport_builder.image_build import (
+    BuildCancelled,
+    BuildFailed,
+    BuildRequest,
+    index_build_args,
+    run_build,
+)
+from spaceport_builder.packs import BuildContext, BuildPack, pack_for
+from spaceport_builder.packs.base import COMPILED_STAGE, DEPS_ARG, DEPS_STAGE
+from spaceport_builder.recovery import MAX_ATTEMPTS, fail_lost_build, note_attempt
 
 log = structlog.get_logger(__name__)
+
+REGISTRY_HINT = (
+    "The image in the Dockerfile's FROM line is not on this node and no container registry "
+    "answered. Base the Dockerfile on an image the node has (e.g. {base}: Python, uv, user "
+    "1000), or ask the operator for a registry mirror."
+)
 
 
 @dataclass
@@ -40,6 +63,15 @@ class Claimed:
     sha: str
     no_cache: bool
     serving: bool
+    hardware: str | None
+
+
+@dataclass
+class Built:
+    """A successful build; `warm`: its compiled dependency stage is not cached yet."""
+
+    image: str
+    warm: bool = False
 
 
 def image_tag(space_pk: int, owner: str, name: str, sha: str) -> str:
@@ -47,10 +79,19 @@ def image_tag(space_pk: int, owner: str, name: str, sha: str) -> str:
     return f"spaceport/space-{space_pk}-{slug}:{sha[:12]}"
 
 
-def claim(build_id: int) -> Claimed | None:
+def claim(client: redis.Redis, build_id: int) -> Claimed | None:
+    """Mark the build running (the caller holds the Space's lease); None if nothing to do.
+
+    A build already `running` was started by a worker that died: Celery gave its task back.
+    It is built again until MAX_ATTEMPTS, then failed with a reason.
+    """
     with session_scope() as session:
         build = session.get(Build, build_id)
         if build is None or build.status not in (BuildStatus.QUEUED, BuildStatus.RUNNING):
+            return None
+        attempts = note_attempt(client, build_id)
+        if attempts > MAX_ATTEMPTS:
+            fail_lost_build(session, build, attempts - 1)
             return None
         space = build.space
         serving = active_deployment(session, space) is not None
@@ -65,6 +106,27 @@ def claim(build_id: int) -> Claimed | None:
             build.commit_sha,
             build.no_cache,
             serving,
+            space.hardware_requested,
+        )
+
+
+def describe(build_id: int) -> Claimed | None:
+    """What `claim` returns, for a build in any state (the warm task's view)."""
+    with session_scope() as session:
+        build = session.get(Build, build_id)
+        if build is None:
+            return None
+        space = build.space
+        return Claimed(
+            build_id,
+            space.id,
+            space.owner,
+            space.name,
+            space.sdk,
+            build.commit_sha,
+            build.no_cache,
+            False,
+            space.hardware_requested,
         )
 
 
@@ -72,6 +134,22 @@ def is_cancelled(build_id: int) -> bool:
     with session_scope() as session:
         build = session.get(Build, build_id)
         return build is None or build.status == BuildStatus.CANCELLED
+
+
+def superseded(build_id: int) -> bool:
+    """A newer build of the same Space is queued or running (or this one was cancelled)."""
+    with session_scope() as session:
+        build = session.get(Build, build_id)
+        if build is None or build.status == BuildStatus.CANCELLED:
+            return True
+        newer = session.scalar(
+            select(Build.id).where(
+                Build.space_id == build.space_id,
+                Build.id > build_id,
+                Build.status.in_([BuildStatus.QUEUED, BuildStatus.RUNNING]),
+            )
+        )
+        return newer is not None
 
 
 def finish(
@@ -89,8 +167,8 @@ def finish(
         space = session.get(Space, job.space_pk)
         if build is None or space is None:
             return
-        if build.status == BuildStatus.CANCELLED:
-            status = BuildStatus.CANCELLED
+        if build.status == BuildStatus.CANCELLED:  # keeps the reason the canceller gave
+            status, message = BuildStatus.CANCELLED, build.error_message or message
         build.status, build.finished_at = status.value, utcnow()
         build.log, build.error_message, build.image = writer.text(), message, image
         build.cache_report = cache or {}
@@ -105,58 +183,100 @@ def finish(
     writer.close(status.value)
 
 
-def _failure_message(exc: BuildFailed, writer: LogWriter) -> str:
-    tail = "\n".join(line.split(" ", 1)[-1] for line in writer.kept[-15:])
-    return f"Build failed: {exc}\n--- last log lines ---\n{tail}"
+def failure_message(exc: BuildFailed, writer: LogWriter) -> str:
+    """BUILD_ERROR's message: the failing step, the error, and that step's last lines."""
+    lines = exc.output or [line.split(" ", 1)[-1] for line in writer.kept[-15:]]
+    where = f" at step `{exc.step}`" if exc.step else ""
+    tail = "\n".join(lines[-15:])
+    return f"Build failed{where}: {exc}\n--- last log lines ---\n{tail}"
 
 
-def run_build_job(settings: Settings, build_id: int) -> bool:
-    """Returns True when an image was built and should be deployed."""
-    job = claim(build_id)
-    if job is None:
+def uses_gpu(settings: Settings, hardware: str | None) -> bool:
+    try:
+        return get_flavor(hardware or settings.default_hardware).gpus > 0
+    except UnknownFlavor:
         return False
-    writer = LogWriter(
-        redis.Redis.from_url(settings.redis_url), build_key(build_id), settings.build_log_max_bytes
+
+
+def prepare(
+    settings: Settings,
+    job: Claimed,
+    config: SpaceConfig,
+    repo_dir: Path,
+    workdir: Path,
+    log_line: Callable[[str], None],
+) -> tuple[BuildPack, BuildRequest, str]:
+    """Choose the base image, render the Dockerfile, and assemble the build request."""
+    gpu = uses_gpu(settings, job.hardware)
+    apply_build_limits(settings, log_line)
+    base = ensure_base_image(settings, config.python_version, gpu, log=log_line)
+    ctx = BuildContext(
+        repo_dir=repo_dir,
+        config=config,
+        base_image=base,
+        installer=settings.build_installer,
+        cache=settings.build_cache,
+        cache_id=settings.build_cache_id,
+        gpu=gpu,
+        torch_index_url=torch_index_url() if gpu else "",
     )
+    pack = pack_for(ctx)
+    req = BuildRequest(
+        context=repo_dir,
+        dockerfile=repo_dir / "Dockerfile",
+        tag=image_tag(job.space_pk, job.owner, job.name, job.sha),
+        no_cache=job.no_cache or not settings.build_cache,
+        build_args=index_build_args(settings, replace_extra=not pack.uses_repo_dockerfile()),
+        labels={"org.spaceport.space": f"{job.owner}/{job.name}", "org.spaceport.commit": job.sha},
+    )
+    if pack.uses_repo_dockerfile():
+        return pack, docker_request(settings, job.space_pk, req, workdir), base
+    req.dockerfile = workdir / "Dockerfile"
+    text = pack.render()
+    req.dockerfile.write_text(text)
+    log_line(f"--- Dockerfile ({config.sdk}, base image {base}) ---")
+    for line in text.splitlines():
+        log_line(line)
+    log_line("------------------")
+    return pack, req, base
+
+
+def run_build_job(
+    settings: Settings, build_id: int, writer: LogWriter, client: redis.Redis, workdir: Path
+) -> Built | None:
+    """Build the image of a claimed build; None when nothing was built (failed, cancelled)."""
+    job = claim(client, build_id)
+    if job is None:
+        if is_cancelled(build_id):
+            writer.close(BuildStatus.CANCELLED.value)  # ends the stream readers wait on
+        return None
+    started = time.monotonic()
     writer.write(f"Building {job.owner}/{job.name} at {job.sha[:12]}")
-    workdir = Path(tempfile.mkdtemp(prefix="spaceport-build-"))
     try:
         repo_dir = workdir / "repo"
         export_tree(repo_path(settings, job.owner, job.name), job.sha, repo_dir)
         config = load_config(repo_dir, default_sdk=job.sdk)
         _record_config(job, config.raw, config.sdk)
-        gpu = False
-        base = ensure_base_image(settings, config.python_version, gpu, log=writer.write)
-        pack = pack_for(BuildContext(repo_dir=repo_dir, config=config, base_image=base))
-        dockerfile = (
-            repo_dir / "Dockerfile" if pack.uses_repo_dockerfile() else workdir / "Dockerfile"
-        )
-        if not pack.uses_repo_dockerfile():
-            dockerfile.write_text(pack.render())
-            writer.write("--- Dockerfile ---")
-            for line in pack.render().splitlines():
-                writer.write(line)
-            writer.write("------------------")
-        tag = image_tag(job.space_pk, job.owner, job.name, job.sha)
-        report = run_build(
-            settings,
-            repo_dir,
-            dockerfile,
-            tag,
-            writer.write,
-            no_cache=job.no_cache,
-            cancelled=lambda: is_cancelled(build_id),
-        )
-        writer.write(f"Built {tag} ({report.as_dict()['cached_count']} steps from cache)")
+        pack, req, base = prepare(settings, job, config, repo_dir, workdir, writer.write)
+        fp, deps_stage = "", None
+        if pack.has_compiled_stage():
+            fp = compiled_deps.fingerprint(settings, req, req.dockerfile.read_text(), base)
+            ready = not req.no_cache and compiled_deps.is_ready(settings, fp)
+            deps_stage = COMPILED_STAGE if ready else DEPS_STAGE
+            req.build_args[DEPS_ARG] = deps_stage
+        report = run_build(settings, req, writer.write, cancelled=lambda: is_cancelled(build_id))
+        cache = {
+            **report.as_dict(),
+            "deps_stage": deps_stage,
+            "deps_fingerprint": fp or None,
+            "seconds": round(time.monotonic() - started, 2),
+        }
+        reused = "dependencies reused" if cache["dependencies_cached"] else "dependencies built"
+        writer.write(f"Built {req.tag} in {cache['seconds']} s ({reused})")
         finish(
-            job,
-            BuildStatus.SUCCEEDED,
-            writer,
-            stage=Stage.APP_STARTING,
-            image=tag,
-            cache=report.as_dict(),
+            job, BuildStatus.SUCCEEDED, writer, stage=Stage.APP_STARTING, image=req.tag, cache=cache
         )
-        return True
+        return Built(req.tag, warm=deps_stage == DEPS_STAGE)
     except NoAppFile as exc:
         writer.write(f"ERROR: {exc}")
         finish(job, BuildStatus.FAILED, writer, stage=Stage.NO_APP_FILE, message=str(exc))
@@ -166,10 +286,16 @@ def run_build_job(settings: Settings, build_id: int) -> bool:
     except BuildCancelled as exc:
         writer.write(str(exc))
         finish(job, BuildStatus.CANCELLED, writer, message=str(exc))
-    except (BuildFailed, BaseImageError) as exc:
+    except BuildFailed as exc:
+        if exc.step and exc.step.startswith("[internal] load metadata for"):
+            base = f"{settings.base_image_repo}:{settings.default_python}"
+            exc.output.append(REGISTRY_HINT.format(base=base))
         writer.write(f"ERROR: {exc}")
-        message = _failure_message(exc, writer) if isinstance(exc, BuildFailed) else str(exc)
+        message = failure_message(exc, writer)
         finish(job, BuildStatus.FAILED, writer, stage=Stage.BUILD_ERROR, message=message)
+    except BaseImageError as exc:
+        writer.write(f"ERROR: {exc}")
+        finish(job, BuildStatus.FAILED, writer, stage=Stage.BUILD_ERROR, message=str(exc))
     except Exception as exc:  # an unexpected bug must not leave the build stuck
         log.exception("build.crashed", build=build_id)
         writer.write(f"ERROR: internal error: {exc}")
@@ -180,9 +306,7 @@ def run_build_job(settings: Settings, build_id: int) -> bool:
             stage=Stage.BUILD_ERROR,
             message=f"internal build error: {exc}",
         )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return False
+    return None
 
 
 def _record_config(job: Claimed, raw: dict[str, object], sdk: str) -> None:
@@ -190,3 +314,55 @@ def _record_config(job: Claimed, raw: dict[str, object], sdk: str) -> None:
         space = session.get(Space, job.space_pk)
         if space is not None:
             space.card_data, space.sdk = raw, sdk
+
+
+def _space_of(build_id: int) -> int | None:
+    with session_scope() as session:
+        build = session.get(Build, build_id)
+        return build.space_id if build is not None else None
+
+
+def builds_dir(settings: Settings) -> Path:
+    """Where builds keep their working files (export, Dockerfile, secrets): the node's own."""
+    path = settings.run_dir / "builds"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _clean_stale_workdirs(settings: Settings, build_id: int) -> None:
+    """Working files a killed attempt of this build left behind."""
+    for stale in builds_dir(settings).glob(f"{build_id}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def build_and_deploy(settings: Settings, build_id: int) -> bool:
+    """The worker's task: build under the Space's lease, deploy, warm. True when deployed."""
+    from spaceport.runtime.deployer import deploy
+
+    space_pk = _space_of(build_id)
+    if space_pk is None:
+        return False
+    client = redis.Redis.from_url(settings.redis_url)
+    writer = LogWriter(client, build_key(build_id), settings.build_log_max_bytes)
+    lease = BuildLease(client, space_pk, build_id)
+    if not lease.acquire(give_up=lambda: is_cancelled(build_id), log=writer.write):
+        writer.close(BuildStatus.CANCELLED.value)
+        return False
+    with lease:
+        _clean_stale_workdirs(settings, build_id)
+        workdir = Path(tempfile.mkdtemp(prefix=f"{build_id}-", dir=builds_dir(settings)))
+        try:
+            built = run_build_job(settings, build_id, writer, client, workdir)
+            if built is None:
+                return False
+            if superseded(build_id):
+                log.info("build.superseded_before_deploy", build=build_id)
+                return False
+            deployed = deploy(settings, space_pk, build_id)
+            if built.warm:  # queued behind any waiting build: never delays one
+                from spaceport_builder.warm_job import send_warm
+
+                send_warm(build_id)
+            return deployed
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -1,7 +1,8 @@
 """The Celery worker: `spaceport worker` runs this app (Redis broker, late acks).
 
 Late acks plus reject-on-worker-lost mean a worker killed mid-build gives its task back to the
-queue instead of losing it; `claim()` in build_job accepts such a redelivered build.
+queue instead of losing it; the redelivered build waits for the Space's build lease and runs
+again (build_job.claim counts attempts). The reconciler catches the rest (recovery.py).
 """
 
 from __future__ import annotations
@@ -12,23 +13,18 @@ from spaceport.settings import get_settings
 app = celery_app()
 
 
-@app.task(name=BUILD_TASK, acks_late=True)
+@app.task(name=BUILD_TASK, acks_late=True, reject_on_worker_lost=True)
 def build_task(build_id: int) -> bool:
-    from spaceport.runtime.deployer import deploy
-    from spaceport_builder.build_job import run_build_job
+    from spaceport_builder.build_job import build_and_deploy
 
-    settings = get_settings()
-    if not run_build_job(settings, build_id):
-        return False
-    from spaceport.db.models import Build
-    from spaceport.db.session import session_scope
+    return build_and_deploy(get_settings(), build_id)
 
-    with session_scope() as session:
-        build = session.get(Build, build_id)
-        if build is None:
-            return False
-        space_pk = build.space_id
-    return deploy(settings, space_pk, build_id)
+
+@app.task(name="spaceport.warm_deps", acks_late=True)
+def warm_task(build_id: int) -> bool:
+    from spaceport_builder.warm_job import warm_deps
+
+    return warm_deps(get_settings(), build_id)
 
 
 @app.task(name=DEPLOY_TASK, acks_late=True)

@@ -39,6 +39,22 @@ STR_KEYS = (
 BOOL_KEYS = ("pinned", "disable_embedding", "fullWidth", "hf_oauth")
 INT_KEYS = ("app_port",)
 LIST_KEYS = ("models", "datasets", "tags", "preload_from_hub")
+# Python versions a Space may ask for (`python_version`): those base images exist for.
+PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+PYTHON_VERSION_RE = re.compile(r"^3\.(\d+)(?:\.\d+)?$")
+SDK_VERSION_RE = re.compile(r"^\d+(?:\.\d+){0,3}(?:[a-z]+\d*)?$")
+# Hugging Face's hardware names that are not in our default flavor table; accepted as hints.
+HF_EXTRA_HARDWARE = (
+    "zero-a10g",
+    "l4x4",
+    "l40sx1",
+    "l40sx4",
+    "l40sx8",
+    "a10g-largex4",
+    "a100x4",
+    "a100x8",
+    "inf2x6",
+)
 
 
 class ConfigError(ValueError):
@@ -126,6 +142,43 @@ def _check_types(data: dict[str, Any]) -> None:
             raise bad(key, "a list")
 
 
+def _one_of(key: str, allowed: tuple[str, ...] | list[str], got: object) -> ConfigError:
+    return ConfigError(
+        f"README.md front matter: '{key}' must be one of {', '.join(allowed)} (got {got!r})"
+    )
+
+
+def _check_values(data: dict[str, Any]) -> None:
+    """Values whose type is right but which no build could honour."""
+    for key in ("colorFrom", "colorTo"):
+        if data.get(key) and data[key] not in COLORS:
+            raise _one_of(key, COLORS, data[key])
+    pyver = data.get("python_version")
+    if pyver:
+        m = PYTHON_VERSION_RE.match(pyver)
+        if not m or f"3.{m.group(1)}" not in PYTHON_VERSIONS:
+            error = _one_of("python_version", PYTHON_VERSIONS, pyver)
+            if f"{pyver}0" in PYTHON_VERSIONS:  # YAML read `3.10` as the number 3.1
+                error = ConfigError(
+                    f"{error}; YAML reads {pyver}0 as the number {pyver}: quote it, "
+                    f'python_version: "{pyver}0"'
+                )
+            raise error
+    sdk_version = data.get("sdk_version")
+    if sdk_version and not SDK_VERSION_RE.match(sdk_version):
+        raise ConfigError(
+            "README.md front matter: 'sdk_version' must be a version number like 5.49.1 "
+            f"(got {sdk_version!r})"
+        )
+    hardware = data.get("suggested_hardware")
+    if hardware:
+        from spaceport.flavors import DEFAULT_FLAVORS
+
+        allowed = [*DEFAULT_FLAVORS, *HF_EXTRA_HARDWARE]
+        if hardware not in allowed:
+            raise _one_of("suggested_hardware", allowed, hardware)
+
+
 def parse_config(
     readme: str | None, files: set[str], default_sdk: str | None = None
 ) -> SpaceConfig:
@@ -137,6 +190,7 @@ def parse_config(
         )
     data = split_front_matter(readme or "")
     _check_types(data)
+    _check_values(data)
     sdk = data.get("sdk") or default_sdk
     if sdk is None:
         raise ConfigError(
@@ -169,13 +223,20 @@ def parse_config(
         app_file=app_file,
         app_port=int(port),
         sdk_version=data.get("sdk_version"),
-        python_version=data.get("python_version"),
+        python_version=_minor(data.get("python_version")),
         suggested_hardware=data.get("suggested_hardware"),
         startup_duration_timeout=data.get("startup_duration_timeout"),
         raw=data,
     )
     cfg.startup_timeout_s  # noqa: B018 - validates the duration early
     return cfg
+
+
+def _minor(python_version: str | None) -> str | None:
+    """`3.10.12` -> `3.10`: base images exist per minor version."""
+    if not python_version:
+        return None
+    return ".".join(python_version.split(".")[:2])
 
 
 def load_config(repo_dir: Path, default_sdk: str | None = None) -> SpaceConfig:

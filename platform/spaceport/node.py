@@ -195,7 +195,10 @@ def stop_apps(settings: Settings, say: Say) -> None:
     client = docker.from_env()
     running = client.containers.list(filters={"label": f"{LABEL_INSTANCE}={settings.instance}"})
     for container in running:
-        container.stop(timeout=10)
+        try:
+            container.stop(timeout=10)
+        except docker.errors.NotFound:
+            pass  # removed meanwhile (a deploy or cleanup finished it)
     if running:
         say(f"stopped {len(running)} app container(s)")
 

@@ -1,77 +1,93 @@
 """The reconciler: make Docker and the proxy match the database, forever.
 
-Runs as a thread in the API process. Each pass: containers of running Spaces that died (dockerd
-restart, crash) are started again, and the proxy's route table is reloaded when it differs from
-the database (Caddy restarted, a change another process made).
+Runs as a thread in the API process. Each pass, every step on its own (one failing does not
+stop the others):
+- containers of running Spaces that died (crash, OOM, a dockerd restart) are reported and
+  restarted with backoff; frozen containers of Spaces someone woke are thawed;
+- idle Spaces are put to sleep (frozen, then stopped);
+- Spaces that should run and run nothing (a crash retry is due, a GPU became free, the process
+  that was starting them died) are started, from their existing image: never a new build;
+- half-finished starts, stale GPU bookings, orphan containers and volumes are cleaned up;
+- the proxy's route table is reloaded when it differs from the database (Caddy restarted).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
+from functools import partial
 
 import structlog
-from sqlalchemy import select
 
-from spaceport.db.models import Deployment, Space
 from spaceport.db.session import session_scope
 from spaceport.proxy import make_proxy
 from spaceport.proxy.sync import desired_routes, sync_routes
-from spaceport.runtime import make_backend
-from spaceport.runtime.base import RuntimeBackendError
+from spaceport.proxy.traffic import record_activity
+from spaceport.runtime import crashes, janitor, jobs, make_backend, sleeper
+from spaceport.runtime.base import RuntimeBackend
+from spaceport.runtime.gpus import allocator
 from spaceport.settings import Settings
-from spaceport.stages import DeploymentStatus
 
 log = structlog.get_logger(__name__)
 
 
-def revive_containers(settings: Settings) -> int:
-    """Start again the stopped containers of Spaces that should be running."""
-    backend = make_backend(settings)
-    revived = 0
-    with session_scope() as session:
-        rows = session.execute(
-            select(Space, Deployment)
-            .join(Deployment, Deployment.space_id == Space.id)
-            .where(Deployment.status == DeploymentStatus.ACTIVE, Space.desired == "running")
-        ).all()
-        for space, dep in rows:
-            if not dep.container_id:
-                continue
-            state = backend.inspect(dep.container_id)
-            if state is not None and state.running:
-                if state.upstream and state.upstream != dep.upstream:
-                    dep.upstream = state.upstream
-                continue
-            if state is None:
-                continue  # gone for good: the runtime issue's redeploy handles it
-            try:
-                state = backend.restart(dep.container_id)
-                dep.upstream = state.upstream
-                revived += 1
-                log.info("reconcile.revived", space=space.space_id)
-            except RuntimeBackendError as exc:
-                log.warning("reconcile.revive_failed", space=space.space_id, error=str(exc))
-    return revived
+def start_due(settings: Settings) -> int:
+    """Hand every Space whose (re)start is due to the background starters."""
+    from spaceport.runtime.deployer import deploy
+
+    started = 0
+    for space_pk, since in crashes.restarts_due(settings):
+        started += jobs.submit_once(
+            settings, f"deploy:{space_pk}", partial(deploy, requested_at=since), settings, space_pk
+        )
+    return started
 
 
 def routes_match(settings: Settings) -> bool:
     with session_scope() as session:
-        want = {r.space_id: r.upstream for r in desired_routes(session, settings)}
+        want = {r.space_id: r for r in desired_routes(session, settings)}
     have = asyncio.run(make_proxy(settings).get_all_routes())
-    return want == {k: r.upstream for k, r in have.items()}
+    return want == have  # upstreams, headers, privacy: any difference reloads
+
+
+def sync_routes_if_needed(settings: Settings) -> None:
+    if not routes_match(settings):
+        sync_routes(settings)
+
+
+def _step(name: str, fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except Exception as exc:
+        log.warning("reconcile.step_failed", step=name, error=repr(exc))
 
 
 def reconcile_once(settings: Settings) -> None:
+    # First: fresh last_request_at from the proxy's counters before the sleep timer reads it.
+    _step("traffic", lambda: record_activity(settings))
+    backend: RuntimeBackend | None = None
     try:
-        revive_containers(settings)
-    except Exception:
-        log.exception("reconcile.containers_failed")
-    try:
-        if not routes_match(settings):
-            sync_routes(settings)
-    except Exception as exc:
-        log.warning("reconcile.routes_failed", error=str(exc))
+        backend = make_backend(settings)
+    except Exception as exc:  # dockerd down: keep the routes right meanwhile
+        log.warning("reconcile.no_engine", error=str(exc))
+    if backend is not None:
+        engine = backend
+        _step("containers", lambda: crashes.check_containers(settings, engine))
+        _step("sleep", lambda: sleeper.check_sleep(settings, engine))
+        _step("stale_starts", lambda: janitor.fail_stale_starts(settings, engine))
+        _step("start_due", lambda: start_due(settings))
+        _step("gpus", allocator.release_stale)
+        _step("orphans", lambda: janitor.remove_orphans(settings, engine))
+    _step("routes", lambda: sync_routes_if_needed(settings))
+    _step("lost_builds", lambda: _recover_builds(settings))
+
+
+def _recover_builds(settings: Settings) -> None:
+    """Builds whose worker died mid-build are built again or failed (builder's recovery.py)."""
+    from spaceport_builder.recovery import recover_stuck_builds
+
+    recover_stuck_builds(settings)
 
 
 class Reconciler:

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +24,29 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 def _default_ca_bundle() -> Path | None:
     return HOST_CA_BUNDLE if HOST_CA_BUNDLE.exists() else None
+
+
+class FlavorConfig(BaseModel):
+    """An operator's hardware flavor (key `flavors` in the config file)."""
+
+    cpus: float
+    memory: str
+    gpus: int = 0
+    gpu_kind: str | None = None
+    pids: int = 2048
+
+
+class GpuConfig(BaseModel):
+    """One GPU of this node, as listed in config (key `gpus`) instead of discovered by NVML.
+
+    `device` is the host's device node; in `devices` mode it appears in the container as
+    `/dev/nvidia{index}`.
+    """
+
+    index: int
+    uuid: str
+    name: str = "GPU"
+    device: str | None = None
 
 
 class Settings(BaseSettings):
@@ -47,7 +70,16 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8081
     apps_domain: str = "localhost"
-    routing: Literal["subdomain", "path"] = "subdomain"
+    routing: Literal["subdomain", "path"] = Field(
+        default="subdomain",
+        description="subdomain: apps at {owner}-{name}.{apps_domain}; path: apps at "
+        "{apps_url}/{owner}/{name}/ (sites without wildcard DNS).",
+    )
+    apps_url: str | None = Field(
+        default=None,
+        description="Path mode: the apps' own origin, never the console's; "
+        "default http://apps.{apps_domain}[:port].",
+    )
     proxy: Literal["caddy"] = "caddy"
     caddy_bin: str | None = Field(default=None, description="caddy binary; default: the venv's.")
 
@@ -69,10 +101,29 @@ class Settings(BaseSettings):
     build_index_url: str | None = Field(default=None, description="Package index for builds.")
     build_extra_index_urls: list[str] = Field(default_factory=list)
     build_timeout_s: int = 1800
-    build_memory: str = "4g"
+    build_memory: str = Field(
+        default="4g", description="Memory of all builds running on the node together."
+    )
+    build_installer: Literal["uv", "pip"] = Field(
+        default="uv", description="uv with a shared wheel cache; pip: plain, no cache (baseline)."
+    )
+    build_cache: bool = Field(
+        default=True, description="False: every build from scratch (no layer or wheel cache)."
+    )
+    build_cache_id: str = Field(
+        default="spaceport-uv", description="BuildKit cache mount id of the shared wheel cache."
+    )
     build_log_max_bytes: int = 2_000_000
     app_network: str = "spaceport-apps"
+    app_egress: bool = Field(default=True, description="Apps may open connections outward.")
+    app_egress_ports: list[int] = Field(
+        default_factory=list, description="If set, the only ports apps may reach outward."
+    )
     git_max_push_bytes: int = Field(default=1_000_000_000, description="receive.maxInputSize")
+    upload_max_file_bytes: int = Field(
+        default=10 * 1024**2,
+        description="Largest file huggingface_hub may upload inline (upload_file/create_commit).",
+    )
     git_max_file_bytes: int = Field(default=50 * 1024**2, description="Largest file in a push.")
     git_max_files: int = Field(default=20_000, description="Most files in a pushed commit.")
 
@@ -81,6 +132,36 @@ class Settings(BaseSettings):
     startup_timeout_s: int = 1800
     readiness_poll_s: float = 0.1
     reconcile_interval_s: float = 5.0
+    default_sleep_time_s: int | None = Field(
+        default=None, description="Sleep time of Spaces that set none; None: they never sleep."
+    )
+    light_sleep_s: int = Field(
+        default=300,
+        description="Freeze a sleepable idle Space after this long (or half its sleep time, "
+        "whichever is sooner); 0 turns light sleep off.",
+    )
+    drain_s: float = Field(default=2.0, description="Old container's grace after traffic moves.")
+    crash_backoff_s: float = Field(default=5.0, description="Second automatic restart's delay.")
+    crash_backoff_max_s: float = 300.0
+    deploy_threads: int = Field(default=4, description="Concurrent starts in the API process.")
+    flavors: dict[str, FlavorConfig] = Field(
+        default_factory=dict, description="Hardware flavors added to or replacing the defaults."
+    )
+    # GPUs: see docs/gpu.md.
+    gpu_discovery: Literal["auto", "nvml", "config", "none"] = "auto"
+    gpus: list[GpuConfig] = Field(default_factory=list, description="GPUs when discovery=config.")
+    gpu_mode: Literal["device-requests", "cdi", "devices"] = Field(
+        default="device-requests",
+        description="device-requests: NVIDIA container toolkit; cdi: CDI names; devices: "
+        "device nodes plus a read-only driver library mount (hosts without the toolkit).",
+    )
+    gpu_control_devices: list[str] = Field(
+        default_factory=lambda: ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"],
+        description="devices mode: nodes every GPU container also gets (host[:container]).",
+    )
+    gpu_driver_dir: Path | None = Field(
+        default=None, description="devices mode: host folder of the driver's libraries."
+    )
 
     @field_validator("data")
     @classmethod
@@ -140,12 +221,32 @@ class Settings(BaseSettings):
 
         return urlparse(self.url).port
 
+    @property
+    def apps_origin(self) -> str:
+        """Path mode: the origin every app is served under (a host apart from the console's)."""
+        if self.apps_url:
+            return self.apps_url.rstrip("/")
+        port = self.public_port
+        suffix = f":{port}" if port and port not in (80, 443) else ""
+        scheme = self.url.split("://", 1)[0]
+        return f"{scheme}://apps.{self.apps_domain}{suffix}"
+
     def app_host(self, owner: str, name: str) -> str:
-        """Host name an app is served on in subdomain mode (lower-case: DNS is)."""
+        """Host name an app is served on (lower-case: DNS is); in path mode the apps host."""
+        if self.routing == "path":
+            from urllib.parse import urlparse
+
+            return (urlparse(self.apps_origin).hostname or "").lower()
         label = f"{owner}-{name}".lower().replace(".", "-").replace("_", "-")
         return f"{label}.{self.apps_domain}"
 
+    def app_path(self, owner: str, name: str) -> str:
+        """The path an app lives under: `/` in subdomain mode, `/{owner}/{name}/` in path mode."""
+        return f"/{owner}/{name}/" if self.routing == "path" else "/"
+
     def app_url(self, owner: str, name: str) -> str:
+        if self.routing == "path":
+            return self.apps_origin + self.app_path(owner, name)
         port = self.public_port
         suffix = f":{port}" if port and port not in (80, 443) else ""
         scheme = self.url.split("://", 1)[0]

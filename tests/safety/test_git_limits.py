@@ -15,9 +15,18 @@ from tests.conftest import Node, unique
 def repo_head(node: Node, space_id: str) -> str | None:
     owner, name = space_id.split("/")
     proc = subprocess.run(
-        ["git", "--git-dir", str(node.settings.repos_dir / owner / f"{name}.git"),
-         "rev-parse", "--verify", "--quiet", "main"],
-        capture_output=True, text=True, check=False,
+        [
+            "git",
+            "--git-dir",
+            str(node.settings.repos_dir / owner / f"{name}.git"),
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "main",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return proc.stdout.strip() or None
 
@@ -77,8 +86,9 @@ def test_pack_over_push_size_limit_refused(node: Node, space: str, tmp_path: Pat
     owner, name = space.split("/")
     repo = node.settings.repos_dir / owner / f"{name}.git"
     before = repo_head(node, space)
-    subprocess.run(["git", "--git-dir", str(repo), "config", "receive.maxInputSize", "200000"],
-                   check=True)
+    subprocess.run(
+        ["git", "--git-dir", str(repo), "config", "receive.maxInputSize", "200000"], check=True
+    )
     try:
         src = static_site(tmp_path)
         (src / "noise.bin").write_bytes(os.urandom(400_000))
@@ -87,5 +97,14 @@ def test_pack_over_push_size_limit_refused(node: Node, space: str, tmp_path: Pat
         assert "pack exceeds maximum allowed size" in push.stderr, push.stderr
         assert repo_head(node, space) == before
     finally:
-        subprocess.run(["git", "--git-dir", str(repo), "config", "receive.maxInputSize",
-                        str(node.settings.git_max_push_bytes)], check=True)
+        subprocess.run(
+            [
+                "git",
+                "--git-dir",
+                str(repo),
+                "config",
+                "receive.maxInputSize",
+                str(node.settings.git_max_push_bytes),
+            ],
+            check=True,
+        )

@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlparse
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
+from sqlalchemy import select
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spaceport import __version__
 from spaceport.api import errors
-from spaceport.api.routes import app_status, console, repos, spaces, whoami
+from spaceport.api.routes import (
+    admin,
+    app_access,
+    app_status,
+    console,
+    console_account,
+    console_auth,
+    console_render,
+    embed,
+    hf_commits,
+    hf_files,
+    hf_spaces,
+    metrics,
+    repos,
+    space_details,
+    space_ops,
+    spaces,
+    users,
+    whoami,
+)
 from spaceport.auth.bootstrap import ensure_admin
 from spaceport.db.migrate import upgrade
+from spaceport.db.models import Space
 from spaceport.db.session import session_scope
 from spaceport.git import git_http
+from spaceport.git.repos import init_repo
 from spaceport.reconciler import Reconciler
 from spaceport.settings import Settings, get_settings
 
@@ -27,7 +50,29 @@ def prepare(settings: Settings) -> str | None:
     settings.ensure_dirs()
     upgrade()
     with session_scope() as session:
-        return ensure_admin(session, settings)
+        token = ensure_admin(session, settings)
+        # Re-apply the hardened repo config (hooks path, limits) to every repo on start.
+        for space in session.scalars(select(Space)):
+            init_repo(settings, space.owner, space.name, settings.git_max_push_bytes)
+        return token
+
+
+class AppHostMiddleware:
+    """Requests for an app's own host reach the control plane only when the app has no live
+    route: answer them with the Space's status page. Pure ASGI (not BaseHTTPMiddleware), so
+    streamed request bodies such as git pushes pass through untouched."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, console_host: str) -> None:
+        self.app, self.settings, self.console_host = app, settings, console_host
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if app_status.is_app_host(self.settings, host, self.console_host):
+                response = await app_status.respond(self.settings, Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> FastAPI:
@@ -52,21 +97,20 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
         docs_url="/api/v1/docs",
     )
     errors.install(app)
+    console_render.install(app)  # session cookie middleware, /static
     console_host = (urlparse(settings.url).hostname or "localhost").lower()
 
-    @app.middleware("http")
-    async def app_hosts(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # Requests for an app's own host reach us only when it has no live route.
-        if app_status.is_app_host(settings, request.headers.get("host", ""), console_host):
-            return app_status.app_status(settings, request)
-        return await call_next(request)
+    app.add_middleware(AppHostMiddleware, settings=settings, console_host=console_host)
 
     @app.get("/api/v1/health", tags=["native"])
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for module in (whoami, repos, spaces, git_http, console):
+    # hf_files before git_http: /spaces/{owner}/{name}/resolve/... is a file download, not git.
+    for module in (whoami, repos, spaces, hf_spaces, hf_commits, hf_files, git_http, console):
+        app.include_router(module.router)
+    for module in (users, admin, space_details, space_ops, console_auth, console_account):
+        app.include_router(module.router)
+    for module in (embed, metrics, app_access):  # proxy: embedding, traffic, private apps
         app.include_router(module.router)
     return app

@@ -57,7 +57,8 @@ def optional_principal(
             return None
     token = lookup_token(session, value)
     if token is None:
-        raise Unauthorized("Invalid credentials in Authorization header: unknown or revoked token")
+        # Hugging Face's exact wording: huggingface_hub matches on it.
+        raise Unauthorized("Invalid credentials in Authorization header")
     return Principal(user=token.user, role=token.role, token_name=token.name)
 
 

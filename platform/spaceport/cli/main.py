@@ -1,18 +1,76 @@
-"""The `spaceport` command. Operator commands live here; user commands talk to the HTTP API."""
+"""The `spaceport` command. Operator commands live here; user commands talk to the HTTP API.
+
+User commands (account_commands, space_commands, variable_commands) use only the public HTTP
+API, with `--url`/`SPACEPORT_URL` and the token saved by `spaceport login`; operator commands
+(up, down, api, worker, proxy, images, doctor) act on this machine's node.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from spaceport.settings import get_settings
+from spaceport.cli import account_commands, space_commands, variable_commands
+from spaceport.cli.client import EXIT_HELP, TARGET, CliError
+from spaceport.cli.doctor import doctor
 
-app = typer.Typer(help="Spaceport: self-hosted ML demo apps.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from spaceport.settings import Settings
+
+
+def get_settings() -> Settings:
+    """The node's settings, imported on use: user commands start faster without them."""
+    from spaceport.settings import get_settings as load
+
+    return load()
+
+
+class SpaceportTyper(typer.Typer):
+    """Typer that turns a `CliError` into one red line and its exit code, not a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except CliError as exc:
+            Console(stderr=True).print(
+                f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
+            sys.exit(int(exc.code))
+
+
+app = SpaceportTyper(
+    help="Spaceport: self-hosted ML demo apps.",
+    epilog=EXIT_HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 images_app = typer.Typer(help="Base images every app builds on.")
 app.add_typer(images_app, name="images")
 console = Console()
+
+
+@app.callback()
+def main(
+    url: str | None = typer.Option(
+        None, "--url", envvar="SPACEPORT_URL", help="Server URL (default: from `login`)."
+    ),
+    token: str | None = typer.Option(
+        None, "--token", envvar="SPACEPORT_TOKEN", help="Access token (default: from `login`)."
+    ),
+) -> None:
+    """Spaceport: self-hosted ML demo apps."""
+    TARGET.url, TARGET.token = url, token
+
+
+account_commands.register(app)
+space_commands.register(app)
+variable_commands.register(app)
+app.command()(doctor)
 
 
 @app.command()
@@ -84,6 +142,27 @@ def down() -> None:
     from spaceport.node import down as node_down
 
     node_down(get_settings(), lambda m: console.print(f"[cyan]•[/] {m}"))
+
+
+@app.command()
+def proxy() -> None:
+    """Start Caddy for this node (unless it runs) and load every app's route from the database."""
+    import asyncio
+
+    from spaceport.proxy.caddy_process import CaddyProcess
+    from spaceport.proxy.sync import sync_routes
+
+    settings = get_settings()
+    caddy = CaddyProcess(settings)
+    started = not caddy.is_running()
+    try:
+        asyncio.run(caddy.start())
+        routes = sync_routes(settings)
+    except Exception as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    verb = "started" if started else "already running"
+    console.print(f"[green]✓[/] Caddy {verb} on {settings.listen}: {routes} app route(s) loaded")
 
 
 @images_app.command("build")

@@ -35,6 +35,7 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(96), unique=True, index=True)
@@ -50,6 +51,7 @@ class Token(Base):
     """An access token; only its SHA-256 is stored, the token is shown once."""
 
     __tablename__ = "tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -64,7 +66,10 @@ class Token(Base):
 
 class Space(Base):
     __tablename__ = "spaces"
-    __table_args__ = (UniqueConstraint("owner", "name", name="uq_space_owner_name"),)
+    __table_args__ = (
+        UniqueConstraint("owner", "name", name="uq_space_owner_name"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner: Mapped[str] = mapped_column(String(96), index=True)
@@ -76,7 +81,7 @@ class Space(Base):
     hardware_current: Mapped[str | None] = mapped_column(String(40))
     sleep_time: Mapped[int | None] = mapped_column(Integer)
     storage: Mapped[str | None] = mapped_column(String(20))
-    # What the owner asked for: "running", "paused" or "stopped".
+    # What the runtime drives it towards: see spaceport.runtime.desired.Desired.
     desired: Mapped[str] = mapped_column(String(20), default="running")
     stage: Mapped[str] = mapped_column(String(30), default=Stage.NO_APP_FILE.value)
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -84,6 +89,10 @@ class Space(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     last_request_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Crash handling: consecutive failed starts/exits, and when the runtime tries again
+    # (also the queue position of a Space waiting for a free GPU).
+    crash_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     builds: Mapped[list[Build]] = relationship(back_populates="space", cascade="all, delete")
     deployments: Mapped[list[Deployment]] = relationship(
@@ -100,6 +109,7 @@ class Space(Base):
 
 class Build(Base):
     __tablename__ = "builds"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
@@ -122,6 +132,7 @@ class Deployment(Base):
     """One container run of one build; at most one is ACTIVE (receiving traffic) per Space."""
 
     __tablename__ = "deployments"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
@@ -155,3 +166,19 @@ class SpaceVariable(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     space: Mapped[Space] = relationship(back_populates="variables")
+
+
+class GpuAllocation(Base):
+    """A GPU of a node given to one deployment; the unique key makes double-booking impossible."""
+
+    __tablename__ = "gpu_allocations"
+    __table_args__ = (UniqueConstraint("node", "device_uuid", name="uq_gpu_allocation_device"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node: Mapped[str] = mapped_column(String(64))
+    device_uuid: Mapped[str] = mapped_column(String(100))
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"))
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from spaceport.proxy.base import Headers, Proxy, ProxyError, Route, headers
+from spaceport.proxy.base import Headers, Proxy, ProxyError, Route, SpaceTraffic, headers
 
 if TYPE_CHECKING:
     from spaceport.settings import Settings
 
-__all__ = ["Headers", "Proxy", "ProxyError", "Route", "headers", "make_proxy"]
+__all__ = ["Headers", "Proxy", "ProxyError", "Route", "SpaceTraffic", "headers", "make_proxy"]
 
 
 def make_proxy(settings: Settings) -> Proxy:

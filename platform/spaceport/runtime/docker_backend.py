@@ -7,10 +7,15 @@ of its own where apps cannot talk to each other.
 
 from __future__ import annotations
 
-import docker
-from docker.errors import APIError, ImageNotFound, NotFound
-from docker.models.containers import Container
+import builtins
+from typing import Any, ClassVar, cast
 
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+from docker.models.networks import Network
+
+from spaceport.runtime import network_policy
 from spaceport.runtime.base import (
     LABEL_DEPLOYMENT,
     LABEL_INSTANCE,
@@ -18,6 +23,7 @@ from spaceport.runtime.base import (
     LABEL_SPACE,
     ContainerSpec,
     ContainerState,
+    LogStream,
     RuntimeBackend,
     RuntimeBackendError,
 )
@@ -27,9 +33,10 @@ from spaceport.settings import Settings
 class DockerBackend(RuntimeBackend):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._ncpu: float | None = None
         try:
             self.client = docker.from_env(timeout=120)
-        except docker.errors.DockerException as exc:
+        except DockerException as exc:
             raise RuntimeBackendError(
                 f"cannot reach the Docker engine ({exc}); start dockerd or set DOCKER_HOST"
             ) from exc
@@ -37,18 +44,41 @@ class DockerBackend(RuntimeBackend):
     def ensure_network(self) -> str:
         name = self.settings.app_network
         try:
-            self.client.networks.get(name)
+            self._isolate(self.client.networks.get(name))
         except NotFound:
-            self.client.networks.create(
-                name,
-                driver="bridge",
-                labels={LABEL_MANAGED: "true"},
-                options={"com.docker.network.bridge.enable_icc": "false"},
-            )
+            try:
+                self.client.networks.create(
+                    name,
+                    driver="bridge",
+                    labels={LABEL_MANAGED: "true"},
+                    options={"com.docker.network.bridge.enable_icc": "false"},
+                )
+            except APIError as exc:  # another process created it meanwhile
+                if exc.status_code != 409:
+                    raise
+            self._isolate(self.client.networks.get(name))
         return name
 
-    def start(self, spec: ContainerSpec) -> ContainerState:
-        network = self.ensure_network()
+    _isolated: ClassVar[set[str]] = set()
+
+    def _isolate(self, network: Network) -> None:
+        """Firewall the apps' bridge once per process (see runtime/network_policy.py)."""
+        options = network.attrs.get("Options") or {}
+        bridge = options.get("com.docker.network.bridge.name") or f"br-{(network.id or '')[:12]}"
+        if bridge in self._isolated:
+            return
+        network_policy.apply(
+            bridge, egress=self.settings.app_egress, egress_ports=self.settings.app_egress_ports
+        )
+        self._isolated.add(bridge)
+
+    def host_cpus(self) -> float:
+        """The engine's CPU count: a flavor's CPUs are capped to it (the engine refuses more)."""
+        if self._ncpu is None:
+            self._ncpu = float(self.client.info().get("NCPU") or 1)
+        return self._ncpu
+
+    def _run_options(self, spec: ContainerSpec) -> dict[str, Any]:
         labels = {
             LABEL_MANAGED: "true",
             LABEL_INSTANCE: self.settings.instance,
@@ -56,29 +86,54 @@ class DockerBackend(RuntimeBackend):
             LABEL_DEPLOYMENT: str(spec.deployment_id),
             **spec.labels,
         }
-        volumes = {spec.data_volume: {"bind": "/data", "mode": "rw"}} if spec.data_volume else {}
+        volumes: dict[str, dict[str, str]] = {}
+        if spec.data_volume:
+            volumes[spec.data_volume] = {"bind": "/data", "mode": "rw"}
+        env = dict(spec.env)
+        options: dict[str, Any] = {}
+        if spec.gpus is not None:
+            env.update(spec.gpus.env)
+            volumes.update(spec.gpus.volumes)
+            if spec.gpus.device_requests:
+                options["device_requests"] = spec.gpus.device_requests
+            if spec.gpus.devices:
+                options["devices"] = spec.gpus.devices
+        return {
+            "name": spec.name,
+            "user": "1000:1000",
+            "environment": env,
+            "labels": labels,
+            "ports": {f"{spec.port}/tcp": ("127.0.0.1", None)},
+            "network": self.ensure_network(),
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "nano_cpus": int(min(spec.cpus, self.host_cpus()) * 1e9),
+            "mem_limit": spec.memory_bytes,
+            "memswap_limit": spec.memory_bytes,
+            "pids_limit": spec.pids,
+            "volumes": volumes,
+            "init": False,
+            "log_config": {"type": "json-file", "config": {"max-size": "10m", "max-file": "2"}},
+            **options,
+        }
+
+    def create(self, spec: ContainerSpec) -> ContainerState:
         try:
-            container = self.client.containers.run(
-                spec.image,
-                name=spec.name,
-                detach=True,
-                user="1000:1000",
-                environment=spec.env,
-                labels=labels,
-                ports={f"{spec.port}/tcp": ("127.0.0.1", None)},
-                network=network,
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges:true"],
-                nano_cpus=int(spec.cpus * 1e9),
-                mem_limit=spec.memory_bytes,
-                memswap_limit=spec.memory_bytes,
-                pids_limit=spec.pids,
-                volumes=volumes,
-                init=False,
-                log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "2"}},
-            )
+            container = self.client.containers.create(spec.image, **self._run_options(spec))
         except (APIError, ImageNotFound) as exc:
-            raise RuntimeBackendError(f"could not start {spec.image}: {exc}") from exc
+            raise RuntimeBackendError(
+                f"could not create a container of {spec.image}: {exc}"
+            ) from exc
+        return self._state(container)
+
+    def start(self, spec: ContainerSpec) -> ContainerState:
+        state = self.create(spec)
+        container = self.client.containers.get(state.id)
+        try:
+            container.start()
+        except APIError as exc:
+            self.stop(state.id, timeout=0)
+            raise RuntimeBackendError(f"could not start {spec.image}: {exc.explanation}") from exc
         container.reload()
         return self._state(container)
 
@@ -90,14 +145,22 @@ class DockerBackend(RuntimeBackend):
         return self._state(container)
 
     def restart(self, container_id: str) -> ContainerState:
-        container = self.client.containers.get(container_id)
-        container.start()
+        try:
+            container = self.client.containers.get(container_id)
+            container.start()
+        except (APIError, NotFound) as exc:
+            raise RuntimeBackendError(
+                f"could not start container {container_id[:12]}: {exc}"
+            ) from exc
         container.reload()
         return self._state(container)
 
     def stop(self, container_id: str, timeout: int = 10) -> None:
         try:
             container = self.client.containers.get(container_id)
+            if container.status == "paused":
+                container.unpause()
+                container.reload()
             if timeout > 0 and container.status == "running":
                 container.stop(timeout=timeout)
             container.remove(force=True)
@@ -107,6 +170,21 @@ class DockerBackend(RuntimeBackend):
             if exc.status_code != 404 and "removal" not in str(exc):
                 raise
 
+    def pause(self, container_id: str) -> None:
+        try:
+            self.client.api.pause(container_id)
+        except APIError as exc:
+            raise RuntimeBackendError(f"could not freeze {container_id[:12]}: {exc}") from exc
+
+    def unpause(self, container_id: str) -> None:
+        try:
+            self.client.api.unpause(container_id)
+        except NotFound as exc:
+            raise RuntimeBackendError(f"container {container_id[:12]} is gone") from exc
+        except APIError as exc:
+            if "not paused" not in str(exc):
+                raise RuntimeBackendError(f"could not thaw {container_id[:12]}: {exc}") from exc
+
     def logs(self, container_id: str, tail: int = 50) -> str:
         try:
             raw = self.client.containers.get(container_id).logs(tail=tail)
@@ -114,12 +192,24 @@ class DockerBackend(RuntimeBackend):
             return ""
         return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
+    def stream_logs(self, container_id: str, tail: int | str = "all") -> LogStream:
+        try:
+            stream = self.client.api.logs(
+                container_id, stream=True, follow=True, timestamps=True, tail=tail
+            )
+        except (APIError, NotFound) as exc:
+            raise RuntimeBackendError(f"no logs for {container_id[:12]}: {exc}") from exc
+        return cast(LogStream, stream)
+
     def list(self, space_id: str | None = None) -> list[ContainerState]:
         labels = [f"{LABEL_INSTANCE}={self.settings.instance}"]
         if space_id:
             labels.append(f"{LABEL_SPACE}={space_id}")
         filters = {"label": labels}
-        return [self._state(c) for c in self.client.containers.list(all=True, filters=filters)]
+        out = []
+        for c in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
+            out.append(self._state(c))
+        return out
 
     def remove_image(self, image: str) -> None:
         try:
@@ -128,6 +218,47 @@ class DockerBackend(RuntimeBackend):
             pass
         except APIError:
             pass  # still used by a running container: the next cleanup gets it
+
+    def ensure_volume(self, name: str, space_id: str, image: str) -> None:
+        try:
+            self.client.volumes.get(name)
+            return
+        except NotFound:
+            pass
+        labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: self.settings.instance}
+        self.client.volumes.create(name, labels={**labels, LABEL_SPACE: space_id})
+        try:  # a new volume is root's: hand it to the app's uid once
+            self.client.containers.run(
+                image,
+                entrypoint=["chown", "1000:1000", "/data"],
+                command=[],
+                user="0:0",
+                volumes={name: {"bind": "/data", "mode": "rw"}},
+                cap_drop=["ALL"],
+                cap_add=["CHOWN"],
+                network_disabled=True,
+                remove=True,
+                labels=labels,
+            )
+        except DockerException as exc:
+            self.remove_volume(name)
+            raise RuntimeBackendError(
+                f"could not prepare the /data volume with {image} (it needs `chown`): {exc}"
+            ) from exc
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self.client.volumes.get(name).remove(force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            raise RuntimeBackendError(f"could not remove volume {name}: {exc}") from exc
+
+    def volumes(self) -> builtins.list[str]:
+        found = self.client.volumes.list(
+            filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
+        )
+        return [v.name for v in found if v.name]
 
     @staticmethod
     def _state(container: Container) -> ContainerState:
@@ -142,9 +273,12 @@ class DockerBackend(RuntimeBackend):
         return ContainerState(
             id=container.id or "",
             name=container.name or "",
-            running=bool(state.get("Running")),
+            running=bool(state.get("Running")) and not state.get("Paused"),
             status=str(state.get("Status", "unknown")),
             exit_code=state.get("ExitCode"),
             upstream=upstream,
             labels=dict(attrs.get("Config", {}).get("Labels") or {}),
+            paused=bool(state.get("Paused")),
+            oom_killed=bool(state.get("OOMKilled")),
+            created=str(attrs.get("Created", "")),
         )

@@ -40,6 +40,10 @@ def app_env(
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_ENDPOINT": settings.url,
     }
+    prefix = settings.app_path(space.owner, space.name).rstrip("/")
+    if prefix:  # path mode: the app lives under /{owner}/{name}/ (see proxy.sync.route_for)
+        env["GRADIO_ROOT_PATH"] = prefix
+        env["STREAMLIT_SERVER_BASE_URL_PATH"] = prefix.lstrip("/")
     if commit:
         env["SPACE_COMMIT_SHA"] = commit
     for var in space.variables:

@@ -1,28 +1,177 @@
-"""Owner actions on a Space: delete now; restart, pause and friends grow here.
+"""Owner actions on a Space: restart, factory rebuild, pause, stop/start, delete, hardware,
+sleep time, storage, and the visitor's wake.
 
-Each action changes the desired state in the database first, then asks the runtime and the
-proxy to follow, so a crash halfway is finished by the reconciler.
+Each action changes the desired state in the database first and answers at once; the runtime
+follows in the background (`runtime.jobs`), and the reconciler finishes whatever a crash left
+half done.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spaceport.db.models import Build, Deployment, Space
+from spaceport.db.models import Build, Deployment, Space, utcnow
+from spaceport.errors import Conflict, SpaceportError
+from spaceport.flavors import UnknownFlavor
 from spaceport.git.repos import delete_repo
 from spaceport.proxy.sync import sync_routes
-from spaceport.runtime import make_backend
+from spaceport.runtime import jobs, make_backend, sleeper
+from spaceport.runtime.deployer import active_deployment, deploy, release_image
+from spaceport.runtime.desired import Desired, resting_stage
+from spaceport.runtime.hardware import resolve_flavor
+from spaceport.runtime.retire import retire
+from spaceport.runtime.storage import TIERS, volume_name
+from spaceport.services.spaces import enqueue_build
 from spaceport.settings import Settings
-from spaceport.stages import BuildStatus
+from spaceport.stages import BuildStatus, DeploymentStatus, Stage, starting_stage
 
 log = structlog.get_logger(__name__)
 
 
+def _start(session: Session, settings: Settings, space: Space) -> None:
+    """Run the Space's release again (new container), clearing any crash state."""
+    if release_image(session, space) is None:
+        raise Conflict(
+            f"{space.space_id} has no built version to start yet (stage {space.stage}): "
+            "push an app, or wait for its build"
+        )
+    serving = space.desired == Desired.RUNNING and active_deployment(session, space.id) is not None
+    requested = utcnow()
+    space.desired = Desired.RUNNING.value
+    space.crash_count, space.error_message = 0, None
+    space.retry_at = requested  # a start is owed from now on; the deploy that serves it clears it
+    space.stage = starting_stage(serving).value
+    session.commit()
+    jobs.submit(settings, f"start:{space.id}", _deploy_since, settings, space.id, requested)
+
+
+def _deploy_since(settings: Settings, space_pk: int, requested: datetime) -> bool:
+    return deploy(settings, space_pk, requested_at=requested)
+
+
+def restart(session: Session, settings: Settings, space: Space, *, factory: bool = False) -> None:
+    """Same image, new container; `factory`: rebuild the image without cache, then run it."""
+    if not factory:
+        _start(session, settings, space)
+        return
+    if not space.head_sha:
+        raise Conflict(f"{space.space_id} has no commit to rebuild: push an app first")
+    space.crash_count, space.retry_at = 0, None
+    enqueue_build(session, space, space.head_sha, no_cache=True)
+    log.info("space.factory_rebuild", space=space.space_id)
+
+
+def start(session: Session, settings: Settings, space: Space) -> None:
+    _start(session, settings, space)
+
+
+def hold(session: Session, settings: Settings, space: Space, desired: Desired) -> None:
+    """Pause or stop: no container, no route, no GPU, and visitors do not wake it."""
+    space.desired = desired.value
+    space.stage = (resting_stage(desired) or Stage.STOPPED).value
+    space.error_message, space.retry_at = None, None
+    deps = [
+        d.id
+        for d in session.scalars(
+            select(Deployment).where(
+                Deployment.space_id == space.id,
+                Deployment.status.in_(
+                    (DeploymentStatus.ACTIVE.value, DeploymentStatus.STARTING.value)
+                ),
+            )
+        )
+    ]
+    session.commit()
+    sync_routes(settings)
+    jobs.submit(settings, f"hold:{space.id}", _retire_all, settings, deps)
+    log.info("space.held", space=space.space_id, desired=desired.value)
+
+
+def _retire_all(settings: Settings, deployment_ids: list[int]) -> None:
+    backend = make_backend(settings)
+    for dep_id in deployment_ids:
+        retire(backend, dep_id)
+
+
+def pause(session: Session, settings: Settings, space: Space) -> None:
+    hold(session, settings, space, Desired.PAUSED)
+
+
+def stop(session: Session, settings: Settings, space: Space) -> None:
+    hold(session, settings, space, Desired.STOPPED)
+
+
+def apply_change(session: Session, settings: Settings, space: Space) -> None:
+    """A change of env, hardware or storage: restart a Space that runs (or sleeps)."""
+    if space.desired in (Desired.RUNNING, Desired.SLEEPING) and release_image(session, space):
+        _start(session, settings, space)
+    else:
+        session.flush()  # nothing runs: the change applies at the next start
+
+
+def set_hardware(
+    session: Session,
+    settings: Settings,
+    space: Space,
+    flavor: str,
+    sleep_time: int | None = None,
+) -> None:
+    try:
+        resolve_flavor(settings, flavor)
+    except UnknownFlavor as exc:
+        raise SpaceportError(str(exc)) from None
+    if sleep_time is not None:
+        space.sleep_time = sleep_time
+    changed = space.hardware_requested != flavor
+    space.hardware_requested = flavor
+    if changed:
+        apply_change(session, settings, space)
+    else:
+        session.commit()
+
+
+def set_sleep_time(session: Session, space: Space, seconds: int) -> None:
+    """Seconds of idleness before the Space sleeps; -1 (or 0): never."""
+    space.sleep_time = seconds if seconds > 0 else -1
+    space.last_request_at = utcnow()  # the idle timer starts over with the new time
+    session.commit()
+
+
+def set_storage(session: Session, settings: Settings, space: Space, tier: str | None) -> None:
+    """Attach (tier) or drop (None: the data is deleted) the Space's /data volume."""
+    if tier is not None and tier not in TIERS:
+        raise SpaceportError(f"storage tier must be one of {', '.join(TIERS)} (got {tier!r})")
+    if (space.storage or None) == tier:
+        return
+    space.storage = tier
+    runs = space.desired in (Desired.RUNNING, Desired.SLEEPING)
+    apply_change(session, settings, space)
+    if tier is None:
+        jobs.submit(settings, f"unstore:{space.id}", _drop_volume, settings, space.id, runs)
+
+
+def _drop_volume(settings: Settings, space_pk: int, after_restart: bool) -> None:
+    if after_restart:  # the running container still mounts it until its successor starts
+        deploy(settings, space_pk, requested_at=utcnow())
+    make_backend(settings).remove_volume(volume_name(settings, space_pk))
+
+
+def wake(settings: Settings, space_pk: int) -> bool:
+    """Wake a SLEEPING Space for a visitor; returns at once (True when a wake was started).
+
+    A frozen Space serves again within milliseconds, a stopped one once its app answers HTTP.
+    Paused and stopped Spaces are not woken: their owner holds them.
+    """
+    return sleeper.wake(settings, space_pk)
+
+
 def delete_space(session: Session, settings: Settings, space: Space) -> None:
-    """Remove everything: builds in flight, containers, images, routes, the repo, the row."""
-    space_id = space.space_id
+    """Remove everything: builds in flight, containers, images, volume, routes, repo, the row."""
+    space_id, space_pk = space.space_id, space.id
     for build in session.scalars(select(Build).where(Build.space_id == space.id)):
         if build.status in (BuildStatus.QUEUED, BuildStatus.RUNNING):
             build.status = BuildStatus.CANCELLED.value
@@ -41,5 +190,6 @@ def delete_space(session: Session, settings: Settings, space: Space) -> None:
         backend.stop(state.id, timeout=0)
     for image in images:
         backend.remove_image(image)
+    backend.remove_volume(volume_name(settings, space_pk))
     delete_repo(settings, owner, name)
     log.info("space.deleted", space=space_id)

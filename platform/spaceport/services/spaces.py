@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spaceport import queue
-from spaceport.db.models import Build, Deployment, Space
+from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.errors import Conflict
 from spaceport.git.repos import head_sha, init_repo, repo_path
 from spaceport.names import check_name
@@ -81,13 +81,20 @@ def on_new_commit(session: Session, space_pk: int, before: str | None, pusher: s
 
 
 def enqueue_build(session: Session, space: Space, sha: str, *, no_cache: bool = False) -> Build:
-    """Queue a build of `sha`; any older queued or running build of the Space is cancelled."""
+    """Queue a build of `sha`; any older queued or running build of the Space is cancelled.
+
+    Cancelling is a row update: a running build's watchdog sees it within a fraction of a
+    second and stops `docker build`, and the new build waits for the Space's build lease
+    (builder's build_lease.py), so one Space never has two builds running.
+    """
     for old in session.scalars(
         select(Build).where(
             Build.space_id == space.id,
             Build.status.in_([BuildStatus.QUEUED, BuildStatus.RUNNING]),
         )
     ):
+        if old.status == BuildStatus.QUEUED:
+            old.finished_at = utcnow()  # never started; a running one records its own end
         old.status = BuildStatus.CANCELLED.value
         old.error_message = f"superseded by a newer commit ({sha[:12]})"
     build = Build(space=space, commit_sha=sha, no_cache=no_cache)

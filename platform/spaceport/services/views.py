@@ -1,14 +1,30 @@
-"""The JSON shapes of a Space, as Hugging Face's API answers them (huggingface_hub parses these)."""
+"""The JSON shapes of a Space, as Hugging Face's API answers them (huggingface_hub parses these).
+
+`space_dict` is what `space_info` reads (siblings, cardData from the README front matter,
+runtime, host, sha, lastModified); `space_summary` is one item of `list_spaces`: database
+fields plus what the head commit says, cached per commit so listings do not walk every repo.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from spaceport.db.models import Space
+from spaceport.git import browse
+from spaceport.git.repos import repo_path
 from spaceport.settings import Settings
 from spaceport.stages import SERVING, Stage
+from spaceport_builder.front_matter import ConfigError, split_front_matter
+
+
+def iso(value: datetime) -> str:
+    """Hugging Face's timestamp format: UTC with milliseconds and a Z."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def runtime_dict(settings: Settings, space: Space) -> dict[str, Any]:
@@ -33,23 +49,87 @@ def runtime_dict(settings: Settings, space: Space) -> dict[str, Any]:
     return out
 
 
-def space_dict(session: Session, settings: Settings, space: Space) -> dict[str, Any]:
-    host = settings.app_url(space.owner, space.name).rstrip("/")
+def card_data(readme: str | None, fallback: dict[str, Any] | None) -> dict[str, Any]:
+    """The README's front matter; the last built config when the README cannot be parsed."""
+    if readme is None:
+        return dict(fallback or {})
+    try:
+        return split_front_matter(readme)
+    except ConfigError:
+        return dict(fallback or {})
+
+
+@lru_cache(maxsize=1024)
+def readme_at(repo: Path, sha: str) -> str | None:
+    """README.md of a commit; cached, since a commit never changes."""
+    return browse.read_text(repo, sha, "README.md")
+
+
+def _tags(space: Space, card: dict[str, Any]) -> list[str]:
+    tags = [space.sdk] if space.sdk else []
+    extra = card.get("tags")
+    if isinstance(extra, list):
+        tags += [str(t) for t in extra]
+    if isinstance(card.get("license"), str):
+        tags.append(f"license:{card['license']}")
+    return list(dict.fromkeys(tags))
+
+
+def _common(settings: Settings, space: Space, card: dict[str, Any]) -> dict[str, Any]:
     return {
         "_id": f"space-{space.id}",
         "id": space.space_id,
         "author": space.owner,
-        "sha": space.head_sha,
-        "lastModified": space.updated_at.isoformat() + "Z",
-        "createdAt": space.created_at.isoformat() + "Z",
+        "createdAt": iso(space.created_at),
         "private": space.private,
         "disabled": False,
         "gated": False,
         "likes": 0,
-        "sdk": space.sdk,
-        "tags": [t for t in [space.sdk] if t],
-        "host": host,
+        "trendingScore": 0,
+        "sdk": space.sdk or card.get("sdk"),
+        "tags": _tags(space, card),
+        "host": settings.app_url(space.owner, space.name).rstrip("/"),
         "subdomain": settings.app_host(space.owner, space.name).split(".", 1)[0],
-        "cardData": space.card_data or {},
+        "cardData": card,
         "runtime": runtime_dict(settings, space),
     }
+
+
+def space_summary(settings: Settings, space: Space) -> dict[str, Any]:
+    """One `list_spaces` item: database fields plus the (cached) date of the head commit."""
+    repo = repo_path(settings, space.owner, space.name)
+    when = browse.commit_time(repo, space.head_sha) if space.head_sha else None
+    readme = readme_at(repo, space.head_sha) if space.head_sha else None
+    out = _common(settings, space, card_data(readme, space.card_data))
+    out["sha"] = space.head_sha
+    out["lastModified"] = iso(when or space.created_at)
+    return out
+
+
+def space_dict(
+    session: Session,
+    settings: Settings,
+    space: Space,
+    *,
+    sha: str | None = None,
+    files_metadata: bool = False,
+) -> dict[str, Any]:
+    """`space_info`: the Space at commit `sha` (default: the head of main) with its files."""
+    repo = repo_path(settings, space.owner, space.name)
+    if sha is None:
+        sha = browse.resolve(repo, "main")
+    card = card_data(readme_at(repo, sha) if sha else None, space.card_data)
+    out = _common(settings, space, card)
+    when = browse.commit_time(repo, sha) if sha else None
+    siblings: list[dict[str, Any]] = []
+    for entry in browse.files(repo, sha):
+        sibling: dict[str, Any] = {"rfilename": entry.path}
+        if files_metadata:
+            sibling |= {"size": entry.size, "blobId": entry.oid}
+        siblings.append(sibling)
+    out |= {
+        "sha": sha,
+        "lastModified": iso(when or space.created_at),
+        "siblings": siblings,
+    }
+    return out

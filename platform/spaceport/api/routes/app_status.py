@@ -1,24 +1,44 @@
-"""What a visitor of an app host sees when the proxy has no live route for it.
+"""What a visitor of an app's URL gets from the platform itself, never a bare 502.
 
-Caddy sends every host it has no route for to the control plane; here the host is mapped back
-to its Space and the visitor gets a status page (or JSON), never a bare 502.
+Caddy sends here every app request it has no live route for (a Space that is building,
+starting, asleep, paused, failed, or unknown), an app request whose container did not answer
+(`X-Spaceport-Proxy-Error`), and the platform paths under every app's URL (`/.spaceport/...`:
+the private-Space check and sign-in handshake, the Gradio embed script). Browsers get a status
+page that follows the Space live (stage, build log) and switches to the app once it answers;
+API clients asking for JSON get JSON. A sleeping Space is woken by the visit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
+import httpx
+import redis
+import structlog
 from fastapi import Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
-from spaceport.db.models import Space
+from spaceport.api.deps import Principal
+from spaceport.api.deps import _token_from_request as _request_token
+from spaceport.auth.tokens import lookup_token
+from spaceport.db.models import Build, Deployment, Space, User
 from spaceport.db.session import session_scope
+from spaceport.logstream import build_key, entries
+from spaceport.proxy import app_access, embedding
+from spaceport.proxy.caddy_config import AUTHZ_PATH, PLATFORM_PATH
 from spaceport.services import access
 from spaceport.settings import Settings
-from spaceport.stages import Stage
+from spaceport.stages import DeploymentStatus, Stage
 
+log = structlog.get_logger(__name__)
 templates = Jinja2Templates(directory=str(Path(__file__).parents[2] / "templates"))
 
 MESSAGES = {
@@ -36,11 +56,47 @@ MESSAGES = {
     Stage.NO_APP_FILE: ("No app yet: push an app file to this Space.", False),
     Stage.DELETING: ("This Space is being deleted.", False),
 }
+NOT_ANSWERING = "The app is not answering right now; it is probably restarting."
 COLORS = {True: "#fbbf24", False: "#f87171"}
+LOG_STAGES = {Stage.BUILDING, Stage.RUNNING_BUILDING}
+LOG_LINES = 60
+STATUS_HEADERS = {"x-spaceport-status": "1", "cache-control": "no-store"}
+_GRADIO_ENTRY = re.compile(r"""["'](?:\./|/)?((?:[^"']*/)?assets/index-[A-Za-z0-9_-]+\.js)["']""")
+_AUTHZ_TTL_S = 5.0
+_authz_cache: dict[tuple[str, str, str], tuple[float, bool]] = {}
+_gradio_entries: dict[str, str] = {}
+
+
+@dataclass
+class Visit:
+    """An app request: which Space (None: no Space lives there), and the path inside the app."""
+
+    space: Space | None
+    public_host: str
+    app_path: str  # "/" or "/{owner}/{name}/"
+    rest: str  # the request path relative to the app, starting with "/"
+    asked: str = "/"  # the path and query the visitor asked for (forward auth: the original)
+
+
+# --- which Space ------------------------------------------------------------------------------
+
+
+def _hostname(host: str) -> str:
+    return host.rsplit(":", 1)[0].lower() if not host.endswith("]") else host.lower()
+
+
+def is_app_host(settings: Settings, host: str, console_host: str) -> bool:
+    hostname = _hostname(host)
+    if hostname == console_host:
+        return False
+    if settings.routing == "path":
+        return hostname == (urlparse(settings.apps_origin).hostname or "").lower()
+    return hostname.endswith("." + settings.apps_domain)
 
 
 def space_for_host(settings: Settings, host: str) -> Space | None:
-    label = host.split(":", 1)[0].lower().removesuffix("." + settings.apps_domain)
+    """Subdomain mode: the Space whose app host this is."""
+    label = _hostname(host).removesuffix("." + settings.apps_domain)
     with session_scope() as session:
         for space in session.scalars(select(Space)):
             if settings.app_host(space.owner, space.name).split(".", 1)[0] == label:
@@ -49,42 +105,251 @@ def space_for_host(settings: Settings, host: str) -> Space | None:
     return None
 
 
-def is_app_host(settings: Settings, host: str, console_host: str) -> bool:
-    hostname = host.split(":", 1)[0].lower()
-    return hostname != console_host and hostname.endswith("." + settings.apps_domain)
+def space_for_path(path: str) -> tuple[Space | None, str]:
+    """Path mode: the Space named by the first two path segments, and the rest of the path."""
+    parts = path.split("/", 3)
+    if len(parts) < 3 or not parts[1] or not parts[2]:
+        return None, path
+    with session_scope() as session:
+        space = session.scalar(select(Space).where(Space.owner == parts[1], Space.name == parts[2]))
+        if space is not None:
+            session.expunge(space)
+    return space, "/" + (parts[3] if len(parts) > 3 else "")
 
 
-def app_status(settings: Settings, request: Request) -> Response:
-    space = space_for_host(settings, request.headers.get("host", ""))
-    wants_json = "application/json" in request.headers.get("accept", "")
-    headers = {"x-spaceport-status": "1", "cache-control": "no-store"}
-    if space is None or (space.private and not access.can_read(space, None)):
-        if wants_json:
-            return JSONResponse({"error": "Space not found"}, 404, headers=headers)
-        return HTMLResponse("<h1>404</h1><p>No Space lives at this address.</p>", 404, headers)
+def resolve(settings: Settings, request: Request) -> Visit:
+    host = request.headers.get("host", "")
+    asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.url.path == AUTHZ_PATH:  # forward auth: the request it asks about
+        asked = request.headers.get("x-forwarded-uri", "/") or "/"
+    if settings.routing == "path":
+        space, rest = space_for_path(urlparse(asked).path)
+        app_path = settings.app_path(space.owner, space.name) if space else "/"
+        if request.url.path == AUTHZ_PATH:
+            rest = AUTHZ_PATH
+        return Visit(space, host, app_path, rest, asked)
+    return Visit(space_for_host(settings, host), host, "/", request.url.path, asked)
+
+
+# --- who may see it ---------------------------------------------------------------------------
+
+
+def _principal(settings: Settings, request: Request, host: str) -> Principal | None:
+    """The owner's token (Bearer/Basic), else this app host's cookie; None: a stranger."""
+    token = _request_token(request)
+    with session_scope() as session:
+        if token:
+            found = lookup_token(session, token)
+            if found is None:
+                return None
+            session.expunge(found.user)
+            return Principal(user=found.user, role=found.role, token_name=found.name)
+        name = app_access.cookie_user(settings, request.cookies.get(app_access.APP_COOKIE), host)
+        user = session.scalar(select(User).where(User.name == name)) if name else None
+        if user is None:
+            return None
+        session.expunge(user)
+        return Principal(user=user, role="read", token_name="app cookie")
+
+
+def may_open(settings: Settings, request: Request, visit: Visit) -> bool:
+    space = visit.space
+    if space is None:
+        return False
+    if not space.private:
+        return True
+    cred = _request_token(request) or request.cookies.get(app_access.APP_COOKIE) or ""
+    key = (cred, space.space_id, visit.public_host.lower())
+    cached = _authz_cache.get(key)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    allowed = access.can_read(space, _principal(settings, request, visit.public_host))
+    if len(_authz_cache) > 10_000:
+        _authz_cache.clear()
+    _authz_cache[key] = (time.monotonic() + _AUTHZ_TTL_S, allowed)
+    return allowed
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+def wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def public_url(settings: Settings, visit: Visit, *, root: bool = False) -> str:
+    """The public URL the visitor asked for (a platform path: the app's root), or the root."""
+    scheme = urlparse(settings.url).scheme or "http"
+    asked = visit.asked
+    if root or urlparse(asked).path.startswith(visit.app_path.rstrip("/") + PLATFORM_PATH):
+        asked = visit.app_path
+    return f"{scheme}://{visit.public_host}{asked}"
+
+
+def not_found(settings: Settings, request: Request, visit: Visit) -> Response:
+    """Unknown and private-to-someone-else look the same: a 404 with a sign-in link."""
+    if wants_json(request):
+        return JSONResponse({"error": "Space not found"}, 404, headers=STATUS_HEADERS)
+    sign_in = app_access.start_url(settings, public_url(settings, visit))
+    context = {"not_found": True, "sign_in": sign_in, "space_id": "", "color": COLORS[False]}
+    return templates.TemplateResponse(
+        request, "status.html", context, status_code=404, headers=STATUS_HEADERS
+    )
+
+
+def build_log_tail(settings: Settings, space_pk: int) -> list[str]:
+    """The last lines of the Space's latest build log, from the live stream (or the database)."""
+    with session_scope() as session:
+        build = session.scalar(
+            select(Build).where(Build.space_id == space_pk).order_by(Build.id.desc()).limit(1)
+        )
+        if build is None:
+            return []
+        build_id, stored = build.id, build.log or ""
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
+        raw = client.xrevrange(build_key(build_id), count=LOG_LINES)
+        lines = [f.get("data", "") for _, f in reversed(entries([(None, raw)]))]
+        lines = [ln for ln in lines if ln]
+    except redis.RedisError:
+        lines = []
+    return lines or stored.splitlines()[-LOG_LINES:]
+
+
+async def status_page(settings: Settings, request: Request, visit: Visit) -> Response:
+    space = visit.space
+    assert space is not None
     stage = Stage(space.stage)
+    if stage == Stage.SLEEPING:
+        from spaceport.services import lifecycle
+
+        woke = await asyncio.to_thread(lifecycle.wake, settings, space.id)
+        log.info("app.wake", space=space.space_id, started=woke)
+    proxy_error = request.headers.get("x-spaceport-proxy-error")
     message, waiting = MESSAGES.get(stage, ("", False))
-    if wants_json:
-        body = {
+    if proxy_error and stage == Stage.RUNNING:
+        message = NOT_ANSWERING
+    lines = (
+        await asyncio.to_thread(build_log_tail, settings, space.id) if stage in LOG_STAGES else []
+    )
+    headers = dict(STATUS_HEADERS)
+    headers.update(dict(embedding.response_headers(space.card_data)))
+    headers["retry-after"] = "2" if waiting else "30"
+    code = 502 if proxy_error and stage == Stage.RUNNING else 503
+    error = None if waiting else space.error_message
+    if wants_json(request):
+        body: dict[str, Any] = {
             "space": space.space_id,
             "stage": stage.value,
             "message": message,
-            "error": space.error_message,
+            "error": error,
+            "log": lines,
         }
-        return JSONResponse(body, 503, headers=headers)
+        return JSONResponse(body, code, headers=headers)
+    context = {
+        "space_id": space.space_id,
+        "emoji": (space.card_data or {}).get("emoji", "🚀"),
+        "stage": stage.value,
+        "stage_label": stage.value.replace("_", " ").title(),
+        "message": message,
+        "waiting": waiting,
+        "error": error,
+        "log": "\n".join(lines),
+        "color": COLORS[waiting],
+    }
     return templates.TemplateResponse(
-        request,
-        "status.html",
-        {
-            "space_id": space.space_id,
-            "emoji": (space.card_data or {}).get("emoji", "🚀"),
-            "stage": stage.value,
-            "stage_label": stage.value.replace("_", " ").title(),
-            "message": message,
-            "waiting": waiting,
-            "error": None if waiting else space.error_message,
-            "color": COLORS[waiting],
-        },
-        status_code=503,
-        headers=headers,
+        request, "status.html", context, status_code=code, headers=headers
     )
+
+
+def auth_callback(settings: Settings, request: Request, visit: Visit) -> Response:
+    """Step 3 of the sign-in handshake (see proxy/app_access.py): ticket in, cookie out."""
+    ticket = request.query_params.get("ticket", "")
+    user = app_access.redeem_ticket(settings, ticket, _hostname(visit.public_host))
+    if user is None:
+        return HTMLResponse(
+            "<h1>Sign-in link expired</h1><p>Open the app again and sign in once more.</p>",
+            400,
+            headers=STATUS_HEADERS,
+        )
+    target = request.query_params.get("next") or visit.app_path
+    if not target.startswith(visit.app_path) or target.startswith("//") or "\\" in target:
+        target = visit.app_path
+    resp = RedirectResponse(target, status_code=303, headers=STATUS_HEADERS)
+    resp.set_cookie(
+        app_access.APP_COOKIE,
+        app_access.issue_cookie(settings, user, _hostname(visit.public_host)),
+        max_age=app_access.COOKIE_TTL_S,
+        path=visit.app_path,
+        httponly=True,
+        samesite="lax",
+        secure=settings.url.startswith("https://"),
+    )
+    return resp
+
+
+def _upstream(space_pk: int) -> str | None:
+    with session_scope() as session:
+        return session.scalar(
+            select(Deployment.upstream)
+            .where(Deployment.space_id == space_pk, Deployment.status == DeploymentStatus.ACTIVE)
+            .order_by(Deployment.id.desc())
+            .limit(1)
+        )
+
+
+async def gradio_script(settings: Settings, visit: Visit) -> Response:
+    """`{app}/.spaceport/gradio.js`: Gradio's own front end, by a stable name, for the
+    `<gradio-app>` web component on pages of any origin (Gradio names it by a hash)."""
+    space = visit.space
+    assert space is not None
+    upstream = await asyncio.to_thread(_upstream, space.id)
+    headers = {"access-control-allow-origin": "*", "cache-control": "no-cache"}
+    if space.sdk != "gradio" or upstream is None:
+        return Response(
+            f"// {space.space_id} is not a running Gradio app.\n", 404, headers, "text/javascript"
+        )
+    entry = _gradio_entries.get(upstream)
+    if entry is None:
+        try:
+            async with httpx.AsyncClient(timeout=10, trust_env=False, verify=False) as client:
+                page = await client.get(f"http://{upstream}/", headers={"host": visit.public_host})
+            found = _GRADIO_ENTRY.search(page.text)
+        except httpx.HTTPError:
+            found = None
+        if found is None:
+            return Response(
+                f"// {space.space_id}: Gradio's front end was not found in the app's page.\n",
+                502,
+                headers,
+                "text/javascript",
+            )
+        entry = _gradio_entries[upstream] = found.group(1)
+    app_url = public_url(settings, visit, root=True)
+    return Response(f'import("{app_url}{entry}");\n', 200, headers, "text/javascript")
+
+
+async def platform_path(settings: Settings, request: Request, visit: Visit) -> Response:
+    """`{app}/.spaceport/...`: the platform's own paths on every app's URL."""
+    name = visit.rest.removeprefix(PLATFORM_PATH + "/")
+    if name == "auth" and visit.space is not None:
+        return await asyncio.to_thread(auth_callback, settings, request, visit)
+    allowed = await asyncio.to_thread(may_open, settings, request, visit)
+    if not allowed:
+        return not_found(settings, request, visit)
+    if name == "authz":
+        return Response(status_code=200, headers={"cache-control": "no-store"})
+    if name == "gradio.js":
+        return await gradio_script(settings, visit)
+    return not_found(settings, request, visit)
+
+
+async def respond(settings: Settings, request: Request) -> Response:
+    """Answer a request for an app's URL that reached the control plane."""
+    visit = await asyncio.to_thread(resolve, settings, request)
+    if visit.rest.startswith(PLATFORM_PATH + "/"):
+        return await platform_path(settings, request, visit)
+    if visit.space is None or not await asyncio.to_thread(may_open, settings, request, visit):
+        return not_found(settings, request, visit)
+    return await status_page(settings, request, visit)

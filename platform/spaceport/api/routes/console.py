@@ -1,59 +1,168 @@
-"""Console pages (server-rendered). The full console grows here; this is its first page."""
+"""Console pages for Spaces: the card list, one Space's page, and the create form.
+
+Pages render what the database says now; their scripts (static/console.js, static/space.js)
+then poll the native summary routes and stream logs, so stages change without a reload.
+Every action a page offers is a call to the public HTTP API with the session cookie and the
+CSRF header: the console has no powers of its own.
+"""
 
 from __future__ import annotations
 
-import html
+from typing import Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spaceport.db.models import Space
+from spaceport.api.deps import Principal
+from spaceport.api.routes import console_views
+from spaceport.api.routes.admin import hardware_options
+from spaceport.api.routes.console_render import as_json, console_principal, page, sign_in_redirect
+from spaceport.api.routes.space_details import list_files
+from spaceport.db.models import SpaceVariable
 from spaceport.db.session import get_session
-from spaceport.errors import RepoNotFound
-from spaceport.services import spaces
+from spaceport.git.repos import GitError
+from spaceport.proxy import embedding
+from spaceport.services import access, spaces
+from spaceport.services.spaces import SDKS
 from spaceport.settings import get_settings
+from spaceport.stages import Stage
 
 router = APIRouter(include_in_schema=False)
 
-PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:40px auto;color:#1e293b}}
-a{{color:#4f46e5}}.badge{{font-size:12px;padding:2px 8px;border-radius:99px;background:#e2e8f0}}
-iframe{{width:100%;height:600px;border:1px solid #e2e8f0;border-radius:8px}}
-code,pre{{background:#f1f5f9;padding:2px 6px;border-radius:4px}}</style></head>
-<body>{body}</body></html>"""
+SLEEP_CHOICES = [
+    (None, "Never"),
+    (300, "After 5 minutes idle"),
+    (900, "After 15 minutes idle"),
+    (3600, "After 1 hour idle"),
+    (14400, "After 4 hours idle"),
+    (86400, "After 1 day idle"),
+    (172800, "After 48 hours idle"),
+]
+SDK_INFO = {
+    "gradio": ("🎨", "Gradio", "Python UI for ML demos"),
+    "streamlit": ("📊", "Streamlit", "Data apps in pure Python"),
+    "docker": ("🐳", "Docker", "Your own Dockerfile"),
+    "static": ("📄", "Static", "HTML, JS and CSS as is"),
+}
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(session: Session = Depends(get_session)) -> str:
+def index(
+    request: Request,
+    q: str = "",
+    stage: str = "",
+    owner: str = "",
+    who: Principal | None = Depends(console_principal),
+    session: Session = Depends(get_session),
+) -> Response:
     settings = get_settings()
-    rows = []
-    for space in session.scalars(select(Space).where(Space.private.is_(False)).order_by(Space.id)):
-        emoji = html.escape(str((space.card_data or {}).get("emoji", "🚀")))
-        rows.append(
-            f'<li>{emoji} <a href="/spaces/{space.space_id}">{html.escape(space.space_id)}</a> '
-            f'<span class="badge">{space.stage}</span> '
-            f'<a href="{settings.app_url(space.owner, space.name)}">open app</a></li>'
-        )
-    body = "<h1>Spaceport</h1><ul>" + "".join(rows) + "</ul>"
-    return PAGE.format(title="Spaceport", body=body)
+    everything = console_views.summaries(session, settings, who)
+    shown = console_views.summaries(session, settings, who, search=q, stage=stage, owner=owner)
+    owners = sorted({s["owner"] for s in everything})
+    counts: dict[str, int] = {}
+    for s in everything:
+        counts[s["stageGroup"]] = counts.get(s["stageGroup"], 0) + 1
+    return page(
+        request,
+        "index.html",
+        who,
+        nav="spaces",
+        spaces=everything,
+        shown={s["id"] for s in shown},
+        total=len(everything),
+        owners=owners,
+        counts=counts,
+        q=q,
+        stage=stage,
+        owner=owner,
+        stages=[s.value for s in Stage],
+    )
+
+
+def settings_context(session: Session, space_pk: int) -> dict[str, Any]:
+    rows = session.scalars(
+        select(SpaceVariable).where(SpaceVariable.space_id == space_pk).order_by(SpaceVariable.key)
+    ).all()
+    return {
+        "variables": [
+            {"key": v.key, "value": v.value or "", "description": v.description or ""}
+            for v in rows
+            if not v.is_secret
+        ],
+        "secrets": [
+            {
+                "key": v.key,
+                "description": v.description or "",
+                "updatedAt": console_views.iso(v.updated_at),
+            }
+            for v in rows
+            if v.is_secret
+        ],
+    }
 
 
 @router.get("/spaces/{owner}/{name}", response_class=HTMLResponse)
-def space_page(owner: str, name: str, session: Session = Depends(get_session)) -> str:
-    space = spaces.find_space(session, owner, name.removesuffix(".git"))
-    if space is None or space.private:
-        raise RepoNotFound(f"Repository not found: {owner}/{name}")
+def space_page(
+    request: Request,
+    owner: str,
+    name: str,
+    who: Principal | None = Depends(console_principal),
+    session: Session = Depends(get_session),
+) -> Response:
     settings = get_settings()
-    url = settings.app_url(space.owner, space.name)
-    remote = f"{settings.url.rstrip('/')}/spaces/{space.space_id}"
-    body = (
-        f"<h1>{html.escape(space.space_id)} <span class='badge'>{space.stage}</span></h1>"
-        f"<p>App: <a href='{url}'>{url}</a> · git remote: <code>{remote}</code></p>"
-        f"<iframe src='{url}'></iframe>"
-        "<h3>Embed</h3><pre>"
-        + html.escape(f'<iframe src="{url}" width="850" height="450"></iframe>')
-        + "</pre>"
+    space = spaces.find_space(session, owner, name.removesuffix(".git"))
+    if space is None or not access.can_read(space, who):
+        return page(
+            request,
+            "not_found.html",
+            who,
+            status_code=404,
+            what=f"{owner}/{name}",
+        )
+    summary = console_views.space_summary(session, settings, space)
+    try:
+        files = list_files(space) if space.head_sha else None
+    except GitError:
+        files = None
+    can_write = access.can_write(space, who)
+    data = {
+        "space": summary,
+        "canWrite": can_write,
+        "sdk": space.sdk,
+    }
+    return page(
+        request,
+        "space.html",
+        who,
+        nav="spaces",
+        s=summary,
+        can_write=can_write,
+        files=files,
+        hardware=hardware_options(settings) if can_write else [],
+        sleep_choices=SLEEP_CHOICES,
+        embed=embedding.snippets(summary["appUrl"], space.sdk, space.card_data),
+        data=as_json(data),
+        **(settings_context(session, space.id) if can_write else {}),
     )
-    return PAGE.format(title=space.space_id, body=body)
+
+
+@router.get("/new", response_class=HTMLResponse)
+def new_space(
+    request: Request,
+    who: Principal | None = Depends(console_principal),
+    session: Session = Depends(get_session),
+) -> Response:
+    if who is None:
+        return sign_in_redirect(request)
+    settings = get_settings()
+    return page(
+        request,
+        "new.html",
+        who,
+        nav="new",
+        sdks=[(k, *SDK_INFO[k]) for k in SDKS],
+        hardware=hardware_options(settings),
+        default_hardware=settings.default_hardware,
+    )

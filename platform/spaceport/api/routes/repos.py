@@ -1,38 +1,86 @@
-"""`/api/repos/*`: create and delete Space repos as huggingface_hub's create_repo sends it."""
+"""`/api/repos/{create,delete,move}` as huggingface_hub's create_repo, delete_repo and move_repo
+send them. Only Space repos live here; other repo types get a clear 400.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from spaceport.api.deps import Principal, require_principal
 from spaceport.api.errors import error_response
+from spaceport.api.links import space_url
 from spaceport.db.session import get_session
-from spaceport.errors import Forbidden, RepoNotFound
+from spaceport.errors import Forbidden, RepoNotFound, SpaceportError
+from spaceport.names import split_space_id
 from spaceport.services import access, spaces
 from spaceport.services.lifecycle import delete_space
+from spaceport.services.space_setup import (
+    EnvEntry,
+    check_env,
+    check_hardware,
+    move_space,
+    store_env,
+)
 from spaceport.settings import get_settings
 
-router = APIRouter()
+router = APIRouter(tags=["huggingface"])
+
+ONLY_SPACES = (
+    "Spaceport hosts Spaces only: pass repo_type='space' (CLI: --repo-type space); got type {!r}"
+)
 
 
-class CreateRepo(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class EnvItem(BaseModel):
+    key: str
+    value: str = ""
+    description: str | None = None
 
-    name: str
-    organization: str | None = None
-    type: str = "model"
+    def entry(self) -> EnvEntry:
+        return EnvEntry(self.key, self.value, self.description)
+
+
+class SpaceOptions(BaseModel):
+    """What create_repo and duplicate_repo send beside the name."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
     private: bool | None = None
-    sdk: str | None = None
+    visibility: str | None = None
     hardware: str | None = None
     sleep_time: int | None = Field(default=None, alias="sleepTimeSeconds")
+    secrets: list[EnvItem] = Field(default_factory=list)
+    variables: list[EnvItem] = Field(default_factory=list)
+
+    def is_private(self, default: bool = False) -> bool:
+        """`visibility` (clients 1.x+) or `private` (older clients); `protected` is refused."""
+        if self.visibility is not None:
+            if self.visibility not in ("public", "private"):
+                raise SpaceportError(
+                    f"visibility {self.visibility!r} is not supported: use 'public' or 'private'"
+                )
+            return self.visibility == "private"
+        return default if self.private is None else self.private
+
+    def refuse_unsupported(self) -> None:
+        extra = self.model_extra or {}
+        for key, what in (("template", "Space templates"), ("volumes", "Space volumes")):
+            if extra.get(key):
+                raise SpaceportError(f"{what} are not supported by Spaceport (got {key!r})")
 
 
-class DeleteRepo(BaseModel):
+class CreateRepo(SpaceOptions):
+    name: str
+    organization: str | None = None
+    type: str = "model"
+    sdk: str | None = None
+
+
+class RepoRef(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str
@@ -40,52 +88,98 @@ class DeleteRepo(BaseModel):
     type: str = "model"
 
 
-def _space_url(owner: str, name: str) -> str:
-    return f"{get_settings().url.rstrip('/')}/spaces/{owner}/{name}"
+class MoveRepo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    from_repo: str = Field(alias="fromRepo")
+    to_repo: str = Field(alias="toRepo")
+    type: str = "model"
 
 
 @router.post("/api/repos/create", response_model=None)
 def create_repo(
+    request: Request,
     body: CreateRepo,
     who: Principal = Depends(require_principal),
     session: Session = Depends(get_session),
 ) -> dict[str, Any] | JSONResponse:
     if body.type != "space":
-        return error_response(400, f"Only Space repos are hosted here (got type {body.type!r})")
+        return error_response(400, ONLY_SPACES.format(body.type))
+    body.refuse_unsupported()
     owner = body.organization or who.name
     if not access.can_create_in(owner, who):
+        if who.role != "write":
+            raise Forbidden("This token is read-only: create a write token to create Spaces")
         raise Forbidden(f"You ({who.name}) cannot create Spaces under {owner!r}")
-    existing = spaces.find_space(session, owner, body.name)
-    if existing is not None:
+    url = space_url(request, f"{owner}/{body.name}")
+    if spaces.find_space(session, owner, body.name) is not None:
+        # huggingface_hub's exist_ok=True reads `url` from this body.
         return error_response(
-            409,
-            f"You already created this space repo: {owner}/{body.name}",
-            url=_space_url(owner, body.name),
+            409, f"You already created this space repo: {owner}/{body.name}", url=url
         )
-    space = spaces.create_space(
+    settings = get_settings()
+    check_env([e.entry() for e in [*body.secrets, *body.variables]])
+    try:
+        space = spaces.create_space(
+            session,
+            settings,
+            owner,
+            body.name,
+            sdk=body.sdk,
+            private=body.is_private(),
+            hardware=check_hardware(settings, body.hardware),
+            sleep_time=body.sleep_time,
+        )
+    except ValueError as exc:  # an unknown sdk
+        raise SpaceportError(str(exc)) from None
+    store_env(
         session,
-        get_settings(),
-        owner,
-        body.name,
-        sdk=body.sdk,
-        private=bool(body.private),
-        hardware=body.hardware,
-        sleep_time=body.sleep_time,
+        settings,
+        space,
+        [s.entry() for s in body.secrets],
+        [v.entry() for v in body.variables],
     )
-    return {"url": _space_url(owner, space.name), "name": space.space_id, "id": f"space-{space.id}"}
+    return {"url": url, "name": space.space_id, "id": f"space-{space.id}"}
+
+
+def _writable(session: Session, who: Principal, owner: str, name: str) -> Any:
+    space = spaces.find_space(session, owner, name)
+    if space is None or not access.can_read(space, who):
+        raise RepoNotFound(f"Repository not found: {owner}/{name}")
+    if not access.can_write(space, who):
+        if who.role != "write":
+            raise Forbidden(
+                f"This token is read-only: create a write token to change {owner}/{name}"
+            )
+        raise Forbidden(f"You ({who.name}) are not allowed to change {space.space_id}")
+    return space
 
 
 @router.delete("/api/repos/delete")
 def delete_repo(
-    body: DeleteRepo,
+    body: RepoRef,
     who: Principal = Depends(require_principal),
     session: Session = Depends(get_session),
 ) -> dict[str, str]:
     owner = body.organization or who.name
-    space = spaces.find_space(session, owner, body.name)
-    if space is None or not access.can_read(space, who):
-        raise RepoNotFound(f"Repository not found: {owner}/{body.name}")
-    if not access.can_write(space, who):
-        raise Forbidden(f"You ({who.name}) cannot delete {space.space_id}")
+    space = _writable(session, who, owner, body.name)
     delete_space(session, get_settings(), space)
     return {"deleted": f"{owner}/{body.name}"}
+
+
+@router.post("/api/repos/move")
+def move_repo(
+    body: MoveRepo,
+    who: Principal = Depends(require_principal),
+    session: Session = Depends(get_session),
+) -> dict[str, str]:
+    """Rename or transfer a Space; the old id stops answering (no redirects kept)."""
+    if body.type != "space":
+        raise SpaceportError(ONLY_SPACES.format(body.type))
+    src_owner, src_name = split_space_id(body.from_repo)
+    dst_owner, dst_name = split_space_id(body.to_repo)
+    space = _writable(session, who, src_owner, src_name)
+    if not access.can_create_in(dst_owner, who):
+        raise Forbidden(f"You ({who.name}) cannot create Spaces under {dst_owner!r}")
+    move_space(session, get_settings(), space, dst_owner, dst_name)
+    return {"id": space.space_id}

@@ -14,12 +14,13 @@ from sse_starlette.sse import EventSourceResponse
 
 from spaceport.api.deps import Principal, optional_principal
 from spaceport.db.models import Build, Space
-from spaceport.db.session import get_session
+from spaceport.db.session import get_session, session_scope
 from spaceport.errors import RepoNotFound
 from spaceport.logstream import build_key, entries
 from spaceport.services import access, spaces
 from spaceport.services.views import runtime_dict, space_dict
 from spaceport.settings import get_settings
+from spaceport.stages import BuildStatus
 
 router = APIRouter()
 
@@ -39,9 +40,12 @@ def readable_space(
 
 @router.get("/api/spaces/{owner}/{name}")
 def space_info(
-    space: Space = Depends(readable_space), session: Session = Depends(get_session)
+    blobs: bool = False,
+    space: Space = Depends(readable_space),
+    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
-    return space_dict(session, get_settings(), space)
+    """huggingface_hub `space_info`; `blobs=true` (files_metadata) adds sizes and blob ids."""
+    return space_dict(session, get_settings(), space, files_metadata=blobs)
 
 
 @router.get("/api/spaces/{owner}/{name}/runtime")
@@ -63,27 +67,37 @@ def _event(ts: str, data: str) -> dict[str, str]:
 async def build_logs(
     space: Space = Depends(readable_space), session: Session = Depends(get_session)
 ) -> EventSourceResponse:
-    """Server-sent events: every line of the latest build from its start, then live."""
+    """Server-sent events in Hugging Face's shape (`data: {"timestamp", "data"}`): every line
+    of the latest build from its start (late joiners replay), then live until it ends."""
     build = latest_build(session, space)
     build_id, stored = (build.id, build.log) if build else (None, "")
     session.close()
     return EventSourceResponse(_follow_build(build_id, stored), ping=15)
 
 
+def _build_over(build_id: int) -> bool:
+    with session_scope() as session:
+        build = session.get(Build, build_id)
+        return build is None or build.status not in (BuildStatus.QUEUED, BuildStatus.RUNNING)
+
+
 async def _follow_build(build_id: int | None, stored: str) -> AsyncIterator[dict[str, str]]:
+    """The build's Redis stream from its first entry; the database copy once it expired."""
     if build_id is None:
         return
     client = aioredis.Redis.from_url(get_settings().redis_url)
     key = build_key(build_id)
     try:
-        if not await client.exists(key):
-            for line in stored.splitlines():  # stream expired: replay the kept copy
-                ts, _, text = line.partition(" ")
-                yield _event(ts, text)
-            return
         last = "0"
         while True:
-            batch = entries(await client.xread({key: last}, count=500, block=15000))
+            if last == "0" and not await client.exists(key) and _build_over(build_id):
+                for line in stored.splitlines():  # stream expired: replay the kept copy
+                    ts, _, text = line.partition(" ")
+                    yield _event(ts, text)
+                return
+            # Blocks until the worker writes (a queued build's stream does not exist yet), for
+            # less than redis-py's 5 s socket timeout.
+            batch = entries(await client.xread({key: last}, count=500, block=2000))
             for last, fields in batch:  # noqa: B007 - resume point
                 if "end" in fields:
                     return

@@ -1,0 +1,1 @@
+document.getElementById("clock").textContent = "JavaScript ran at " + new Date().toISOString();

@@ -1,0 +1,87 @@
+"""Console pages for people and the platform: access tokens, users (admins), the admin view.
+
+Like the Space pages, they render the current rows and act through the native API
+(`/api/v1/tokens`, `/api/v1/users`, `/api/v1/admin/overview`).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from spaceport.api.deps import Principal
+from spaceport.api.routes import admin
+from spaceport.api.routes.console_render import console_principal, page, sign_in_redirect
+from spaceport.api.routes.users import token_dict, user_dict
+from spaceport.db.models import Space, Token, User
+from spaceport.db.session import get_session
+from spaceport.settings import get_settings
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/settings/tokens", response_class=HTMLResponse)
+def tokens_page(
+    request: Request,
+    who: Principal | None = Depends(console_principal),
+    session: Session = Depends(get_session),
+) -> Response:
+    if who is None:
+        return sign_in_redirect(request)
+    rows = session.scalars(select(Token).where(Token.user_id == who.user.id).order_by(Token.id))
+    tokens = [token_dict(t) for t in rows]
+    return page(
+        request,
+        "tokens.html",
+        who,
+        nav="tokens",
+        tokens=[t for t in tokens if t["kind"] == "token"],
+        sessions=[t for t in tokens if t["kind"] == "session"],
+        current=getattr(request.state, "session_token_id", None),
+        url=get_settings().url.rstrip("/"),
+    )
+
+
+def forbidden(request: Request, who: Principal) -> Response:
+    return page(
+        request,
+        "not_found.html",
+        who,
+        status_code=403,
+        what="the admin pages",
+        reason="Only administrators can open this page.",
+    )
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def users_page(
+    request: Request,
+    who: Principal | None = Depends(console_principal),
+    session: Session = Depends(get_session),
+) -> Response:
+    if who is None:
+        return sign_in_redirect(request)
+    if not who.is_admin:
+        return forbidden(request, who)
+    counts: dict[str, int] = {}
+    for owner in session.scalars(select(Space.owner)):
+        counts[owner] = counts.get(owner, 0) + 1
+    users = [user_dict(u, counts.get(u.name, 0)) for u in session.scalars(select(User))]
+    users.sort(key=lambda u: (not u["isAdmin"], u["name"]))
+    return page(request, "users.html", who, nav="users", users=users)
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(
+    request: Request,
+    who: Principal | None = Depends(console_principal),
+    session: Session = Depends(get_session),
+) -> Response:
+    if who is None:
+        return sign_in_redirect(request)
+    if not who.is_admin:
+        return forbidden(request, who)
+    view = admin.overview(who, session)
+    return page(request, "admin.html", who, nav="admin", view=view)

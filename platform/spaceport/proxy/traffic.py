@@ -1,0 +1,172 @@
+"""Per-Space traffic: read from the proxy's own counters, never by putting the control plane in
+the request path.
+
+Caddy counts requests per host (`metrics.per_host`); `caddy_config.metrics_hosts` says which
+labels belong to which Space. From those counters this module
+- keeps `Space.last_request_at` current for the sleep timer (`record_activity`, called by the
+  reconciler each pass: a Space whose request count grew, or that has a request in flight, such
+  as an open Streamlit websocket, was used just now), and
+- renders them per Space in Prometheus' text format for `GET /api/v1/metrics`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterable, Mapping
+
+import redis
+import structlog
+from sqlalchemy import update
+
+from spaceport.db.models import Space, utcnow
+from spaceport.db.session import session_scope
+from spaceport.proxy.base import Route, SpaceTraffic
+from spaceport.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+_SEEN_KEY = "spaceport:traffic:seen"
+
+
+def parse_samples(text: str) -> Iterable[tuple[str, dict[str, str], float]]:
+    """(metric name, labels, value) of each sample line of a Prometheus text exposition."""
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        try:
+            value = float(m.group(3))
+        except ValueError:
+            continue
+        yield m.group(1), dict(_LABEL.findall(m.group(2) or "")), value
+
+
+def per_space(text: str, space_of_host: Mapping[str, str], server: str) -> dict[str, SpaceTraffic]:
+    """Fold Caddy's per-host samples of `server` into one `SpaceTraffic` per Space."""
+    out: dict[str, SpaceTraffic] = {}
+    for name, labels, value in parse_samples(text):
+        if labels.get("server") != server:
+            continue
+        space = space_of_host.get(labels.get("host", ""))
+        if space is None:
+            continue
+        t = out.setdefault(space, SpaceTraffic())
+        if name == "caddy_http_requests_total":
+            t.requests += value
+        elif name == "caddy_http_requests_in_flight":
+            t.in_flight += value
+        elif name == "caddy_http_request_duration_seconds_count":
+            t.duration_count += value
+            if labels.get("code", "").startswith("5"):
+                t.errors += value
+        elif name == "caddy_http_request_duration_seconds_sum":
+            t.duration_sum += value
+        elif name == "caddy_http_request_duration_seconds_bucket":
+            le = labels.get("le", "+Inf")
+            t.duration_buckets[le] = t.duration_buckets.get(le, 0.0) + value
+    return out
+
+
+def _le_key(le: str) -> float:
+    return float("inf") if le == "+Inf" else float(le)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_prometheus(traffic: Mapping[str, SpaceTraffic]) -> str:
+    """Per-Space series in Prometheus' text format (version 0.0.4)."""
+    families = [
+        ("spaceport_space_requests_total", "counter", "Requests the proxy passed to the Space."),
+        ("spaceport_space_errors_total", "counter", "Responses with a 5xx status."),
+        ("spaceport_space_requests_in_flight", "gauge", "Requests open now (websockets too)."),
+        ("spaceport_space_request_duration_seconds", "histogram", "Time to the full response."),
+    ]
+    lines: list[str] = []
+    for name, kind, help_text in families:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        for space_id in sorted(traffic):
+            t, label = traffic[space_id], f'space="{_escape(space_id)}"'
+            if kind == "histogram":
+                for le in sorted(t.duration_buckets, key=_le_key):
+                    count = t.duration_buckets[le]
+                    lines.append(f'{name}_bucket{{{label},le="{le}"}} {count:g}')
+                lines.append(f"{name}_sum{{{label}}} {t.duration_sum:g}")
+                lines.append(f"{name}_count{{{label}}} {t.duration_count:g}")
+                continue
+            value = {
+                "spaceport_space_requests_total": t.requests,
+                "spaceport_space_errors_total": t.errors,
+                "spaceport_space_requests_in_flight": t.in_flight,
+            }[name]
+            lines.append(f"{name}{{{label}}} {value:g}")
+    return "\n".join(lines) + "\n"
+
+
+def active_spaces(
+    now: Mapping[str, SpaceTraffic], before: Mapping[str, float]
+) -> tuple[set[str], dict[str, float]]:
+    """Spaces used since the last look (more requests, or one in flight), and the new marks.
+
+    A count lower than before means the proxy restarted: any request since counts as use.
+    """
+    used: set[str] = set()
+    marks: dict[str, float] = {}
+    for space_id, t in now.items():
+        marks[space_id] = t.requests
+        seen = before.get(space_id)
+        if seen is None:  # first look: history before it says nothing about now
+            grew = False
+        elif t.requests < seen:  # the proxy restarted and counts from zero
+            grew = t.requests > 0
+        else:
+            grew = t.requests > seen
+        if t.in_flight > 0 or grew:
+            used.add(space_id)
+    return used, marks
+
+
+def _load_marks(client: redis.Redis) -> dict[str, float]:
+    raw = client.get(_SEEN_KEY)
+    if not raw:
+        return {}
+    try:
+        return {str(k): float(v) for k, v in json.loads(raw).items()}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def record_activity(settings: Settings, routes: Iterable[Route] | None = None) -> set[str]:
+    """Set `last_request_at = now` on each Space the proxy saw traffic for since the last call.
+
+    The last counts live in Redis, so any process may call this and a restart loses nothing.
+    Returns the Space ids marked.
+    """
+    from spaceport.proxy import make_proxy
+
+    proxy = make_proxy(settings)
+    now = asyncio.run(proxy.traffic())
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    with client.lock("spaceport:traffic-lock", timeout=30, blocking_timeout=10):
+        used, marks = active_spaces(now, _load_marks(client))
+        client.set(_SEEN_KEY, json.dumps(marks))
+    if used:
+        stamp = utcnow()
+        with session_scope() as session:
+            for space_id in used:
+                owner, _, name = space_id.partition("/")
+                session.execute(
+                    update(Space)
+                    .where(Space.owner == owner, Space.name == name)
+                    # keep updated_at: traffic is not a change of the Space (lastModified)
+                    .values(last_request_at=stamp, updated_at=Space.updated_at)
+                )
+        log.debug("traffic.active", spaces=sorted(used))
+    return used

@@ -1,0 +1,145 @@
+"""Crash handling: an app that exits, or fails to start, is reported and restarted with backoff.
+
+The Space shows RUNTIME_ERROR with the app's last lines (secrets masked) until a start works.
+An app that ran for a while and then died (a dockerd restart, an OOM after hours) is restarted
+at once; one that keeps failing waits 5 s, 10 s, 20 s... up to `crash_backoff_max_s`. The
+owner's restart clears the count.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import select
+
+from spaceport.db.models import Deployment, Space, utcnow
+from spaceport.db.session import session_scope
+from spaceport.runtime.base import ContainerState, RuntimeBackend
+from spaceport.runtime.desired import Desired
+from spaceport.runtime.locks import is_locked
+from spaceport.runtime.masking import mask, secret_values
+from spaceport.runtime.retire import retire
+from spaceport.settings import Settings
+from spaceport.stages import DeploymentStatus, Stage
+
+log = structlog.get_logger(__name__)
+
+STABLE_S = 60  # ran at least this long: the next crash counts as the first
+OVERDUE_S = 30  # a start requested this long ago and not begun: its starter died
+
+
+def backoff_s(settings: Settings, count: int) -> float:
+    """Delay before automatic attempt number `count` + 1 (count >= 1 failures so far)."""
+    return float(
+        min(settings.crash_backoff_max_s, settings.crash_backoff_s * 2 ** max(0, count - 1))
+    )
+
+
+def record_failure(settings: Settings, space: Space, message: str, *, immediate: bool) -> float:
+    """RUNTIME_ERROR with `message`, and the next automatic attempt scheduled; returns its delay."""
+    space.crash_count = (space.crash_count or 0) + 1
+    delay = 0.0 if immediate else backoff_s(settings, space.crash_count)
+    space.stage = Stage.RUNTIME_ERROR.value
+    note = (
+        f"(failure {space.crash_count}: restarting automatically in {delay:.0f} s; "
+        "restart the Space to try now)"
+    )
+    space.error_message = f"{message}\n{note}".strip()
+    space.retry_at = utcnow() + timedelta(seconds=delay)
+    return delay
+
+
+def check_containers(settings: Settings, backend: RuntimeBackend) -> list[int]:
+    """Look at the container of every Space that should run; returns the Spaces that crashed."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(Space.id, Deployment.id, Deployment.container_id, Deployment.upstream)
+            .join(Deployment, Deployment.space_id == Space.id)
+            .where(
+                Deployment.status == DeploymentStatus.ACTIVE,
+                Space.desired == Desired.RUNNING.value,
+            )
+        ).all()
+    crashed = []
+    for space_pk, dep_id, container_id, upstream in rows:
+        if not container_id or is_locked(settings, space_pk):
+            continue
+        state = backend.inspect(container_id)
+        if state is not None and state.paused:
+            backend.unpause(container_id)  # woken by a push or an owner: thaw it
+            continue
+        if state is not None and state.running:
+            if state.upstream and state.upstream != upstream:
+                with session_scope() as session:
+                    dep = session.get(Deployment, dep_id)
+                    if dep is not None:
+                        dep.upstream = state.upstream
+            continue
+        _crashed(settings, backend, space_pk, dep_id, container_id, state)
+        crashed.append(space_pk)
+    return crashed
+
+
+def _crashed(
+    settings: Settings,
+    backend: RuntimeBackend,
+    space_pk: int,
+    dep_id: int,
+    container_id: str,
+    st: ContainerState | None,
+) -> None:
+    logs = backend.logs(container_id, tail=30) if st else ""
+    if st is None:
+        reason = "The app's container disappeared"
+    else:
+        oom = ", out of memory" if st.oom_killed else ""
+        reason = f"The app exited (code {st.exit_code}{oom})"
+    with session_scope() as session:
+        space = session.get(Space, space_pk)
+        dep = session.get(Deployment, dep_id)
+        if space is None or dep is None:
+            return
+        last = "\n".join(logs.strip().splitlines()[-20:])
+        lines = mask(last, secret_values(session, settings, space_pk))
+        ran_s = (utcnow() - dep.ready_at).total_seconds() if dep.ready_at else 0.0
+        if ran_s >= STABLE_S:
+            space.crash_count = 0
+        dep.error_message = reason
+        dep.status, dep.stopped_at = DeploymentStatus.FAILED.value, utcnow()
+        delay = record_failure(
+            settings, space, f"{reason}\n{lines}".strip(), immediate=ran_s >= STABLE_S
+        )
+        space_id = space.space_id
+    retire(backend, dep_id, timeout=0, status=DeploymentStatus.FAILED)
+    log.warning("runtime.crashed", space=space_id, reason=reason, retry_in_s=delay)
+
+
+def restarts_due(settings: Settings) -> list[tuple[int, datetime | None]]:
+    """(Space, owed-since) of Spaces whose start is due, oldest first: they should run and
+    run nothing (crash retry, GPU queue, a starter died), or a start request is overdue."""
+    now = utcnow()
+    overdue = now - timedelta(seconds=OVERDUE_S)
+    startable = (
+        Stage.RUNTIME_ERROR.value,
+        Stage.APP_STARTING.value,
+        Stage.RUNNING_APP_STARTING.value,
+        Stage.RUNNING.value,
+    )
+    with session_scope() as session:
+        live = select(Deployment.space_id).where(
+            Deployment.status.in_((DeploymentStatus.ACTIVE.value, DeploymentStatus.STARTING.value))
+        )
+        rows = session.execute(
+            select(Space.id, Space.retry_at, Space.id.in_(live))
+            .where(Space.desired == Desired.RUNNING.value, Space.stage.in_(startable))
+            .order_by(Space.retry_at.is_(None), Space.retry_at, Space.id)
+        ).all()
+    due: list[tuple[int, datetime | None]] = []
+    for space_pk, retry_at, running in rows:
+        if running:
+            if retry_at is not None and retry_at <= overdue:
+                due.append((space_pk, retry_at))  # a restart nobody carried out
+        elif retry_at is None or retry_at <= now:
+            due.append((space_pk, retry_at))  # a start since then (if any) serves it
+    return [(pk, since) for pk, since in due if not is_locked(settings, pk)]

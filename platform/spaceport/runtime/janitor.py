@@ -1,0 +1,73 @@
+"""Leave nothing behind: half-finished starts, containers and volumes nobody owns any more.
+
+A process killed between "create the container" and "record it" (or a Space deleted while its
+deploy ran) leaves debris only this sweep can see; it runs in every reconciler pass.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+
+from spaceport.db.models import Deployment, Space, utcnow
+from spaceport.db.session import session_scope
+from spaceport.runtime.base import LABEL_DEPLOYMENT, RuntimeBackend
+from spaceport.runtime.locks import is_locked
+from spaceport.runtime.retire import retire
+from spaceport.runtime.storage import volume_name, volume_prefix
+from spaceport.settings import Settings
+from spaceport.stages import DeploymentStatus
+
+log = structlog.get_logger(__name__)
+
+GRACE_S = 60  # a stopped deployment's container may still be draining this long
+LIVE = (DeploymentStatus.STARTING.value, DeploymentStatus.ACTIVE.value)
+
+
+def fail_stale_starts(settings: Settings, backend: RuntimeBackend) -> int:
+    """STARTING deployments whose starter died (its lock lapsed) are failed and cleaned up."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(Deployment.id, Deployment.space_id).where(
+                Deployment.status == DeploymentStatus.STARTING
+            )
+        ).all()
+    stale = [dep_id for dep_id, space_pk in rows if not is_locked(settings, space_pk)]
+    for dep_id in stale:
+        with session_scope() as session:
+            dep = session.get(Deployment, dep_id)
+            if dep is not None and dep.status == DeploymentStatus.STARTING:
+                dep.error_message = "the process starting it stopped; started again"
+        retire(backend, dep_id, timeout=0, status=DeploymentStatus.FAILED)
+        log.warning("janitor.stale_start", deployment=dep_id)
+    return len(stale)
+
+
+def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:
+    """Containers of no live deployment (after a grace) and volumes of deleted Spaces."""
+    removed = 0
+    cutoff = utcnow() - timedelta(seconds=GRACE_S)
+    for state in backend.list():
+        label = state.labels.get(LABEL_DEPLOYMENT, "")
+        if not label.isdigit():
+            continue
+        with session_scope() as session:
+            dep = session.get(Deployment, int(label))
+            keep = dep is not None and (
+                dep.status in LIVE or (dep.stopped_at is not None and dep.stopped_at > cutoff)
+            )
+        if not keep:
+            backend.stop(state.id, timeout=0)
+            removed += 1
+            log.info("janitor.container_removed", container=state.name)
+    with session_scope() as session:
+        space_pks = {pk for pk in session.scalars(select(Space.id))}
+    wanted = {volume_name(settings, pk) for pk in space_pks}
+    for name in backend.volumes():
+        if name.startswith(volume_prefix(settings)) and name not in wanted:
+            backend.remove_volume(name)
+            removed += 1
+            log.info("janitor.volume_removed", volume=name)
+    return removed

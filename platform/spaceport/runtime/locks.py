@@ -1,0 +1,49 @@
+"""One start at a time per Space, across every process (API threads, build workers).
+
+A Redis lock with a short lease that the holder renews while it waits for readiness: a process
+killed mid-start frees the Space within `LEASE_S`, so the reconciler can finish the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import redis
+from redis.lock import Lock
+
+from spaceport.settings import Settings
+
+LEASE_S = 30
+
+
+def _key(space_pk: int) -> str:
+    return f"spaceport:space:{space_pk}:deploy-lock"
+
+
+def _client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url)
+
+
+@contextmanager
+def space_lock(settings: Settings, space_pk: int, wait_s: float) -> Iterator[Lock | None]:
+    """Hold the Space's start lock; yields None when it could not be had within `wait_s`."""
+    lock = _client(settings).lock(_key(space_pk), timeout=LEASE_S, blocking_timeout=wait_s)
+    if not lock.acquire():
+        yield None
+        return
+    try:
+        yield lock
+    finally:
+        with suppress(redis.exceptions.LockError):  # the lease ran out: nothing to release
+            lock.release()
+
+
+def renew(lock: Lock | None) -> None:
+    if lock is not None:
+        with suppress(redis.exceptions.LockError):
+            lock.extend(LEASE_S, replace_ttl=True)
+
+
+def is_locked(settings: Settings, space_pk: int) -> bool:
+    return bool(_client(settings).exists(_key(space_pk)))

@@ -1,0 +1,183 @@
+"""Every SDK builds and serves: each example is pushed with real git to the running node and
+used through Caddy the way a browser or client would. The CPU examples are pushed together
+(the worker builds two at a time) and checked one by one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.builder.helpers import builds, head_sha, remove_space_images, variant
+from tests.conftest import EXAMPLES, PUBLIC_PORT, Node, need, unique
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE_NAMES = ("gradio-chat", "streamlit-hello", "docker-fastapi", "static-site", "gpu-nvml")
+BUILD_TOKEN = "s3cret-build-token-" + unique("t")
+
+
+@pytest.fixture(scope="module")
+def spaces(node: Node) -> Iterator[dict[str, str]]:
+    ids = {
+        name: node.create_space(unique(name.split("-")[0]), sdk=load_sdk(name))
+        for name in EXAMPLE_NAMES
+    }
+    with node.api() as api:
+        fastapi = ids["docker-fastapi"]
+        r = api.post(f"/api/spaces/{fastapi}/variables", json={"key": "GREETING", "value": "Howdy"})
+        assert r.status_code == 200, r.text
+        r = api.post(
+            f"/api/spaces/{fastapi}/secrets", json={"key": "BUILD_TOKEN", "value": BUILD_TOKEN}
+        )
+        assert r.status_code == 200, r.text
+    for name, space_id in ids.items():
+        push = node.push(EXAMPLES / name, space_id)
+        assert push.returncode == 0, push.stderr
+    yield ids
+    remove_space_images(list(ids.values()))
+
+
+def load_sdk(name: str) -> str:
+    from spaceport_builder.front_matter import load_config
+
+    return load_config(EXAMPLES / name).sdk
+
+
+def running(node: Node, space_id: str) -> dict[str, Any]:
+    rt, _ = node.wait_stage(space_id, {"RUNNING"}, timeout=300)
+    assert not rt.get("errorMessage"), rt
+    return rt
+
+
+def test_gradio_chat_streams_its_reply(node: Node, spaces: dict[str, str]) -> None:
+    """Gradio's own HTTP API, as its JS client uses it: the reply arrives as growing chunks."""
+    space_id = spaces["gradio-chat"]
+    running(node, space_id)
+    host = {"Host": node.app_host(space_id)}
+    base = f"http://127.0.0.1:{PUBLIC_PORT}/gradio_api/call/chat"
+    r = httpx.post(base, json={"data": ["hi there"]}, headers=host, timeout=30)
+    assert r.status_code == 200, r.text
+    event_id = r.json()["event_id"]
+    chunks: list[str] = []
+    with httpx.stream("GET", f"{base}/{event_id}", headers=host, timeout=60) as stream:
+        event = ""
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("generating", "complete"):
+                chunks.append(json.loads(line[5:])[0])
+    final = "You said: hi there. This reply is streamed one word at a time."
+    assert chunks[-1] == final
+    partial = [c for c in chunks if c != final]
+    assert len(partial) >= 5, chunks  # streamed, not one answer at the end
+    assert all(final.startswith(c) for c in partial)
+
+
+def test_streamlit_app_renders(node: Node, spaces: dict[str, str]) -> None:
+    space_id = spaces["streamlit-hello"]
+    running(node, space_id)
+    health = node.app_get(space_id, "/_stcore/health")
+    assert health.status_code == 200 and health.text == "ok"
+    need(shutil.which("chromium") is not None, "chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=shutil.which("chromium"),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--host-resolver-rules=MAP {node.app_host(space_id).split(':')[0]} 127.0.0.1",
+            ],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(node.app_url(space_id), timeout=60_000)
+            page.get_by_text("Hello, World!").wait_for(timeout=60_000)
+            assert page.get_by_role("heading", name="Streamlit Hello").is_visible()
+        finally:
+            browser.close()
+
+
+def test_docker_space_gets_build_args_and_build_secrets(node: Node, spaces: dict[str, str]) -> None:
+    space_id = spaces["docker-fastapi"]
+    running(node, space_id)
+    r = node.app_get(space_id, "/")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["message"] == "Howdy from a Docker Space"  # the variable, as a build arg
+    assert body["build_token_sha256"] == hashlib.sha256(BUILD_TOKEN.encode()).hexdigest()[:12]
+    assert body["user"] == "1000"
+    # The secret reached the build step only: not in the image's history, config or env.
+    image = subprocess.run(
+        ["docker", "images", "-q", "--filter", f"label=org.spaceport.space={space_id}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
+    history = subprocess.run(
+        ["docker", "history", "--no-trunc", image], capture_output=True, text=True
+    ).stdout
+    config = subprocess.run(
+        ["docker", "image", "inspect", image], capture_output=True, text=True
+    ).stdout
+    assert BUILD_TOKEN not in history and BUILD_TOKEN not in config
+
+
+def test_static_site_is_served_as_is(node: Node, spaces: dict[str, str]) -> None:
+    space_id = spaces["static-site"]
+    running(node, space_id)
+    page = node.app_get(space_id, "/")
+    assert page.status_code == 200 and "<h1>Hello from a static Space</h1>" in page.text
+    css = node.app_get(space_id, "/style.css")
+    assert css.status_code == 200 and "text/css" in css.headers["content-type"]
+    assert (
+        node.app_get(space_id, "/script.js").text
+        == (EXAMPLES / "static-site/script.js").read_text()
+    )
+
+
+def test_gpu_nvml_app_reports_no_gpu_here(node: Node, spaces: dict[str, str]) -> None:
+    """On this CPU-only machine the NVML app runs and says why it sees no GPU; the same
+    image lists real GPUs on a GPU host (tests/builder/test_gpu.py, `make test-gpu`)."""
+    space_id = spaces["gpu-nvml"]
+    running(node, space_id)
+    body = node.app_get(space_id, "/").json()
+    assert body["gpus"] == [] and body["error"].startswith("NVML: "), body
+    assert body["space"] == space_id
+
+
+def test_code_only_push_starts_from_the_compiled_dependencies(
+    node: Node, spaces: dict[str, str], tmp_path: Path
+) -> None:
+    """After the first deploy the worker compiled gradio-chat's dependencies (meanwhile, the
+    tests above ran); a code-only push then builds only the code on top of that stage."""
+    space_id = spaces["gradio-chat"]
+    [first] = builds(space_id)
+    tag = f"spaceport/deps-compiled:{first.cache_report['deps_fingerprint']}"
+    deadline = time.monotonic() + 180
+    while subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode:
+        assert time.monotonic() < deadline, f"{tag} was never built"
+        time.sleep(0.5)
+    app = variant(tmp_path, "gradio-chat")
+    (app / "app.py").write_text((app / "app.py").read_text().replace("You said", "You wrote"))
+    assert node.push(app, space_id).returncode == 0
+    node.wait_stage(space_id, {"RUNNING"}, sha=head_sha(node, space_id), timeout=120)
+    report = builds(space_id)[-1].cache_report
+    assert report["deps_stage"] == "deps-compiled"
+    assert report["dependencies_cached"] is True
+    assert any("compileall" in step for step in report["cached"])
+    assert report["built"] == ["COPY --chown=1000:1000 . /home/user/app"]

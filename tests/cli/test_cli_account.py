@@ -1,0 +1,102 @@
+"""`spaceport` CLI without running apps: login, whoami, exit codes, create/list/status/delete,
+users and tokens, doctor. Each runs the installed command against the live node."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+from tests.cli.conftest import Cli
+from tests.conftest import Node, unique
+
+
+def test_login_keeps_the_token_private_and_whoami_uses_it(node: Node, cli: Cli) -> None:
+    fresh = Cli(cli.creds.with_name("fresh.json"), node)
+    bad = fresh("login", "--token", "sp_not_a_token")
+    assert bad.returncode == 3 and "Invalid credentials" in bad.stderr
+    assert not fresh.creds.exists()
+
+    good = fresh("login", "--token", "-", input=node.token + "\n")
+    assert good.returncode == 0 and "Signed in" in good.stdout
+    assert stat.S_IMODE(fresh.creds.stat().st_mode) == 0o600
+    me = fresh.json("whoami")
+    assert me["name"] == "admin" and me["isAdmin"] and me["url"] == node.url
+
+    assert fresh("logout").returncode == 0
+    after = fresh("whoami")
+    assert after.returncode == 3 and "spaceport login" in after.stderr
+
+
+def test_exit_codes_say_what_went_wrong(node: Node, cli: Cli) -> None:
+    assert cli("status", "admin/no-such-space").returncode == 5
+    assert cli("status", "not-an-id").returncode == 2
+    unreachable = cli("list", env={"SPACEPORT_URL": "http://127.0.0.1:9"})
+    assert unreachable.returncode == 7 and "cannot reach" in unreachable.stderr
+
+    space_id = node.create_space(unique("codes"))
+    again = cli("create", space_id)
+    assert again.returncode == 6 and "already" in again.stderr
+    reader = cli.json("tokens", "create", unique("reader"), "--role", "read")["token"]
+    denied = cli("pause", space_id, token=reader)
+    assert denied.returncode == 4 and "write token" in denied.stderr
+    assert cli("whoami", token="sp_revoked_or_never_was").returncode == 3
+
+
+def test_create_list_status_embed_open_delete(node: Node, cli: Cli) -> None:
+    name = unique("cli-made")
+    made = cli.json("create", name, "--sdk", "static", "--private")
+    space_id = made["id"]
+    assert space_id == f"admin/{name}" and made["gitRemote"].endswith(f"/spaces/{space_id}")
+    shown = cli("create", unique("cli-shown"))
+    assert "git clone" in shown.stdout and "git push" in shown.stdout
+
+    listed = cli.json("list", "--search", name)
+    assert [s["id"] for s in listed] == [space_id]
+    assert listed[0]["private"] is True and listed[0]["stage"] == "NO_APP_FILE"
+    table = cli("list", "--search", name)
+    assert space_id in table.stdout and "NO_APP_FILE" in table.stdout
+
+    status = cli.json("status", space_id)
+    assert status["stage"] == "NO_APP_FILE" and status["sdk"] == "static"
+    assert "iframe" in json.dumps(cli.json("embed", space_id))
+    opened = cli("open", space_id, env={"BROWSER": "true"})
+    assert opened.returncode == 0 and status["appUrl"] in opened.stdout
+
+    kept = cli("delete", space_id, input="admin/something-else\n")
+    assert kept.returncode == 2 and cli("status", space_id).returncode == 0
+    assert cli("delete", space_id, "--yes").returncode == 0
+    assert cli("status", space_id).returncode == 5
+
+
+def test_users_and_tokens(cli: Cli) -> None:
+    name = unique("erin")
+    user = cli.json("users", "create", name, "--fullname", "Erin")
+    assert user["name"] == name and user["token"].startswith("sp_")
+    assert name in {u["name"] for u in cli.json("users", "list")}
+
+    as_erin = {"token": user["token"]}
+    assert cli("users", "list", **as_erin).returncode == 4  # not an admin
+    made = cli.json("tokens", "create", "ci", "--role", "write", **as_erin)
+    assert made["role"] == "write" and made["token"].startswith("sp_")
+    mine = cli.json("tokens", "list", **as_erin)
+    assert {t["name"] for t in mine} == {"first token", "ci"}
+    assert all("token" not in t for t in mine)  # values are never listed
+
+    revoked = cli("tokens", "revoke", str(made["id"]), **as_erin)
+    assert revoked.returncode == 0 and "Revoked 'ci'" in revoked.stdout
+    assert cli("whoami", token=made["token"]).returncode == 3
+
+
+def test_doctor_and_proxy_operator_commands(cli: Cli) -> None:
+    report = cli.json("doctor")
+    names = {c["name"]: c["status"] for c in report["checks"]}
+    assert report["ok"] is True, report
+    for part in ("docker", "redis", "database", "worker", "api", "caddy", "disk", "gpus"):
+        assert names.get(part) == "ok", (part, report)
+
+    proxy = cli("proxy")  # operator command: Caddy runs already; routes reloaded from the db
+    assert proxy.returncode == 0 and "already running" in proxy.stdout, proxy.stderr
+
+    broken = cli("doctor", env={"SPACEPORT_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert broken.returncode == 1
+    assert "redis" in broken.stdout and "redis-server" in broken.stdout  # the fix is named

@@ -1,0 +1,94 @@
+"""Apps embedded in a page of another origin, in real Chromium, with no internet: a Gradio
+app by iframe and by web component, a Streamlit app by iframe; each renders, takes input and
+shows the app's answer. An app with `disable_embedding` does not render in a frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import Node
+from tests.proxy.conftest import Fleet, OtherOrigin
+
+pytestmark = pytest.mark.slow
+
+
+def _embed(node: Node, space_id: str) -> dict[str, Any]:
+    with node.api() as c:
+        resp = c.get(f"/api/v1/spaces/{space_id}/embed")
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def test_gradio_in_an_iframe_on_another_origin(
+    node: Node, fleet: Fleet, other_origin: OtherOrigin, browser: Any, shots: Path
+) -> None:
+    snippet = _embed(node, fleet.gradio)["iframe"].replace("<iframe ", '<iframe id="app" ', 1)
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.goto(other_origin.page("gradio-iframe.html", snippet))
+    frame = page.frame_locator("#app")
+    frame.get_by_label("Name").fill("Ada")
+    frame.get_by_role("button", name="Submit").click()
+    expect(frame.get_by_label("Greeting")).to_have_value("Hello, Ada!", timeout=30_000)
+    page.screenshot(path=str(shots / "embed-gradio-iframe.png"))
+    page.close()
+
+
+def test_gradio_web_component_on_another_origin(
+    node: Node, fleet: Fleet, other_origin: OtherOrigin, browser: Any, shots: Path
+) -> None:
+    snippet = _embed(node, fleet.gradio)["web_component"]
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    failed: list[str] = []
+    # The Gradio client aborts its own event stream once the answer is in (net::ERR_ABORTED);
+    # anything else (CORS refusals, blocked scripts) is a failure.
+    page.on(
+        "requestfailed",
+        lambda r: None if "ERR_ABORTED" in (r.failure or "") else failed.append(r.url),
+    )
+    page.goto(other_origin.page("gradio-web-component.html", f"<h1>My blog</h1>{snippet}"))
+    page.get_by_label("Name").fill("Grace", timeout=60_000)
+    page.get_by_role("button", name="Submit").click()
+    expect(page.get_by_label("Greeting")).to_have_value("Hello, Grace!", timeout=30_000)
+    assert not failed, failed
+    assert page.evaluate("location.origin") == f"http://127.0.0.1:{other_origin.port}"
+    page.screenshot(path=str(shots / "embed-gradio-web-component.png"))
+    page.close()
+
+
+def test_streamlit_in_an_iframe_on_another_origin(
+    node: Node, fleet: Fleet, other_origin: OtherOrigin, browser: Any, shots: Path
+) -> None:
+    snippet = _embed(node, fleet.streamlit)["iframe"].replace("<iframe ", '<iframe id="app" ', 1)
+    assert "?embed=true" in snippet
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.goto(other_origin.page("streamlit-iframe.html", snippet))
+    frame = page.frame_locator("#app")
+    box = frame.get_by_label("Say something")
+    box.fill("hello from the blog", timeout=60_000)
+    box.press("Enter")
+    frame.get_by_text("Echo: hello from the blog").wait_for(timeout=30_000)
+    page.screenshot(path=str(shots / "embed-streamlit-iframe.png"))
+    page.close()
+
+
+def test_disable_embedding_refuses_the_frame(
+    node: Node, fleet: Fleet, other_origin: OtherOrigin, browser: Any, shots: Path
+) -> None:
+    allowed, refused = node.app_url(fleet.protocol), node.app_url(fleet.noembed)
+    body = (
+        f'<iframe id="allowed" src="{allowed}"></iframe>'
+        f'<iframe id="refused" src="{refused}"></iframe>'
+    )
+    page = browser.new_page()
+    page.goto(other_origin.page("noembed.html", body))
+    page.frame_locator("#allowed").locator("#hello").wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    assert page.frame_locator("#refused").locator("#hello").count() == 0
+    frame_urls = [f.url for f in page.frames]
+    assert not any(u.startswith(refused) for u in frame_urls), frame_urls
+    page.screenshot(path=str(shots / "embed-disabled.png"))
+    page.close()

@@ -1,0 +1,45 @@
+"""Echo: the runtime tests' app. GET / -> "echo <container>", /env/NAME -> $NAME,
+/data -> a visit counter kept in /data. CRASH=1 makes it exit; SHOW_SECRET=NAME prints $NAME."""
+
+import os
+import socket
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+HOST = socket.gethostname()
+print(f"echo app starting in {HOST}", flush=True)
+if os.environ.get("SHOW_SECRET"):
+    print(f"the secret is {os.environ.get(os.environ['SHOW_SECRET'], '')}", flush=True)
+if os.environ.get("CRASH"):
+    print("boom: CRASH is set, exiting", flush=True)
+    sys.exit(3)
+
+
+def visits() -> str:
+    path = Path("/data/visits")
+    count = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(count))
+    return str(count)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path.startswith("/env/"):
+            body = os.environ.get(self.path[5:], "")
+        elif self.path == "/data":
+            body = visits()
+        else:
+            body = f"echo {HOST}"
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "7860"))), Handler).serve_forever()

@@ -1,0 +1,72 @@
+"""Shared steps of the runtime tests: an echo-app Space, the HF client, containers, waiting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import httpx
+from docker.models.containers import Container
+from huggingface_hub import HfApi
+
+from tests.conftest import Node, unique
+
+ECHO = Path(__file__).parent / "apps" / "echo"
+T = TypeVar("T")
+
+
+def hf(node: Node) -> HfApi:
+    return HfApi(endpoint=node.url, token=node.token)
+
+
+def echo_space(node: Node, prefix: str, **create: Any) -> str:
+    """A new Space running the echo app (its image builds from cache after the first)."""
+    space_id = node.create_space(unique(prefix), sdk="docker", **create)
+    push = node.push(ECHO, space_id)
+    assert push.returncode == 0, push.stderr
+    node.wait_stage(space_id, {"RUNNING"}, timeout=180)
+    return space_id
+
+
+def containers(space_id: str, *, all: bool = False) -> list[Container]:
+    return list(
+        docker.from_env().containers.list(
+            all=all, filters={"label": f"org.spaceport.space={space_id}"}
+        )
+    )
+
+
+def the_container(space_id: str) -> Container:
+    """The Space's one running container (once any swap has finished)."""
+    found = wait_for(lambda: (c := containers(space_id)) and len(c) == 1 and c[0], 30)
+    return found
+
+
+def settled(node: Node, space_id: str) -> Container:
+    """Wait until every requested restart is done: RUNNING, one container."""
+    node.wait_stage(space_id, {"RUNNING"}, timeout=90)
+    return the_container(space_id)
+
+
+def wait_for(check: Callable[[], T | bool | None], timeout: float, every: float = 0.1) -> T:
+    """Poll `check` until it returns something truthy; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    value: Any = None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value  # type: ignore[return-value]
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
+
+
+def app_text(node: Node, space_id: str, path: str = "/") -> tuple[int, str]:
+    """(status, body) through Caddy; (0, error) when the connection failed."""
+    try:
+        r = node.app_get(space_id, path)
+    except httpx.HTTPError as exc:
+        return 0, repr(exc)
+    return r.status_code, r.text

@@ -1,0 +1,285 @@
+"""Owner operations on real containers, through Hugging Face's client and the native API:
+restart without downtime, factory rebuild, pause, stop/start, hardware, variables and secrets,
+run logs across restarts, storage, crash handling, delete.
+
+Every test here drives one echo-app Space (a stdlib HTTP app that starts in milliseconds).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import docker
+import httpx
+import pytest
+
+from tests.conftest import Node
+from tests.runtime.helpers import (
+    app_text,
+    containers,
+    echo_space,
+    hf,
+    settled,
+    the_container,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def space(node: Node) -> Iterator[str]:
+    space_id = echo_space(node, "ops")
+    yield space_id
+    hf(node).delete_repo(space_id, repo_type="space", missing_ok=True)
+
+
+def test_restart_swaps_container_without_downtime(node: Node, space: str) -> None:
+    before = settled(node, space).id
+    errors: list[str] = []
+    answers: list[str] = []
+    done = threading.Event()
+
+    def poll() -> None:  # a new connection each time, as a visitor's page load opens one
+        while not done.is_set():
+            try:
+                r = node.app_get(space)
+            except httpx.HTTPError as exc:
+                errors.append(repr(exc))
+                continue
+            if r.status_code != 200 or not r.text.startswith("echo "):
+                errors.append(f"{r.status_code} {r.text[:80]}")
+            else:
+                answers.append(r.text)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        rt = hf(node).restart_space(space)
+        assert rt.stage in ("RUNNING_APP_STARTING", "APP_STARTING")
+        node.wait_stage(space, {"RUNNING"}, timeout=60)
+        after = wait_for(lambda: (c := containers(space)) and len(c) == 1 and c[0].id, 30)
+        time.sleep(0.5)
+    finally:
+        done.set()
+        poller.join()
+    assert after != before
+    assert not errors, errors[:5]
+    assert len(set(answers)) == 2, "traffic moved from the old container to the new one"
+
+
+def test_variables_and_secrets_reach_the_app_and_secrets_stay_hidden(
+    node: Node, space: str
+) -> None:
+    api = hf(node)
+    first = settled(node, space).id
+    api.add_space_variable(space, "GREETING", "hello from a variable", description="shown")
+    api.add_space_secret(space, "API_KEY", "s3cr3t-value-42", description="never shown")
+    api.add_space_variable(space, "SHOW_SECRET", "API_KEY")  # the app prints the secret
+
+    variables = api.get_space_variables(space)
+    assert variables["GREETING"].value == "hello from a variable"
+    assert variables["GREETING"].description == "shown"
+    secrets = api.get_space_secrets(space)
+    assert set(secrets) == {"API_KEY"} and secrets["API_KEY"].description == "never shown"
+    with node.api() as c:
+        raw = c.get(f"/api/spaces/{space}/secrets").text
+    assert "s3cr3t-value-42" not in raw
+
+    # Each change restarts the Space; the new container sees both.
+    wait_for(lambda: app_text(node, space, "/env/SHOW_SECRET") == (200, "API_KEY"), 60)
+    assert app_text(node, space, "/env/API_KEY") == (200, "s3cr3t-value-42")
+    assert app_text(node, space, "/env/GREETING") == (200, "hello from a variable")
+    assert the_container(space).id != first
+
+    # Encrypted at rest: the database file never holds the value.
+    db = (node.settings.data / "spaceport.db").read_bytes()
+    assert b"s3cr3t-value-42" not in db
+
+    # Masked in the run logs, as huggingface_hub reads them.
+    lines = list(api.fetch_space_logs(space))
+    assert any("the secret is ***" in line for line in lines), lines
+    assert not any("s3cr3t-value-42" in line for line in lines)
+
+    api.delete_space_variable(space, "SHOW_SECRET")
+    api.delete_space_secret(space, "API_KEY")
+    assert set(api.get_space_variables(space)) == {"GREETING"}
+    assert api.get_space_secrets(space) == {}
+    wait_for(lambda: app_text(node, space, "/env/API_KEY") == (200, ""), 60)
+
+
+def test_bad_variable_key_is_refused(node: Node, space: str) -> None:
+    with node.api() as c:
+        r = c.post(f"/api/spaces/{space}/variables", json={"key": "1-BAD", "value": "x"})
+    assert r.status_code == 400
+    assert "invalid key '1-BAD'" in r.json()["error"]
+
+
+def test_run_logs_stream_follows_restarts(node: Node, space: str) -> None:
+    first = settled(node, space).id[:12]  # the app prints its hostname: the id's start
+    seen: list[str] = []
+    got_second = threading.Event()
+
+    def read() -> None:
+        headers = {"Authorization": f"Bearer {node.token}"}
+        url = f"{node.url}/api/spaces/{space}/logs/run"
+        with httpx.stream("GET", url, headers=headers, timeout=60) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    event = json.loads(line[6:])
+                    assert event["timestamp"].endswith("Z")
+                    seen.append(event["data"])
+                    if sum("echo app starting" in s for s in seen) >= 2:
+                        got_second.set()
+                        return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    wait_for(lambda: any("echo app starting" in s for s in seen), 20)
+    hf(node).restart_space(space)
+    assert got_second.wait(60), seen
+    starts = [s for s in seen if "echo app starting" in s]
+    assert starts[0] == f"echo app starting in {first}\n"
+    node.wait_stage(space, {"RUNNING"}, timeout=60)
+    second = the_container(space).id[:12]
+    assert starts[1] == f"echo app starting in {second}\n" and second != first
+
+
+def test_pause_holds_the_space_until_restart(node: Node, space: str) -> None:
+    settled(node, space)
+    rt = hf(node).pause_space(space)
+    assert rt.stage == "PAUSED"
+    wait_for(lambda: containers(space, all=True) == [], 30)
+    page = node.app_get(space, headers={"Accept": "application/json"})
+    assert page.status_code == 503 and page.json()["stage"] == "PAUSED"
+    time.sleep(2.5)  # a reconciler pass: visitors do not wake a paused Space
+    assert node.runtime(space)["stage"] == "PAUSED"
+    assert containers(space, all=True) == []
+
+    rt = hf(node).restart_space(space)
+    assert rt.stage == "APP_STARTING"
+    node.wait_stage(space, {"RUNNING"}, timeout=60)
+    assert app_text(node, space)[0] == 200
+
+
+def test_stop_and_start_native(node: Node, space: str) -> None:
+    with node.api() as c:
+        r = c.post(f"/api/v1/spaces/{space}/stop")
+        assert r.status_code == 200 and r.json()["stage"] == "STOPPED"
+        wait_for(lambda: containers(space, all=True) == [], 30)
+        r = c.post(f"/api/v1/spaces/{space}/start")
+        assert r.status_code == 200 and r.json()["stage"] == "APP_STARTING"
+    node.wait_stage(space, {"RUNNING"}, timeout=60)
+    assert app_text(node, space)[0] == 200
+
+
+def test_only_the_owner_operates_a_space(node: Node, space: str) -> None:
+    from spaceport.db.session import session_scope
+    from spaceport.services.users import create_user
+    from tests.conftest import unique
+
+    with session_scope() as session:
+        _, other = create_user(session, unique("mallory"))
+    with node.api(other) as c:
+        r = c.post(f"/api/spaces/{space}/restart")
+    assert r.status_code == 403 and "only its owner" in r.json()["error"]
+    with node.api(None) as c:
+        assert c.post(f"/api/spaces/{space}/pause").status_code == 401
+
+
+def test_hardware_sets_container_limits(node: Node, space: str) -> None:
+    with node.api() as c:
+        r = c.post(f"/api/spaces/{space}/hardware", json={"flavor": "cpu-huge"})
+    assert r.status_code == 400 and "unknown hardware 'cpu-huge'" in r.json()["error"]
+
+    rt = hf(node).request_space_hardware(space, "cpu-upgrade")
+    assert rt.requested_hardware == "cpu-upgrade"
+    node.wait_stage(space, {"RUNNING"}, timeout=60)
+    host = wait_for(
+        lambda: (c := containers(space)) and len(c) == 1 and c[0].attrs["HostConfig"], 30
+    )
+    ncpu = docker.from_env().info()["NCPU"]  # the engine refuses more CPUs than it has
+    assert host["NanoCpus"] == min(8, ncpu) * 10**9
+    assert host["Memory"] == 32 * 1024**3
+    assert host["PidsLimit"] == 2048
+    wait_for(lambda: node.runtime(space)["hardware"]["current"] == "cpu-upgrade", 10)
+
+
+def test_sleep_time_is_reported_as_gc_timeout(node: Node, space: str) -> None:
+    rt = hf(node).set_space_sleep_time(space, 3600)
+    assert rt.sleep_time == 3600
+    assert node.runtime(space)["gcTimeout"] == 3600
+    rt = hf(node).set_space_sleep_time(space, -1)
+    assert rt.sleep_time == -1
+
+
+def test_storage_survives_restart(node: Node, space: str) -> None:
+    with node.api() as c:
+        r = c.post(f"/api/spaces/{space}/storage", json={"tier": "huge"})
+        assert r.status_code == 400 and "small, medium, large" in r.json()["error"]
+        assert c.post(f"/api/spaces/{space}/storage", json={"tier": "small"}).status_code == 200
+    node.wait_stage(space, {"RUNNING"}, timeout=60)
+    wait_for(
+        lambda: "/data" in {m["Destination"] for m in the_container(space).attrs["Mounts"]}, 30
+    )
+    assert app_text(node, space, "/data") == (200, "1")
+    assert app_text(node, space, "/data") == (200, "2")
+    hf(node).restart_space(space)
+    node.wait_stage(space, {"RUNNING"}, timeout=60)
+    wait_for(lambda: app_text(node, space, "/data") == (200, "3"), 30)
+    assert node.runtime(space)["storage"] == "small"
+
+
+def test_crash_is_reported_and_restarted_with_backoff(node: Node, space: str) -> None:
+    api = hf(node)
+    serving = settled(node, space)
+    api.add_space_variable(space, "CRASH", "1")
+    # The new version exits at start: the old one keeps serving, and says why.
+    rt = wait_for(
+        lambda: "did not start" in (r := node.runtime(space)).get("errorMessage", "") and r, 60
+    )
+    assert rt["stage"] == "RUNNING" and "boom: CRASH is set" in rt["errorMessage"]
+    assert app_text(node, space)[0] == 200
+
+    serving.kill()  # now nothing serves: RUNTIME_ERROR, automatic restarts with backoff
+    rt, _ = node.wait_stage(space, {"RUNTIME_ERROR"}, timeout=30)
+    rt = wait_for(
+        lambda: "failure 2" in (r := node.runtime(space)).get("errorMessage", "") and r, 60
+    )
+    assert rt["stage"] == "RUNTIME_ERROR"
+    assert "The app exited (code 3) before answering HTTP" in rt["errorMessage"] or (
+        "code 3" in rt["errorMessage"]
+    )
+    assert "boom: CRASH is set, exiting" in rt["errorMessage"]
+    assert "restarting automatically in 10 s" in rt["errorMessage"]
+    page = node.app_get(space, headers={"Accept": "application/json"})
+    assert page.status_code == 503 and page.json()["stage"] == "RUNTIME_ERROR"
+
+    api.delete_space_variable(space, "CRASH")  # a change restarts it, clearing the error
+    rt, _ = node.wait_stage(space, {"RUNNING"}, timeout=60)
+    assert "errorMessage" not in rt
+    assert app_text(node, space)[0] == 200
+
+
+def test_factory_rebuild_builds_without_cache(node: Node, space: str) -> None:
+    from sqlalchemy import select
+
+    from spaceport.db.models import Build, Space
+    from spaceport.db.session import session_scope
+
+    owner, name = space.split("/")
+    before = settled(node, space).id
+    rt = hf(node).restart_space(space, factory_reboot=True)
+    assert rt.stage == "RUNNING_BUILDING"
+    node.wait_stage(space, {"RUNNING"}, timeout=120)
+    with session_scope() as session:
+        pk = session.scalar(select(Space.id).where(Space.owner == owner, Space.name == name))
+        build = session.scalars(
+            select(Build).where(Build.space_id == pk).order_by(Build.id.desc())
+        ).first()
+        assert build is not None and build.no_cache and build.status == "succeeded"
+    wait_for(lambda: (c := containers(space)) and len(c) == 1 and c[0].id != before, 30)

@@ -1,0 +1,184 @@
+"""Reconciliation: kill the parts and every Space ends up where it was, without a new build.
+
+A running Space (its container killed; the API, the build worker and Caddy killed) comes back
+serving; a paused Space stays paused. The machine's dockerd is shared while developing, so
+its restart test runs only in CI (or with SPACEPORT_TEST_RESTART_DOCKERD=1), last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from tests.conftest import IN_CI, Node
+from tests.runtime.helpers import app_text, containers, echo_space, hf, settled, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pair(node: Node) -> Iterator[tuple[str, str]]:
+    running = echo_space(node, "keeper")
+    paused = echo_space(node, "held")
+    hf(node).pause_space(paused)
+    wait_for(lambda: containers(paused, all=True) == [], 30)
+    yield running, paused
+    for space_id in (running, paused):
+        hf(node).delete_repo(space_id, repo_type="space", missing_ok=True)
+
+
+def build_count(space_ids: tuple[str, ...]) -> int:
+    from sqlalchemy import func, select
+
+    from spaceport.db.models import Build, Space
+    from spaceport.db.session import session_scope
+
+    total = 0
+    with session_scope() as session:
+        for space_id in space_ids:
+            owner, name = space_id.split("/")
+            total += (
+                session.scalar(
+                    select(func.count(Build.id))
+                    .join(Space, Space.id == Build.space_id)
+                    .where(Space.owner == owner, Space.name == name)
+                )
+                or 0
+            )
+    return total
+
+
+def back_where_they_were(node: Node, running: str, paused: str, timeout: float = 60) -> None:
+    node.wait_stage(running, {"RUNNING"}, timeout=timeout)
+    wait_for(lambda: app_text(node, running)[0] == 200, timeout)
+    assert node.runtime(paused)["stage"] == "PAUSED"
+    assert containers(paused, all=True) == []
+
+
+def pid_of(node: Node, name: str) -> int:
+    return int((node.settings.run_dir / f"{name}.pid").read_text())
+
+
+def kill_process(node: Node, name: str) -> None:
+    """SIGKILL a node process (its whole group), as a crash would."""
+    pid = pid_of(node, name)
+    os.killpg(pid, signal.SIGKILL)
+    wait_for(lambda: not _alive(pid), 10)
+    with contextlib.suppress(ChildProcessError):  # the node fixture started it: reap it
+        os.waitpid(pid, 0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie has exited
+        return fh.read().split()[2] != "Z"
+
+
+def test_killed_container_is_restarted(node: Node, pair: tuple[str, str]) -> None:
+    running, paused = pair
+    builds = build_count(pair)
+    victim = settled(node, running)
+    victim.kill()
+    wait_for(lambda: (c := containers(running)) and c[0].id != victim.id, 60)
+    back_where_they_were(node, running, paused)
+    assert build_count(pair) == builds
+
+
+def test_killed_control_plane_changes_nothing(node: Node, pair: tuple[str, str]) -> None:
+    from spaceport.node import ensure_api
+
+    running, paused = pair
+    builds, serving = build_count(pair), settled(node, running).id
+    kill_process(node, "api")
+    assert app_text(node, running)[0] == 200  # Caddy keeps serving without the control plane
+    ensure_api(node.settings, print)
+    time.sleep(2 * node.settings.reconcile_interval_s)  # the new reconciler looked around
+    back_where_they_were(node, running, paused)
+    assert [c.id for c in containers(running)] == [serving]
+    assert build_count(pair) == builds
+
+
+def test_killed_worker_changes_nothing(node: Node, pair: tuple[str, str]) -> None:
+    from spaceport.node import ensure_worker
+
+    running, paused = pair
+    builds, serving = build_count(pair), settled(node, running).id
+    old = pid_of(node, "worker")
+    kill_process(node, "worker")
+    ensure_worker(node.settings, print)
+    assert pid_of(node, "worker") != old and _alive(pid_of(node, "worker"))
+    back_where_they_were(node, running, paused)
+    assert [c.id for c in containers(running)] == [serving]
+    assert build_count(pair) == builds
+
+
+def test_killed_caddy_gets_its_routes_back(node: Node, pair: tuple[str, str]) -> None:
+    from spaceport.proxy.caddy_process import CaddyProcess
+
+    running, paused = pair
+    builds = build_count(pair)
+    kill_process(node, "caddy")
+    asyncio.run(CaddyProcess(node.settings).start())  # a bare Caddy: no routes at all
+    back_where_they_were(node, running, paused, timeout=30)  # the reconciler reloads them
+    assert build_count(pair) == builds
+
+
+def restart_dockerd() -> None:
+    """Stop the machine's dockerd and start it again the way it was started."""
+    if (
+        shutil.which("systemctl")
+        and subprocess.run(["systemctl", "is-active", "--quiet", "docker"], check=False).returncode
+        == 0
+    ):
+        subprocess.run(["systemctl", "restart", "docker"], check=True)
+    else:
+        pid = int(
+            subprocess.run(
+                ["pidof", "dockerd"], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
+        )
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not _alive(pid), 60, every=0.5)
+        with open("/var/log/dockerd.log", "ab") as log:
+            subprocess.Popen(
+                ["dockerd"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def answers() -> bool:
+        try:
+            return bool(docker.from_env(timeout=5).ping())
+        except Exception:
+            return False
+
+    wait_for(answers, 60, every=0.5)
+
+
+@pytest.mark.dockerd_restart
+def test_dockerd_restart_brings_spaces_back(node: Node, pair: tuple[str, str]) -> None:
+    if not (IN_CI or os.environ.get("SPACEPORT_TEST_RESTART_DOCKERD") == "1"):
+        pytest.skip(
+            "restarts the machine's shared dockerd: runs in CI, or set "
+            "SPACEPORT_TEST_RESTART_DOCKERD=1"
+        )
+    running, paused = pair
+    builds, before = build_count(pair), settled(node, running).id
+    restart_dockerd()
+    wait_for(lambda: (c := containers(running)) and c[0].id != before, 90, every=0.5)
+    back_where_they_were(node, running, paused, timeout=90)
+    assert build_count(pair) == builds

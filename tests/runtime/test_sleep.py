@@ -1,0 +1,71 @@
+"""Sleep and wake on real containers: an idle Space is frozen (light sleep), then stopped (full
+sleep); a visitor's first request wakes it, through the status page the proxy shows."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import Node
+from tests.runtime.helpers import containers, echo_space, hf, settled, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sleepy(node: Node) -> Iterator[str]:
+    space_id = echo_space(node, "sleepy")
+    yield space_id
+    hf(node).delete_repo(space_id, repo_type="space", missing_ok=True)
+
+
+def visit_until_served(node: Node, space_id: str, timeout: float) -> tuple[float, list[int]]:
+    """A visitor's requests from the first (which wakes the Space) until the app answers."""
+    codes: list[int] = []
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        r = node.app_get(space_id, headers={"Accept": "application/json"})
+        codes.append(r.status_code)
+        if r.status_code == 200 and r.text.startswith("echo "):
+            return time.monotonic() - start, codes
+        time.sleep(0.02)
+    raise AssertionError(f"{space_id} not served within {timeout} s: {codes[-5:]}")
+
+
+def test_idle_space_freezes_then_a_visitor_thaws_it(node: Node, sleepy: str) -> None:
+    frozen = settled(node, sleepy)
+    rt = hf(node).set_space_sleep_time(sleepy, 8)  # frozen after 4 s idle, stopped after 8 s
+    assert rt.sleep_time == 8
+
+    started = time.monotonic()
+    node.wait_stage(sleepy, {"SLEEPING"}, timeout=20)
+    assert time.monotonic() - started > 2  # not before it has been idle for a while
+
+    def is_paused() -> bool:
+        frozen.reload()
+        return bool(frozen.attrs["State"]["Paused"])
+
+    wait_for(is_paused, 10)  # memory kept, no CPU
+
+    elapsed, codes = visit_until_served(node, sleepy, timeout=10)
+    assert codes[0] == 503  # the first request met the status page, which woke the Space
+    assert elapsed < 1.0, f"light-sleep wake took {elapsed:.2f} s"
+    assert [c.id for c in containers(sleepy)] == [frozen.id]  # thawed, not replaced
+    assert node.runtime(sleepy)["stage"] == "RUNNING"
+
+
+def test_long_idle_space_stops_then_a_visitor_starts_it(node: Node, sleepy: str) -> None:
+    before = settled(node, sleepy).id
+    node.wait_stage(sleepy, {"SLEEPING"}, timeout=20)
+    wait_for(lambda: containers(sleepy, all=True) == [], 30)  # full sleep: nothing runs
+    rt = node.runtime(sleepy)
+    assert rt["stage"] == "SLEEPING" and rt["gcTimeout"] == 8
+
+    elapsed, codes = visit_until_served(node, sleepy, timeout=30)
+    assert codes[0] == 503
+    assert elapsed < 10, f"full-sleep wake took {elapsed:.2f} s"
+    assert settled(node, sleepy).id != before
+
+    hf(node).set_space_sleep_time(sleepy, -1)  # never again

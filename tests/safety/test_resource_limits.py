@@ -1,0 +1,96 @@
+"""A fork bomb, a memory hog and a busy loop inside one app hit that app's limits (from its
+hardware flavor) and leave other apps and the control plane answering.
+
+The node runs with a tiny test flavor (`test-tiny`, set by tests/conftest.py) so the limits are
+reached quickly without straining the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import docker
+import httpx
+import pytest
+
+from tests.conftest import PUBLIC_PORT, Node, unique
+
+pytestmark = pytest.mark.slow
+PROBE = Path(__file__).parent / "probe_app"
+
+
+@pytest.fixture(scope="module")
+def tiny(node: Node) -> str:
+    space = node.create_space(unique("hog"), sdk="docker", hardware="test-tiny")
+    assert node.push(PROBE, space).returncode == 0
+    node.wait_stage(space, {"RUNNING"})
+    return space
+
+
+@pytest.fixture(scope="module")
+def neighbour(node: Node) -> str:
+    space = node.create_space(unique("calm"), sdk="docker")
+    assert node.push(PROBE, space).returncode == 0
+    node.wait_stage(space, {"RUNNING"})
+    return space
+
+
+def call(node: Node, space: str, path: str) -> str:
+    resp = node.app_get(space, path, timeout=90)
+    assert resp.status_code == 200, resp.text
+    return str(json.loads(resp.text).get("out", ""))
+
+
+def test_limits_come_from_the_flavor(node: Node, tiny: str) -> None:
+    [container] = docker.from_env().containers.list(
+        filters={"label": f"org.spaceport.space={tiny}"}
+    )
+    host = container.attrs["HostConfig"]
+    assert host["Memory"] == 256 * 1024**2
+    assert host["NanoCpus"] == int(0.5e9)
+    assert host["PidsLimit"] == 128
+
+
+def test_fork_bomb_hits_pids_limit(node: Node, tiny: str) -> None:
+    out = call(node, tiny, "/forkbomb")
+    assert "fork" in out.lower() or "resource temporarily unavailable" in out.lower(), out
+    time.sleep(5)  # the bomb's children exit; the app answers again
+    assert node.app_get(tiny, "/").status_code == 200
+
+
+def test_memory_hog_is_killed_not_the_host(node: Node, tiny: str) -> None:
+    out = call(node, tiny, "/memhog")
+    assert "[rc=-9]" in out or "MemoryError" in out, out  # OOM-killed inside its cgroup
+    assert node.app_get(tiny, "/").status_code == 200
+
+
+def test_busy_loop_leaves_others_answering(
+    node: Node, tiny: str, neighbour: str, artifacts: Path
+) -> None:
+    def latencies(fn: object, n: int = 15) -> list[float]:
+        out = []
+        for _ in range(n):
+            t = time.perf_counter()
+            resp = fn()  # type: ignore[operator]
+            assert resp.status_code == 200
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    def api() -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{PUBLIC_PORT}/api/v1/health", timeout=10)
+
+    def other() -> httpx.Response:
+        return node.app_get(neighbour, "/", timeout=10)
+
+    before_api, before_app = latencies(api), latencies(other)
+    assert call(node, tiny, "/burn?seconds=8") == "burning"
+    during_api, during_app = latencies(api), latencies(other)
+    report = {
+        "api_median_ms": [statistics.median(before_api), statistics.median(during_api)],
+        "other_app_median_ms": [statistics.median(before_app), statistics.median(during_app)],
+    }
+    (artifacts / "safety-busy-loop.json").write_text(json.dumps(report, indent=2))
+    print("latency before/during the busy loop:", report)
