@@ -69,6 +69,20 @@ def ensure_docker(settings: Settings, say: Say) -> None:
     start_process(settings, "dockerd", [dockerd], docker_ok, timeout_s=60)
 
 
+def isolate_builds(settings: Settings, say: Say) -> None:
+    """Builds run on Docker's default bridge: firewall it like the apps' network, so a build
+    step cannot reach host services or a metadata address (it keeps the internet and DNS)."""
+    if not settings.build_isolation or os.geteuid() != 0:
+        return
+    from spaceport.runtime import network_policy
+
+    try:
+        if network_policy.apply(settings.build_bridge):
+            say(f"build network {settings.build_bridge} firewalled")
+    except network_policy.NetworkPolicyError as exc:
+        say(f"warning: could not firewall builds: {exc}")
+
+
 def ensure_redis(settings: Settings, say: Say) -> None:
     if redis_ok(settings):
         return
@@ -152,6 +166,7 @@ def up(
 
     settings.ensure_dirs()
     ensure_docker(settings, say)
+    isolate_builds(settings, say)
     ensure_redis(settings, say)
     token = prepare(settings)
     ensure_api(settings, say)

@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     build_log_max_bytes: int = 2_000_000
     app_network: str = "spaceport-apps"
     app_egress: bool = Field(default=True, description="Apps may open connections outward.")
+    build_isolation: bool = Field(
+        default=True, description="Firewall build steps away from host services and metadata."
+    )
+    build_bridge: str = Field(default="docker0", description="The bridge build steps run on.")
     app_egress_ports: list[int] = Field(
         default_factory=list, description="If set, the only ports apps may reach outward."
     )

@@ -96,6 +96,9 @@ def worker(concurrency: int = typer.Option(2, help="Builds run at once.")) -> No
 
     from spaceport.node import worker_argv
 
+    from spaceport.node import isolate_builds
+
+    isolate_builds(get_settings(), console.print)
     argv = worker_argv()
     argv[argv.index("--concurrency") + 1] = str(concurrency)
     os.execv(argv[0], argv)
