@@ -94,9 +94,7 @@ def worker(concurrency: int = typer.Option(2, help="Builds run at once.")) -> No
     """Run a builder worker (Celery) in the foreground."""
     import os
 
-    from spaceport.node import worker_argv
-
-    from spaceport.node import isolate_builds
+    from spaceport.node import isolate_builds, worker_argv
 
     isolate_builds(get_settings(), console.print)
     argv = worker_argv()
