@@ -23,26 +23,47 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
-import queue
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from spaceport.settings import Settings, get_settings
+from spaceport_builder.apt_sources import (
+    DEBIAN_SUITE,
+    MIRROR_ENV,
+    AptSource,
+    debian_mirror_lines,
+    host_apt_sources,
+    mirror_lines_for_host,
+    parse_deb822_sources,
+    parse_one_line_sources,
+)
+from spaceport_builder.docker_processes import docker_cli, image_exists
+from spaceport_builder.docker_processes import image_labels as _image_labels
+from spaceport_builder.docker_processes import probe_pull as _probe_pull
+from spaceport_builder.docker_processes import run_logged as _run
+from spaceport_builder.errors import BaseImageError
+
+__all__ = [  # re-exported: callers and tests import them from here
+    "MIRROR_ENV",
+    "AptSource",
+    "BaseImageError",
+    "debian_mirror_lines",
+    "docker_cli",
+    "host_apt_sources",
+    "image_exists",
+    "parse_deb822_sources",
+    "parse_one_line_sources",
+]
 
 Log = Callable[[str], None]
 
-DEBIAN_SUITE = "bookworm"
 ROOTFS_IMAGE = f"spaceport/debian-rootfs:{DEBIAN_SUITE}"
 # Debian packages of the offline rootfs: the interpreter, venv (ensurepip wheels), TLS roots,
 # the init, and useradd/groupadd (`passwd` is not Essential, so minbase lacks it).
@@ -57,10 +78,6 @@ REGISTRY_CUDA_PARENT = "nvidia/cuda:12.8.1-runtime-ubuntu24.04"
 # $SPACEPORT_TORCH_INDEX_URL (a mirror, or "" where it is unreachable).
 TORCH_INDEX_ENV = "SPACEPORT_TORCH_INDEX_URL"
 DEFAULT_TORCH_INDEX_URL = "https://download.pytorch.org/whl/cu128"
-# A registry "answers" when `docker pull` prints its first progress line within this time.
-PULL_PROBE_TIMEOUT_S = 20.0
-# Overrides the Debian mirror read from the host's apt sources (e.g. on a non-Debian host).
-MIRROR_ENV = "SPACEPORT_DEBIAN_MIRROR"
 LABEL_INPUTS = "org.spaceport.inputs"
 MMDEBSTRAP_HOOKS = Path("/usr/share/mmdebstrap/hooks")
 
@@ -73,151 +90,6 @@ def _runtime_images_dir() -> Path:
 
 
 RUNTIME_IMAGES = _runtime_images_dir()
-
-
-class BaseImageError(RuntimeError):
-    """A base image could not be made; the message says what to do about it."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-# --------------------------------------------------------------------------------------------
-# Host apt sources -> Debian mirror lines for mmdebstrap
-
-
-@dataclass(frozen=True)
-class AptSource:
-    """One `deb` source: the shape shared by deb822 stanzas and one-line entries."""
-
-    uris: tuple[str, ...]
-    suites: tuple[str, ...]
-    components: tuple[str, ...] = ()
-    types: tuple[str, ...] = ("deb",)
-    options: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-
-
-def parse_deb822_sources(text: str) -> list[AptSource]:
-    """Parse a deb822 `.sources` file (stanzas of `Field: value`, `#` comments)."""
-    sources: list[AptSource] = []
-    for stanza in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        key: str | None = None
-        for raw in stanza.splitlines():
-            if raw.startswith("#") or not raw.strip():
-                continue
-            if raw[0] in " \t" and key is not None:  # continuation line
-                fields[key] += "\n" + raw.strip()
-                continue
-            name, sep, value = raw.partition(":")
-            if not sep:
-                continue
-            key = name.strip().lower()
-            fields[key] = value.strip()
-        if "uris" not in fields or fields.get("enabled", "yes").lower() == "no":
-            continue
-        options = {k: v for k, v in fields.items() if k not in {"types", "uris", "suites"}}
-        sources.append(
-            AptSource(
-                uris=tuple(fields["uris"].split()),
-                suites=tuple(fields.get("suites", "").split()),
-                components=tuple(fields.get("components", "").split()),
-                types=tuple(fields.get("types", "deb").split()),
-                options=options,
-            )
-        )
-    return sources
-
-
-def parse_one_line_sources(text: str) -> list[AptSource]:
-    """Parse a one-line-style `sources.list`: `deb [opts] URI SUITE [COMPONENT...]`."""
-    sources: list[AptSource] = []
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        options: dict[str, str] = {}
-        m = re.match(r"^(\S+)\s+\[([^\]]*)\]\s+(.*)$", line)
-        if m:
-            kind, opts, rest = m.groups()
-            for opt in opts.split():
-                k, _, v = opt.partition("=")
-                options[k.lower()] = v
-        else:
-            kind, _, rest = line.partition(" ")
-        words = rest.split()
-        if len(words) < 2:
-            continue
-        sources.append(
-            AptSource(
-                uris=(words[0],),
-                suites=(words[1],),
-                components=tuple(words[2:]),
-                types=(kind,),
-                options=options,
-            )
-        )
-    return sources
-
-
-def host_apt_sources(etc_apt: Path = Path("/etc/apt")) -> list[AptSource]:
-    """All sources configured on this host (sources.list, sources.list.d/*.list|*.sources)."""
-    sources: list[AptSource] = []
-    one_line = [etc_apt / "sources.list", *sorted((etc_apt / "sources.list.d").glob("*.list"))]
-    for path in one_line:
-        if path.is_file():
-            sources += parse_one_line_sources(path.read_text(errors="replace"))
-    for path in sorted((etc_apt / "sources.list.d").glob("*.sources")):
-        if path.is_file():
-            sources += parse_deb822_sources(path.read_text(errors="replace"))
-    return sources
-
-
-def debian_mirror_lines(sources: Sequence[AptSource], suite: str = DEBIAN_SUITE) -> list[str]:
-    """The `deb URI SUITE main` lines mmdebstrap needs for `suite`, from the host's sources.
-
-    A source counts as the Debian archive when it serves `suite`/`suite-updates` or its URI
-    ends in `/debian`; as the security archive when it serves `suite-security` or its URI ends
-    in `/debian-security`. The host may run another Debian release: only the mirror is reused.
-    """
-    main: list[str] = []
-    security: list[str] = []
-    for src in sources:
-        if "deb" not in src.types:
-            continue
-        for uri in src.uris:
-            if uri.startswith("cdrom:"):
-                continue
-            path = uri.rstrip("/")
-            if f"{suite}-security" in src.suites or path.endswith("/debian-security"):
-                bucket = security
-            elif (
-                suite in src.suites or f"{suite}-updates" in src.suites or path.endswith("/debian")
-            ):
-                bucket = main
-            else:
-                continue
-            if path not in bucket:
-                bucket.append(path)
-    if not main:
-        raise BaseImageError(
-            "no Debian mirror found in the host's apt sources (/etc/apt/sources.list, "
-            f"/etc/apt/sources.list.d/*.sources|*.list); set {MIRROR_ENV}=http://<mirror>/debian "
-            "or make a container registry reachable"
-        )
-    lines = [f"deb {main[0]} {suite} main", f"deb {main[0]} {suite}-updates main"]
-    if security:
-        lines.append(f"deb {security[0]} {suite}-security main")
-    return lines
-
-
-def mirror_lines_for_host(suite: str = DEBIAN_SUITE) -> list[str]:
-    """Mirror lines for mmdebstrap: `$SPACEPORT_DEBIAN_MIRROR`, else the host's apt sources."""
-    override = os.environ.get(MIRROR_ENV)
-    if override:
-        return [f"deb {override.rstrip('/')} {suite} main"]
-    return debian_mirror_lines(host_apt_sources(), suite)
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,141 +127,6 @@ def base_image_tag(settings: Settings, python_version: str, gpu: bool) -> str:
     """Tag of the base image: `{base_image_repo}:{pyver}` or `{base_image_repo}-cuda:{pyver}`."""
     repo = settings.base_image_repo
     return f"{repo}-cuda:{python_version}" if gpu else f"{repo}:{python_version}"
-
-
-# --------------------------------------------------------------------------------------------
-# Processes
-
-
-def docker_cli(settings: Settings) -> str:
-    """The docker CLI with built-in BuildKit: settings.docker_cli, else /usr/bin/docker."""
-    candidates = [settings.docker_cli] if settings.docker_cli else ["/usr/bin/docker"]
-    for cand in candidates:
-        found = shutil.which(cand)
-        if found:
-            return found
-    raise BaseImageError(
-        f"docker CLI not found ({', '.join(c for c in candidates if c)}); install Debian's "
-        "docker.io (its 20.10 CLI has BuildKit built in) or set SPACEPORT_DOCKER_CLI"
-    )
-
-
-def _run(
-    cmd: Sequence[str],
-    log: Log,
-    *,
-    what: str,
-    env: dict[str, str] | None = None,
-    timeout: float | None = None,
-    hint: str = "",
-) -> None:
-    """Run `cmd`, streaming its output lines to `log`; raise BaseImageError on failure."""
-    try:
-        proc = subprocess.Popen(
-            list(cmd),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-            env=env,
-        )
-    except OSError as e:
-        raise BaseImageError(f"{what}: cannot run {cmd[0]}: {e}. {hint}".strip()) from e
-    timed_out = threading.Event()
-
-    def _kill() -> None:
-        timed_out.set()
-        proc.kill()
-
-    timer = threading.Timer(timeout, _kill) if timeout else None
-    if timer:
-        timer.start()
-    tail: list[str] = []
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            log(line)
-            tail = [*tail[-19:], line]
-        rc = proc.wait()
-    finally:
-        if timer:
-            timer.cancel()
-    if timed_out.is_set():
-        raise BaseImageError(f"{what} timed out after {timeout:.0f}s. {hint}".strip())
-    if rc != 0:
-        last = "\n".join(tail[-8:])
-        raise BaseImageError(f"{what} failed (exit {rc}). {hint}\n{last}".strip())
-
-
-def _image_labels(docker: str, ref: str) -> dict[str, str] | None:
-    """Labels of a local image (empty dict if it has none), or None if it is not there."""
-    res = subprocess.run(
-        [docker, "image", "inspect", "--format", "{{json .Config.Labels}}", ref],
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        if "no such image" in res.stderr.lower():
-            return None
-        raise BaseImageError(
-            f"cannot query the Docker engine ({docker} image inspect): {res.stderr.strip()}; "
-            "is dockerd running and is its socket accessible?"
-        )
-    labels = json.loads(res.stdout or "null")
-    return dict(labels or {})
-
-
-def image_exists(settings: Settings, ref: str) -> bool:
-    """Whether `ref` is in the local engine's image store."""
-    return _image_labels(docker_cli(settings), ref) is not None
-
-
-def _probe_pull(docker: str, image: str, log: Log, timeout: float = PULL_PROBE_TIMEOUT_S) -> bool:
-    """Pull `image`; False if the registry does not answer within `timeout` or the pull fails.
-
-    Once the registry answers (first progress line) the pull may take as long as it needs.
-    """
-    log(f"$ {docker} pull {image}  (registry probe, {timeout:.0f}s)")
-    try:
-        proc = subprocess.Popen(
-            [docker, "pull", image],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-        )
-    except OSError as e:
-        log(f"cannot run docker pull: {e}")
-        return False
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def _reader() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    threading.Thread(target=_reader, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    answered = False
-    while True:
-        try:
-            wait = None if answered else max(0.0, deadline - time.monotonic())
-            line = lines.get(timeout=wait)
-        except queue.Empty:
-            proc.kill()
-            proc.wait()
-            log(f"no answer from the registry within {timeout:.0f}s")
-            return False
-        if line is None:
-            break
-        log(line)
-        if re.search(r"Pulling from|Pulling fs layer|Digest:|Status:", line):
-            answered = True
-    return proc.wait() == 0
 
 
 # --------------------------------------------------------------------------------------------

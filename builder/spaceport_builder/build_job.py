@@ -359,7 +359,7 @@ def build_and_deploy(settings: Settings, build_id: int) -> bool:
                 log.info("build.superseded_before_deploy", build=build_id)
                 return False
             deployed = deploy(settings, space_pk, build_id)
-            if built.warm:  # queued behind any waiting build: never delays one
+            if built.warm:  # runs when the node has no build to do (warm_job.py)
                 from spaceport_builder.warm_job import send_warm
 
                 send_warm(build_id)

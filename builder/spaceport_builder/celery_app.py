@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from spaceport.queue import BUILD_TASK, DEPLOY_TASK, celery_app
 from spaceport.settings import get_settings
+from spaceport_builder.warm_job import WARM_TASK
 
 app = celery_app()
 
@@ -20,11 +21,11 @@ def build_task(build_id: int) -> bool:
     return build_and_deploy(get_settings(), build_id)
 
 
-@app.task(name="spaceport.warm_deps", acks_late=True)
-def warm_task(build_id: int) -> bool:
+@app.task(name=WARM_TASK, acks_late=True)
+def warm_task(build_id: int, tries: int = 0) -> bool:
     from spaceport_builder.warm_job import warm_deps
 
-    return warm_deps(get_settings(), build_id)
+    return warm_deps(get_settings(), build_id, tries)
 
 
 @app.task(name=DEPLOY_TASK, acks_late=True)

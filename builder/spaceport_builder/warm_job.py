@@ -1,23 +1,32 @@
 """The warm task: after a deploy, build the compiled dependency stage of that build.
 
-Its own Celery task, queued behind any build already waiting, so warming never delays a build
-or holds the Space's build lease; a newer build of the Space makes it give up (that build
-warms its own dependency set). See compiled_deps.py for why and what is built.
+Warming only uses a worker that has nothing else to do: it is its own Celery task (it never
+holds a Space's build lease), one runs at a time on a node, it waits while any build is queued,
+and a build queued while it runs makes it stop (the next idle moment starts it again). A newer
+build of the same Space makes it give up for good: that build warms its own dependency set.
+See compiled_deps.py for why and what is built.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+import redis
 import structlog
+from redis.exceptions import LockError
+from sqlalchemy import select
 
+from spaceport.db.models import Build
+from spaceport.db.session import session_scope
 from spaceport.git.repos import export_tree, repo_path
 from spaceport.settings import Settings
+from spaceport.stages import BuildStatus
 from spaceport_builder import compiled_deps
-from spaceport_builder.build_job import builds_dir, describe, prepare, superseded
+from spaceport_builder.build_job import Claimed, builds_dir, describe, prepare, superseded
 from spaceport_builder.front_matter import load_config
 from spaceport_builder.image_build import BuildCancelled, BuildFailed
 from spaceport_builder.packs.base import DEPS_ARG
@@ -25,19 +34,42 @@ from spaceport_builder.packs.base import DEPS_ARG
 log = structlog.get_logger(__name__)
 
 WARM_TASK = "spaceport.warm_deps"
+WARM_LOCK = "spaceport:warm-deps"
+RETRY_S = 5
+MAX_TRIES = 60  # about five minutes of a busy node, then the next build of the Space retries
 
 
-def send_warm(build_id: int) -> None:
+def send_warm(build_id: int, tries: int = 0, countdown: float = 0) -> None:
     from spaceport.queue import celery_app
 
-    celery_app().send_task(WARM_TASK, args=[build_id])
+    celery_app().send_task(WARM_TASK, args=[build_id, tries], countdown=countdown)
 
 
-def warm_deps(settings: Settings, build_id: int) -> bool:
+def builds_waiting() -> bool:
+    with session_scope() as session:
+        waiting = session.scalar(select(Build.id).where(Build.status == BuildStatus.QUEUED))
+        return waiting is not None
+
+
+def warm_deps(settings: Settings, build_id: int, tries: int = 0) -> bool:
     """Build and tag the compiled stage of `build_id`'s dependencies; True when it did."""
     job = describe(build_id)
     if job is None or superseded(build_id):
         return False
+    client = redis.Redis.from_url(settings.redis_url)
+    lock = client.lock(WARM_LOCK, timeout=settings.build_timeout_s)
+    if builds_waiting() or not lock.acquire(blocking=False):
+        if tries < MAX_TRIES:  # busy: try again in a moment
+            send_warm(build_id, tries + 1, countdown=RETRY_S)
+        return False
+    try:
+        return _warm(settings, build_id, job, tries)
+    finally:
+        with contextlib.suppress(LockError):
+            lock.release()
+
+
+def _warm(settings: Settings, build_id: int, job: Claimed, tries: int) -> bool:
     workdir = Path(tempfile.mkdtemp(prefix=f"warm-{build_id}-", dir=builds_dir(settings)))
     started = time.monotonic()
     try:
@@ -51,11 +83,17 @@ def warm_deps(settings: Settings, build_id: int) -> bool:
         fp = compiled_deps.fingerprint(settings, req, req.dockerfile.read_text(), base)
         if compiled_deps.is_ready(settings, fp):
             return False
-        compiled_deps.warm(settings, req, fp, lambda _line: None, lambda: superseded(build_id))
+        compiled_deps.warm(
+            settings, req, fp, lambda _line: None, lambda: builds_waiting() or superseded(build_id)
+        )
         log.info("build.warmed", build=build_id, fp=fp, seconds=time.monotonic() - started)
         return True
-    except (BuildFailed, BuildCancelled) as exc:
-        log.info("build.warm_skipped", build=build_id, reason=str(exc))
+    except BuildCancelled:
+        if not superseded(build_id) and tries < MAX_TRIES:  # a build came in: warm when idle
+            send_warm(build_id, tries + 1, countdown=RETRY_S)
+        return False
+    except BuildFailed as exc:
+        log.info("build.warm_failed", build=build_id, reason=str(exc))
         return False
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -27,6 +27,7 @@ from spaceport.proxy.traffic import record_activity
 from spaceport.runtime import crashes, janitor, jobs, make_backend, sleeper
 from spaceport.runtime.base import RuntimeBackend
 from spaceport.runtime.gpus import allocator
+from spaceport.runtime.thaw import ThawWatcher
 from spaceport.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -95,12 +96,15 @@ class Reconciler:
         self.settings = settings
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self._thaw = ThawWatcher(settings)  # light-sleeping Spaces wake on their first request
 
     def start(self) -> None:
         self._thread.start()
+        self._thaw.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._thaw.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -156,3 +156,21 @@ def remove_space_images(space_ids: list[str]) -> None:
         ).stdout.split()
         if out:
             subprocess.run(["docker", "rmi", "-f", *set(out)], capture_output=True)
+
+
+def wait_deployed(node: Node, space_id: str, timeout: float = 180) -> BuildRow:
+    """Wait until the build of the head commit finished and the Space is RUNNING again.
+
+    The runtime's `sha` is the repo's head (as on Hugging Face), not the version serving, so
+    "RUNNING at the new sha" alone can still be the previous version right after a push.
+    """
+    sha = head_sha(node, space_id)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [b for b in builds(space_id) if b.commit_sha == sha and b.status != "queued"]
+        if done and done[-1].status != "running":
+            assert done[-1].status == "succeeded", done[-1]
+            node.wait_stage(space_id, {"RUNNING"}, timeout=max(1, deadline - time.monotonic()))
+            return done[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"{space_id}: the build of {sha[:12]} did not finish in {timeout}s")

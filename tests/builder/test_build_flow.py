@@ -17,6 +17,7 @@ from tests.builder.helpers import (
     remove_space_images,
     variant,
     wait_builds,
+    wait_deployed,
 )
 from tests.conftest import Node, unique
 
@@ -72,10 +73,7 @@ def test_build_log_streams_live_then_replays_and_code_push_reuses_dependencies(
     app = variant(tmp_path, "gradio-hello", **{"requirements.txt": requirements})
     (app / "app.py").write_text((app / "app.py").read_text().replace('"Hello"', '"Bonjour"'))
     assert node.push(app, space_id).returncode == 0
-    sha2 = head_sha(node, space_id)
-    node.wait_stage(space_id, {"RUNNING"}, sha=sha2)
-    second = builds(space_id)[-1]
-    report = second.cache_report
+    report = wait_deployed(node, space_id).cache_report
     assert report["dependencies_cached"] is True, report
     assert any("uv pip install" in step for step in report["cached"])
     assert report["built"] == ["COPY --chown=1000:1000 . /home/user/app"]

@@ -20,6 +20,7 @@ from tests.builder.helpers import (
     remove_space_images,
     variant,
     wait_builds,
+    wait_deployed,
     wait_gone,
 )
 from tests.conftest import Node, unique
@@ -77,7 +78,7 @@ def test_new_push_cancels_the_running_build(
     assert reader.lines()[-1] == "build cancelled: a newer commit was pushed"
     assert wait_gone(f"sleep {sleep}"), "the cancelled build's step is still running"
 
-    node.wait_stage(space_id, {"RUNNING"}, sha=sha2, timeout=120)
+    assert wait_deployed(node, space_id).commit_sha == sha2
     first, second = wait_builds(space_id, 2)
     assert first.status == "cancelled" and second.status == "succeeded"
     assert "superseded by a newer commit" in (first.error_message or "")
@@ -112,9 +113,7 @@ def test_killed_worker_build_is_built_again(
     os.kill(int(str(beat["pid"])), signal.SIGKILL)
     assert wait_gone(f"sleep {sleep}"), "the killed worker's build step is still running"
 
-    node.wait_stage(space_id, {"RUNNING"}, sha=head_sha(node, space_id), timeout=120)
-    [build] = builds(space_id)
-    assert build.status == "succeeded"
+    build = wait_deployed(node, space_id)
     assert int(client.get(f"spaceport:build:{build.id}:attempts") or 0) >= 2
 
 

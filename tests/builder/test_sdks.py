@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.builder.helpers import builds, head_sha, remove_space_images, variant
-from tests.conftest import EXAMPLES, PUBLIC_PORT, Node, need, unique
+from tests.builder.helpers import builds, remove_space_images, variant, wait_deployed
+from tests.conftest import ARTIFACTS, EXAMPLES, PUBLIC_PORT, Node, need, unique
 
 pytestmark = pytest.mark.slow
 
@@ -103,11 +104,16 @@ def test_streamlit_app_renders(node: Node, spaces: dict[str, str]) -> None:
                 f"--host-resolver-rules=MAP {node.app_host(space_id).split(':')[0]} 127.0.0.1",
             ],
         )
+        page = browser.new_page()
         try:
-            page = browser.new_page()
             page.goto(node.app_url(space_id), timeout=60_000)
             page.get_by_text("Hello, World!").wait_for(timeout=60_000)
             assert page.get_by_role("heading", name="Streamlit Hello").is_visible()
+        except Exception:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "streamlit-hello.png"))
+            (ARTIFACTS / "streamlit-hello.html").write_text(page.content())
+            raise
         finally:
             browser.close()
 
@@ -173,10 +179,10 @@ def test_code_only_push_starts_from_the_compiled_dependencies(
         assert time.monotonic() < deadline, f"{tag} was never built"
         time.sleep(0.5)
     app = variant(tmp_path, "gradio-chat")
-    (app / "app.py").write_text((app / "app.py").read_text().replace("You said", "You wrote"))
+    code = (app / "app.py").read_text().replace("You said", "You wrote")
+    (app / "app.py").write_text(f"{code}\n# {uuid.uuid4().hex}\n")  # never built before
     assert node.push(app, space_id).returncode == 0
-    node.wait_stage(space_id, {"RUNNING"}, sha=head_sha(node, space_id), timeout=120)
-    report = builds(space_id)[-1].cache_report
+    report = wait_deployed(node, space_id).cache_report
     assert report["deps_stage"] == "deps-compiled"
     assert report["dependencies_cached"] is True
     assert any("compileall" in step for step in report["cached"])

@@ -170,12 +170,12 @@ def restart_dockerd() -> None:
 
 
 @pytest.mark.dockerd_restart
+@pytest.mark.skipif(
+    not (IN_CI or os.environ.get("SPACEPORT_TEST_RESTART_DOCKERD") == "1"),
+    reason="restarts the machine's shared dockerd: runs in CI, or set "
+    "SPACEPORT_TEST_RESTART_DOCKERD=1",
+)
 def test_dockerd_restart_brings_spaces_back(node: Node, pair: tuple[str, str]) -> None:
-    if not (IN_CI or os.environ.get("SPACEPORT_TEST_RESTART_DOCKERD") == "1"):
-        pytest.skip(
-            "restarts the machine's shared dockerd: runs in CI, or set "
-            "SPACEPORT_TEST_RESTART_DOCKERD=1"
-        )
     running, paused = pair
     builds, before = build_count(pair), settled(node, running).id
     restart_dockerd()

@@ -41,7 +41,7 @@ for one Space never cuts another Space's open session (the old config stays in m
 its last stream ends)."""
 
 _PASS_HOST = "{http.request.hostport}"
-_VAR_HOST = "{http.vars.public_host}"
+_VAR_HOST = "{http.vars.public_host}"  # path mode: the public host, saved by the entry route
 _HOST_HEADERS = ("Host", "X-Forwarded-Host")
 _TOKEN_AUTH = ["Bearer sp_*"]
 
@@ -89,41 +89,48 @@ def _reverse_proxy(
     request_headers: Headers = (),
     response_headers: Headers = (),
     *,
-    public_host: str = _PASS_HOST,
+    public_host: str | None = None,
 ) -> dict[str, Any]:
-    # Apps (Gradio) check the Host they see against the page's origin: give them the public one.
-    request_set = {name: [public_host] for name in _HOST_HEADERS}
+    """Caddy passes the client's Host through and sets X-Forwarded-Host itself, so apps (Gradio
+    checks it against the page's origin) see the public host; `public_host` puts it back where
+    a path-mode entry route moved the request onto the Space's internal host.
+
+    `flush_interval: -1`: every byte goes out at once, also of a body whose length is known
+    (Caddy flushes only server-sent events and unknown lengths by itself).
+    """
+    request_set = {name: [public_host] for name in _HOST_HEADERS} if public_host else {}
     request_set.update(_grouped(request_headers))
-    headers: dict[str, Any] = {"request": {"set": request_set}}
+    headers: dict[str, Any] = {}
+    if request_set:
+        headers["request"] = {"set": request_set}
     if response_headers:
         headers["response"] = {"set": _grouped(response_headers)}
-    return {
+    handler: dict[str, Any] = {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": upstream}],
-        "flush_interval": -1,  # stream every byte at once: SSE, chunked model output
+        "flush_interval": -1,
         "stream_close_delay": STREAM_CLOSE_DELAY,
-        "headers": headers,
     }
+    if headers:
+        handler["headers"] = headers
+    return handler
 
 
-def _forward_auth(settings: Settings, route: Route, public_host: str) -> dict[str, Any]:
+def _forward_auth(settings: Settings, route: Route, public_host: str | None) -> dict[str, Any]:
     """Ask the control plane whether this request may reach a private Space (Caddy's
     `forward_auth`): a 2xx lets it through, any other answer is sent to the client as is."""
+    request_set = {
+        "X-Forwarded-Method": ["{http.request.method}"],
+        "X-Forwarded-Uri": ["{http.request.uri}"],
+        "X-Spaceport-Space": [route.space_id],
+    }
+    if public_host:
+        request_set.update({name: [public_host] for name in _HOST_HEADERS})
     return {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": settings.api_upstream}],
         "rewrite": {"method": "GET", "uri": AUTHZ_PATH},
-        "headers": {
-            "request": {
-                "set": {
-                    "Host": [public_host],
-                    "X-Forwarded-Host": [public_host],
-                    "X-Forwarded-Method": ["{http.request.method}"],
-                    "X-Forwarded-Uri": ["{http.request.uri}"],
-                    "X-Spaceport-Space": [route.space_id],
-                }
-            }
-        },
+        "headers": {"request": {"set": request_set}},
         # A 2xx runs these (no-op) routes, which write nothing: the chain goes on to the app.
         "handle_response": [
             {"match": {"status_code": [2]}, "routes": [{"handle": [{"handler": "vars"}]}]}
@@ -143,7 +150,9 @@ _DROP_TOKEN = {
 }
 
 
-def _app_handlers(settings: Settings, route: Route, public_host: str) -> list[dict[str, Any]]:
+def _app_handlers(
+    settings: Settings, route: Route, public_host: str | None
+) -> list[dict[str, Any]]:
     handlers: list[dict[str, Any]] = []
     if route.private:
         handlers += [_forward_auth(settings, route, public_host), _DROP_TOKEN]
@@ -182,7 +191,7 @@ def render_route(settings: Settings, route: Route) -> dict[str, list[dict[str, A
         app = {
             "@id": rid,
             "match": [_match(metrics_hosts(settings, route))],
-            "handle": _app_handlers(settings, route, _PASS_HOST),
+            "handle": _app_handlers(settings, route, None),
             "terminal": True,
         }
         return {"platform": [platform], "entry": [], "app": [app]}

@@ -77,12 +77,20 @@ class RuntimeBackend(ABC):
         """Current state, or None when the container no longer exists."""
 
     @abstractmethod
+    def pid(self, container_id: str) -> int | None:
+        """The container's main process id on the engine's host (None if not running)."""
+
+    @abstractmethod
     def restart(self, container_id: str) -> ContainerState:
         """Start a stopped container again (same image, same config)."""
 
     @abstractmethod
     def stop(self, container_id: str, timeout: int = 10) -> None:
         """Stop and remove a container (frozen or not); no error if it is gone."""
+
+    @abstractmethod
+    def halt(self, container_id: str, timeout: int = 10) -> None:
+        """Stop a container but keep it (its writable layer: compiled bytecode, caches)."""
 
     @abstractmethod
     def pause(self, container_id: str) -> None:

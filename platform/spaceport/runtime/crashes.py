@@ -54,7 +54,9 @@ def check_containers(settings: Settings, backend: RuntimeBackend) -> list[int]:
     """Look at the container of every Space that should run; returns the Spaces that crashed."""
     with session_scope() as session:
         rows = session.execute(
-            select(Space.id, Deployment.id, Deployment.container_id, Deployment.upstream)
+            select(
+                Space.id, Space.stage, Deployment.id, Deployment.container_id, Deployment.upstream
+            )
             .join(Deployment, Deployment.space_id == Space.id)
             .where(
                 Deployment.status == DeploymentStatus.ACTIVE,
@@ -62,12 +64,13 @@ def check_containers(settings: Settings, backend: RuntimeBackend) -> list[int]:
             )
         ).all()
     crashed = []
-    for space_pk, dep_id, container_id, upstream in rows:
+    for space_pk, stage, dep_id, container_id, upstream in rows:
         if not container_id or is_locked(settings, space_pk):
             continue
         state = backend.inspect(container_id)
         if state is not None and state.paused:
-            backend.unpause(container_id)  # woken by a push or an owner: thaw it
+            if stage != Stage.SLEEPING:  # frozen, yet woken meanwhile (a push, an owner)
+                backend.unpause(container_id)
             continue
         if state is not None and state.running:
             if state.upstream and state.upstream != upstream:

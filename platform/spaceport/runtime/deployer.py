@@ -133,6 +133,7 @@ def deploy(
 def _plan(
     settings: Settings, space_pk: int, build_id: int | None, requested_at: datetime | None
 ) -> Plan | None:
+    planned_at = utcnow()  # requests made before this are served by this deployment
     with session_scope() as session:
         space = session.get(Space, space_pk)
         if space is None:
@@ -169,7 +170,13 @@ def _plan(
         except UnknownFlavor as exc:
             space.stage, space.error_message = Stage.RUNTIME_ERROR.value, str(exc)
             return None
-        dep = Deployment(space=space, build_id=release_build, image=image, commit_sha=commit)
+        dep = Deployment(
+            space=space,
+            build_id=release_build,
+            image=image,
+            commit_sha=commit,
+            created_at=planned_at,
+        )
         session.add(dep)
         space.stage = starting_stage(current is not None).value
         session.flush()
@@ -197,7 +204,7 @@ def _plan(
             timeout=startup_timeout(settings, space),
             secrets=secret_values(session, settings, space.id),
             storage=bool(space.storage),
-            planned_at=utcnow(),
+            planned_at=planned_at,
         )
 
 

@@ -144,6 +144,13 @@ class DockerBackend(RuntimeBackend):
             return None
         return self._state(container)
 
+    def pid(self, container_id: str) -> int | None:
+        try:
+            attrs = self.client.api.inspect_container(container_id)
+        except (NotFound, APIError):
+            return None
+        return int(attrs.get("State", {}).get("Pid") or 0) or None
+
     def restart(self, container_id: str) -> ContainerState:
         try:
             container = self.client.containers.get(container_id)
@@ -169,6 +176,17 @@ class DockerBackend(RuntimeBackend):
         except APIError as exc:
             if exc.status_code != 404 and "removal" not in str(exc):
                 raise
+
+    def halt(self, container_id: str, timeout: int = 10) -> None:
+        try:
+            container = self.client.containers.get(container_id)
+            if container.status == "paused":
+                container.unpause()
+            container.stop(timeout=timeout)
+        except NotFound:
+            pass
+        except APIError as exc:
+            raise RuntimeBackendError(f"could not stop {container_id[:12]}: {exc}") from exc
 
     def pause(self, container_id: str) -> None:
         try:

@@ -1,11 +1,14 @@
 """Sleep and wake: idle Spaces give their CPU, then their memory, back; a visitor wakes them.
 
-Two tiers, both shown as SLEEPING and both off the route table (visitors reach the status page,
-which calls `wake`):
+Two tiers, both shown as stage SLEEPING:
 - light sleep: after `light_sleep_s` idle (or half the sleep time, if sooner) the container is
-  frozen (cgroup freezer: memory kept, no CPU); waking thaws it in milliseconds.
-- full sleep: after the sleep time (`gcTimeout`) the container is stopped and its GPUs freed;
-  waking starts a new container from the same image.
+  frozen (cgroup freezer: memory kept, no CPU). It keeps its route: the first request reaches
+  the frozen container and `thaw.ThawWatcher` thaws it within milliseconds. (Where this
+  process cannot see the container's sockets, the route is dropped instead and the status
+  page's `wake` thaws it.)
+- full sleep: after the sleep time (`gcTimeout`) the container is stopped, its GPUs freed, its
+  route dropped (`desired` = sleeping): visitors reach the status page, which calls `wake`,
+  and a new container starts from the same image.
 
 Idle time counts from the last request the proxy saw (`Space.last_request_at`), or from the
 moment the deployment became ready when there was none since.
@@ -18,6 +21,7 @@ from typing import Any, cast
 
 import structlog
 from sqlalchemy import CursorResult, Update, select, update
+from redis.lock import Lock
 from sqlalchemy.orm import Session
 
 from spaceport.db.models import Deployment, Space, utcnow
@@ -25,13 +29,19 @@ from spaceport.db.session import session_scope
 from spaceport.proxy.sync import sync_routes
 from spaceport.runtime import jobs, make_backend
 from spaceport.runtime.base import RuntimeBackend, RuntimeBackendError
+from spaceport.runtime.deployer import deploy, startup_timeout
 from spaceport.runtime.desired import Desired
-from spaceport.runtime.locks import is_locked, space_lock
+from spaceport.runtime.gpus import allocator
+from spaceport.runtime.locks import is_locked, renew, space_lock
+from spaceport.runtime.readiness import wait_ready
 from spaceport.runtime.retire import retire
+from spaceport.runtime.thaw import thaw, watchable
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus, Stage
 
 log = structlog.get_logger(__name__)
+
+RUNNING, SLEEPING = Desired.RUNNING.value, Desired.SLEEPING.value
 
 
 def _changed(session: Session, statement: Update) -> int:
@@ -56,6 +66,14 @@ def idle_s(now: datetime, last_request: datetime | None, ready_at: datetime | No
     return (now - max(marks)).total_seconds() if marks else 0.0
 
 
+def _active(session: Session, space_pk: int) -> Deployment | None:
+    return session.scalar(
+        select(Deployment)
+        .where(Deployment.space_id == space_pk, Deployment.status == DeploymentStatus.ACTIVE)
+        .order_by(Deployment.id.desc())
+    )
+
+
 def check_sleep(settings: Settings, backend: RuntimeBackend) -> None:
     """Freeze or stop the Spaces that have been idle long enough."""
     now = utcnow()
@@ -64,6 +82,7 @@ def check_sleep(settings: Settings, backend: RuntimeBackend) -> None:
             select(
                 Space.id,
                 Space.desired,
+                Space.stage,
                 Space.sleep_time,
                 Space.last_request_at,
                 Deployment.id,
@@ -73,30 +92,76 @@ def check_sleep(settings: Settings, backend: RuntimeBackend) -> None:
             .join(Deployment, Deployment.space_id == Space.id)
             .where(
                 Deployment.status == DeploymentStatus.ACTIVE,
-                Space.desired.in_((Desired.RUNNING.value, Desired.SLEEPING.value)),
+                Space.desired.in_((RUNNING, SLEEPING)),
             )
         ).all()
-    for space_pk, desired, sleep_time, last_request, dep_id, ready_at, container in rows:
+    for space_pk, desired, stage, sleep_time, last_request, dep_id, ready_at, container in rows:
         full = sleep_after_s(settings, sleep_time)
-        if desired == Desired.SLEEPING:
+        idle = idle_s(now, last_request, ready_at)
+        if desired == SLEEPING:  # off the route table: stop what still runs (frozen)
             state = backend.inspect(container) if container else None
-            gone = state is None or not (state.paused or state.running)
-            if gone or (full is not None and idle_s(now, last_request, ready_at) >= full):
+            runs = state is not None and (state.paused or state.running)
+            if runs and (full is None or idle >= full):
                 _deep_sleep(settings, backend, space_pk, dep_id)
             continue
         if full is None or is_locked(settings, space_pk):
             continue
-        idle = idle_s(now, last_request, ready_at)
         light = freeze_after_s(settings, full)
         if idle >= full:
-            _fall_asleep(settings, backend, space_pk, dep_id, freeze=False)
-        elif light is not None and idle >= light:
-            _fall_asleep(settings, backend, space_pk, dep_id, freeze=True)
+            _deep_sleep(settings, backend, space_pk, dep_id)
+        elif stage == Stage.RUNNING and light is not None and idle >= light:
+            _freeze(settings, backend, space_pk, dep_id, container)
 
 
-def _fall_asleep(
-    settings: Settings, backend: RuntimeBackend, space_pk: int, dep_id: int, *, freeze: bool
+def _freeze(
+    settings: Settings, backend: RuntimeBackend, space_pk: int, dep_id: int, container: str | None
 ) -> None:
+    if not container:
+        return
+    keep_route = watchable(backend.pid(container))
+    with space_lock(settings, space_pk, wait_s=0) as lock:
+        if lock is None:
+            return
+        values: dict[str, Any] = {"stage": Stage.SLEEPING.value}
+        if not keep_route:
+            values["desired"] = SLEEPING  # the status page must see the visitors
+        with session_scope() as session:
+            claimed = _changed(
+                session,
+                update(Space)
+                .where(
+                    Space.id == space_pk,
+                    Space.desired == RUNNING,
+                    Space.stage == Stage.RUNNING.value,
+                )
+                .values(**values),
+            )
+        if not claimed:
+            return
+        if not keep_route:
+            sync_routes(settings)
+        try:
+            backend.pause(container)
+            log.info("sleep.frozen", space_pk=space_pk, keeps_route=keep_route)
+        except RuntimeBackendError as exc:
+            log.warning("sleep.freeze_failed", space_pk=space_pk, error=str(exc))
+            with session_scope() as session:
+                session.execute(
+                    update(Space)
+                    .where(Space.id == space_pk)
+                    .values(desired=RUNNING, stage=Stage.RUNNING.value)
+                )
+            if not keep_route:
+                sync_routes(settings)
+
+
+def _deep_sleep(settings: Settings, backend: RuntimeBackend, space_pk: int, dep_id: int) -> None:
+    """Stop the container (frozen or not) and drop the route; a visitor starts it again.
+
+    A CPU Space's container is kept, stopped: starting it again reuses what the app wrote at
+    its first start (Python's bytecode: seconds of a Gradio app's start). A GPU Space's is
+    removed, and its devices freed for others.
+    """
     with space_lock(settings, space_pk, wait_s=0) as lock:
         if lock is None:
             return
@@ -104,35 +169,40 @@ def _fall_asleep(
             claimed = _changed(
                 session,
                 update(Space)
-                .where(Space.id == space_pk, Space.desired == Desired.RUNNING.value)
-                .values(desired=Desired.SLEEPING.value, stage=Stage.SLEEPING.value),
+                .where(Space.id == space_pk, Space.desired.in_((RUNNING, SLEEPING)))
+                .values(desired=SLEEPING, stage=Stage.SLEEPING.value),
             )
-            dep = session.get(Deployment, dep_id)
-            container = dep.container_id if dep else None
         if not claimed:
             return
-        sync_routes(settings)  # visitors now reach the status page, which wakes it
-        if freeze and container:
+        sync_routes(settings)
+        with session_scope() as session:
+            dep = session.get(Deployment, dep_id)
+            container = dep.container_id if dep else None
+        if container and not allocator.assigned(dep_id, settings):
             try:
-                backend.pause(container)
-                log.info("sleep.frozen", space_pk=space_pk)
+                backend.halt(container)
+                log.info("sleep.stopped", space_pk=space_pk, kept=True)
                 return
             except RuntimeBackendError as exc:
-                log.warning("sleep.freeze_failed", space_pk=space_pk, error=str(exc))
+                log.warning("sleep.halt_failed", space_pk=space_pk, error=str(exc))
         retire(backend, dep_id)
-        log.info("sleep.stopped", space_pk=space_pk)
+        log.info("sleep.stopped", space_pk=space_pk, kept=False)
 
 
-def _deep_sleep(settings: Settings, backend: RuntimeBackend, space_pk: int, dep_id: int) -> None:
-    with space_lock(settings, space_pk, wait_s=0) as lock:
-        if lock is None:
-            return
-        with session_scope() as session:
-            space = session.get(Space, space_pk)
-            if space is None or space.desired != Desired.SLEEPING:
-                return
-        retire(backend, dep_id)
-        log.info("sleep.stopped", space_pk=space_pk)
+def put_to_sleep(settings: Settings, space_pk: int, *, deep: bool) -> bool:
+    """Sleep now, as if idle long enough (operators, benchmarks); False if it does not run."""
+    backend = make_backend(settings)
+    with session_scope() as session:
+        dep = _active(session, space_pk)
+        space = session.get(Space, space_pk)
+        if dep is None or space is None or space.desired not in (RUNNING, SLEEPING):
+            return False
+        dep_id, container, stage = dep.id, dep.container_id, space.stage
+    if deep:
+        _deep_sleep(settings, backend, space_pk, dep_id)
+    elif stage == Stage.RUNNING:
+        _freeze(settings, backend, space_pk, dep_id, container)
+    return True
 
 
 def wake(settings: Settings, space_pk: int) -> bool:
@@ -141,19 +211,78 @@ def wake(settings: Settings, space_pk: int) -> bool:
     Safe to call for every visitor request: only the first call of a sleep does anything.
     """
     with session_scope() as session:
+        now = utcnow()
+        space = session.get(Space, space_pk)
+        if space is None or space.stage != Stage.SLEEPING:
+            return False
+        if space.desired == RUNNING:  # light sleep, route kept: thaw
+            dep = _active(session, space_pk)
+            if dep is None or not dep.container_id:
+                return False
+            container = dep.container_id
+            jobs.submit(settings, f"thaw:{space_pk}", _thaw, settings, space_pk, container)
+            return True
         claimed = _changed(
             session,
             update(Space)
-            .where(Space.id == space_pk, Space.desired == Desired.SLEEPING.value)
-            .values(
-                desired=Desired.RUNNING.value,
-                stage=Stage.APP_STARTING.value,
-                last_request_at=utcnow(),
-            ),
+            .where(Space.id == space_pk, Space.desired == SLEEPING)
+            .values(desired=RUNNING, stage=Stage.APP_STARTING.value, last_request_at=now),
         )
     if not claimed:
         return False
-    jobs.submit(settings, f"wake:{space_pk}", finish_wake, settings, space_pk, utcnow())
+    jobs.submit(settings, f"wake:{space_pk}", finish_wake, settings, space_pk, now)
+    return True
+
+
+def _thaw(settings: Settings, space_pk: int, container: str) -> bool:
+    return thaw(make_backend(settings), space_pk, container)
+
+
+def _resume(
+    settings: Settings,
+    backend: RuntimeBackend,
+    space_pk: int,
+    dep_id: int,
+    container: str,
+    lock: Lock,
+) -> bool:
+    """Thaw a frozen container, or start the kept one again; True once it serves."""
+    try:
+        state = backend.inspect(container)
+        if state is not None and (state.paused or state.running):
+            backend.unpause(container)
+        else:
+            state = backend.restart(container)
+            if not state.upstream:
+                return False
+            with session_scope() as session:
+                space = session.get(Space, space_pk)
+                timeout = startup_timeout(settings, space) if space else 60.0
+            ready = wait_ready(
+                backend,
+                container,
+                state.upstream,
+                timeout,
+                settings.readiness_poll_s,
+                on_poll=lambda: renew(lock),
+            )
+            if not ready.ready:
+                log.warning("wake.resume_failed", space_pk=space_pk, reason=ready.reason)
+                return False
+    except RuntimeBackendError as exc:
+        log.warning("wake.resume_failed", space_pk=space_pk, error=str(exc))
+        return False
+    with session_scope() as session:
+        space = session.get(Space, space_pk)
+        dep = session.get(Deployment, dep_id)
+        if space is None or dep is None:
+            return False
+        if state is not None and state.upstream:
+            dep.upstream = state.upstream
+        dep.ready_at = utcnow()
+        space.stage, space.error_message = Stage.RUNNING.value, None
+    sync_routes(settings)
+    log.info("wake.resumed", space_pk=space_pk)
     return True
 
 
@@ -164,32 +293,15 @@ def finish_wake(settings: Settings, space_pk: int, requested_at: datetime) -> bo
         if lock is not None:
             with session_scope() as session:
                 space = session.get(Space, space_pk)
-                dep = session.scalar(
-                    select(Deployment)
-                    .where(
-                        Deployment.space_id == space_pk,
-                        Deployment.status == DeploymentStatus.ACTIVE,
-                    )
-                    .order_by(Deployment.id.desc())
-                )
+                dep = _active(session, space_pk)
+                dep_id = dep.id if dep else None
                 container = dep.container_id if dep else None
-                if space is None or space.desired != Desired.RUNNING:
+                if space is None or space.desired != RUNNING:
                     return False
             state = backend.inspect(container) if container else None
-            if container and state is not None and (state.paused or state.running):
-                try:
-                    backend.unpause(container)
-                    with session_scope() as session:
-                        space = session.get(Space, space_pk)
-                        if space is not None:
-                            space.stage, space.error_message = Stage.RUNNING.value, None
-                    sync_routes(settings)
-                    log.info("wake.thawed", space_pk=space_pk)
+            if container and dep_id and state is not None:
+                if _resume(settings, backend, space_pk, dep_id, container, lock):
                     return True
-                except RuntimeBackendError as exc:
-                    log.warning("wake.thaw_failed", space_pk=space_pk, error=str(exc))
-            if dep is not None:
-                retire(backend, dep.id)
-    from spaceport.runtime.deployer import deploy
-
+            if dep_id is not None:
+                retire(backend, dep_id)
     return deploy(settings, space_pk, requested_at=requested_at)

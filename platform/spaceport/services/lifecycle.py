@@ -169,6 +169,12 @@ def wake(settings: Settings, space_pk: int) -> bool:
     return sleeper.wake(settings, space_pk)
 
 
+def sleep_now(settings: Settings, space: Space, *, deep: bool) -> None:
+    """Put a running Space to sleep at once: frozen (light) or stopped (deep)."""
+    if not sleeper.put_to_sleep(settings, space.id, deep=deep):
+        raise Conflict(f"{space.space_id} is not running (stage {space.stage}): nothing to sleep")
+
+
 def delete_space(session: Session, settings: Settings, space: Space) -> None:
     """Remove everything: builds in flight, containers, images, volume, routes, repo, the row."""
     space_id, space_pk = space.space_id, space.id

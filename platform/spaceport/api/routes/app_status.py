@@ -110,11 +110,16 @@ def space_for_path(path: str) -> tuple[Space | None, str]:
     parts = path.split("/", 3)
     if len(parts) < 3 or not parts[1] or not parts[2]:
         return None, path
+    return space_by_id(f"{parts[1]}/{parts[2]}"), "/" + (parts[3] if len(parts) > 3 else "")
+
+
+def space_by_id(space_id: str) -> Space | None:
+    owner, _, name = space_id.partition("/")
     with session_scope() as session:
-        space = session.scalar(select(Space).where(Space.owner == parts[1], Space.name == parts[2]))
+        space = session.scalar(select(Space).where(Space.owner == owner, Space.name == name))
         if space is not None:
             session.expunge(space)
-    return space, "/" + (parts[3] if len(parts) > 3 else "")
+    return space
 
 
 def resolve(settings: Settings, request: Request) -> Visit:
@@ -122,6 +127,12 @@ def resolve(settings: Settings, request: Request) -> Visit:
     asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.url.path == AUTHZ_PATH:  # forward auth: the request it asks about
         asked = request.headers.get("x-forwarded-uri", "/") or "/"
+        # Caddy names the Space (a client naming one itself only learns its own rights).
+        named = request.headers.get("x-spaceport-space")
+        space = space_by_id(named) if named else None
+        if space is not None:
+            app_path = settings.app_path(space.owner, space.name)
+            return Visit(space, host, app_path, AUTHZ_PATH, asked)
     if settings.routing == "path":
         space, rest = space_for_path(urlparse(asked).path)
         app_path = settings.app_path(space.owner, space.name) if space else "/"
@@ -144,7 +155,8 @@ def _principal(settings: Settings, request: Request, host: str) -> Principal | N
                 return None
             session.expunge(found.user)
             return Principal(user=found.user, role=found.role, token_name=found.name)
-        name = app_access.cookie_user(settings, request.cookies.get(app_access.APP_COOKIE), host)
+        cookie = request.cookies.get(app_access.APP_COOKIE)
+        name = app_access.cookie_user(settings, cookie, _hostname(host))
         user = session.scalar(select(User).where(User.name == name)) if name else None
         if user is None:
             return None

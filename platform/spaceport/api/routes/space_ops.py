@@ -230,6 +230,19 @@ def wake(
     return _runtime(space)
 
 
+@router.post(f"{NATIVE}/sleep", tags=["native"])
+def sleep(
+    deep: bool = Query(False, description="Stop the container instead of freezing it."),
+    space: Space = Depends(owned_space),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    """Put the Space to sleep now, as its sleep timer would; the next visitor wakes it."""
+    session.commit()
+    lifecycle.sleep_now(get_settings(), space, deep=deep)
+    session.refresh(space)
+    return _runtime(space)
+
+
 @router.get("/api/v1/gpus", tags=["native"])
 def gpus(_: Principal = Depends(require_principal)) -> list[dict[str, Any]]:
     """This node's GPUs and the Space holding each."""

@@ -1,0 +1,140 @@
+"""Wake a frozen (light-sleeping) Space the instant a request reaches it, with no proxy change.
+
+A frozen container keeps its route. Its processes cannot run, but its kernel still accepts
+TCP connections and queues their bytes. This watcher reads the container's socket table
+(`/proc/<pid>/net/tcp`, readable from the host even while frozen) every `POLL_S`: a listening
+socket with a connection waiting, or a connection with unread bytes, means a visitor is
+there, and the container is thawed (docker unpause, ~50 ms). The visitor's request is simply
+answered a little later; no status page, no Caddy reload.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import structlog
+from sqlalchemy import select, update
+
+from spaceport.db.models import Deployment, Space, utcnow
+from spaceport.db.session import session_scope
+from spaceport.runtime import make_backend
+from spaceport.runtime.base import RuntimeBackend, RuntimeBackendError
+from spaceport.runtime.desired import Desired
+from spaceport.settings import Settings
+from spaceport.stages import DeploymentStatus, Stage
+
+log = structlog.get_logger(__name__)
+
+POLL_S = 0.025
+REFRESH_S = 1.0
+LISTEN, ESTABLISHED = "0A", "01"
+
+
+def socket_table(pid: int) -> Path:
+    return Path(f"/proc/{pid}/net/tcp")
+
+
+def watchable(pid: int | None) -> bool:
+    """Whether this process can see the container's sockets (it shares the host's /proc)."""
+    return bool(pid) and socket_table(int(pid or 0)).exists()
+
+
+def visitor_waiting(pid: int) -> bool:
+    """A connection waits to be accepted, or an open one has unread bytes."""
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 5 or fields[3] not in (LISTEN, ESTABLISHED):
+                continue
+            if int(fields[4].split(":")[1], 16) > 0:
+                return True
+    return False
+
+
+def frozen_spaces() -> list[tuple[int, str]]:
+    """(Space, container) of every light-sleeping Space: routed, stage SLEEPING."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(Space.id, Deployment.container_id)
+            .join(Deployment, Deployment.space_id == Space.id)
+            .where(
+                Space.desired == Desired.RUNNING.value,
+                Space.stage == Stage.SLEEPING.value,
+                Deployment.status == DeploymentStatus.ACTIVE,
+                Deployment.container_id.is_not(None),
+            )
+        ).all()
+    return [(pk, str(cid)) for pk, cid in rows]
+
+
+def thaw(backend: RuntimeBackend, space_pk: int, container_id: str) -> bool:
+    """Unfreeze and mark RUNNING (only if still light-sleeping); True when it thawed."""
+    try:
+        backend.unpause(container_id)
+    except RuntimeBackendError as exc:
+        log.warning("thaw.failed", space_pk=space_pk, error=str(exc))
+        return False
+    with session_scope() as session:
+        session.execute(
+            update(Space)
+            .where(
+                Space.id == space_pk,
+                Space.desired == Desired.RUNNING.value,
+                Space.stage == Stage.SLEEPING.value,
+            )
+            .values(stage=Stage.RUNNING.value, last_request_at=utcnow())
+        )
+    log.info("thaw.woken", space_pk=space_pk)
+    return True
+
+
+class ThawWatcher:
+    """A thread in the API process; cheap: one small /proc read per frozen Space per poll."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="thaw-watcher", daemon=True)
+        self._pids: dict[str, int] = {}
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _pid(self, backend: RuntimeBackend, container_id: str) -> int | None:
+        if container_id not in self._pids:
+            pid = backend.pid(container_id)
+            if not watchable(pid):
+                return None
+            self._pids[container_id] = int(pid or 0)
+        return self._pids[container_id]
+
+    def _run(self) -> None:
+        backend: RuntimeBackend | None = None
+        frozen: list[tuple[int, str]] = []
+        refreshed = 0.0
+        while not self._stop.is_set():
+            try:
+                if backend is None:
+                    backend = make_backend(self.settings)
+                if time.monotonic() - refreshed > REFRESH_S:
+                    frozen, refreshed = frozen_spaces(), time.monotonic()
+                    live = {cid for _, cid in frozen}
+                    self._pids = {c: p for c, p in self._pids.items() if c in live}
+                for space_pk, container_id in frozen:
+                    pid = self._pid(backend, container_id)
+                    if pid and visitor_waiting(pid) and thaw(backend, space_pk, container_id):
+                        refreshed = 0.0
+            except Exception as exc:  # the engine or database went away: try again soon
+                log.warning("thaw.watch_failed", error=repr(exc))
+                backend, refreshed = None, 0.0
+                self._stop.wait(1.0)
+            self._stop.wait(POLL_S)
