@@ -7,7 +7,8 @@ Space, `git push`es examples/gradio-hello, waits for RUNNING, then measures
 - full sleep (container stopped): the same, which includes starting a new container,
 and prints one JSON object. The Space is deleted at the end.
 
-    .venv/bin/python bench/bench_sleep.py --url http://localhost:8080 --token "$(cat .spaceport/admin.token)"
+    .venv/bin/python bench/bench_sleep.py --url http://localhost:8080 \
+        --token "$(cat .spaceport/admin.token)"
 """
 
 from __future__ import annotations

@@ -19,14 +19,14 @@ import redis
 import structlog
 from sqlalchemy import select
 
-from spaceport.db.models import Build, Space, utcnow
+from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.session import session_scope
 from spaceport.flavors import UnknownFlavor, get_flavor
 from spaceport.git.repos import export_tree, repo_path
 from spaceport.logstream import LogWriter, build_key
 from spaceport.services.spaces import active_deployment
 from spaceport.settings import Settings
-from spaceport.stages import BuildStatus, Stage, building_stage, starting_stage
+from spaceport.stages import BuildStatus, Stage, building_stage
 from spaceport_builder import compiled_deps
 from spaceport_builder.base_images import BaseImageError, ensure_base_image, torch_index_url
 from spaceport_builder.build_lease import BuildLease
@@ -172,13 +172,13 @@ def finish(
         build.status, build.finished_at = status.value, utcnow()
         build.log, build.error_message, build.image = writer.text(), message, image
         build.cache_report = cache or {}
+        # A succeeded build keeps its building stage: the deploy says APP_STARTING once it
+        # holds the Space (the reconciler restarts Spaces left APP_STARTING with nothing
+        # starting, so saying it earlier would start the app twice).
         if stage is not None and status != BuildStatus.CANCELLED:
             serving = active_deployment(session, space) is not None
             # A failed build leaves the serving version up: report it, keep RUNNING.
-            if stage == Stage.APP_STARTING:
-                space.stage = starting_stage(serving).value
-            else:
-                space.stage = (Stage.RUNNING if serving else stage).value
+            space.stage = (Stage.RUNNING if serving else stage).value
             space.error_message = message
     writer.close(status.value)
 
@@ -273,9 +273,7 @@ def run_build_job(
         }
         reused = "dependencies reused" if cache["dependencies_cached"] else "dependencies built"
         writer.write(f"Built {req.tag} in {cache['seconds']} s ({reused})")
-        finish(
-            job, BuildStatus.SUCCEEDED, writer, stage=Stage.APP_STARTING, image=req.tag, cache=cache
-        )
+        finish(job, BuildStatus.SUCCEEDED, writer, image=req.tag, cache=cache)
         return Built(req.tag, warm=deps_stage == DEPS_STAGE)
     except NoAppFile as exc:
         writer.write(f"ERROR: {exc}")
@@ -335,6 +333,16 @@ def _clean_stale_workdirs(settings: Settings, build_id: int) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def built_not_deployed(build_id: int) -> bool:
+    """The build succeeded but its worker died before deploying it (Celery redelivered it)."""
+    with session_scope() as session:
+        build = session.get(Build, build_id)
+        if build is None or build.status != BuildStatus.SUCCEEDED or not build.image:
+            return False
+        started = session.scalar(select(Deployment.id).where(Deployment.build_id == build_id))
+        return started is None
+
+
 def build_and_deploy(settings: Settings, build_id: int) -> bool:
     """The worker's task: build under the Space's lease, deploy, warm. True when deployed."""
     from spaceport.runtime.deployer import deploy
@@ -353,13 +361,13 @@ def build_and_deploy(settings: Settings, build_id: int) -> bool:
         workdir = Path(tempfile.mkdtemp(prefix=f"{build_id}-", dir=builds_dir(settings)))
         try:
             built = run_build_job(settings, build_id, writer, client, workdir)
-            if built is None:
+            if built is None and not built_not_deployed(build_id):
                 return False
             if superseded(build_id):
                 log.info("build.superseded_before_deploy", build=build_id)
                 return False
             deployed = deploy(settings, space_pk, build_id)
-            if built.warm:  # runs when the node has no build to do (warm_job.py)
+            if built is not None and built.warm:  # when the node is idle (warm_job.py)
                 from spaceport_builder.warm_job import send_warm
 
                 send_warm(build_id)

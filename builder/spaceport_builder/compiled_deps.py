@@ -22,6 +22,7 @@ from spaceport_builder.packs.base import COMPILED_STAGE, DEPS_ARG
 
 LABEL = "org.spaceport.deps"
 REPO = "spaceport/deps-compiled"
+KEEP = 10  # most recent dependency sets kept tagged; older tags are removed (layers in use stay)
 # The repo files the `deps` stage reads; everything else only reaches the final stage.
 DEPS_FILES = ("pre-requirements.txt", "requirements.txt")
 
@@ -92,3 +93,19 @@ def warm(
         labels={LABEL: fp},
     )
     run_build(settings, warm_req, log, cancelled=cancelled)
+    prune(settings)
+
+
+def prune(settings: Settings, keep: int = KEEP) -> list[str]:
+    """Untag all but the `keep` newest compiled stages; returns the tags removed."""
+    docker = docker_cli(settings)
+    listed = subprocess.run(
+        [docker, "images", REPO, "--format", "{{.CreatedAt}}\t{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.splitlines()
+    old = [line.split("\t")[1] for line in sorted(listed, reverse=True)[keep:]]
+    if old:
+        subprocess.run([docker, "rmi", *old], capture_output=True, check=False)
+    return old

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from spaceport import queue
 from spaceport.db.models import Build, utcnow
 from spaceport.db.session import session_scope
+from spaceport.logstream import LogWriter, build_key
 from spaceport.services.spaces import active_deployment
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, Stage
@@ -69,7 +70,8 @@ def recover_stuck_builds(settings: Settings) -> int:
                 log.warning("build.lost_given_up", build=build.id, space=space.space_id)
                 continue
             build.status = BuildStatus.QUEUED.value
-            build.log = (build.log or "") + "\nThe build worker stopped; building again."
+            writer = LogWriter(client, build_key(build.id), settings.build_log_max_bytes)
+            writer.write("The build worker stopped during the build; building again.")
             session.flush()
             session.commit()  # the worker must see the row before it picks the task up
             build.task_id = queue.send_build(build.id)

@@ -1,10 +1,10 @@
 """The warm task: after a deploy, build the compiled dependency stage of that build.
 
 Warming only uses a worker that has nothing else to do: it is its own Celery task (it never
-holds a Space's build lease), one runs at a time on a node, it waits while any build is queued,
-and a build queued while it runs makes it stop (the next idle moment starts it again). A newer
-build of the same Space makes it give up for good: that build warms its own dependency set.
-See compiled_deps.py for why and what is built.
+holds a Space's build lease), one runs at a time on a node, it waits while any build is queued
+or running or any app is starting, and stops when one begins (the next idle moment starts it
+again). A newer build of the same Space makes it give up for good: that build warms its own
+dependency set. See compiled_deps.py for why and what is built.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import structlog
 from redis.exceptions import LockError
 from sqlalchemy import select
 
-from spaceport.db.models import Build
+from spaceport.db.models import Build, Space
 from spaceport.db.session import session_scope
 from spaceport.git.repos import export_tree, repo_path
 from spaceport.settings import Settings
-from spaceport.stages import BuildStatus
+from spaceport.stages import BuildStatus, Stage
 from spaceport_builder import compiled_deps
 from spaceport_builder.build_job import Claimed, builds_dir, describe, prepare, superseded
 from spaceport_builder.front_matter import load_config
@@ -45,10 +45,22 @@ def send_warm(build_id: int, tries: int = 0, countdown: float = 0) -> None:
     celery_app().send_task(WARM_TASK, args=[build_id, tries], countdown=countdown)
 
 
-def builds_waiting() -> bool:
+BUSY_STAGES = (
+    Stage.BUILDING,
+    Stage.RUNNING_BUILDING,
+    Stage.APP_STARTING,
+    Stage.RUNNING_APP_STARTING,
+)
+
+
+def node_busy() -> bool:
+    """A build is queued or running, or an app is starting: warming would slow it down."""
     with session_scope() as session:
-        waiting = session.scalar(select(Build.id).where(Build.status == BuildStatus.QUEUED))
-        return waiting is not None
+        build = session.scalar(
+            select(Build.id).where(Build.status.in_([BuildStatus.QUEUED, BuildStatus.RUNNING]))
+        )
+        starting = session.scalar(select(Space.id).where(Space.stage.in_(BUSY_STAGES)))
+        return build is not None or starting is not None
 
 
 def warm_deps(settings: Settings, build_id: int, tries: int = 0) -> bool:
@@ -58,7 +70,7 @@ def warm_deps(settings: Settings, build_id: int, tries: int = 0) -> bool:
         return False
     client = redis.Redis.from_url(settings.redis_url)
     lock = client.lock(WARM_LOCK, timeout=settings.build_timeout_s)
-    if builds_waiting() or not lock.acquire(blocking=False):
+    if node_busy() or not lock.acquire(blocking=False):
         if tries < MAX_TRIES:  # busy: try again in a moment
             send_warm(build_id, tries + 1, countdown=RETRY_S)
         return False
@@ -84,7 +96,7 @@ def _warm(settings: Settings, build_id: int, job: Claimed, tries: int) -> bool:
         if compiled_deps.is_ready(settings, fp):
             return False
         compiled_deps.warm(
-            settings, req, fp, lambda _line: None, lambda: builds_waiting() or superseded(build_id)
+            settings, req, fp, lambda _line: None, lambda: node_busy() or superseded(build_id)
         )
         log.info("build.warmed", build=build_id, fp=fp, seconds=time.monotonic() - started)
         return True

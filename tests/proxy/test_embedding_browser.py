@@ -70,7 +70,7 @@ def test_streamlit_in_an_iframe_on_another_origin(
     box = frame.get_by_label("Say something")
     box.fill("hello from the blog", timeout=60_000)
     box.press("Enter")
-    frame.get_by_text("Echo: hello from the blog").wait_for(timeout=30_000)
+    frame.get_by_text("Echo: hello from the blog").wait_for(timeout=60_000)
     page.screenshot(path=str(shots / "embed-streamlit-iframe.png"))
     page.close()
 

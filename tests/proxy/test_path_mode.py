@@ -118,9 +118,9 @@ def path_stack(
         run_async(lambda: proxy.set_routes(routes))
         yield PathStack(settings, urls)
     finally:
-        run_async(proxy.stop)
         for c in containers:
             c.remove(force=True)
+        run_async(proxy.stop)
 
 
 def test_path_mode_urls_live_on_the_apps_origin(path_stack: PathStack) -> None:

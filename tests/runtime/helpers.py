@@ -58,7 +58,7 @@ def wait_for(check: Callable[[], T | bool | None], timeout: float, every: float 
     while time.monotonic() < deadline:
         value = check()
         if value:
-            return value  # type: ignore[return-value]
+            return value
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import docker
 import pytest
+from huggingface_hub import SpaceHardware
 
 from tests.conftest import Node, need
 from tests.runtime.fake_gpus import FAKE_UUIDS
@@ -90,19 +91,20 @@ def test_gpu_spaces_get_their_own_devices_and_wait_in_line(
     assert a not in holders.values() and c_id in holders.values() and b in holders.values()
 
     # Back to CPU: the device is given back.
-    hf(node).request_space_hardware(b, "cpu-basic")
+    hf(node).request_space_hardware(b, SpaceHardware("cpu-basic"))
     wait_for(lambda: b not in gpus_api(node).values(), 60)
     settled(node, b)
 
     # More GPUs than the node has: a clear, permanent error.
-    hf(node).request_space_hardware(b, "a10g-largex2")  # 2 GPUs, 1 free
+    hf(node).request_space_hardware(b, SpaceHardware("a10g-largex2"))  # 2 GPUs, 1 free
     rt = wait_for(
         lambda: (
             "waiting for a free GPU" in ((r := node.runtime(b)).get("errorMessage") or "") and r
         ),
         60,
     )
-    hf(node).request_space_hardware(b, "h100x8")
+    with node.api() as c:  # h100x8: a Spaceport flavor (8 GPUs), not in huggingface_hub's enum
+        assert c.post(f"/api/spaces/{b}/hardware", json={"flavor": "h100x8"}).status_code == 200
     rt = wait_for(
         lambda: "this node has 2" in ((r := node.runtime(b)).get("errorMessage") or "") and r, 60
     )

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import docker
 import httpx
 import pytest
+from huggingface_hub import SpaceHardware
 
 from tests.conftest import Node
 from tests.runtime.helpers import (
@@ -27,7 +28,11 @@ from tests.runtime.helpers import (
     wait_for,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # huggingface_hub warns about Hugging Face's own cpu-basic sleep policy: not ours.
+    pytest.mark.filterwarnings("ignore:If your Space runs on the default:UserWarning"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +201,7 @@ def test_hardware_sets_container_limits(node: Node, space: str) -> None:
         r = c.post(f"/api/spaces/{space}/hardware", json={"flavor": "cpu-huge"})
     assert r.status_code == 400 and "unknown hardware 'cpu-huge'" in r.json()["error"]
 
-    rt = hf(node).request_space_hardware(space, "cpu-upgrade")
+    rt = hf(node).request_space_hardware(space, SpaceHardware("cpu-upgrade"))
     assert rt.requested_hardware == "cpu-upgrade"
     node.wait_stage(space, {"RUNNING"}, timeout=60)
     host = wait_for(

@@ -282,7 +282,8 @@ def _run(
 def _promote(settings: Settings, backend: RuntimeBackend, plan: Plan, upstream: str) -> bool:
     with session_scope() as session:
         new = session.get(Deployment, plan.dep_id)
-        assert new is not None
+        if new is None:  # the Space was deleted meanwhile: its delete sweeps the container
+            return False
         space = session.get(Space, new.space_id)
         if space is None or space.desired != Desired.RUNNING:
             # Paused, stopped or deleted while starting: the new one must not serve.

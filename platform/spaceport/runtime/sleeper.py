@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import CursorResult, Update, select, update
 from redis.lock import Lock
+from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.orm import Session
 
 from spaceport.db.models import Deployment, Space, utcnow
@@ -249,7 +249,9 @@ def _resume(
     """Thaw a frozen container, or start the kept one again; True once it serves."""
     try:
         state = backend.inspect(container)
-        if state is not None and (state.paused or state.running):
+        if state is None:
+            return False
+        if state.paused or state.running:
             backend.unpause(container)
         else:
             state = backend.restart(container)
@@ -298,10 +300,12 @@ def finish_wake(settings: Settings, space_pk: int, requested_at: datetime) -> bo
                 container = dep.container_id if dep else None
                 if space is None or space.desired != RUNNING:
                     return False
-            state = backend.inspect(container) if container else None
-            if container and dep_id and state is not None:
-                if _resume(settings, backend, space_pk, dep_id, container, lock):
-                    return True
+            if (
+                container
+                and dep_id
+                and _resume(settings, backend, space_pk, dep_id, container, lock)
+            ):
+                return True
             if dep_id is not None:
                 retire(backend, dep_id)
     return deploy(settings, space_pk, requested_at=requested_at)

@@ -23,6 +23,7 @@ from spaceport.runtime import jobs, make_backend, sleeper
 from spaceport.runtime.deployer import active_deployment, deploy, release_image
 from spaceport.runtime.desired import Desired, resting_stage
 from spaceport.runtime.hardware import resolve_flavor
+from spaceport.runtime.locks import space_lock
 from spaceport.runtime.retire import retire
 from spaceport.runtime.storage import TIERS, volume_name
 from spaceport.services.spaces import enqueue_build
@@ -191,11 +192,22 @@ def delete_space(session: Session, settings: Settings, space: Space) -> None:
     session.delete(space)
     session.commit()
     sync_routes(settings)
+    _remove_runtime(settings, space_pk, space_id, images)
+    delete_repo(settings, owner, name)
+    # A start in flight may still create a container: once it is over, sweep again.
+    jobs.submit(settings, f"delete:{space_pk}", _sweep, settings, space_pk, space_id, images)
+    log.info("space.deleted", space=space_id)
+
+
+def _remove_runtime(settings: Settings, space_pk: int, space_id: str, images: set[str]) -> None:
     backend = make_backend(settings)
     for state in backend.list(space_id):
         backend.stop(state.id, timeout=0)
     for image in images:
         backend.remove_image(image)
     backend.remove_volume(volume_name(settings, space_pk))
-    delete_repo(settings, owner, name)
-    log.info("space.deleted", space=space_id)
+
+
+def _sweep(settings: Settings, space_pk: int, space_id: str, images: set[str]) -> None:
+    with space_lock(settings, space_pk, wait_s=settings.startup_timeout_s + 60):
+        _remove_runtime(settings, space_pk, space_id, images)
