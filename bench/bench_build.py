@@ -31,6 +31,8 @@ from pathlib import Path
 
 import httpx
 
+from spaceport.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "gradio-hello"
 
@@ -124,7 +126,7 @@ class BenchNode:
     url: str
     token: str
     port: int
-    settings: object
+    settings: Settings
 
     def api(self) -> httpx.Client:
         return httpx.Client(
@@ -186,7 +188,7 @@ def node(port: int, redis_db: int, extra_env: dict[str, str]) -> Iterator[BenchN
 def push(bench: BenchNode, src: Path, space_id: str) -> None:
     from spaceport.examples import push_dir
 
-    push_dir(bench.settings, src, space_id, bench.token)  # type: ignore[arg-type]
+    push_dir(bench.settings, src, space_id, bench.token)
 
 
 def wait(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -201,7 +203,7 @@ def wait(check: Callable[[], bool], timeout: float, what: str) -> None:
 def greets(bench: BenchNode, space_id: str, greeting: str) -> bool:
     """The app, through Caddy, answers with this greeting (what a user would see)."""
     owner, name = space_id.split("/")
-    host = {"Host": f"{bench.settings.app_host(owner, name)}:{bench.port}"}  # type: ignore[attr-defined]
+    host = {"Host": f"{bench.settings.app_host(owner, name)}:{bench.port}"}
     base = f"http://127.0.0.1:{bench.port}/gradio_api/call/greet"
     try:
         r = httpx.post(base, json={"data": ["World"]}, headers=host, timeout=5)
@@ -250,9 +252,11 @@ def compiled_ready(bench: BenchNode, space_id: str) -> bool:
     owner, name = space_id.split("/")
     with session_scope() as session:
         space = session.scalar(select(Space).where(Space.owner == owner, Space.name == name))
-        build = session.scalar(select(Build).where(Build.space_id == space.id))  # type: ignore[union-attr]
+        if space is None:
+            return False
+        build = session.scalar(select(Build).where(Build.space_id == space.id))
         fp = (build.cache_report or {}).get("deps_fingerprint") if build else None
-    return bool(fp) and compiled_deps.is_ready(bench.settings, str(fp))  # type: ignore[arg-type]
+    return bool(fp) and compiled_deps.is_ready(bench.settings, str(fp))
 
 
 def platform_rows(port: int, redis_db: int, cache_id: str) -> list[Row]:

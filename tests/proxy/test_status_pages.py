@@ -72,23 +72,33 @@ def test_a_space_through_its_life(node: Node, tmp_path: Path, browser: Any, shot
     assert page.title() == "Protocol app"
     page.close()
 
-    # Asleep: the next visit wakes it, and the app answers again.
+    # Asleep. Light sleep (frozen, route kept): the request itself thaws the app and is
+    # answered. Full sleep (stopped, route gone): the visitor gets the status page, the visit
+    # wakes the Space, and the app answers again.
     with node.api() as c:
-        assert c.post(f"/api/spaces/{space_id}/sleeptime", json={"seconds": 4}).status_code == 200
+        assert c.post(f"/api/spaces/{space_id}/sleeptime", json={"seconds": 6}).status_code == 200
     node.wait_stage(space_id, {"SLEEPING"}, timeout=60)
+    thawed = via_proxy(node, space_id)
+    assert thawed.status_code == 200 and "Protocol app" in thawed.text
+    engine = docker.from_env()
+
+    def stopped() -> bool:  # running or frozen (paused) both still hold the route
+        found = engine.containers.list(
+            all=True, filters={"label": f"org.spaceport.space={space_id}"}
+        )
+        return all(c.status not in ("running", "paused") for c in found)
+
+    _wait(stopped, 60)
     with node.api() as c:
         c.post(f"/api/spaces/{space_id}/sleeptime", json={"seconds": -1})
-    # SLEEPING is recorded a moment before its route goes: the first status page is the one.
-    asleep = _wait(lambda: (r := via_proxy(node, space_id)).status_code == 503 and r, 20, 0.1)
-    assert asleep.headers["x-spaceport-status"] == "1"
+    asleep = via_proxy(node, space_id)
+    assert asleep.status_code == 503 and asleep.headers["x-spaceport-status"] == "1"
     assert "asleep" in asleep.text
     woke = _wait(lambda: (r := via_proxy(node, space_id)).status_code == 200 and r, 90)
     assert "Protocol app" in woke.text
 
     # Its container dies: the visitor gets the status page, not a bare 502.
-    [container] = docker.from_env().containers.list(
-        filters={"label": f"org.spaceport.space={space_id}"}
-    )
+    [container] = engine.containers.list(filters={"label": f"org.spaceport.space={space_id}"})
     container.kill()
     dead = via_proxy(node, space_id)
     assert dead.status_code in (502, 503) and dead.headers["x-spaceport-status"] == "1", dead.text
