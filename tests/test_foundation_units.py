@@ -16,6 +16,16 @@ from spaceport.names import InvalidName, check_name, split_space_id
 from spaceport.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def no_node_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These check Settings' own defaults: drop SPACEPORT_* left by a running test node."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("SPACEPORT_"):
+            monkeypatch.delenv(key)
+
+
 @pytest.mark.parametrize("name", ["demo", "a", "My_App-2.0", "x" * 96])
 def test_valid_names(name: str) -> None:
     assert check_name(name) == name

@@ -146,6 +146,15 @@ def wait_gone(text: str, timeout: float = 15) -> bool:
     return False
 
 
+# Spaces whose images go when the session ends (tests/builder/conftest.py).
+SPACES_TO_CLEAN: list[str] = []
+
+
+def clean_later(space_ids: list[str]) -> None:
+    """Remove these Spaces' images at the end of the session, once their containers stopped."""
+    SPACES_TO_CLEAN.extend(space_ids)
+
+
 def remove_space_images(space_ids: list[str]) -> None:
     """Remove the images these Spaces built (never anyone else's)."""
     for space_id in space_ids:

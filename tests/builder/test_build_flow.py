@@ -13,8 +13,8 @@ import pytest
 from tests.builder.helpers import (
     LogReader,
     builds,
+    clean_later,
     head_sha,
-    remove_space_images,
     variant,
     wait_builds,
     wait_deployed,
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 def space_ids() -> Iterator[list[str]]:
     ids: list[str] = []
     yield ids
-    remove_space_images(ids)
+    clean_later(ids)
 
 
 def test_build_log_streams_live_then_replays_and_code_push_reuses_dependencies(

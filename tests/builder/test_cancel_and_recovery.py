@@ -15,9 +15,9 @@ import pytest
 from tests.builder.helpers import (
     LogReader,
     builds,
+    clean_later,
     head_sha,
     processes,
-    remove_space_images,
     variant,
     wait_builds,
     wait_deployed,
@@ -50,7 +50,7 @@ def marker() -> str:
 def space_ids() -> Iterator[list[str]]:
     ids: list[str] = []
     yield ids
-    remove_space_images(ids)
+    clean_later(ids)
 
 
 def test_new_push_cancels_the_running_build(

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.builder.helpers import LogReader, head_sha, remove_space_images, variant
+from tests.builder.helpers import LogReader, clean_later, head_sha, variant
 from tests.conftest import EXAMPLES, PUBLIC_PORT, Node, unique
 
 
@@ -41,7 +41,7 @@ def test_gpu_hardware_builds_on_the_cuda_base_image(node: Node, tmp_path: Path) 
         assert rt["hardware"]["current"] == "t4-small"  # with the node's FAKE GPU inventory
         assert "Hello from a static Space" in node.app_get(space_id, "/").text
     finally:
-        remove_space_images([space_id])
+        clean_later([space_id])
 
 
 @pytest.mark.gpu
@@ -56,7 +56,7 @@ def test_gpu_nvml_lists_the_real_gpus(node: Node, request: pytest.FixtureRequest
         assert body["gpus"], body
         assert body["gpus"][0]["name"] and body["driver"]
     finally:
-        remove_space_images([space_id])
+        clean_later([space_id])
 
 
 @pytest.mark.gpu
@@ -75,4 +75,4 @@ def test_gpu_torch_computes_on_cuda(node: Node, request: pytest.FixtureRequest) 
         data = [json.loads(ln[5:]) for ln in answer.splitlines() if ln.startswith("data:")]
         assert data[-1][0].startswith("device: cuda:0"), answer
     finally:
-        remove_space_images([space_id])
+        clean_later([space_id])

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.builder.helpers import builds, remove_space_images, variant, wait_deployed
+from tests.builder.helpers import builds, clean_later, variant, wait_deployed
 from tests.conftest import ARTIFACTS, EXAMPLES, PUBLIC_PORT, Node, need, unique
 
 pytestmark = pytest.mark.slow
@@ -44,7 +44,7 @@ def spaces(node: Node) -> Iterator[dict[str, str]]:
         push = node.push(EXAMPLES / name, space_id)
         assert push.returncode == 0, push.stderr
     yield ids
-    remove_space_images(list(ids.values()))
+    clean_later(list(ids.values()))
 
 
 def load_sdk(name: str) -> str:

@@ -28,7 +28,7 @@ CONSOLE = f"http://localhost:{PUBLIC_PORT}"
 APPS = Path(__file__).parent / "apps"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     need(shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists(), f"Chromium at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
