@@ -75,7 +75,7 @@ def entries(resp: Any) -> list[tuple[str, dict[str, str]]]:
 
 
 def follow(
-    client: redis.Redis, key: str, block_ms: int = 15000, last_id: str = "0"
+    client: redis.Redis, key: str, block_ms: int = 4000, last_id: str = "0"
 ) -> Iterator[dict[str, str] | None]:
     """Yield entries ({ts, data} or {ts, end}) from the start, then live; None when idle."""
     while True:

@@ -7,6 +7,7 @@ twice is harmless. `down` stops what `up` started; the data dir stays.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -210,10 +211,8 @@ def stop_apps(settings: Settings, say: Say) -> None:
     client = docker.from_env()
     running = client.containers.list(filters={"label": f"{LABEL_INSTANCE}={settings.instance}"})
     for container in running:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):  # removed meanwhile by a deploy
             container.stop(timeout=10)
-        except docker.errors.NotFound:
-            pass  # removed meanwhile (a deploy or cleanup finished it)
     if running:
         say(f"stopped {len(running)} app container(s)")
 

@@ -30,7 +30,7 @@ def test_gradio_in_an_iframe_on_another_origin(
     page = browser.new_page(viewport={"width": 1000, "height": 800})
     page.goto(other_origin.page("gradio-iframe.html", snippet))
     frame = page.frame_locator("#app")
-    frame.get_by_label("Name").fill("Ada")
+    frame.get_by_label("Name").fill("Ada", timeout=120_000)  # Gradio front end, busy machine
     frame.get_by_role("button", name="Submit").click()
     expect(frame.get_by_label("Greeting")).to_have_value("Hello, Ada!", timeout=30_000)
     page.screenshot(path=str(shots / "embed-gradio-iframe.png"))
@@ -50,7 +50,7 @@ def test_gradio_web_component_on_another_origin(
         lambda r: None if "ERR_ABORTED" in (r.failure or "") else failed.append(r.url),
     )
     page.goto(other_origin.page("gradio-web-component.html", f"<h1>My blog</h1>{snippet}"))
-    page.get_by_label("Name").fill("Grace", timeout=60_000)
+    page.get_by_label("Name").fill("Grace", timeout=120_000)
     page.get_by_role("button", name="Submit").click()
     expect(page.get_by_label("Greeting")).to_have_value("Hello, Grace!", timeout=30_000)
     assert not failed, failed

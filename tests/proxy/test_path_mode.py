@@ -143,7 +143,7 @@ def test_gradio_under_a_path_prefix(path_stack: PathStack, browser: Any, shots: 
         ),
     )
     page.goto(url)
-    page.get_by_label("Name").fill("Path", timeout=60_000)
+    page.get_by_label("Name").fill("Path", timeout=120_000)
     page.get_by_role("button", name="Submit").click()
     expect(page.get_by_label("Greeting")).to_have_value("Hello, Path!", timeout=30_000)
     assert not outside, f"requests escaped the app's prefix: {outside[:5]}"

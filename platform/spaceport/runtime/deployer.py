@@ -263,7 +263,13 @@ def _run(
         if dep is not None:
             dep.container_id, dep.upstream = state.id, state.upstream
     if not state.upstream:
-        _fail(settings, backend, plan, state.id, "the container published no port")
+        # A container that exits at once shows no port binding: report the exit, not the port.
+        current = backend.inspect(state.id)
+        if current is not None and not current.running:
+            reason = f"The app exited (code {current.exit_code}) before answering HTTP"
+        else:
+            reason = "the container published no port"
+        _fail(settings, backend, plan, state.id, reason)
         return False
     ready = wait_ready(
         backend,
