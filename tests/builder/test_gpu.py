@@ -41,6 +41,10 @@ def test_gpu_hardware_builds_on_the_cuda_base_image(node: Node, tmp_path: Path) 
         assert rt["hardware"]["current"] == "t4-small"  # with the node's FAKE GPU inventory
         assert "Hello from a static Space" in node.app_get(space_id, "/").text
     finally:
+        # Give the (fake) GPU back now: later tests count on the node's GPUs being free.
+        from huggingface_hub import HfApi
+
+        HfApi(endpoint=node.url, token=node.token).pause_space(space_id)
         clean_later([space_id])
 
 
