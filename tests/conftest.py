@@ -74,6 +74,28 @@ def hosts_entries(*names: str) -> Iterator[None]:
         hosts.write_text("".join(lines))
 
 
+class RetryDropped(httpx.HTTPTransport):
+    """Retry a request the server closed without answering.
+
+    Caddy closes idle keep-alive connections when a route change reloads its config; a request
+    sent on one at that instant gets no response and was never processed, so sending it again
+    is safe (browsers do the same). Anything else is reported as it happened.
+    """
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(4):
+            try:
+                return super().handle_request(request)
+            except (httpx.RemoteProtocolError, httpx.ConnectError) as exc:
+                dropped = "without sending a response" in str(exc) or isinstance(
+                    exc, httpx.ConnectError
+                )
+                if not dropped or attempt == 3:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
 @dataclass
 class Node:
     """A running Spaceport node, driven like a user would: HTTP API, git, public URLs."""
@@ -86,7 +108,9 @@ class Node:
     def api(self, token: str | None = "default") -> httpx.Client:
         tok = self.token if token == "default" else token
         headers = {"Authorization": f"Bearer {tok}"} if tok else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return httpx.Client(
+            base_url=self.url, headers=headers, timeout=30, transport=RetryDropped()
+        )
 
     def create_space(self, name: str, sdk: str = "gradio", **extra: Any) -> str:
         with self.api() as c:

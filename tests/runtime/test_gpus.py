@@ -7,6 +7,7 @@ and runs with. The check on a real GPU is docs/gpu.md.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,10 +106,12 @@ def test_gpu_spaces_get_their_own_devices_and_wait_in_line(
     )
     with node.api() as c:  # h100x8: a Spaceport flavor (8 GPUs), not in huggingface_hub's enum
         assert c.post(f"/api/spaces/{b}/hardware", json={"flavor": "h100x8"}).status_code == 200
-    rt = wait_for(
-        lambda: "this node has 2" in ((r := node.runtime(b)).get("errorMessage") or "") and r, 60
-    )
-    assert rt["stage"] == "RUNTIME_ERROR" and "choose another hardware flavor" in rt["errorMessage"]
+    rt = wait_for(lambda: (r := node.runtime(b))["stage"] == "RUNTIME_ERROR" and r, 60)
+    assert "this node has 2" in rt["errorMessage"]
+    assert "choose another hardware flavor" in rt["errorMessage"]
+    # Permanent: no automatic retry flips it back to starting; it waits for the owner.
+    time.sleep(4)
+    assert node.runtime(b)["stage"] == "RUNTIME_ERROR"
 
 
 def test_allocator_never_books_a_device_twice_under_concurrency(

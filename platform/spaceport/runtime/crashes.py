@@ -50,6 +50,12 @@ def record_failure(settings: Settings, space: Space, message: str, *, immediate:
     return delay
 
 
+def needs_owner(space: Space, message: str) -> None:
+    """RUNTIME_ERROR that no automatic retry can fix (a flavor this node cannot give): the
+    Space waits for its owner to change the hardware or restart it."""
+    space.stage, space.error_message, space.retry_at = Stage.RUNTIME_ERROR.value, message, None
+
+
 def check_containers(settings: Settings, backend: RuntimeBackend) -> list[int]:
     """Look at the container of every Space that should run; returns the Spaces that crashed."""
     with session_scope() as session:
@@ -134,12 +140,14 @@ def restarts_due(settings: Settings) -> list[tuple[int, datetime | None]]:
             Deployment.status.in_((DeploymentStatus.ACTIVE.value, DeploymentStatus.STARTING.value))
         )
         rows = session.execute(
-            select(Space.id, Space.retry_at, Space.id.in_(live))
+            select(Space.id, Space.stage, Space.retry_at, Space.id.in_(live))
             .where(Space.desired == Desired.RUNNING.value, Space.stage.in_(startable))
             .order_by(Space.retry_at.is_(None), Space.retry_at, Space.id)
         ).all()
     due: list[tuple[int, datetime | None]] = []
-    for space_pk, retry_at, running in rows:
+    for space_pk, stage, retry_at, running in rows:
+        if stage == Stage.RUNTIME_ERROR and retry_at is None and not running:
+            continue  # `needs_owner`: retrying cannot help
         if running:
             if retry_at is not None and retry_at <= overdue:
                 due.append((space_pk, retry_at))  # a restart nobody carried out

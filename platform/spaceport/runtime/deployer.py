@@ -26,7 +26,7 @@ from spaceport.flavors import Flavor, UnknownFlavor
 from spaceport.proxy.sync import sync_routes
 from spaceport.runtime import make_backend
 from spaceport.runtime.base import LABEL_COMMIT, ContainerSpec, RuntimeBackend, RuntimeBackendError
-from spaceport.runtime.crashes import record_failure
+from spaceport.runtime.crashes import needs_owner, record_failure
 from spaceport.runtime.desired import Desired, resting_stage
 from spaceport.runtime.env import app_env, app_port
 from spaceport.runtime.gpus import allocator
@@ -168,7 +168,7 @@ def _plan(
         try:
             flavor = resolve_flavor(settings, space.hardware_requested)
         except UnknownFlavor as exc:
-            space.stage, space.error_message = Stage.RUNTIME_ERROR.value, str(exc)
+            needs_owner(space, str(exc))
             return None
         dep = Deployment(
             space=space,
@@ -230,7 +230,7 @@ def _book_gpus(settings: Settings, backend: RuntimeBackend, plan: Plan, space_pk
             if space is not None:
                 space.error_message = str(exc)
                 if exc.permanent:
-                    space.stage = Stage.RUNTIME_ERROR.value
+                    needs_owner(space, str(exc))
                 else:  # queued: keeps its place (oldest retry_at first)
                     space.stage = Stage.APP_STARTING.value
                     space.retry_at = space.retry_at or utcnow()
