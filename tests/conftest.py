@@ -38,6 +38,37 @@ def need(condition: bool, what: str) -> None:
     pytest.skip(f"missing: {what}")
 
 
+# Tests that restart a machine-wide daemon (dockerd, redis-server) stop or disturb everything
+# that uses it: they run in CI (or when asked), and at the very end of a run.
+RESTARTS = {
+    "dockerd_restart": "SPACEPORT_TEST_RESTART_DOCKERD",
+    "redis_restart": "SPACEPORT_TEST_RESTART_REDIS",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker, variable in RESTARTS.items():
+        config.addinivalue_line(
+            "markers",
+            f"{marker}: restarts the machine's daemon; runs in CI (CI=true) or with "
+            f"{variable}=1, skipped elsewhere, and last",
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    last = [i for i in items if any(i.get_closest_marker(m) for m in RESTARTS)]
+    if last:
+        items[:] = [i for i in items if i not in last] + last
+
+
+def may_restart(marker: str) -> Any:
+    """Skip unless this run may restart the daemon `marker` names (always in CI)."""
+    variable = RESTARTS[marker]
+    allowed = IN_CI or os.environ.get(variable) == "1"
+    reason = f"restarts the machine's shared daemon: runs in CI, or set {variable}=1"
+    return pytest.mark.skipif(not allowed, reason=reason)
+
+
 def docker_available() -> bool:
     try:
         import docker

@@ -230,7 +230,7 @@ def prepare(
         labels={"org.spaceport.space": f"{job.owner}/{job.name}", "org.spaceport.commit": job.sha},
     )
     if pack.uses_repo_dockerfile():
-        return pack, docker_request(settings, job.space_pk, req, workdir), base
+        return pack, docker_request(settings, job.space_pk, req, workdir, log_line), base
     req.dockerfile = workdir / "Dockerfile"
     text = pack.render()
     req.dockerfile.write_text(text)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 import redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, LockNotOwnedError
 
 LEASE_TTL_S = 10
 RENEW_EVERY_S = 2.0
@@ -77,7 +77,12 @@ class BuildLease:
     def _renew(self) -> None:
         while not self._stop.wait(RENEW_EVERY_S):
             try:
-                self.lock.reacquire()
+                try:
+                    self.lock.reacquire()
+                except LockNotOwnedError:  # Redis restarted empty: take the lease again
+                    self.lock.acquire(blocking=False)
+                # The build runs: say so even without the lease, or recovery would build it
+                # a second time (recovery.py reads only the heartbeat).
                 self.beat()
             except (LockError, redis.RedisError):
                 continue  # Redis hiccup: try again; the TTL leaves time for it

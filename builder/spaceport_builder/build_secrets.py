@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from spaceport.auth.crypto import decrypt
 from spaceport.db.models import Space
 from spaceport.db.session import session_scope
 from spaceport.settings import Settings
+from spaceport_builder.dockerfile_frontend import SYNTAX_ARG, drop_syntax_directive, note
 from spaceport_builder.front_matter import ConfigError
 from spaceport_builder.image_build import BuildRequest
 
@@ -54,17 +56,26 @@ def build_inputs(settings: Settings, space_pk: int) -> BuildInputs:
 
 
 def docker_request(
-    settings: Settings, space_pk: int, req: BuildRequest, workdir: Path
+    settings: Settings,
+    space_pk: int,
+    req: BuildRequest,
+    workdir: Path,
+    log: Callable[[str], None] | None = None,
 ) -> BuildRequest:
     """sdk: docker gets the Space's variables as build args and secrets as BuildKit secrets
     (`RUN --mount=type=secret,id=NAME`), never as build args: those stay in the image."""
     inputs = build_inputs(settings, space_pk)
-    req.build_args.update(inputs.variables)
+    # A variable named BUILDKIT_SYNTAX would pick the frontend image (dockerfile_frontend.py).
+    req.build_args.update({k: v for k, v in inputs.variables.items() if k != SYNTAX_ARG})
     text = req.dockerfile.read_text(encoding="utf-8", errors="replace")
+    text, frontend = drop_syntax_directive(text)
+    if frontend is not None and log is not None:
+        log(note(frontend))
     if "type=secret" in text:
-        req.dockerfile = workdir / "Dockerfile.secrets"
-        req.dockerfile.write_text(isolate_secret_steps(text))
+        text = isolate_secret_steps(text)
         req.build_args[DIGEST_ARG] = secrets_digest(settings, space_pk, inputs.secrets)
+    req.dockerfile = workdir / "Dockerfile.spaceport"
+    req.dockerfile.write_text(text)
     secret_dir = workdir / "secrets"
     secret_dir.mkdir(mode=0o700)
     for key, value in inputs.secrets.items():

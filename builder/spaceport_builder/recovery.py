@@ -1,10 +1,13 @@
-"""Builds whose worker died mid-build (killed, out of memory, machine lost) never stay BUILDING.
+"""Builds whose worker died mid-build (killed, out of memory, machine lost) never stay BUILDING,
+and queued builds whose task Redis lost (restarted without persistence, or down during the
+push) never stay queued: `resend_lost_queued` sends them again.
 
-Two paths bring them back. Celery's late acks give a killed worker's task back to the queue;
-the redelivered task waits for the Space's build lease to expire and builds again (claim()
-counts the attempt). And the reconciler calls `recover_stuck_builds` every pass: a build that
-is `running` in the database without a heartbeat (build_lease.py) has lost its worker, so it is
-queued again, or, after MAX_ATTEMPTS, marked failed with a reason the owner can act on.
+Two paths bring running builds back. Celery's late acks give a killed worker's task back to
+the queue; the redelivered task waits for the Space's build lease to expire and builds again
+(claim() counts the attempt). And the reconciler calls `recover_stuck_builds` every pass: a
+build that is `running` in the database without a heartbeat (build_lease.py) has lost its
+worker, so it is queued again, or, after MAX_ATTEMPTS, marked failed with a reason the owner
+can act on.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ MAX_ATTEMPTS = 2
 ATTEMPTS_TTL_S = 7 * 24 * 3600
 # A build claimed less than this long ago may not have written its first heartbeat yet.
 GRACE_S = LEASE_TTL_S
+# A build row is committed just before its task is sent: younger ones may not be sent yet.
+QUEUED_GRACE_S = 5
 LOST_MESSAGE = (
     "The build worker stopped during the build {attempts} times (killed, out of memory, or its "
     "machine went away), so the build was given up. Push again or rebuild; if it keeps "
@@ -77,6 +82,24 @@ def recover_stuck_builds(settings: Settings) -> int:
             build.task_id = queue.send_build(build.id)
             log.warning("build.lost_requeued", build=build.id, space=space.space_id)
     return handled
+
+
+def resend_lost_queued(settings: Settings) -> int:
+    """Send again the queued builds whose task Redis lost (see `queue.sent_key`)."""
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    cutoff = utcnow() - timedelta(seconds=QUEUED_GRACE_S)
+    resent = 0
+    with session_scope() as session:
+        queued = session.scalars(
+            select(Build).where(Build.status == BuildStatus.QUEUED, Build.created_at < cutoff)
+        ).all()
+        for build in queued:
+            if client.exists(queue.sent_key(build.id)):
+                continue
+            build.task_id = queue.send_build(build.id)
+            resent += 1
+            log.warning("build.queue_lost_resent", build=build.id, space=build.space.space_id)
+    return resent
 
 
 def fail_lost_build(session: Session, build: Build, attempts: int) -> None:

@@ -62,11 +62,6 @@ def test_gradio_client_loads_space_by_id(node: Node, gradio_space: str, tmp_path
     assert predict(node, gradio_space, tmp_path, None).endswith("Hello, World!")
 
 
-@pytest.mark.xfail(
-    reason="the app-host access check (proxy) accepts Authorization but not yet "
-    "x-hf-authorization, which gradio_client sends; remove this mark once it does",
-    strict=False,
-)
 def test_private_space_needs_the_token(
     node: Node, api: HfApi, gradio_space: str, tmp_path: Path
 ) -> None:

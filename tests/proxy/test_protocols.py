@@ -131,6 +131,19 @@ def test_private_space_only_for_its_owner(node: Node, fleet: Fleet) -> None:
     assert "authorization" not in seen, "the owner's token must not reach the app"
     assert seen["host"] == node.app_host(fleet.private)
 
+    # gradio_client sends the token as x-hf-authorization: it opens the private app too, and
+    # no app (private or public) ever sees a Spaceport token; the app's own auth passes.
+    as_hf = {"x-hf-authorization": f"Bearer {node.token}"}
+    assert via_proxy(node, fleet.private, headers=as_hf).status_code == 200
+    stranger_hf = {"x-hf-authorization": f"Bearer {stranger}"}
+    assert via_proxy(node, fleet.private, headers=stranger_hf).status_code == 404
+    seen = via_proxy(node, fleet.private, path="/headers", headers=as_hf).json()
+    assert "x-hf-authorization" not in seen
+    own = {**as_hf, "Authorization": "Basic YXBwOnVzZXI="}
+    seen = via_proxy(node, fleet.protocol, path="/headers", headers=own).json()
+    assert "x-hf-authorization" not in seen
+    assert seen["authorization"] == "Basic YXBwOnVzZXI="
+
 
 def _metric(text: str, name: str, space_id: str) -> float:
     for line in text.splitlines():

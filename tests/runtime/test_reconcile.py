@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.conftest import IN_CI, Node
+from tests.conftest import Node, may_restart
 from tests.runtime.helpers import app_text, containers, echo_space, hf, settled, wait_for
 
 pytestmark = pytest.mark.slow
@@ -170,11 +170,7 @@ def restart_dockerd() -> None:
 
 
 @pytest.mark.dockerd_restart
-@pytest.mark.skipif(
-    not (IN_CI or os.environ.get("SPACEPORT_TEST_RESTART_DOCKERD") == "1"),
-    reason="restarts the machine's shared dockerd: runs in CI, or set "
-    "SPACEPORT_TEST_RESTART_DOCKERD=1",
-)
+@may_restart("dockerd_restart")
 def test_dockerd_restart_brings_spaces_back(node: Node, pair: tuple[str, str]) -> None:
     running, paused = pair
     builds, before = build_count(pair), settled(node, running).id

@@ -73,3 +73,30 @@ def test_build_steps_cannot_reach_host_services(node: Node, tmp_path: Path) -> N
     assert node.push(src, space).returncode == 0
     rt, _ = node.wait_stage(space, {"RUNNING", "BUILD_ERROR"})
     assert rt["stage"] == "RUNNING", rt.get("errorMessage")
+
+
+def test_dockerfile_cannot_choose_its_frontend(node: Node, tmp_path: Path) -> None:
+    """`# syntax=image` would run an image of the author's choosing as BuildKit's frontend:
+    the line is ignored (noted in the build log), the built-in frontend builds, and what it
+    refuses stays refused; a BUILDKIT_SYNTAX variable is not passed on either."""
+    evil = "registry.invalid/evil/frontend:1"
+    space, src = docker_space(
+        node,
+        tmp_path,
+        f"# syntax={evil}\n# escape=\\\n" + (PROBE / "Dockerfile").read_text(),
+    )
+    with node.api() as c:
+        r = c.post(f"/api/spaces/{space}/variables", json={"key": "BUILDKIT_SYNTAX", "value": evil})
+        assert r.status_code == 200, r.text
+    assert node.push(src, space).returncode == 0
+    node.wait_stage(space, {"RUNNING"}, timeout=180)
+    with node.api() as c:
+        log = c.get(f"/api/spaces/{space}/logs/build", timeout=30).text
+    assert f"ignoring `# syntax={evil}`" in log
+
+    space, src = docker_space(
+        node, tmp_path, f"# syntax={evil}\nFROM spaceport/python:3.11\nRUN --network=host true\n"
+    )
+    assert node.push(src, space).returncode == 0
+    rt, _ = node.wait_stage(space, {"BUILD_ERROR"})
+    assert "network" in rt["errorMessage"], rt["errorMessage"]

@@ -138,14 +138,16 @@ def _forward_auth(settings: Settings, route: Route, public_host: str | None) -> 
     }
 
 
-# The app never sees the owner's Spaceport token that opened a private Space for them.
+# No app ever sees a visitor's Spaceport token (the owner's, opening a private Space, or
+# anyone's that gradio_client sends along as x-hf-authorization).
 _DROP_TOKEN = {
     "handler": "subroute",
     "routes": [
         {
-            "match": [{"header": {"Authorization": _TOKEN_AUTH}}],
-            "handle": [{"handler": "headers", "request": {"delete": ["Authorization"]}}],
+            "match": [{"header": {header: _TOKEN_AUTH}}],
+            "handle": [{"handler": "headers", "request": {"delete": [header]}}],
         }
+        for header in ("Authorization", "X-Hf-Authorization")
     ],
 }
 
@@ -155,7 +157,9 @@ def _app_handlers(
 ) -> list[dict[str, Any]]:
     handlers: list[dict[str, Any]] = []
     if route.private:
-        handlers += [_forward_auth(settings, route, public_host), _DROP_TOKEN]
+        handlers.append(_forward_auth(settings, route, public_host))
+    # Also on public apps: gradio_client sends its user's token to any Space it opens.
+    handlers.append(_DROP_TOKEN)
     if route.strip_prefix and route.path_prefix:
         handlers.append({"handler": "rewrite", "strip_path_prefix": route.path_prefix})
     handlers.append(

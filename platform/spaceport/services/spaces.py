@@ -105,5 +105,5 @@ def enqueue_build(session: Session, space: Space, sha: str, *, no_cache: bool = 
         space.desired = "running"
     session.flush()
     session.commit()  # the worker must see the row before it picks the task up
-    build.task_id = queue.send_build(build.id)
+    build.task_id = queue.try_send_build(build.id)  # None: Redis is down, sent when back
     return build

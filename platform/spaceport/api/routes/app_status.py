@@ -145,16 +145,28 @@ def resolve(settings: Settings, request: Request) -> Visit:
 # --- who may see it ---------------------------------------------------------------------------
 
 
+def _app_tokens(request: Request) -> list[str]:
+    """Tokens a request to an app host may carry: `Authorization` (Bearer or git's Basic), and
+    `x-hf-authorization`, where gradio_client sends the token so that the app's own
+    Authorization header stays the app's."""
+    found = [_request_token(request)]
+    scheme, _, value = request.headers.get("x-hf-authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        found.append(value.strip())
+    return [t for t in found if t]
+
+
 def _principal(settings: Settings, request: Request, host: str) -> Principal | None:
-    """The owner's token (Bearer/Basic), else this app host's cookie; None: a stranger."""
-    token = _request_token(request)
+    """The owner's token (either header), else this app host's cookie; None: a stranger."""
+    tokens = _app_tokens(request)
     with session_scope() as session:
-        if token:
+        for token in tokens:
             found = lookup_token(session, token)
-            if found is None:
-                return None
-            session.expunge(found.user)
-            return Principal(user=found.user, role=found.role, token_name=found.name)
+            if found is not None:
+                session.expunge(found.user)
+                return Principal(user=found.user, role=found.role, token_name=found.name)
+        if tokens and not request.cookies.get(app_access.APP_COOKIE):
+            return None
         cookie = request.cookies.get(app_access.APP_COOKIE)
         name = app_access.cookie_user(settings, cookie, _hostname(host))
         user = session.scalar(select(User).where(User.name == name)) if name else None
@@ -170,7 +182,7 @@ def may_open(settings: Settings, request: Request, visit: Visit) -> bool:
         return False
     if not space.private:
         return True
-    cred = _request_token(request) or request.cookies.get(app_access.APP_COOKIE) or ""
+    cred = "|".join(_app_tokens(request)) + "|" + (request.cookies.get(app_access.APP_COOKIE) or "")
     key = (cred, space.space_id, visit.public_host.lower())
     cached = _authz_cache.get(key)
     if cached and cached[0] > time.monotonic():
