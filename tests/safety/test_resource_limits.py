@@ -94,3 +94,40 @@ def test_busy_loop_leaves_others_answering(
     }
     (artifacts / "safety-busy-loop.json").write_text(json.dumps(report, indent=2))
     print("latency before/during the busy loop:", report)
+
+
+def test_log_flood_is_capped_and_stalls_nothing(
+    node: Node, tiny: str, neighbour: str, artifacts: Path
+) -> None:
+    """An app printing megabytes per second: its log on disk stays within the rotation cap
+    (2 files of 10 MB), the control plane, its neighbour and the app itself keep answering,
+    and its run-log stream opens at once."""
+    [container] = docker.from_env().containers.list(
+        filters={"label": f"org.spaceport.space={tiny}"}
+    )
+    log_path = Path(container.attrs["LogPath"])
+    assert call(node, tiny, "/flood?seconds=20") == "flooding"
+    worst = {"api": 0.0, "neighbour": 0.0, "app": 0.0}
+    peak_bytes = 0
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        for key, fn in (
+            ("api", lambda: httpx.get(f"http://127.0.0.1:{PUBLIC_PORT}/api/v1/health", timeout=5)),
+            ("neighbour", lambda: node.app_get(neighbour, "/", timeout=5)),
+            ("app", lambda: node.app_get(tiny, "/", timeout=5)),
+        ):
+            t = time.perf_counter()
+            assert fn().status_code == 200, key
+            worst[key] = max(worst[key], time.perf_counter() - t)
+        files = list(log_path.parent.glob(log_path.name + "*"))
+        peak_bytes = max(peak_bytes, sum(f.stat().st_size for f in files if f.exists()))
+        time.sleep(0.5)
+    with node.api() as c, c.stream("GET", f"/api/spaces/{tiny}/logs/run", timeout=10) as r:
+        assert r.status_code == 200
+        first = next(r.iter_lines())
+    assert first.startswith(("data:", "event:", ":")), first
+    report = {"log_bytes_peak": peak_bytes, "worst_latency_s": worst}
+    (artifacts / "safety-log-flood.json").write_text(json.dumps(report, indent=2))
+    print("log flood:", report)
+    assert peak_bytes > 10 * 1024**2, "the flood did not reach the log (test broken?)"
+    assert peak_bytes <= 21 * 1024**2, f"{peak_bytes} bytes of log on disk"

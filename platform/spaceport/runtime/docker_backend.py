@@ -113,7 +113,17 @@ class DockerBackend(RuntimeBackend):
             "pids_limit": spec.pids,
             "volumes": volumes,
             "init": False,
-            "log_config": {"type": "json-file", "config": {"max-size": "10m", "max-file": "2"}},
+            # A log flood is capped on disk (2 files of 10 MB, rotated) and never blocks the
+            # app or the engine: past a 4 MB buffer, lines are dropped instead of waited for.
+            "log_config": {
+                "type": "json-file",
+                "config": {
+                    "max-size": "10m",
+                    "max-file": "2",
+                    "mode": "non-blocking",
+                    "max-buffer-size": "4m",
+                },
+            },
             **options,
         }
 

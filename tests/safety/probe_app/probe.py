@@ -90,6 +90,14 @@ class Handler(BaseHTTPRequestHandler):
             for _ in range(4):
                 subprocess.Popen(["python", "-c", burn])
             body = {"out": "burning"}
+        elif url.path == "/flood":  # megabytes per second on stdout, into the engine's log
+            seconds = query.get("seconds", ["10"])[0]
+            flood = (
+                f"import sys, time; line = 'flood ' * 170 + chr(10); t = time.time() + {seconds}"
+                "\nwhile time.time() < t: sys.stdout.write(line * 64)"
+            )
+            subprocess.Popen(["python", "-c", flood])
+            body = {"out": "flooding"}
         else:
             body = {"ok": True}
         data = json.dumps(body).encode()

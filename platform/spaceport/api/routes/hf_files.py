@@ -88,7 +88,10 @@ def paths_info(
     return [entry_dict(e) for e in found if e is not None and e.kind != "commit"]
 
 
-@router.api_route("/spaces/{owner}/{name}/resolve/{revision}/{path:path}", methods=["GET", "HEAD"])
+@router.head(
+    "/spaces/{owner}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_file_head"
+)
+@router.get("/spaces/{owner}/{name}/resolve/{revision}/{path:path}")
 def resolve_file(
     request: Request,
     revision: str,

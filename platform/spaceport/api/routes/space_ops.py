@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 
@@ -244,15 +245,27 @@ def sleep(
 
 
 @router.get("/api/v1/gpus", tags=["native"])
-def gpus(_: Principal = Depends(require_principal)) -> list[dict[str, Any]]:
-    """This node's GPUs and the Space holding each."""
-    return [
-        {
-            "index": use.gpu.index,
-            "uuid": use.gpu.uuid,
-            "name": use.gpu.name,
-            "space": use.space_id,
-            "deployment": use.deployment_id,
-        }
-        for use in allocator.usage(get_settings())
-    ]
+def gpus(
+    who: Principal = Depends(require_principal), session: Session = Depends(get_session)
+) -> list[dict[str, Any]]:
+    """This node's GPUs and the Space holding each; a private Space the caller cannot see
+    shows as `"space": null` with `"busy": true` (its name is not theirs to learn)."""
+    out = []
+    for use in allocator.usage(get_settings()):
+        holder = None
+        if use.space_id is not None:
+            owner, _, name = use.space_id.partition("/")
+            space = session.scalar(select(Space).where(Space.owner == owner, Space.name == name))
+            if space is not None and access.can_read(space, who):
+                holder = use.space_id
+        out.append(
+            {
+                "index": use.gpu.index,
+                "uuid": use.gpu.uuid,
+                "name": use.gpu.name,
+                "busy": use.space_id is not None,
+                "space": holder,
+                "deployment": use.deployment_id if holder else None,
+            }
+        )
+    return out

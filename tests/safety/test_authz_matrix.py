@@ -1,0 +1,342 @@
+"""The authorization matrix: every route of the published API, called by five principals.
+
+Principals: anonymous, `reader` (the owner's read-only token), `owner` (a write token),
+`other` (another user's write token), `admin`. Targets: the owner's public Space and private
+Space. The table below classifies every operation in `/api/v1/openapi.json`; a route added
+without a row fails `test_every_route_is_in_the_matrix`, so none escapes the check.
+
+What must hold (services/access.py is the one policy):
+- reads of a private Space: 404 (RepoNotFound) to `other` and anonymous (401 allowed), never a
+  hint that it exists; the owner's tokens and admins read it;
+- every mutation: refused to anonymous (401), `reader` (403) and `other` (403 on a public Space,
+  404 on a private one); refusals change nothing (the Space's settings are compared);
+- admin-only routes: 403 to every non-admin token, 401 to anonymous.
+The owner's and the admin's own mutations are exercised by the feature tests (tests/hf, cli,
+console); here they must at least not be refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Node, unique
+
+pytestmark = pytest.mark.slow
+
+SPACE = "/{owner}/{name}"
+NDJSON = (
+    json.dumps({"key": "header", "value": {"summary": "authz probe"}})
+    + "\n"
+    + json.dumps(
+        {"key": "file", "value": {"path": "probe.txt", "content": "eA==", "encoding": "base64"}}
+    )
+    + "\n"
+)
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: str  # read | write | dup | admin | user | anyone | create | repo_write
+    body: Any = None
+    ndjson: bool = False
+
+
+# (METHOD, path template) -> what it is. `{revision}` is main, `{path}` README.md.
+MATRIX: dict[tuple[str, str], Op] = {
+    ("GET", "/api/v1/health"): Op("anyone"),
+    ("POST", "/api/validate-yaml"): Op("anyone", {"content": "title: x\n", "repoType": "space"}),
+    ("GET", "/api/v1/app-access/start"): Op("anyone"),
+    ("GET", "/api/v1/metrics"): Op("anyone"),
+    ("GET", "/api/spaces"): Op("anyone"),
+    ("GET", "/api/v1/spaces"): Op("anyone"),
+    ("GET", "/api/whoami-v2"): Op("user"),
+    ("GET", "/api/v1/tokens"): Op("user"),
+    ("POST", "/api/v1/tokens"): Op("user_write", {"name": "authz", "role": "read"}),
+    ("DELETE", "/api/v1/tokens/{token_id}"): Op("user_write"),
+    ("GET", "/api/v1/hardware"): Op("user"),
+    ("GET", "/api/v1/users"): Op("admin"),
+    ("POST", "/api/v1/users"): Op("admin", {"name": "authz-never-made"}),
+    ("GET", "/api/v1/admin/overview"): Op("admin"),
+    ("GET", "/api/v1/gpus"): Op("user"),  # private holders show as busy, unnamed
+    ("POST", "/api/repos/create"): Op("create"),
+    ("DELETE", "/api/repos/delete"): Op("repo_write"),
+    ("POST", "/api/repos/move"): Op("repo_write"),
+    ("GET", "/api/spaces" + SPACE): Op("read"),
+    ("GET", "/api/spaces" + SPACE + "/runtime"): Op("read"),
+    ("GET", "/api/spaces" + SPACE + "/logs/build"): Op("read"),
+    ("GET", "/api/spaces" + SPACE + "/logs/run"): Op("read"),
+    ("GET", "/api/spaces" + SPACE + "/tree/{revision}"): Op("read"),
+    ("GET", "/api/spaces" + SPACE + "/tree/{revision}/{path}"): Op("read"),
+    ("POST", "/api/spaces" + SPACE + "/paths-info/{revision}"): Op(
+        "read", {"paths": ["README.md"]}
+    ),
+    ("HEAD", "/spaces" + SPACE + "/resolve/{revision}/{path}"): Op("read"),
+    ("GET", "/spaces" + SPACE + "/resolve/{revision}/{path}"): Op("read"),
+    ("GET", "/api/spaces" + SPACE + "/revision/{revision}"): Op("read"),
+    ("GET", "/api/spaces" + SPACE + "/refs"): Op("read"),
+    ("GET", "/api/spaces" + SPACE + "/commits/{revision}"): Op("read"),
+    ("GET", "/api/v1/spaces" + SPACE): Op("read"),
+    ("GET", "/api/v1/spaces" + SPACE + "/files"): Op("read"),
+    ("GET", "/api/v1/spaces" + SPACE + "/files/{path}"): Op("read"),
+    ("GET", "/api/v1/spaces" + SPACE + "/embed"): Op("read"),
+    ("POST", "/api/spaces" + SPACE + "/duplicate"): Op("dup"),
+    ("PUT", "/api/spaces" + SPACE + "/settings"): Op("write", {"private": False}),
+    (
+        "POST",
+        "/api/spaces" + SPACE + "/preupload/{revision}",
+    ): Op("write", {"files": [{"path": "probe.txt", "size": 1, "sample": "eA=="}]}),
+    ("POST", "/api/spaces" + SPACE + "/commit/{revision}"): Op("write", NDJSON, ndjson=True),
+    ("POST", "/api/v1/spaces" + SPACE + "/restart"): Op("write"),
+    ("POST", "/api/spaces" + SPACE + "/restart"): Op("write"),
+    ("POST", "/api/v1/spaces" + SPACE + "/pause"): Op("write"),
+    ("POST", "/api/spaces" + SPACE + "/pause"): Op("write"),
+    ("POST", "/api/spaces" + SPACE + "/hardware"): Op("write", {"flavor": "cpu-upgrade"}),
+    ("POST", "/api/spaces" + SPACE + "/sleeptime"): Op("write", {"seconds": 7200}),
+    ("GET", "/api/spaces" + SPACE + "/secrets"): Op("write"),
+    ("POST", "/api/spaces" + SPACE + "/secrets"): Op("write", {"key": "AUTHZ", "value": "s"}),
+    ("DELETE", "/api/spaces" + SPACE + "/secrets"): Op("write", {"key": "AUTHZ"}),
+    ("GET", "/api/spaces" + SPACE + "/variables"): Op("write"),
+    ("POST", "/api/spaces" + SPACE + "/variables"): Op("write", {"key": "AUTHZ", "value": "v"}),
+    ("DELETE", "/api/spaces" + SPACE + "/variables"): Op("write", {"key": "AUTHZ"}),
+    ("POST", "/api/v1/spaces" + SPACE + "/storage"): Op("write", {"tier": "small"}),
+    ("DELETE", "/api/v1/spaces" + SPACE + "/storage"): Op("write"),
+    ("POST", "/api/spaces" + SPACE + "/storage"): Op("write", {"tier": "small"}),
+    ("DELETE", "/api/spaces" + SPACE + "/storage"): Op("write"),
+    ("POST", "/api/v1/spaces" + SPACE + "/stop"): Op("write"),
+    ("POST", "/api/v1/spaces" + SPACE + "/start"): Op("write"),
+    # What a visitor's request does to a sleeping Space: anyone who can see it may.
+    ("POST", "/api/v1/spaces" + SPACE + "/wake"): Op("read"),
+    ("POST", "/api/v1/spaces" + SPACE + "/sleep"): Op("write"),
+}
+
+
+@dataclass
+class World:
+    node: Node
+    owner: str
+    tokens: dict[str, str | None]  # principal -> token
+    names: dict[str, str]  # principal -> user name
+    public: str
+    private: str
+
+
+@pytest.fixture(scope="module")
+def world(node: Node) -> Iterator[World]:
+    owner, other = unique("alice"), unique("bob")
+    with node.api() as admin:
+        made = {}
+        for name in (owner, other):
+            r = admin.post("/api/v1/users", json={"name": name})
+            assert r.status_code == 201, r.text
+            made[name] = r.json()["token"]
+    with node.api(made[owner]) as c:
+        r = c.post("/api/v1/tokens", json={"name": "read-only", "role": "read"})
+        assert r.status_code == 201, r.text
+        reader = r.json()["token"]
+        spaces = {}
+        for kind, private in (("public", False), ("private", True)):
+            name = unique(f"authz-{kind}")
+            r = c.post(
+                "/api/repos/create",
+                json={"type": "space", "name": name, "sdk": "static", "private": private},
+            )
+            assert r.status_code == 200, r.text
+            spaces[kind] = f"{owner}/{name}"
+    yield World(
+        node,
+        owner,
+        {
+            "anonymous": None,
+            "reader": reader,
+            "owner": made[owner],
+            "other": made[other],
+            "admin": node.token,
+        },
+        {"anonymous": owner, "reader": owner, "owner": owner, "other": other, "admin": "admin"},
+        spaces["public"],
+        spaces["private"],
+    )
+    with node.api() as admin:
+        for space_id in spaces.values():
+            owner_name, name = space_id.split("/")
+            body = {"type": "space", "name": name, "organization": owner_name}
+            admin.request("DELETE", "/api/repos/delete", json=body)
+
+
+def call(world: World, who: str, method: str, template: str, space_id: str) -> httpx.Response:
+    owner, name = space_id.split("/")
+    op = MATRIX[(method, template)]
+    path = template.format(
+        owner=owner, name=name, revision="main", path="README.md", token_id=999_999
+    )
+    kwargs: dict[str, Any] = {}
+    if op.kind == "repo_write":
+        target = {"type": "space", "name": name, "organization": owner}
+        if template.endswith("move"):
+            target = {"type": "space", "fromRepo": space_id, "toRepo": f"{space_id}-moved"}
+        kwargs["json"] = target
+    elif op.kind == "create":
+        kwargs["json"] = {"type": "space", "name": unique("nope"), "organization": owner}
+    elif op.kind == "dup":
+        kwargs["json"] = {"repository": f"{world.names[who]}/{unique('dup')}"}
+    elif op.ndjson:
+        kwargs["content"] = op.body
+        kwargs["headers"] = {"Content-Type": "application/x-ndjson"}
+    elif op.body is not None:
+        kwargs["json"] = op.body
+    if template == "/api/v1/app-access/start":
+        kwargs["params"] = {"next": "http://example.invalid/"}
+    with world.node.api(world.tokens[who]) as c:
+        r = c.send(c.build_request(method, path, **kwargs), stream=True)
+        try:
+            if "text/event-stream" not in r.headers.get("content-type", ""):
+                r.read()  # a live log stream stays open: its status and headers are enough
+        finally:
+            r.close()
+        return r
+
+
+def text(r: httpx.Response) -> str:
+    try:
+        return r.text[:200]
+    except httpx.ResponseNotRead:
+        return "(a stream)"
+
+
+def hidden(r: httpx.Response, anonymous: bool) -> bool:
+    """The answer of a Space the caller may not see: not found (or sign in, when anonymous)."""
+    if r.status_code == 404:
+        return r.headers.get("x-error-code") == "RepoNotFound" or r.request.method == "HEAD"
+    return anonymous and r.status_code == 401
+
+
+def refused(r: httpx.Response) -> bool:
+    return r.status_code in (401, 403) or (
+        r.status_code == 404 and r.headers.get("x-error-code") == "RepoNotFound"
+    )
+
+
+def settings_of(world: World, space_id: str) -> dict[str, Any]:
+    with world.node.api() as admin:
+        info = admin.get(f"/api/spaces/{space_id}").json()
+        runtime = admin.get(f"/api/spaces/{space_id}/runtime").json()
+        variables = admin.get(f"/api/spaces/{space_id}/variables").json()
+        secrets = admin.get(f"/api/spaces/{space_id}/secrets").json()
+    return {
+        "private": info.get("private"),
+        "sha": info.get("sha"),
+        "hardware": runtime.get("hardware", {}).get("requested"),
+        "gcTimeout": runtime.get("gcTimeout"),
+        "storage": runtime.get("storage"),
+        "stage": runtime.get("stage"),
+        "variables": variables,
+        "secrets": secrets,
+    }
+
+
+def test_every_route_is_in_the_matrix(node: Node) -> None:
+    with node.api(token=None) as c:
+        schema = c.get("/api/v1/openapi.json").json()
+    published = {(m.upper(), p) for p, ops in schema["paths"].items() for m in ops}
+    assert published - set(MATRIX) == set(), "routes with no row in the authorization matrix"
+    assert set(MATRIX) - published == set(), "rows for routes that no longer exist"
+
+
+SPACE_ROUTES = [key for key, op in MATRIX.items() if op.kind in ("read", "write", "dup")]
+
+
+@pytest.mark.parametrize(("method", "template"), SPACE_ROUTES, ids=lambda v: str(v))
+def test_space_routes(world: World, method: str, template: str) -> None:
+    op = MATRIX[(method, template)]
+    for space_id, private in ((world.public, False), (world.private, True)):
+        before = settings_of(world, space_id)
+        for who in ("anonymous", "other", "reader"):
+            r = call(world, who, method, template, space_id)
+            label = f"{who} {method} {template} on the {'private' if private else 'public'} Space"
+            if op.kind == "dup" and who == "reader":  # copying makes a Space: needs write
+                assert r.status_code == 403, f"{label}: {r.status_code} {text(r)}"
+            elif private and op.kind in ("read", "dup"):
+                assert hidden(r, who == "anonymous") or (who == "reader" and not refused(r)), (
+                    f"{label}: {r.status_code} {text(r)}"
+                )
+            elif op.kind == "read":
+                assert not refused(r), f"{label}: {r.status_code} {text(r)}"
+            elif op.kind == "dup":  # a public Space: anyone with a write token may copy it
+                if who == "other":
+                    assert r.status_code == 200, f"{label}: {r.status_code} {text(r)}"
+                    copy_owner, copy = r.json()["url"].split("/spaces/")[-1].split("/")[:2]
+                    with world.node.api() as admin:
+                        body = {"type": "space", "name": copy, "organization": copy_owner}
+                        admin.request("DELETE", "/api/repos/delete", json=body)
+                else:
+                    assert r.status_code == 401, f"{label}: {r.status_code}"
+            else:  # a mutation
+                want = {"anonymous": (401, 404) if private else (401,), "reader": (403,)}.get(
+                    who, (404,) if private else (403,)
+                )
+                assert r.status_code in want, f"{label}: {r.status_code} {text(r)}"
+                if private and who != "reader" and r.status_code == 404:
+                    assert hidden(r, who == "anonymous"), label
+        assert settings_of(world, space_id) == before, f"{method} {template}: a refusal changed it"
+        if op.kind == "read":  # the owner's tokens and admins see it
+            for who in ("reader", "owner", "admin"):
+                r = call(world, who, method, template, space_id)
+                assert not refused(r), f"{who} {method} {template}: {r.status_code} {text(r)}"
+
+
+@pytest.mark.parametrize(
+    ("method", "template"),
+    [k for k, op in MATRIX.items() if op.kind in ("admin", "user", "user_write", "anyone")],
+    ids=lambda v: str(v),
+)
+def test_node_routes(world: World, method: str, template: str) -> None:
+    op = MATRIX[(method, template)]
+    for who in ("anonymous", "reader", "other", "admin"):
+        r = call(world, who, method, template, world.public)
+        label = f"{who} {method} {template}: {r.status_code} {text(r)}"
+        if op.kind == "anyone":
+            assert r.status_code not in (401, 403), label
+        elif who == "anonymous":
+            assert r.status_code == 401, label
+        elif (op.kind, who) in (("admin", "reader"), ("admin", "other"), ("user_write", "reader")):
+            assert r.status_code == 403, label
+        else:
+            assert r.status_code not in (401, 403), label
+
+
+@pytest.mark.parametrize("template", ["/api/repos/delete", "/api/repos/move", "/api/repos/create"])
+def test_repo_routes(world: World, template: str) -> None:
+    method = "DELETE" if template.endswith("delete") else "POST"
+    for space_id in (world.public, world.private):
+        for who, want in (("anonymous", 401), ("reader", 403), ("other", 403)):
+            r = call(world, who, method, template, space_id)
+            ok = r.status_code == want or (
+                space_id == world.private and who == "other" and hidden(r, False)
+            )
+            assert ok, f"{who} {method} {template} {space_id}: {r.status_code} {text(r)}"
+    with world.node.api() as admin:
+        assert admin.get(f"/api/spaces/{world.public}").status_code == 200
+        assert admin.get(f"/api/spaces/{world.private}").status_code == 200
+
+
+def test_listings_hide_private_spaces(world: World) -> None:
+    for who, sees in (
+        ("anonymous", False),
+        ("other", False),
+        ("reader", True),
+        ("owner", True),
+        ("admin", True),
+    ):
+        with world.node.api(world.tokens[who]) as c:
+            for path in ("/api/spaces", "/api/v1/spaces"):
+                r = c.get(path, params={"author": world.owner})
+                assert r.status_code == 200, r.text
+                listing = r.text
+                assert (world.private in listing) == sees, f"{who} {path}"
+                assert world.public in listing, f"{who} {path}"
