@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spaceport import __version__
 from spaceport.api import errors
+from spaceport.api.drain import DrainBeforeError
 from spaceport.api.routes import (
     admin,
     app_access,
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     console_host = (urlparse(settings.url).hostname or "localhost").lower()
 
     app.add_middleware(AppHostMiddleware, settings=settings, console_host=console_host)
+    app.add_middleware(DrainBeforeError)  # outermost: also for errors the middlewares send
 
     @app.get("/api/v1/health", tags=["native"])
     def health() -> dict[str, str]:

@@ -17,7 +17,9 @@ from spaceport.names import InvalidName
 def error_response(
     status: int, message: str, code: str | None = None, **extra: object
 ) -> JSONResponse:
-    headers = {"X-Error-Message": message.encode("ascii", "replace").decode()[:500]}
+    # A header value must be printable ASCII: the message may quote what the caller sent
+    # (control characters, newlines, unicode); escaped, never a broken response.
+    headers = {"X-Error-Message": message.encode("unicode_escape").decode("ascii")[:500]}
     if code:
         headers["X-Error-Code"] = code
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
