@@ -38,11 +38,12 @@ def need(condition: bool, what: str) -> None:
     pytest.skip(f"missing: {what}")
 
 
-# Tests that restart a machine-wide daemon (dockerd, redis-server) stop or disturb everything
-# that uses it: they run in CI (or when asked), and at the very end of a run.
+# Tests that restart a machine-wide daemon (dockerd, redis-server, PostgreSQL) stop or disturb
+# everything that uses it: they run in CI (or when asked), and at the very end of a run.
 RESTARTS = {
     "dockerd_restart": "SPACEPORT_TEST_RESTART_DOCKERD",
     "redis_restart": "SPACEPORT_TEST_RESTART_REDIS",
+    "postgres_restart": "SPACEPORT_TEST_RESTART_POSTGRES",
 }
 
 

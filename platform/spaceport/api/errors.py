@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from spaceport.errors import SpaceportError
 from spaceport.names import InvalidName
@@ -29,6 +30,20 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SpaceportError)
     async def _spaceport_error(_: Request, exc: SpaceportError) -> JSONResponse:
         return error_response(exc.status_code, str(exc), exc.error_code)
+
+    # Connection-level database failures (server gone, refused, locked): a clear 503. Errors
+    # in a query (a bug) stay 500s, logged with their traceback.
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(DisconnectionError)
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        response = error_response(
+            503,
+            "The database does not answer right now (restarting or unreachable); nothing was "
+            "changed. Try again in a moment.",
+        )
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(InvalidName)
     async def _invalid_name(_: Request, exc: InvalidName) -> JSONResponse:
