@@ -290,21 +290,42 @@ def run_build_job(
             exc.output.append(REGISTRY_HINT.format(base=base))
         writer.write(f"ERROR: {exc}")
         message = failure_message(exc, writer)
+        if NO_SPACE in "\n".join(exc.output).lower():
+            message = DISK_FULL.format(detail="in the image build") + "\n" + message
         finish(job, BuildStatus.FAILED, writer, stage=Stage.BUILD_ERROR, message=message)
     except BaseImageError as exc:
         writer.write(f"ERROR: {exc}")
         finish(job, BuildStatus.FAILED, writer, stage=Stage.BUILD_ERROR, message=str(exc))
     except Exception as exc:  # an unexpected bug must not leave the build stuck
-        log.exception("build.crashed", build=build_id)
-        writer.write(f"ERROR: internal error: {exc}")
-        finish(
-            job,
-            BuildStatus.FAILED,
-            writer,
-            stage=Stage.BUILD_ERROR,
-            message=f"internal build error: {exc}",
-        )
+        if _disk_full(exc, workdir):
+            message = DISK_FULL.format(detail=str(exc).strip().splitlines()[-1][:300])
+            log.error("build.disk_full", build=build_id, error=str(exc))
+        else:
+            log.exception("build.crashed", build=build_id)
+            message = f"internal build error: {exc}"
+        writer.write(f"ERROR: {message}")
+        finish(job, BuildStatus.FAILED, writer, stage=Stage.BUILD_ERROR, message=message)
     return None
+
+
+NO_SPACE = "no space left on device"
+MIN_FREE_BYTES = 1024**2
+
+
+def _disk_full(exc: Exception, workdir: Path) -> bool:
+    """Whether a failure came from a full disk: said so (ENOSPC), or the build's own working
+    directory has (almost) no room left (tar, for one, reports only a short write)."""
+    if NO_SPACE in str(exc).lower():
+        return True
+    try:
+        return shutil.disk_usage(workdir).free < MIN_FREE_BYTES
+    except OSError:
+        return False
+DISK_FULL = (
+    "The build stopped because the build machine's disk is full ({detail}). Nothing in the "
+    "Space changed; a running version keeps serving. The node's operator must free space "
+    "(unused images: `docker image prune`; the data dir), then rebuild or push again."
+)
 
 
 def _record_config(job: Claimed, raw: dict[str, object], sdk: str) -> None:
