@@ -321,6 +321,8 @@ def _disk_full(exc: Exception, workdir: Path) -> bool:
         return shutil.disk_usage(workdir).free < MIN_FREE_BYTES
     except OSError:
         return False
+
+
 DISK_FULL = (
     "The build stopped because the build machine's disk is full ({detail}). Nothing in the "
     "Space changed; a running version keeps serving. The node's operator must free space "
