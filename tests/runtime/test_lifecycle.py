@@ -288,3 +288,27 @@ def test_factory_rebuild_builds_without_cache(node: Node, space: str) -> None:
         ).first()
         assert build is not None and build.no_cache and build.status == "succeeded"
     wait_for(lambda: (c := containers(space)) and len(c) == 1 and c[0].id != before, 30)
+
+
+def test_a_pause_during_the_crash_check_is_not_a_crash(node: Node) -> None:
+    """The reconciler looks at a running Space's container, the owner pauses it (its container
+    stops), then the reconciler sees the exit: that is the pause, not a crash (it once turned
+    a paused Space into RUNTIME_ERROR "exited (code 143)")."""
+    from spaceport.db.models import Deployment, Space
+    from spaceport.db.session import session_scope
+    from spaceport.runtime import crashes, make_backend
+
+    space_id = node.create_space(f"pause-race-{time.time_ns()}", sdk="docker")
+    owner, name = space_id.split("/")
+    with session_scope() as session:
+        space = session.query(Space).filter_by(owner=owner, name=name).one()
+        dep = Deployment(space_id=space.id, image="none", status="active", container_id="gone")
+        session.add(dep)
+        session.flush()
+        space_pk, dep_id = space.id, dep.id
+    hf(node).pause_space(space_id)  # between the reconciler's look and its verdict
+    crashes._crashed(node.settings, make_backend(node.settings), space_pk, dep_id, "gone", None)
+    rt = node.runtime(space_id)
+    assert rt["stage"] == "PAUSED", rt
+    assert not rt.get("errorMessage")
+    hf(node).delete_repo(space_id, repo_type="space")

@@ -109,6 +109,8 @@ def _crashed(
         dep = session.get(Deployment, dep_id)
         if space is None or dep is None:
             return
+        if space.desired != Desired.RUNNING.value or dep.status != DeploymentStatus.ACTIVE:
+            return  # paused, stopped or replaced since the look: its container was stopped
         last = "\n".join(logs.strip().splitlines()[-20:])
         lines = mask(last, secret_values(session, settings, space_pk))
         ran_s = (utcnow() - dep.ready_at).total_seconds() if dep.ready_at else 0.0
