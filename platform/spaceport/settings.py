@@ -120,6 +120,11 @@ class Settings(BaseSettings):
         default=True, description="Firewall build steps away from host services and metadata."
     )
     build_bridge: str = Field(default="docker0", description="The bridge build steps run on.")
+    app_runtime: str | None = Field(
+        default=None,
+        description="OCI runtime for app containers, registered in the engine's daemon.json "
+        "(`runsc` for gVisor, the stronger isolation mode); unset: the engine's default (runc).",
+    )
     app_egress_ports: list[int] = Field(
         default_factory=list, description="If set, the only ports apps may reach outward."
     )

@@ -75,3 +75,33 @@ def test_cannot_reach_control_plane_or_data_stores(node: Node, probes: list[str]
     seen = probe(node, probes[0], "/probe?targets=" + ",".join(internal))
     reached = {target for target, ok in seen["reach"].items() if ok}
     assert not reached, f"an app reached internal services: {reached}"
+
+
+def test_app_runtime_setting_picks_the_oci_runtime(node: Node) -> None:
+    """SPACEPORT_APP_RUNTIME (gVisor's `runsc` where installed) is the runtime app containers
+    get; one the engine does not know fails the start with what to do."""
+    from spaceport.runtime.base import ContainerSpec, RuntimeBackendError
+    from spaceport.runtime.docker_backend import DockerBackend
+
+    def spec(name: str) -> ContainerSpec:
+        return ContainerSpec(
+            space_id="admin/runtime-check",
+            deployment_id=0,
+            image=f"{node.settings.base_image_repo}:{node.settings.default_python}",
+            name=name,
+            port=7860,
+        )
+
+    backend = DockerBackend(node.settings.model_copy(update={"app_runtime": "runc"}))
+    state = backend.create(spec(unique("runtime-runc")))
+    try:
+        attrs = docker.from_env().containers.get(state.id).attrs
+        assert attrs["HostConfig"]["Runtime"] == "runc"
+    finally:
+        docker.from_env().containers.get(state.id).remove(force=True)
+
+    missing = DockerBackend(node.settings.model_copy(update={"app_runtime": "no-such-runtime"}))
+    with pytest.raises(RuntimeBackendError) as failed:
+        missing.create(spec(unique("runtime-missing")))
+    assert "SPACEPORT_APP_RUNTIME=no-such-runtime" in str(failed.value)
+    assert "daemon.json" in str(failed.value)

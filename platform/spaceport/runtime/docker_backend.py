@@ -91,6 +91,8 @@ class DockerBackend(RuntimeBackend):
             volumes[spec.data_volume] = {"bind": "/data", "mode": "rw"}
         env = dict(spec.env)
         options: dict[str, Any] = {}
+        if self.settings.app_runtime:  # e.g. runsc: gVisor between the app and the kernel
+            options["runtime"] = self.settings.app_runtime
         if spec.gpus is not None:
             env.update(spec.gpus.env)
             volumes.update(spec.gpus.volumes)
@@ -131,8 +133,14 @@ class DockerBackend(RuntimeBackend):
         try:
             container = self.client.containers.create(spec.image, **self._run_options(spec))
         except (APIError, ImageNotFound) as exc:
+            hint = ""
+            if self.settings.app_runtime and "runtime" in str(exc).lower():
+                hint = (
+                    f" (SPACEPORT_APP_RUNTIME={self.settings.app_runtime}: install it and "
+                    'register it under "runtimes" in the engine\'s daemon.json, or unset it)'
+                )
             raise RuntimeBackendError(
-                f"could not create a container of {spec.image}: {exc}"
+                f"could not create a container of {spec.image}: {exc}{hint}"
             ) from exc
         return self._state(container)
 
