@@ -9,10 +9,14 @@ A poisoned backend connection would hand a visitor the smuggled request's answer
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import statistics
+import threading
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import PUBLIC_PORT, Node
@@ -119,35 +123,48 @@ async def _slow_client(host: str, hold_s: float) -> None:
         writer.close()
 
 
-async def _visitor_latencies(host: str, count: int) -> list[float]:
-    import httpx
-
+def _visitor_latencies(host: str, count: int) -> list[float]:
+    """Seconds per request of `count` new visitors, one after another, each on a new
+    connection (what slowloris would starve)."""
     times = []
-    async with httpx.AsyncClient(timeout=10) as client:
-        for _ in range(count):
-            start = time.perf_counter()
-            r = await client.get(f"http://127.0.0.1:{PUBLIC_PORT}/headers", headers={"Host": host})
-            assert r.status_code == 200
-            times.append(time.perf_counter() - start)
-            await asyncio.sleep(0.05)
+    for _ in range(count):
+        start = time.perf_counter()
+        r = httpx.get(f"http://127.0.0.1:{PUBLIC_PORT}/headers", headers={"Host": host}, timeout=10)
+        assert r.status_code == 200
+        times.append(time.perf_counter() - start)
+        time.sleep(0.02)
     return times
 
 
-def test_slowloris_does_not_block_visitors(node: Node, fleet: Fleet) -> None:
-    """1,000 slow connections: visitors still get answers, their p99 not doubled (plus a
-    20 ms floor for scheduling noise on a loaded 2-core machine)."""
-    host = node.app_host(fleet.protocol)
+def _p99(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=100)[98]
 
-    async def run() -> tuple[list[float], list[float]]:
-        before = await _visitor_latencies(host, 60)
-        slow = [asyncio.create_task(_slow_client(host, 25)) for _ in range(1000)]
-        await asyncio.sleep(3)
-        during = await _visitor_latencies(host, 60)
+
+def test_slowloris_does_not_block_visitors(node: Node, fleet: Fleet, artifacts: Path) -> None:
+    """1,000 slow connections (held open by their own thread and event loop, so they do not
+    slow the measuring client): visitors still get answers, their p99 not doubled (plus a
+    50 ms floor for scheduling noise on a shared 2-core CI machine)."""
+    host = node.app_host(fleet.protocol)
+    stop = threading.Event()
+
+    async def hold() -> None:
+        slow = [asyncio.create_task(_slow_client(host, 120)) for _ in range(1000)]
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
         for task in slow:
             task.cancel()
         await asyncio.gather(*slow, return_exceptions=True)
-        return before, during
 
-    before, during = asyncio.run(run())
-    p99 = lambda xs: statistics.quantiles(xs, n=100)[98]  # noqa: E731
-    assert p99(during) <= 2 * p99(before) + 0.02, (p99(before), p99(during))
+    before = _visitor_latencies(host, 150)
+    holder = threading.Thread(target=lambda: asyncio.run(hold()), daemon=True)
+    holder.start()
+    try:
+        time.sleep(3)  # all 1,000 connected and trickling
+        during = _visitor_latencies(host, 150)
+    finally:
+        stop.set()
+        holder.join(timeout=30)
+    report = {"p99_before_s": _p99(before), "p99_during_s": _p99(during)}
+    (artifacts / "proxy-slowloris.json").write_text(json.dumps(report, indent=2))
+    print("slowloris:", report)
+    assert _p99(during) <= 2 * _p99(before) + 0.05, report
