@@ -165,8 +165,6 @@ def _principal(settings: Settings, request: Request, host: str) -> Principal | N
             if found is not None:
                 session.expunge(found.user)
                 return Principal(user=found.user, role=found.role, token_name=found.name)
-        if tokens and not request.cookies.get(app_access.APP_COOKIE):
-            return None
         cookie = request.cookies.get(app_access.APP_COOKIE)
         name = app_access.cookie_user(settings, cookie, _hostname(host))
         user = session.scalar(select(User).where(User.name == name)) if name else None
