@@ -6,7 +6,7 @@ import docker
 import pytest
 
 from tests.conftest import Node
-from tests.runtime.helpers import app_text, containers, echo_space, hf, wait_for
+from tests.runtime.helpers import app_text, containers, echo_space, hf, settled, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +23,7 @@ def test_delete_removes_everything(node: Node) -> None:
     with node.api() as c:
         assert c.post(f"/api/spaces/{space_id}/storage", json={"tier": "small"}).status_code == 200
     wait_for(lambda: app_text(node, space_id, "/data") == (200, "1"), 60)
+    settled(node, space_id)  # the restart that mounted /data is over: one container, RUNNING
     with session_scope() as session:
         pk = session.scalar(select(Space.id).where(Space.owner == owner, Space.name == name))
     assert pk is not None

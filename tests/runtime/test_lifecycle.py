@@ -300,6 +300,12 @@ def test_a_pause_during_the_crash_check_is_not_a_crash(node: Node) -> None:
 
     space_id = node.create_space(f"pause-race-{time.time_ns()}", sdk="docker")
     owner, name = space_id.split("/")
+
+    def row() -> bool:
+        with session_scope() as session:
+            return session.query(Space).filter_by(owner=owner, name=name).count() == 1
+
+    wait_for(row, 10, every=0.2)
     with session_scope() as session:
         space = session.query(Space).filter_by(owner=owner, name=name).one()
         dep = Deployment(space_id=space.id, image="none", status="active", container_id="gone")
