@@ -282,6 +282,28 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
                 os.environ[k] = v
 
 
+@pytest.fixture()
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (CI's server, SPACEPORT_TEST_POSTGRES_URL set by .ci/run),
+    dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    admin_url = os.environ.get("SPACEPORT_TEST_POSTGRES_URL")
+    need(admin_url is not None, "PostgreSQL (SPACEPORT_TEST_POSTGRES_URL, set by .ci/run)")
+    assert admin_url is not None
+    name = f"spaceport_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.dispose()  # a test may have restarted the server under its pooled connection
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)

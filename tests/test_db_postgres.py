@@ -6,33 +6,8 @@ database so the migrations run from the first one.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
-
-import pytest
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
-
-from tests.conftest import need
-
-
-@pytest.fixture()
-def pg_url() -> Iterator[str]:
-    admin_url = os.environ.get("SPACEPORT_TEST_POSTGRES_URL")
-    need(admin_url is not None, "PostgreSQL (SPACEPORT_TEST_POSTGRES_URL, set by .ci/run)")
-    assert admin_url is not None
-    name = f"spaceport_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_migrations_and_core_rows_on_postgres(pg_url: str) -> None:

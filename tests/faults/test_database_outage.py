@@ -18,9 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
-from tests.conftest import REDIS_DB, may_restart, need
+from tests.conftest import REDIS_DB, may_restart
 from tests.runtime.helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres_restart, may_restart("postgres_restart")]
@@ -43,32 +42,14 @@ def _cluster() -> list[str]:
 
 
 @pytest.fixture
-def pg_database() -> Iterator[str]:
-    admin_url = os.environ.get("SPACEPORT_TEST_POSTGRES_URL")
-    need(admin_url is not None, "PostgreSQL (SPACEPORT_TEST_POSTGRES_URL, set by .ci/run)")
-    assert admin_url is not None
-    name = f"spaceport_outage_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        admin.dispose()  # its pooled connection did not survive the restart
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
 def api_on_postgres(
-    pg_database: str, tmp_path: Path
+    pg_url: str, tmp_path: Path
 ) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
     port, token = _free_port(), "sp_test_" + uuid.uuid4().hex
     env = {
         **os.environ,
         "SPACEPORT_DATA": str(tmp_path / "data"),
-        "SPACEPORT_DATABASE_URL": pg_database,
+        "SPACEPORT_DATABASE_URL": pg_url,
         "SPACEPORT_API_PORT": str(port),
         "SPACEPORT_URL": f"http://localhost:{port}",
         "SPACEPORT_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB + 1}",

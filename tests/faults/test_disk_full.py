@@ -17,17 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Node, need
-from tests.runtime.helpers import ECHO, app_text, containers, echo_space, hf, wait_for
+from tests.runtime.helpers import ECHO, app_text, containers, hf, wait_for
 
 pytestmark = pytest.mark.slow
 LABEL_COMMIT = "org.spaceport.commit"
-
-
-@pytest.fixture
-def running(node: Node) -> Iterator[str]:
-    space_id = echo_space(node, "disk-full")
-    yield space_id
-    hf(node).delete_repo(space_id, repo_type="space", missing_ok=True)
 
 
 @pytest.fixture
@@ -43,8 +36,9 @@ def full_build_disk(node: Node) -> Iterator[Path]:
 
 
 def test_disk_full_during_a_build(
-    node: Node, running: str, full_build_disk: Path, tmp_path: Path
+    node: Node, running_space: str, full_build_disk: Path, tmp_path: Path
 ) -> None:
+    running = running_space
     serving = containers(running)[0]
     big = tmp_path / "big"
     shutil.copytree(ECHO, big)

@@ -16,7 +16,7 @@ import pytest
 import redis as redis_lib
 
 from tests.conftest import Node, may_restart, need
-from tests.runtime.helpers import ECHO, app_text, containers, echo_space, hf, wait_for
+from tests.runtime.helpers import ECHO, app_text, containers, hf, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis_restart, may_restart("redis_restart")]
 
@@ -26,13 +26,6 @@ LABEL_COMMIT = "org.spaceport.commit"
 def redis_client(node: Node) -> redis_lib.Redis:
     url = node.settings.redis_url.rsplit("/", 1)[0] + "/0"
     return redis_lib.Redis.from_url(url, socket_timeout=5)
-
-
-@pytest.fixture
-def running_space(node: Node) -> Iterator[str]:
-    space_id = echo_space(node, "redis-fault")
-    yield space_id
-    hf(node).delete_repo(space_id, repo_type="space", missing_ok=True)
 
 
 @pytest.fixture
