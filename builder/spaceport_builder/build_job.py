@@ -24,6 +24,7 @@ from spaceport.db.session import session_scope
 from spaceport.flavors import UnknownFlavor, get_flavor
 from spaceport.git.repos import export_tree, repo_path
 from spaceport.logstream import LogWriter, build_key
+from spaceport.runtime.base import LABEL_COMMIT, LABEL_INSTANCE, LABEL_SPACE, LABEL_SPACE_PK
 from spaceport.services.spaces import active_deployment
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, Stage, building_stage
@@ -227,7 +228,12 @@ def prepare(
         tag=image_tag(job.space_pk, job.owner, job.name, job.sha),
         no_cache=job.no_cache or not settings.build_cache,
         build_args=index_build_args(settings, replace_extra=not pack.uses_repo_dockerfile()),
-        labels={"org.spaceport.space": f"{job.owner}/{job.name}", "org.spaceport.commit": job.sha},
+        labels={
+            LABEL_SPACE: f"{job.owner}/{job.name}",
+            LABEL_COMMIT: job.sha,
+            LABEL_SPACE_PK: str(job.space_pk),
+            LABEL_INSTANCE: settings.instance,
+        },
     )
     if pack.uses_repo_dockerfile():
         return pack, docker_request(settings, job.space_pk, req, workdir, log_line), base

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import time
+
 import docker
 import pytest
 
@@ -32,6 +36,9 @@ def test_delete_removes_everything(node: Node) -> None:
     client.volumes.get(volume)  # exists
     images = {t for c in containers(space_id) for t in c.image.tags}
     assert images
+    labels = client.images.get(next(iter(images))).labels
+    assert labels["org.spaceport.space-pk"] == str(pk)
+    assert labels["org.spaceport.instance"] == node.settings.instance
 
     hf(node).delete_repo(space_id, repo_type="space")
 
@@ -46,3 +53,47 @@ def test_delete_removes_everything(node: Node) -> None:
     assert r.status_code == 404
     with node.api() as c:
         assert c.get(f"/api/spaces/{space_id}/runtime").status_code == 404
+
+
+def test_an_image_built_after_the_delete_is_removed(node: Node) -> None:
+    """A build that ends after its Space was deleted (or a worker that tags late) leaves an
+    image no row names: the reconciler's sweep finds it by its labels and removes it, and
+    touches no image of a live Space or of another node."""
+    from sqlalchemy import select
+
+    from spaceport.db.models import Space
+    from spaceport.db.session import session_scope
+
+    space_id = echo_space(node, "late")
+    owner, name = space_id.split("/")
+    with session_scope() as session:
+        pk = session.scalar(select(Space.id).where(Space.owner == owner, Space.name == name))
+    live_images = {t for c in containers(space_id) for t in c.image.tags}
+    hf(node).delete_repo(space_id, repo_type="space")
+    client = docker.from_env()
+    instance = node.settings.instance
+
+    def late_image(tag: str, space_pk: int, node_instance: str) -> None:
+        dockerfile = f"FROM scratch\nLABEL org.spaceport.space-pk={space_pk} "
+        dockerfile += f"org.spaceport.instance={node_instance} org.spaceport.space={space_id}\n"
+        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+
+    late, other_node = f"spaceport/space-{pk}-late:after-delete", f"spaceport/space-{pk}-x:other"
+    late_image(late, pk, instance)
+    late_image(other_node, pk, "another-node")
+    try:
+
+        def tags() -> set[str]:  # one engine call: images the sweep removes meanwhile are fine
+            return {t for img in client.api.images() for t in img.get("RepoTags") or ()}
+
+        wait_for(lambda: late not in tags(), 30)
+        assert other_node in tags()  # another node's image: not ours to judge
+        assert not live_images & tags()
+        survivor = echo_space(node, "survivor")
+        image = next(t for c in containers(survivor) for t in c.image.tags)
+        time.sleep(3 * node.settings.reconcile_interval_s)
+        assert image in tags()  # some sweeps later, a live Space's image is still there
+    finally:
+        for tag in (late, other_node):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(tag)

@@ -19,6 +19,8 @@ LABEL_COMMIT = "org.spaceport.commit"
 LABEL_DEPLOYMENT = "org.spaceport.deployment"
 LABEL_MANAGED = "org.spaceport.managed"
 LABEL_INSTANCE = "org.spaceport.instance"
+LABEL_SPACE_PK = "org.spaceport.space-pk"
+"""On built images: the Space's row id, so images of deleted Spaces can be found and removed."""
 
 
 @dataclass
@@ -49,6 +51,13 @@ class ContainerState:
     paused: bool = False
     oom_killed: bool = False
     created: str = ""
+
+
+@dataclass
+class ImageRef:
+    id: str
+    tags: list[str]
+    labels: dict[str, str]
 
 
 class LogStream(Protocol):
@@ -115,6 +124,10 @@ class RuntimeBackend(ABC):
     @abstractmethod
     def remove_image(self, image: str) -> None:
         """Delete an image; no error if it is gone or in use."""
+
+    @abstractmethod
+    def images(self) -> builtins.list[ImageRef]:
+        """The app images this node's builds made."""
 
     @abstractmethod
     def ensure_volume(self, name: str, space_id: str, image: str) -> None:

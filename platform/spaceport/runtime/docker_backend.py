@@ -23,6 +23,7 @@ from spaceport.runtime.base import (
     LABEL_SPACE,
     ContainerSpec,
     ContainerState,
+    ImageRef,
     LogStream,
     RuntimeBackend,
     RuntimeBackendError,
@@ -254,6 +255,12 @@ class DockerBackend(RuntimeBackend):
             pass
         except APIError:
             pass  # still used by a running container: the next cleanup gets it
+
+    def images(self) -> builtins.list[ImageRef]:
+        found = self.client.images.list(
+            filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
+        )
+        return [ImageRef(str(i.id), list(i.tags), dict(i.labels or {})) for i in found]
 
     def ensure_volume(self, name: str, space_id: str, image: str) -> None:
         try:

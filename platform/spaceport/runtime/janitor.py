@@ -1,7 +1,7 @@
-"""Leave nothing behind: half-finished starts, containers and volumes nobody owns any more.
+"""Leave nothing behind: half-finished starts, containers, volumes and images nobody owns.
 
 A process killed between "create the container" and "record it" (or a Space deleted while its
-deploy ran) leaves debris only this sweep can see; it runs in every reconciler pass.
+deploy or build ran) leaves debris only this sweep can see; it runs in every reconciler pass.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.session import session_scope
-from spaceport.runtime.base import LABEL_DEPLOYMENT, RuntimeBackend
+from spaceport.runtime.base import LABEL_DEPLOYMENT, LABEL_SPACE_PK, RuntimeBackend
 from spaceport.runtime.locks import is_locked
 from spaceport.runtime.retire import retire
 from spaceport.runtime.storage import volume_name, volume_prefix
@@ -46,7 +46,7 @@ def fail_stale_starts(settings: Settings, backend: RuntimeBackend) -> int:
 
 
 def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:
-    """Containers of no live deployment (after a grace) and volumes of deleted Spaces."""
+    """Containers of no live deployment (after a grace); volumes and images of deleted Spaces."""
     removed = 0
     cutoff = utcnow() - timedelta(seconds=GRACE_S)
     for state in backend.list():
@@ -70,4 +70,18 @@ def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:
             backend.remove_volume(name)
             removed += 1
             log.info("janitor.volume_removed", volume=name)
+    return removed + _remove_images_of_deleted(backend, space_pks)
+
+
+def _remove_images_of_deleted(backend: RuntimeBackend, space_pks: set[int]) -> int:
+    """Images built for Spaces that no longer exist (a build that ended after the delete)."""
+    removed = 0
+    for image in backend.images():
+        pk = image.labels.get(LABEL_SPACE_PK, "")
+        if not pk.isdigit() or int(pk) in space_pks:
+            continue
+        for ref in image.tags or [image.id]:  # by tag: an id with several tags is refused
+            backend.remove_image(ref)
+        removed += 1
+        log.info("janitor.image_removed", image=image.tags or image.id, space_pk=pk)
     return removed
