@@ -243,6 +243,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         "SPACEPORT_GIT_MAX_FILES": "1500",
         # A tiny flavor for the resource-limit tests (an operator's own flavors look the same).
         "SPACEPORT_FLAVORS": '{"test-tiny": {"cpus": 0.5, "memory": "256m", "pids": 128}}',
+        # Small /data disks, so that filling one is quick.
+        "SPACEPORT_DATA_SIZES": '{"small": "64MiB", "medium": "96MiB"}',
     }
     from tests.runtime.fake_gpus import fake_gpu_env
 
@@ -275,6 +277,13 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             all=True, filters={"label": f"org.spaceport.instance={settings.instance}"}
         ):
             c.remove(force=True)
+        for vol in client.volumes.list(
+            filters={"label": f"org.spaceport.instance={settings.instance}"}
+        ):
+            vol.remove(force=True)
+        from spaceport.runtime import data_disks
+
+        data_disks.release_all(settings)
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)

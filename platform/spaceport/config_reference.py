@@ -22,8 +22,11 @@ This page is generated: `python -m spaceport.config_reference > docs/configurati
 def render() -> str:
     rows = []
     for name, field in Settings.model_fields.items():
-        if field.default_factory is not None:
-            default = "(computed)" if name == "build_ca_bundle" else "empty"
+        if name == "build_ca_bundle":
+            default = "(computed)"
+        elif field.default_factory is not None:
+            made = field.default_factory()  # type: ignore[call-arg]
+            default = json.dumps(made, default=str) if made else "empty"
         else:
             default = json.dumps(field.default, default=str)
         desc = (field.description or "").replace("|", "\\|").replace("\n", " ")

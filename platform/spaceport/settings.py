@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ByteSize, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,12 @@ from pydantic_settings import (
 )
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+DEFAULT_DATA_SIZES = {
+    "small": ByteSize(20 * 1000**3),
+    "medium": ByteSize(150 * 1000**3),
+    "large": ByteSize(1000**4),
+}
+"""/data per storage tier, as Hugging Face sells them."""
 
 
 def _default_ca_bundle() -> Path | None:
@@ -149,6 +155,18 @@ class Settings(BaseSettings):
         description="Freeze a sleepable idle Space after this long (or half its sleep time, "
         "whichever is sooner); 0 turns light sleep off.",
     )
+    data_disks: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Each Space's /data as a filesystem of its tier's size (ext4 in a sparse "
+        "file on a loop device: an app that fills it gets 'No space left on device', the "
+        "node's disk is untouched). auto: when the control plane is root with loop devices; "
+        "off: a plain engine volume with no size limit.",
+    )
+    data_sizes: dict[str, ByteSize] = Field(
+        default_factory=lambda: dict(DEFAULT_DATA_SIZES),
+        description="Size of /data per storage tier (Hugging Face's 20 GB, 150 GB, 1 TB); "
+        "tiers not named keep these.",
+    )
     drain_s: float = Field(default=2.0, description="Old container's grace after traffic moves.")
     crash_backoff_s: float = Field(default=5.0, description="Second automatic restart's delay.")
     crash_backoff_max_s: float = 300.0
@@ -171,6 +189,14 @@ class Settings(BaseSettings):
     gpu_driver_dir: Path | None = Field(
         default=None, description="devices mode: host folder of the driver's libraries."
     )
+
+    @field_validator("data_sizes")
+    @classmethod
+    def _all_tiers(cls, v: dict[str, ByteSize]) -> dict[str, ByteSize]:
+        unknown = set(v) - set(DEFAULT_DATA_SIZES)
+        if unknown:
+            raise ValueError(f"unknown storage tiers {sorted(unknown)}: small, medium, large")
+        return {**DEFAULT_DATA_SIZES, **v}
 
     @field_validator("data")
     @classmethod

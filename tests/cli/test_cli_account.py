@@ -93,6 +93,8 @@ def test_doctor_and_proxy_operator_commands(cli: Cli) -> None:
     assert report["ok"] is True, report
     for part in ("docker", "redis", "database", "worker", "api", "caddy", "disk", "gpus"):
         assert names.get(part) == "ok", (part, report)
+    disks = next(c for c in report["checks"] if c["name"] == "data disks")
+    assert disks["status"] == "ok" and "small 67.1MB" in disks["detail"], disks
 
     proxy = cli("proxy")  # operator command: Caddy runs already; routes reloaded from the db
     assert proxy.returncode == 0 and "already running" in proxy.stdout, proxy.stderr

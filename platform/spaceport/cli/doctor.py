@@ -2,8 +2,8 @@
 
 Runs on the node itself (it reads the node's settings, like `up`): Docker, BuildKit, the base
 image, Redis, the database and its schema, the build worker, the API, Caddy and the public
-URL, disk space, and GPUs. Each check is small and independent, so one broken part never
-hides the state of the others.
+URL, disk space, /data size limits, and GPUs. Each check is small and independent, so one
+broken part never hides the state of the others.
 """
 
 from __future__ import annotations
@@ -197,6 +197,31 @@ def check_disk(settings: Settings) -> Check:
     return Check("disk", "ok", detail)
 
 
+def check_data_disks(settings: Settings) -> Check:
+    from spaceport.runtime import data_disks
+
+    reason = data_disks.unavailable_reason()
+    if settings.data_disks == "off":
+        return Check(
+            "data disks",
+            "warn",
+            "off: /data volumes have no size limit (an app can fill the node's disk)",
+            "SPACEPORT_DATA_DISKS=auto, as root with loop devices and e2fsprogs",
+        )
+    if reason is None:
+        sizes = ", ".join(
+            f"{t} {b.human_readable(decimal=True)}" for t, b in settings.data_sizes.items()
+        )
+        return Check("data disks", "ok", f"/data limited to its tier: {sizes}")
+    status = "fail" if settings.data_disks == "on" else "warn"
+    return Check(
+        "data disks",
+        status,
+        f"/data volumes have no size limit: {reason}",
+        "run the node as root on a host with loop devices (`modprobe loop`) and e2fsprogs",
+    )
+
+
 def check_gpus(settings: Settings) -> Check:
     from spaceport.runtime.gpus.inventory import discover
 
@@ -219,6 +244,7 @@ CHECKS: list[Callable[[Settings], Check]] = [
     check_api,
     check_caddy,
     check_disk,
+    check_data_disks,
     check_gpus,
 ]
 ICONS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}

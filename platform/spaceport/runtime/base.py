@@ -130,8 +130,13 @@ class RuntimeBackend(ABC):
         """The app images this node's builds made."""
 
     @abstractmethod
-    def ensure_volume(self, name: str, space_id: str, image: str) -> None:
-        """Create the Space's persistent volume (writable by uid 1000) unless it exists."""
+    def ensure_volume(self, name: str, space_id: str, image: str, size_bytes: int) -> None:
+        """Create the Space's persistent volume (writable by uid 1000) unless it exists; where
+        volumes can be size-limited, make it (or grow it to) `size_bytes`."""
+
+    @abstractmethod
+    def volume_size(self, name: str) -> int | None:
+        """The size limit of a volume; None when it has none (or does not exist)."""
 
     @abstractmethod
     def remove_volume(self, name: str) -> None:

@@ -36,7 +36,7 @@ from spaceport.runtime.locks import renew, space_lock
 from spaceport.runtime.masking import mask, secret_values
 from spaceport.runtime.readiness import wait_ready
 from spaceport.runtime.retire import mark_stopped, retire
-from spaceport.runtime.storage import volume_name
+from spaceport.runtime.storage import tier_bytes, volume_name
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, DeploymentStatus, Stage, starting_stage
 
@@ -98,7 +98,7 @@ class Plan:
     old_container: str | None
     timeout: float
     secrets: list[str]
-    storage: bool
+    storage_bytes: int | None  # the /data tier's size; None: no storage
     planned_at: datetime
 
 
@@ -203,21 +203,28 @@ def _plan(
             old_container=current.container_id if current else None,
             timeout=startup_timeout(settings, space),
             secrets=secret_values(session, settings, space.id),
-            storage=bool(space.storage),
+            storage_bytes=tier_bytes(settings, space.storage) if space.storage else None,
             planned_at=planned_at,
         )
 
 
+def _retire_old_first(settings: Settings, backend: RuntimeBackend, plan: Plan) -> None:
+    """Recreate instead of swap: the old version stops before the new one starts (it holds
+    something the new one needs: its GPUs, or a /data disk that must grow while unused)."""
+    if plan.old_id is None:
+        return
+    with session_scope() as session:
+        old = session.get(Deployment, plan.old_id)
+        if old is not None:
+            mark_stopped(old)
+    sync_routes(settings)
+    retire(backend, plan.old_id)
+    plan.old_id = plan.old_container = None
+
+
 def _book_gpus(settings: Settings, backend: RuntimeBackend, plan: Plan, space_pk: int) -> bool:
     """Recreate: the old version gives its devices back first; then book the new ones."""
-    if plan.old_id is not None:
-        with session_scope() as session:
-            old = session.get(Deployment, plan.old_id)
-            if old is not None:
-                mark_stopped(old)
-        sync_routes(settings)
-        retire(backend, plan.old_id)
-        plan.old_id = plan.old_container = None
+    _retire_old_first(settings, backend, plan)
     try:
         gpus = allocator.allocate(settings, space_pk, plan.dep_id, plan.flavor.gpus)
         plan.spec.gpus = attachment(settings, gpus)
@@ -250,8 +257,17 @@ def _run(
             backend.unpause(plan.old_container)
     if plan.flavor.gpus and not _book_gpus(settings, backend, plan, plan.space_pk):
         return False
-    if plan.storage and plan.spec.data_volume:
-        backend.ensure_volume(plan.spec.data_volume, plan.space_id, plan.spec.image)
+    if plan.storage_bytes and plan.spec.data_volume:
+        size = backend.volume_size(plan.spec.data_volume)
+        if size is not None and size < plan.storage_bytes:  # a larger tier: the disk grows
+            _retire_old_first(settings, backend, plan)
+        try:
+            backend.ensure_volume(
+                plan.spec.data_volume, plan.space_id, plan.spec.image, plan.storage_bytes
+            )
+        except RuntimeBackendError as exc:
+            _fail(settings, backend, plan, None, str(exc))
+            return False
     log.info("deploy.start", space=plan.space_id, image=plan.spec.image, deployment=plan.dep_id)
     try:
         state = backend.start(plan.spec)

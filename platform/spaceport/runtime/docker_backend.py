@@ -8,6 +8,7 @@ of its own where apps cannot talk to each other.
 from __future__ import annotations
 
 import builtins
+import contextlib
 from typing import Any, ClassVar, cast
 
 import docker
@@ -15,7 +16,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from spaceport.runtime import network_policy
+from spaceport.runtime import data_disks, network_policy
 from spaceport.runtime.base import (
     LABEL_DEPLOYMENT,
     LABEL_INSTANCE,
@@ -173,6 +174,7 @@ class DockerBackend(RuntimeBackend):
     def restart(self, container_id: str) -> ContainerState:
         try:
             container = self.client.containers.get(container_id)
+            self._mount_disks(container)
             container.start()
         except (APIError, NotFound) as exc:
             raise RuntimeBackendError(
@@ -180,6 +182,15 @@ class DockerBackend(RuntimeBackend):
             ) from exc
         container.reload()
         return self._state(container)
+
+    def _mount_disks(self, container: Container) -> None:
+        """A kept container's /data disk, mounted again if the node rebooted meanwhile."""
+        for mount in container.attrs.get("Mounts") or []:
+            if mount.get("Type") == "volume" and mount.get("Name"):
+                try:
+                    data_disks.mount_existing(self.settings, mount["Name"])
+                except data_disks.DataDiskError as exc:
+                    raise RuntimeBackendError(f"could not mount the /data disk: {exc}") from exc
 
     def stop(self, container_id: str, timeout: int = 10) -> None:
         try:
@@ -262,14 +273,23 @@ class DockerBackend(RuntimeBackend):
         )
         return [ImageRef(str(i.id), list(i.tags), dict(i.labels or {})) for i in found]
 
-    def ensure_volume(self, name: str, space_id: str, image: str) -> None:
+    def ensure_volume(self, name: str, space_id: str, image: str, size_bytes: int) -> None:
+        existing = None
+        with contextlib.suppress(NotFound):
+            existing = self.client.volumes.get(name)
         try:
-            self.client.volumes.get(name)
-            return
-        except NotFound:
-            pass
-        labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: self.settings.instance}
-        self.client.volumes.create(name, labels={**labels, LABEL_SPACE: space_id})
+            has_disk = data_disks.image_path(self.settings, name).exists()
+            if has_disk or (existing is None and data_disks.enabled(self.settings)):
+                mount = data_disks.ensure(self.settings, name, size_bytes)
+                if existing is None:  # the engine binds the disk's filesystem at /data
+                    opts = {"type": "none", "o": "bind", "device": str(mount)}
+                    self._create_volume(name, space_id, opts)
+                return
+        except data_disks.DataDiskError as exc:
+            raise RuntimeBackendError(f"could not prepare the /data disk: {exc}") from exc
+        if existing is not None:
+            return  # a plain volume (made while disks were off): kept as it is
+        labels = self._create_volume(name, space_id, None)
         try:  # a new volume is root's: hand it to the app's uid once
             self.client.containers.run(
                 image,
@@ -289,6 +309,18 @@ class DockerBackend(RuntimeBackend):
                 f"could not prepare the /data volume with {image} (it needs `chown`): {exc}"
             ) from exc
 
+    def _create_volume(
+        self, name: str, space_id: str, driver_opts: dict[str, str] | None
+    ) -> dict[str, str]:
+        labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: self.settings.instance}
+        self.client.volumes.create(
+            name, driver_opts=driver_opts or {}, labels={**labels, LABEL_SPACE: space_id}
+        )
+        return labels
+
+    def volume_size(self, name: str) -> int | None:
+        return data_disks.size(self.settings, name)
+
     def remove_volume(self, name: str) -> None:
         try:
             self.client.volumes.get(name).remove(force=True)
@@ -296,12 +328,17 @@ class DockerBackend(RuntimeBackend):
             pass
         except APIError as exc:
             raise RuntimeBackendError(f"could not remove volume {name}: {exc}") from exc
+        try:
+            data_disks.remove(self.settings, name)
+        except data_disks.DataDiskError as exc:
+            raise RuntimeBackendError(f"could not remove the /data disk {name}: {exc}") from exc
 
     def volumes(self) -> builtins.list[str]:
         found = self.client.volumes.list(
             filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
         )
-        return [v.name for v in found if v.name]
+        # A disk whose engine volume is gone (a crash between the two steps) is ours too.
+        return sorted({v.name for v in found if v.name} | set(data_disks.names(self.settings)))
 
     @staticmethod
     def _state(container: Container) -> ContainerState:

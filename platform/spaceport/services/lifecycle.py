@@ -25,7 +25,7 @@ from spaceport.runtime.desired import Desired, resting_stage
 from spaceport.runtime.hardware import resolve_flavor
 from spaceport.runtime.locks import space_lock
 from spaceport.runtime.retire import retire
-from spaceport.runtime.storage import TIERS, volume_name
+from spaceport.runtime.storage import TIERS, is_downgrade, volume_name
 from spaceport.services.spaces import enqueue_build
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, DeploymentStatus, Stage, starting_stage
@@ -148,6 +148,12 @@ def set_storage(session: Session, settings: Settings, space: Space, tier: str | 
         raise SpaceportError(f"storage tier must be one of {', '.join(TIERS)} (got {tier!r})")
     if (space.storage or None) == tier:
         return
+    if is_downgrade(space.storage, tier):
+        raise Conflict(
+            f"storage can only grow ({space.storage} to {tier} would not hold the data): delete "
+            f"it first (DELETE /api/spaces/{space.space_id}/storage, its data is lost), then "
+            f"choose {tier}"
+        )
     space.storage = tier
     runs = space.desired in (Desired.RUNNING, Desired.SLEEPING)
     apply_change(session, settings, space)

@@ -169,7 +169,8 @@ def delete_variable(
 def request_storage(
     body: StorageBody, space: Space = Depends(owned_space), session: Session = Depends(get_session)
 ) -> dict[str, Any]:
-    """Persistent storage at /data (tiers small, medium, large: all one volume here)."""
+    """Persistent storage at /data: small, medium or large (SPACEPORT_DATA_SIZES; with data
+    disks on, /data is a filesystem of that size). A tier can grow, never shrink (409)."""
     lifecycle.set_storage(session, get_settings(), space, body.tier)
     return _runtime(space)
 
