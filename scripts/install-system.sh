@@ -8,6 +8,8 @@ command -v dockerd >/dev/null || want+=(docker.io)
 command -v redis-server >/dev/null || want+=(redis-server)
 command -v mmdebstrap >/dev/null || want+=(mmdebstrap)
 command -v git >/dev/null || want+=(git)
+command -v mkfs.ext4 >/dev/null || want+=(e2fsprogs)   # /data disks (runtime/data_disks.py)
+command -v losetup >/dev/null || want+=(mount)
 [ -x /usr/lib/git-core/git-http-backend ] || want+=(git)
 # Extra packages for the test suite (CI passes them in EXTRA_PACKAGES).
 for p in ${EXTRA_PACKAGES:-}; do
