@@ -42,7 +42,7 @@ def unavailable_reason() -> str | None:
         return "the control plane does not run as root (mounting needs it)"
     if not Path("/dev/loop-control").exists():
         return "no loop devices (/dev/loop-control is missing)"
-    missing = [tool for tool in _TOOLS if shutil.which(tool) is None]
+    missing = [tool for tool in _TOOLS if _tool(tool) is None]
     if missing:
         return f"missing {', '.join(missing)} (apt-get install e2fsprogs mount)"
     return None
@@ -78,8 +78,15 @@ def names(settings: Settings) -> list[str]:
     return sorted(p.stem for p in root.glob("*.img")) if root.is_dir() else []
 
 
+def _tool(name: str) -> str | None:
+    """A system tool, also where a non-login PATH leaves out the sbin folders."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+
+
 def _run(*cmd: str, ok: tuple[int, ...] = (0,)) -> str:
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [_tool(cmd[0]) or cmd[0], *cmd[1:]], capture_output=True, text=True, check=False
+    )
     if done.returncode not in ok:
         raise DataDiskError(f"{' '.join(cmd)} failed: {(done.stderr or done.stdout).strip()}")
     return done.stdout
@@ -181,7 +188,7 @@ def remove(settings: Settings, name: str) -> None:
     if image.exists():
         device = _loop_device(image)
         if device:  # normally detached by umount (autoclear); a leftover device is freed
-            subprocess.run(["losetup", "-d", device], capture_output=True, check=False)
+            _run("losetup", "-d", device, ok=(0, 1))
         image.unlink()
     if mount.is_dir():
         mount.rmdir()
@@ -193,7 +200,7 @@ def release_all(settings: Settings) -> None:
     for name in names(settings):
         mount = mount_path(settings, name)
         if os.path.ismount(mount):
-            subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+            _run("umount", "-l", str(mount), ok=(0, 1, 32))
         device = _loop_device(image_path(settings, name))
         if device:
-            subprocess.run(["losetup", "-d", device], capture_output=True, check=False)
+            _run("losetup", "-d", device, ok=(0, 1))
