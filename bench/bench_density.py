@@ -154,9 +154,15 @@ def main() -> int:
                 if len(states) == args.awake:
                     say(f"{args.awake} apps awake and idle: measuring their CPU")
                     cpu_share = awake_cpu([s.id for s in states], args.cpu_window_s)
-                if len(states) >= args.awake:
-                    for s in states[-1 if len(states) > args.awake else 0 :]:
+                # Frozen one app late: Gradio's launch() checks its own URL after the server
+                # answers, and an app frozen during that check fails it when thawed and exits
+                # ("When localhost is not accessible..."); Spaceport freezes only after
+                # runtime/sleeper.py's minimum awake time.
+                if len(states) == args.awake:
+                    for s in states[:-1]:
                         backend.pause(s.id)
+                elif len(states) > args.awake:
+                    backend.pause(states[-2].id)
                 if (i + 1) % 10 == 0:
                     say(
                         f"{i + 1} apps up; host memory used "
@@ -164,6 +170,7 @@ def main() -> int:
                         f"{meminfo()['MemAvailable'] / 1024**3:.1f} GiB available"
                     )
             time.sleep(5)
+            backend.pause(states[-1].id)
             grown = used_bytes() - before
             per_app = [cgroup_memory(s.id) for s in states]
             say(f"{len(states)} apps frozen; waking each once")

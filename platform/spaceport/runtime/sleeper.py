@@ -55,10 +55,16 @@ def sleep_after_s(settings: Settings, sleep_time: int | None) -> float | None:
     return float(value) if value is not None and value > 0 else None
 
 
+MIN_AWAKE_S = 3.0
+"""No freeze sooner after readiness: an app may still finish its start after it first answers
+(Gradio's launch() checks its own URL then; frozen during that check, it fails it when thawed,
+with a wall-clock timeout, and exits: found by bench/bench_density.py)."""
+
+
 def freeze_after_s(settings: Settings, sleep_after: float | None) -> float | None:
     if sleep_after is None or settings.light_sleep_s <= 0:
         return None
-    return min(float(settings.light_sleep_s), sleep_after / 2)
+    return max(MIN_AWAKE_S, min(float(settings.light_sleep_s), sleep_after / 2))
 
 
 def idle_s(now: datetime, last_request: datetime | None, ready_at: datetime | None) -> float:
