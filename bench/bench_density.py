@@ -68,7 +68,7 @@ def used_bytes() -> int:
 
 def cgroup_memory(container_id: str) -> int:
     """The container's memory as `docker stats` computes it: usage minus inactive file cache."""
-    stats = docker.from_env().api.stats(container_id, stream=False)
+    stats = docker.from_env().api.stats(container_id, stream=False, one_shot=True)
     mem = stats["memory_stats"]
     return int(mem["usage"] - mem.get("stats", {}).get("inactive_file", 0))
 

@@ -200,7 +200,6 @@ def check_disk(settings: Settings) -> Check:
 def check_data_disks(settings: Settings) -> Check:
     from spaceport.runtime import data_disks
 
-    reason = data_disks.unavailable_reason()
     if settings.data_disks == "off":
         return Check(
             "data disks",
@@ -208,6 +207,7 @@ def check_data_disks(settings: Settings) -> Check:
             "off: /data volumes have no size limit (an app can fill the node's disk)",
             "SPACEPORT_DATA_DISKS=auto, as root with loop devices and e2fsprogs",
         )
+    reason = data_disks.unavailable_reason()
     if reason is None:
         sizes = ", ".join(
             f"{t} {b.human_readable(decimal=True)}" for t, b in settings.data_sizes.items()

@@ -100,14 +100,14 @@ def _loop_device(image: Path) -> str | None:
 
 def ensure(settings: Settings, name: str, size_bytes: int) -> Path:
     """The volume's filesystem, made or grown to `size_bytes` and mounted; its mount point."""
-    image, mount = image_path(settings, name), mount_path(settings, name)
+    image = image_path(settings, name)
     disks_dir(settings).mkdir(parents=True, exist_ok=True)
-    mount.mkdir(exist_ok=True)
     if not image.exists():
         _make(image, size_bytes)
-    mount_existing(settings, name)
+    mount = mount_existing(settings, name)
+    assert mount is not None  # the image exists: made above or before
     if image.stat().st_size < size_bytes:
-        _grow(image, size_bytes)
+        _grow(image, mount, size_bytes)
     return mount
 
 
@@ -148,7 +148,7 @@ def _mount(image: Path, mount: Path, device: str | None) -> None:
         lost.rmdir()
 
 
-def _grow(image: Path, size_bytes: int) -> None:
+def _grow(image: Path, mount: Path, size_bytes: int) -> None:
     """A larger tier: the file grows, then the filesystem: online where the kernel lets us
     (root with CAP_SYS_RESOURCE), else offline, which needs the disk unused (the deployer
     stops the old container first when a disk must grow)."""
@@ -161,7 +161,6 @@ def _grow(image: Path, size_bytes: int) -> None:
     try:
         _run("resize2fs", device)
     except DataDiskError as online:
-        mount = image.with_suffix("")
         _run("umount", str(mount))
         if _loop_device(image) is not None:  # still mounted by a container: not offline
             _mount(image, mount, device)
@@ -183,24 +182,29 @@ def size(settings: Settings, name: str) -> int | None:
 def remove(settings: Settings, name: str) -> None:
     """Unmount and delete the volume's filesystem (its engine volume is gone already)."""
     image, mount = image_path(settings, name), mount_path(settings, name)
-    if os.path.ismount(mount):
-        _run("umount", str(mount))
     if image.exists():
-        device = _loop_device(image)
-        if device:  # normally detached by umount (autoclear); a leftover device is freed
-            _run("losetup", "-d", device, ok=(0, 1))
+        _unmount(image, mount, lazy=False)
         image.unlink()
+    elif os.path.ismount(mount):
+        _run("umount", str(mount))
     if mount.is_dir():
         mount.rmdir()
     log.info("data_disk.removed", volume=name)
 
 
+def _unmount(image: Path, mount: Path, *, lazy: bool) -> None:
+    """Unmount and free the loop device (normally freed by umount itself: autoclear)."""
+    if os.path.ismount(mount):
+        if lazy:
+            _run("umount", "-l", str(mount), ok=(0, 1, 32))
+        else:
+            _run("umount", str(mount))
+    device = _loop_device(image)
+    if device:
+        _run("losetup", "-d", device, ok=(0, 1))
+
+
 def release_all(settings: Settings) -> None:
     """Unmount every disk of this node (its containers are gone): before its data dir goes."""
     for name in names(settings):
-        mount = mount_path(settings, name)
-        if os.path.ismount(mount):
-            _run("umount", "-l", str(mount), ok=(0, 1, 32))
-        device = _loop_device(image_path(settings, name))
-        if device:
-            _run("losetup", "-d", device, ok=(0, 1))
+        _unmount(image_path(settings, name), mount_path(settings, name), lazy=True)

@@ -268,10 +268,18 @@ class DockerBackend(RuntimeBackend):
             pass  # still used by a running container: the next cleanup gets it
 
     def images(self) -> builtins.list[ImageRef]:
-        found = self.client.images.list(
+        # The low-level list: one engine call (images.list() inspects every image again).
+        found = self.client.api.images(
             filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
         )
-        return [ImageRef(str(i.id), list(i.tags), dict(i.labels or {})) for i in found]
+        return [
+            ImageRef(
+                str(i["Id"]),
+                [t for t in i.get("RepoTags") or () if t != "<none>:<none>"],
+                dict(i.get("Labels") or {}),
+            )
+            for i in found
+        ]
 
     def ensure_volume(self, name: str, space_id: str, image: str, size_bytes: int) -> None:
         existing = None
