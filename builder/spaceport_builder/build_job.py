@@ -42,7 +42,7 @@ from spaceport_builder.image_build import (
     run_build,
 )
 from spaceport_builder.packs import BuildContext, BuildPack, pack_for
-from spaceport_builder.packs.base import COMPILED_STAGE, DEPS_ARG, DEPS_STAGE
+from spaceport_builder.packs.base import DEPS_STAGE, SDK_STAGE
 from spaceport_builder.recovery import MAX_ATTEMPTS, fail_lost_build, note_attempt
 
 log = structlog.get_logger(__name__)
@@ -264,23 +264,22 @@ def run_build_job(
         config = load_config(repo_dir, default_sdk=job.sdk)
         _record_config(job, config.raw, config.sdk)
         pack, req, base = prepare(settings, job, config, repo_dir, workdir, writer.write)
-        fp, deps_stage = "", None
+        stages = None
         if pack.has_compiled_stage():
-            fp = compiled_deps.fingerprint(settings, req, req.dockerfile.read_text(), base)
-            ready = not req.no_cache and compiled_deps.is_ready(settings, fp)
-            deps_stage = COMPILED_STAGE if ready else DEPS_STAGE
-            req.build_args[DEPS_ARG] = deps_stage
+            stages = compiled_deps.choose(settings, pack, req, base, compiled=False)
         report = run_build(settings, req, writer.write, cancelled=lambda: is_cancelled(build_id))
         cache = {
             **report.as_dict(),
-            "deps_stage": deps_stage,
-            "deps_fingerprint": fp or None,
+            **(stages or compiled_deps.Stages("", "")).report(),
             "seconds": round(time.monotonic() - started, 2),
         }
         reused = "dependencies reused" if cache["dependencies_cached"] else "dependencies built"
         writer.write(f"Built {req.tag} in {cache['seconds']} s ({reused})")
         finish(job, BuildStatus.SUCCEEDED, writer, image=req.tag, cache=cache)
-        return Built(req.tag, warm=deps_stage == DEPS_STAGE)
+        cold = stages is not None and (
+            stages.deps_stage == DEPS_STAGE or stages.sdk_stage == SDK_STAGE
+        )
+        return Built(req.tag, warm=cold)
     except NoAppFile as exc:
         writer.write(f"ERROR: {exc}")
         finish(job, BuildStatus.FAILED, writer, stage=Stage.NO_APP_FILE, message=str(exc))

@@ -8,6 +8,12 @@ builds the `deps-compiled` stage (packs/base.py) and tags it `spaceport/deps-com
 with the dependency fingerprint as a label. Later builds with the same fingerprint, of any
 Space, start from the compiled stage: BuildKit finds it in its cache, so the code-only push
 costs nothing more and the new version starts fast.
+
+The SDK (Gradio, Streamlit) has stages of its own below the dependency stages (packs/base.py),
+warmed the same way and tagged `spaceport/sdk-compiled:{fp}`: a Space whose dependency set was
+never built still starts from the SDK's bytecode once any Space of the node with that SDK
+version was warmed. The SDK's tag is set after the dependency set's, so a build never sees a
+compiled SDK before the compiled dependencies its own earlier builds would reuse.
 """
 
 from __future__ import annotations
@@ -15,13 +21,24 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from spaceport.settings import Settings
 from spaceport_builder.image_build import BuildRequest, docker_cli, run_build
-from spaceport_builder.packs.base import COMPILED_STAGE, DEPS_ARG
+from spaceport_builder.packs.base import (
+    COMPILED_STAGE,
+    DEPS_ARG,
+    DEPS_STAGE,
+    SDK_ARG,
+    SDK_COMPILED_STAGE,
+    SDK_STAGE,
+    BuildPack,
+)
 
 LABEL = "org.spaceport.deps"
 REPO = "spaceport/deps-compiled"
+SDK_LABEL = "org.spaceport.sdk"
+SDK_REPO = "spaceport/sdk-compiled"
 KEEP = 10  # most recent dependency sets kept tagged; older tags are removed (layers in use stay)
 # The repo files the `deps` stage reads; everything else only reaches the final stage.
 DEPS_FILES = ("pre-requirements.txt", "requirements.txt")
@@ -38,35 +55,43 @@ def _image_id(settings: Settings, ref: str) -> str:
 
 
 def fingerprint(
-    settings: Settings, req: BuildRequest, dockerfile_text: str, base_image: str
+    settings: Settings,
+    req: BuildRequest,
+    dockerfile_text: str,
+    base_image: str,
+    *,
+    sdk: bool = False,
 ) -> str:
-    """What BuildKit's cache keys of the dependency stages depend on, hashed."""
+    """What BuildKit's cache keys of the dependency stages (with `sdk`: of the SDK stages,
+    which read no repo file and no stage choice) depend on, hashed."""
     h = hashlib.sha256()
-    h.update(dockerfile_text.split(f"AS {COMPILED_STAGE}", 1)[0].encode())
+    end = f"AS {SDK_COMPILED_STAGE if sdk else COMPILED_STAGE}"
+    h.update(dockerfile_text.split(end, 1)[0].encode())
     h.update(_image_id(settings, base_image).encode())
     for key, value in sorted(req.build_args.items()):
-        if key != DEPS_ARG:
+        if key != DEPS_ARG and not (sdk and key == SDK_ARG):
             h.update(f"{key}={value}\n".encode())
-    for name in DEPS_FILES:
+    for name in () if sdk else DEPS_FILES:
         path = req.context / name
         h.update(name.encode() + (path.read_bytes() if path.is_file() else b"-"))
     return h.hexdigest()[:20]
 
 
-def tag(fp: str) -> str:
-    return f"{REPO}:{fp}"
+def tag(fp: str, *, sdk: bool = False) -> str:
+    return f"{SDK_REPO if sdk else REPO}:{fp}"
 
 
-def is_ready(settings: Settings, fp: str) -> bool:
-    """Whether the compiled stage of this dependency set was built on this node."""
+def is_ready(settings: Settings, fp: str, *, sdk: bool = False) -> bool:
+    """Whether the compiled stage of this dependency set (or SDK) was built on this node."""
+    label = SDK_LABEL if sdk else LABEL
     proc = subprocess.run(
         [
             docker_cli(settings),
             "image",
             "inspect",
             "--format",
-            f'{{{{index .Config.Labels "{LABEL}"}}}}',
-            tag(fp),
+            f'{{{{index .Config.Labels "{label}"}}}}',
+            tag(fp, sdk=sdk),
         ],
         capture_output=True,
         text=True,
@@ -75,32 +100,78 @@ def is_ready(settings: Settings, fp: str) -> bool:
     return proc.returncode == 0 and proc.stdout.strip() == fp
 
 
+@dataclass
+class Stages:
+    """Which stages a build starts from, and the fingerprints that chose them."""
+
+    deps_fp: str
+    deps_stage: str
+    sdk_fp: str | None = None
+    sdk_stage: str | None = None
+
+    def report(self) -> dict[str, str | None]:
+        return {
+            "deps_stage": self.deps_stage or None,
+            "deps_fingerprint": self.deps_fp or None,
+            "sdk_stage": self.sdk_stage,
+            "sdk_fingerprint": self.sdk_fp,
+        }
+
+
+def choose(
+    settings: Settings, pack: BuildPack, req: BuildRequest, base: str, *, compiled: bool
+) -> Stages:
+    """Set the stage build args of `req`: the compiled stages where this node has them (or,
+    with `compiled=True`, as the warm task builds them), else the plain ones."""
+    text = req.dockerfile.read_text()
+    stages = Stages(deps_fp="", deps_stage=DEPS_STAGE)
+    req.build_args.pop(DEPS_ARG, None)
+    req.build_args.pop(SDK_ARG, None)
+    if pack.has_sdk_stage():
+        stages.sdk_fp = fingerprint(settings, req, text, base, sdk=True)
+        ready = compiled or is_ready(settings, stages.sdk_fp, sdk=True)
+        stages.sdk_stage = SDK_COMPILED_STAGE if ready and not req.no_cache else SDK_STAGE
+        req.build_args[SDK_ARG] = stages.sdk_stage
+    stages.deps_fp = fingerprint(settings, req, text, base)
+    ready = compiled or is_ready(settings, stages.deps_fp)
+    stages.deps_stage = COMPILED_STAGE if ready and not req.no_cache else DEPS_STAGE
+    req.build_args[DEPS_ARG] = stages.deps_stage
+    return stages
+
+
 def warm(
     settings: Settings,
     req: BuildRequest,
-    fp: str,
+    stages: Stages,
     log: Callable[[str], None],
     cancelled: Callable[[], bool],
 ) -> None:
-    """Build and tag the compiled stage for `fp` (raises BuildFailed/BuildCancelled)."""
-    warm_req = BuildRequest(
-        context=req.context,
-        dockerfile=req.dockerfile,
-        tag=tag(fp),
-        build_args={**req.build_args, DEPS_ARG: COMPILED_STAGE},
-        secrets=req.secrets,
-        target=COMPILED_STAGE,
-        labels={LABEL: fp},
-    )
-    run_build(settings, warm_req, log, cancelled=cancelled)
+    """Build and tag the compiled stages `stages` names, the dependency set's first (raises
+    BuildFailed/BuildCancelled). `req` carries the build args `choose(compiled=True)` set."""
+    targets = [(COMPILED_STAGE, stages.deps_fp, False)]
+    if stages.sdk_fp and not is_ready(settings, stages.sdk_fp, sdk=True):
+        # Built as part of the dependency stage already: this only tags it.
+        targets.append((SDK_COMPILED_STAGE, stages.sdk_fp, True))
+    for target, fp, sdk in targets:
+        warm_req = BuildRequest(
+            context=req.context,
+            dockerfile=req.dockerfile,
+            tag=tag(fp, sdk=sdk),
+            build_args=dict(req.build_args),
+            secrets=req.secrets,
+            target=target,
+            labels={SDK_LABEL if sdk else LABEL: fp},
+        )
+        run_build(settings, warm_req, log, cancelled=cancelled)
     prune(settings)
+    prune(settings, repo=SDK_REPO)
 
 
-def prune(settings: Settings, keep: int = KEEP) -> list[str]:
+def prune(settings: Settings, keep: int = KEEP, repo: str = REPO) -> list[str]:
     """Untag all but the `keep` newest compiled stages; returns the tags removed."""
     docker = docker_cli(settings)
     listed = subprocess.run(
-        [docker, "images", REPO, "--format", "{{.CreatedAt}}\t{{.Repository}}:{{.Tag}}"],
+        [docker, "images", repo, "--format", "{{.CreatedAt}}\t{{.Repository}}:{{.Tag}}"],
         capture_output=True,
         text=True,
         check=False,

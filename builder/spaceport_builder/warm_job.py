@@ -29,7 +29,6 @@ from spaceport_builder import compiled_deps
 from spaceport_builder.build_job import Claimed, builds_dir, describe, prepare, superseded
 from spaceport_builder.front_matter import load_config
 from spaceport_builder.image_build import BuildCancelled, BuildFailed
-from spaceport_builder.packs.base import DEPS_ARG
 
 log = structlog.get_logger(__name__)
 
@@ -91,14 +90,18 @@ def _warm(settings: Settings, build_id: int, job: Claimed, tries: int) -> bool:
         pack, req, base = prepare(settings, job, config, repo_dir, workdir, lambda _line: None)
         if not pack.has_compiled_stage():
             return False
-        req.build_args.pop(DEPS_ARG, None)
-        fp = compiled_deps.fingerprint(settings, req, req.dockerfile.read_text(), base)
-        if compiled_deps.is_ready(settings, fp):
+        stages = compiled_deps.choose(settings, pack, req, base, compiled=True)
+        sdk_ready = not stages.sdk_fp or compiled_deps.is_ready(settings, stages.sdk_fp, sdk=True)
+        if sdk_ready and compiled_deps.is_ready(settings, stages.deps_fp):
+            _record_warmed(build_id, stages)  # by another Space's warm task
             return False
         compiled_deps.warm(
-            settings, req, fp, lambda _line: None, lambda: node_busy() or superseded(build_id)
+            settings, req, stages, lambda _line: None, lambda: node_busy() or superseded(build_id)
         )
-        log.info("build.warmed", build=build_id, fp=fp, seconds=time.monotonic() - started)
+        _record_warmed(build_id, stages)
+        log.info(
+            "build.warmed", build=build_id, **stages.report(), seconds=time.monotonic() - started
+        )
         return True
     except BuildCancelled:
         if not superseded(build_id) and tries < MAX_TRIES:  # a build came in: warm when idle
@@ -109,3 +112,15 @@ def _warm(settings: Settings, build_id: int, job: Claimed, tries: int) -> bool:
         return False
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _record_warmed(build_id: int, stages: compiled_deps.Stages) -> None:
+    """The build's cache report names the compiled stages made for it (what later builds of
+    the same dependency set start from)."""
+    with session_scope() as session:
+        build = session.get(Build, build_id)
+        if build is not None:
+            build.cache_report = {
+                **(build.cache_report or {}),
+                "warmed": {"deps": stages.deps_fp, "sdk": stages.sdk_fp},
+            }

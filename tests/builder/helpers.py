@@ -26,6 +26,7 @@ class BuildRow:
     cache_report: dict[str, Any]
     started_at: Any
     finished_at: Any
+    image: str | None = None
 
 
 def builds(space_id: str) -> list[BuildRow]:
@@ -49,6 +50,7 @@ def builds(space_id: str) -> list[BuildRow]:
                 dict(b.cache_report or {}),
                 b.started_at,
                 b.finished_at,
+                b.image,
             )
             for b in rows
         ]

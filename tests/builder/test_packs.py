@@ -31,7 +31,7 @@ def example(tmp_path: Path, name: str) -> Path:
 def test_gradio_layers_put_dependencies_before_code(tmp_path: Path) -> None:
     text = render(example(tmp_path, "gradio-hello"))
     lines = text.splitlines()
-    install = next(i for i, ln in enumerate(lines) if "uv pip install" in ln)
+    install = next(i for i, ln in enumerate(lines) if "-r /tmp/requirements.txt" in ln)
     code = lines.index("COPY --chown=1000:1000 . /home/user/app")
     assert install < code
     assert "--mount=type=cache,id=spaceport-uv,target=/home/user/.cache/uv" in lines[install]
@@ -39,6 +39,13 @@ def test_gradio_layers_put_dependencies_before_code(tmp_path: Path) -> None:
     # The final image starts from the compiled or the plain dependency stage.
     assert lines[0] == "ARG SPACEPORT_DEPS=deps-compiled"
     assert "FROM ${SPACEPORT_DEPS}" in lines
+    # Below them, the SDK alone (shared by every Space with this SDK version), then its
+    # bytecode; the dependency stage starts from one of the two.
+    assert lines[1] == "ARG SPACEPORT_SDK=sdk-compiled"
+    sdk = next(i for i, ln in enumerate(lines) if ln.endswith(" AS sdk"))
+    assert lines[sdk + 5].endswith('uv pip install "gradio"'), lines
+    assert "FROM sdk AS sdk-compiled" in lines
+    assert lines.index("FROM ${SPACEPORT_SDK} AS deps") > sdk
     assert lines[-1] == 'CMD ["python", "app.py"]'
 
 
@@ -58,6 +65,8 @@ def test_sdk_version_pins_the_sdk_and_system_packages_come_first(tmp_path: Path)
     pre = text.index("uv pip install -r /tmp/pre-requirements.txt")
     req = text.index('uv pip install "gradio==5.49.1" -r /tmp/requirements.txt')
     assert apt < pre < req < text.index("COPY --chown=1000:1000 . /home/user/app")
+    # pre-requirements come before everything, the SDK included: no shared SDK stage.
+    assert " AS sdk" not in text and "SPACEPORT_SDK" not in text
     assert text.index("USER root") < apt < text.index("USER user")
 
 
@@ -94,7 +103,7 @@ def test_gpu_hardware_picks_the_cuda_image_and_the_torch_index(tmp_path: Path) -
     assert not uses_gpu(settings, "cpu-basic")
     repo = example(tmp_path, "gpu-torch")
     text = render(repo, "spaceport/python-cuda:3.11", gpu=True, torch_index_url=TORCH_INDEX)
-    assert "FROM spaceport/python-cuda:3.11 AS deps" in text
+    assert "FROM spaceport/python-cuda:3.11 AS sdk" in text
     assert (
         f'uv pip install --extra-index-url {TORCH_INDEX} "gradio" -r /tmp/requirements.txt' in text
     )

@@ -172,12 +172,7 @@ def test_code_only_push_starts_from_the_compiled_dependencies(
     """After the first deploy the worker compiled gradio-chat's dependencies (meanwhile, the
     tests above ran); a code-only push then builds only the code on top of that stage."""
     space_id = spaces["gradio-chat"]
-    [first] = builds(space_id)
-    tag = f"spaceport/deps-compiled:{first.cache_report['deps_fingerprint']}"
-    deadline = time.monotonic() + 180
-    while subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode:
-        assert time.monotonic() < deadline, f"{tag} was never built"
-        time.sleep(0.5)
+    wait_compiled(space_id)
     app = variant(tmp_path, "gradio-chat")
     code = (app / "app.py").read_text().replace("You said", "You wrote")
     (app / "app.py").write_text(f"{code}\n# {uuid.uuid4().hex}\n")  # never built before
@@ -187,3 +182,51 @@ def test_code_only_push_starts_from_the_compiled_dependencies(
     assert report["dependencies_cached"] is True
     assert any("compileall" in step for step in report["cached"])
     assert report["built"] == ["COPY --chown=1000:1000 . /home/user/app"]
+    assert report["sdk_stage"] == "sdk-compiled"
+
+
+def wait_compiled(space_id: str, timeout: float = 180) -> dict[str, Any]:
+    """The cache report of the Space's first build once its compiled stages exist (built with
+    it, or by the warm task after its deploy)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report = builds(space_id)[0].cache_report
+        if report["deps_stage"] == "deps-compiled" or "warmed" in report:
+            return report
+        assert time.monotonic() < deadline, f"never warmed: {report}"
+        time.sleep(0.5)
+
+
+def test_a_new_dependency_set_starts_from_the_shared_compiled_sdk(
+    node: Node, spaces: dict[str, str], tmp_path: Path
+) -> None:
+    """Once any Space's Gradio was compiled (gradio-chat's, above), a new Space with
+    requirements of its own reuses the SDK layers: it installs only its own requirements and
+    its image holds Gradio's bytecode on its first deploy."""
+    wait_compiled(spaces["gradio-chat"])
+    space_id = node.create_space(unique("sdkshare"), sdk="gradio")
+    requirements = f"# {uuid.uuid4().hex}\nsix\n"  # a dependency set never built before
+    app = variant(tmp_path, "gradio-hello", **{"requirements.txt": requirements})
+    try:
+        assert node.push(app, space_id).returncode == 0
+        build = wait_deployed(node, space_id)
+        report = build.cache_report
+        assert report["sdk_stage"] == "sdk-compiled", report
+        assert report["deps_stage"] == "deps", report  # its own set: not compiled yet
+        assert any(s.endswith('uv pip install "gradio"') for s in report["cached"]), report
+        assert any("-r /tmp/requirements.txt" in step for step in report["built"]), report
+        probe = (
+            "import importlib.util, os, sys\n"
+            "specs = [importlib.util.find_spec(m) for m in ('gradio', 'gradio.blocks', 'six')]\n"
+            "print(' '.join(str(os.path.exists(s.cached)) for s in specs))"
+        )
+        out = subprocess.run(
+            ["docker", "run", "--rm", "--entrypoint", "python", str(build.image), "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.stdout.split() == ["True", "True", "False"], out.stdout + out.stderr
+        assert node.app_get(space_id, "/config").status_code == 200
+    finally:
+        clean_later([space_id])

@@ -4,16 +4,22 @@ Shaped after repo2docker's BuildPack. Layers are ordered so a push that changes 
 reuses every dependency layer: system packages, then pre-requirements, then requirements, then
 the code. Dependency installs use uv with a BuildKit cache mount shared by all builds.
 
-Python packs render three stages:
+Python packs render up to five stages:
 
-* `deps`: the base image plus every dependency (the layers a code-only push reuses);
+* `sdk`: the base image plus the SDK alone (Gradio or Streamlit at the Space's `sdk_version`),
+  and `sdk-compiled`: that plus its bytecode. They depend on nothing in the repo, so every Space
+  of the node that asks for the same SDK version shares them: a new Space with requirements of
+  its own installs only those, and starts from the SDK's bytecode on its first deploy;
+* `deps`: the SDK stage plus every dependency (the layers a code-only push reuses);
 * `deps-compiled`: `deps` plus the bytecode of every installed module, so an app starts without
   compiling gradio's thousands of modules first (3-4 s instead of 7-9 s here);
 * the final image: `FROM ${SPACEPORT_DEPS}` plus the code.
 
-Compiling takes longer than installing, so the builder picks `SPACEPORT_DEPS=deps` when the
-compiled stage is not in the cache yet (the first build of a dependency set: the app is up
-sooner) and warms `deps-compiled` after the deploy; the next code-only push then uses it.
+Compiling takes longer than installing, so the builder picks `SPACEPORT_DEPS=deps` (and
+`SPACEPORT_SDK=sdk`) when the compiled stage is not in the cache yet (the first build of a
+dependency set: the app is up sooner) and warms the compiled stages after the deploy; later
+builds then use them (compiled_deps.py). A Space with `pre-requirements.txt` has no SDK stage:
+those are installed before anything else, the SDK included.
 """
 
 from __future__ import annotations
@@ -36,6 +42,11 @@ APT_CACHE = (
 DEPS_ARG = "SPACEPORT_DEPS"
 DEPS_STAGE = "deps"
 COMPILED_STAGE = "deps-compiled"
+# Likewise for the SDK stage the `deps` stage starts from.
+SDK_ARG = "SPACEPORT_SDK"
+SDK_STAGE = "sdk"
+SDK_COMPILED_STAGE = "sdk-compiled"
+COMPILE = "RUN python -m compileall -q -j 0 /opt/venv/lib >/dev/null 2>&1 || true"
 # Index settings the builder passes as build args (an operator's mirror, extra indexes).
 INDEX_ARGS = ("UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
 TORCH_RE = re.compile(r"^\s*(torch|torchvision|torchaudio)\s*($|[=<>!~\[;@ ])", re.I)
@@ -82,6 +93,10 @@ class BuildPack(ABC):
         """Whether the Dockerfile has a `deps-compiled` stage worth warming after a deploy."""
         return False
 
+    def has_sdk_stage(self) -> bool:
+        """Whether the Dockerfile has the shared `sdk`/`sdk-compiled` stages."""
+        return False
+
 
 class PythonPack(BuildPack):
     """Shared by the Python SDKs: apt packages, pre-requirements, requirements, code."""
@@ -96,6 +111,26 @@ class PythonPack(BuildPack):
     def has_compiled_stage(self) -> bool:
         """pip compiles bytecode as it installs; a build without cache has nothing to reuse."""
         return self.ctx.installer == "uv" and self.ctx.cache
+
+    def has_sdk_stage(self) -> bool:
+        return (
+            self.has_compiled_stage()
+            and bool(self.sdk_requirements())
+            and not self.ctx.has("pre-requirements.txt")
+        )
+
+    def sdk_stages(self) -> list[str]:
+        """The SDK alone, then its bytecode: shared by every Space asking for this SDK."""
+        args = " ".join(json.dumps(r) for r in self.sdk_requirements())
+        return [
+            f"FROM {self.ctx.base_image} AS {SDK_STAGE}",
+            *(f"ARG {a}" for a in INDEX_ARGS),
+            self.install(args),
+            "",
+            f"FROM {SDK_STAGE} AS {SDK_COMPILED_STAGE}",
+            COMPILE,
+            "",
+        ]
 
     def install(self, args: str, *, torch: bool = False) -> str:
         """One `RUN` that installs `args` into /opt/venv with the configured installer."""
@@ -119,7 +154,8 @@ class PythonPack(BuildPack):
 
     def deps_stage(self) -> list[str]:
         ctx = self.ctx
-        out = [f"FROM {ctx.base_image} AS {DEPS_STAGE}", *(f"ARG {a}" for a in INDEX_ARGS)]
+        parent = f"${{{SDK_ARG}}}" if self.has_sdk_stage() else ctx.base_image
+        out = [f"FROM {parent} AS {DEPS_STAGE}", *(f"ARG {a}" for a in INDEX_ARGS)]
         packages = ctx.lines("packages.txt")
         if packages:
             apt_mount = f"{APT_CACHE} " if ctx.cache else ""
@@ -150,12 +186,14 @@ class PythonPack(BuildPack):
     def render(self) -> str:
         ctx = self.ctx
         if self.has_compiled_stage():
-            out = [
-                f"ARG {DEPS_ARG}={COMPILED_STAGE}",
+            out = [f"ARG {DEPS_ARG}={COMPILED_STAGE}"]
+            if self.has_sdk_stage():
+                out += [f"ARG {SDK_ARG}={SDK_COMPILED_STAGE}", *self.sdk_stages()]
+            out += [
                 *self.deps_stage(),
                 "",
                 f"FROM {DEPS_STAGE} AS {COMPILED_STAGE}",
-                "RUN python -m compileall -q -j 0 /opt/venv/lib >/dev/null 2>&1 || true",
+                COMPILE,
                 "",
                 f"FROM ${{{DEPS_ARG}}}",
             ]

@@ -16,6 +16,7 @@ would corrupt it, so an attached file is mounted from the device it already has.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -182,24 +183,27 @@ def size(settings: Settings, name: str) -> int | None:
 def remove(settings: Settings, name: str) -> None:
     """Unmount and delete the volume's filesystem (its engine volume is gone already)."""
     image, mount = image_path(settings, name), mount_path(settings, name)
-    if image.exists():
-        _unmount(image, mount, lazy=False)
-        image.unlink()
-    elif os.path.ismount(mount):
-        _run("umount", str(mount))
-    if mount.is_dir():
+    _unmount(image, mount, lazy=False)
+    # Another remover (the API's delete and the reconciler's sweep) may be a step ahead.
+    image.unlink(missing_ok=True)
+    with contextlib.suppress(FileNotFoundError):
         mount.rmdir()
     log.info("data_disk.removed", volume=name)
 
 
 def _unmount(image: Path, mount: Path, *, lazy: bool) -> None:
-    """Unmount and free the loop device (normally freed by umount itself: autoclear)."""
+    """Unmount and free the loop device (normally freed by umount itself: autoclear).
+    Unmounted meanwhile by someone else is fine; still mounted afterwards is an error."""
     if os.path.ismount(mount):
         if lazy:
             _run("umount", "-l", str(mount), ok=(0, 1, 32))
         else:
-            _run("umount", str(mount))
-    device = _loop_device(image)
+            try:
+                _run("umount", str(mount))
+            except DataDiskError:
+                if os.path.ismount(mount):
+                    raise
+    device = _loop_device(image) if image.exists() else None
     if device:
         _run("losetup", "-d", device, ok=(0, 1))
 
