@@ -245,6 +245,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         "SPACEPORT_FLAVORS": '{"test-tiny": {"cpus": 0.5, "memory": "256m", "pids": 128}}',
         # Small /data disks, so that filling one is quick.
         "SPACEPORT_DATA_SIZES": '{"small": "64MiB", "medium": "96MiB"}',
+        # No standby containers (on by default): the tests count a Space's containers, and
+        # tests/runtime/test_standby.py turns them on for its own worker.
+        "SPACEPORT_STANDBY_TTL_S": "0",
     }
     from tests.runtime.fake_gpus import fake_gpu_env
 

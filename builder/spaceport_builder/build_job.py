@@ -28,7 +28,7 @@ from spaceport.runtime.base import LABEL_COMMIT, LABEL_INSTANCE, LABEL_SPACE, LA
 from spaceport.services.spaces import active_deployment
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, Stage, building_stage
-from spaceport_builder import compiled_deps
+from spaceport_builder import compiled_deps, prewarm
 from spaceport_builder.base_images import BaseImageError, ensure_base_image, torch_index_url
 from spaceport_builder.build_lease import BuildLease
 from spaceport_builder.build_limits import apply_build_limits
@@ -271,6 +271,7 @@ def run_build_job(
         cache = {
             **report.as_dict(),
             **(stages or compiled_deps.Stages("", "")).report(),
+            "prewarm": prewarm.modules(config, repo_dir),
             "seconds": round(time.monotonic() - started, 2),
         }
         reused = "dependencies reused" if cache["dependencies_cached"] else "dependencies built"
@@ -399,6 +400,10 @@ def build_and_deploy(settings: Settings, build_id: int) -> bool:
                 from spaceport_builder.warm_job import send_warm
 
                 send_warm(build_id)
+            if deployed:  # its next code-only version starts in it (standby_job.py)
+                from spaceport_builder.standby_job import send_standby
+
+                send_standby(settings, build_id, countdown=settings.standby_delay_s)
             return deployed
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

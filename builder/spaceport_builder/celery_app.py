@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from spaceport.queue import BUILD_TASK, DEPLOY_TASK, celery_app
 from spaceport.settings import get_settings
+from spaceport_builder.standby_job import STANDBY_TASK
 from spaceport_builder.warm_job import WARM_TASK
 
 app = celery_app()
@@ -33,3 +34,10 @@ def deploy_task(space_pk: int, build_id: int | None = None) -> bool:
     from spaceport.runtime.deployer import deploy
 
     return deploy(get_settings(), space_pk, build_id)
+
+
+@app.task(name=STANDBY_TASK, acks_late=True)
+def standby_task(build_id: int, tries: int = 0) -> bool:
+    from spaceport_builder.standby_job import prepare_standby
+
+    return prepare_standby(get_settings(), build_id, tries)

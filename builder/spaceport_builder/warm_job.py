@@ -93,12 +93,12 @@ def _warm(settings: Settings, build_id: int, job: Claimed, tries: int) -> bool:
         stages = compiled_deps.choose(settings, pack, req, base, compiled=True)
         sdk_ready = not stages.sdk_fp or compiled_deps.is_ready(settings, stages.sdk_fp, sdk=True)
         if sdk_ready and compiled_deps.is_ready(settings, stages.deps_fp):
-            _record_warmed(build_id, stages)  # by another Space's warm task
+            _record_warmed(settings, build_id, stages)  # by another Space's warm task
             return False
         compiled_deps.warm(
             settings, req, stages, lambda _line: None, lambda: node_busy() or superseded(build_id)
         )
-        _record_warmed(build_id, stages)
+        _record_warmed(settings, build_id, stages)
         log.info(
             "build.warmed", build=build_id, **stages.report(), seconds=time.monotonic() - started
         )
@@ -114,9 +114,11 @@ def _warm(settings: Settings, build_id: int, job: Claimed, tries: int) -> bool:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _record_warmed(build_id: int, stages: compiled_deps.Stages) -> None:
+def _record_warmed(settings: Settings, build_id: int, stages: compiled_deps.Stages) -> None:
     """The build's cache report names the compiled stages made for it (what later builds of
-    the same dependency set start from)."""
+    the same dependency set start from); the Space's standby can start from them now."""
+    from spaceport_builder.standby_job import send_standby
+
     with session_scope() as session:
         build = session.get(Build, build_id)
         if build is not None:
@@ -124,3 +126,4 @@ def _record_warmed(build_id: int, stages: compiled_deps.Stages) -> None:
                 **(build.cache_report or {}),
                 "warmed": {"deps": stages.deps_fp, "sdk": stages.sdk_fp},
             }
+    send_standby(settings, build_id)

@@ -24,7 +24,7 @@ from spaceport.db.session import session_scope
 from spaceport.proxy import make_proxy
 from spaceport.proxy.sync import desired_routes, sync_routes
 from spaceport.proxy.traffic import record_activity
-from spaceport.runtime import crashes, janitor, jobs, make_backend, sleeper
+from spaceport.runtime import crashes, janitor, jobs, make_backend, sleeper, standby
 from spaceport.runtime.base import RuntimeBackend
 from spaceport.runtime.gpus import allocator
 from spaceport.runtime.thaw import ThawWatcher
@@ -80,6 +80,7 @@ def reconcile_once(settings: Settings) -> None:
         _step("start_due", lambda: start_due(settings))
         _step("gpus", allocator.release_stale)
         _step("orphans", lambda: janitor.remove_orphans(settings, engine))
+        _step("standbys", lambda: standby.sweep(settings, engine))
     _step("routes", lambda: sync_routes_if_needed(settings))
     _step("lost_builds", lambda: _recover_builds(settings))
 

@@ -155,6 +155,17 @@ class Settings(BaseSettings):
         description="Freeze a sleepable idle Space after this long (or half its sleep time, "
         "whichever is sooner); 0 turns light sleep off.",
     )
+    standby_ttl_s: int = Field(
+        default=600,
+        description="After a Gradio or Streamlit Space deploys, keep a standby container that "
+        "already imported its SDK for this long: the Space's next code-only version starts in "
+        "it (about a second instead of the SDK's whole import). 0 turns standbys off.",
+    )
+    standby_delay_s: float = Field(
+        default=20.0,
+        description="How long after a deploy its standby is prepared (the new version's first "
+        "visitors come first); it waits further while builds or starts are under way.",
+    )
     data_disks: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="Each Space's /data as a filesystem of its tier's size (ext4 in a sparse "

@@ -47,3 +47,4 @@ class DeploymentStatus(StrEnum):
     ACTIVE = "active"
     FAILED = "failed"
     STOPPED = "stopped"
+    STANDBY = "standby"  # a pre-warmed container waiting for the Space's next version

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,3 +73,25 @@ def app_text(node: Node, space_id: str, path: str = "/") -> tuple[int, str]:
     except httpx.HTTPError as exc:
         return 0, repr(exc)
     return r.status_code, r.text
+
+
+def pid_of(node: Node, name: str) -> int:
+    return int((node.settings.run_dir / f"{name}.pid").read_text())
+
+
+def kill_process(node: Node, name: str) -> None:
+    """SIGKILL a node process (its whole group), as a crash would."""
+    pid = pid_of(node, name)
+    os.killpg(pid, signal.SIGKILL)
+    wait_for(lambda: not alive(pid), 10)
+    with contextlib.suppress(ChildProcessError):  # the node fixture started it: reap it
+        os.waitpid(pid, 0)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie has exited
+        return fh.read().split()[2] != "Z"

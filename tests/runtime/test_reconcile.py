@@ -8,7 +8,6 @@ its restart test runs only in CI (or with SPACEPORT_TEST_RESTART_DOCKERD=1), las
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
@@ -20,7 +19,17 @@ import docker
 import pytest
 
 from tests.conftest import Node, may_restart
-from tests.runtime.helpers import app_text, containers, echo_space, hf, settled, wait_for
+from tests.runtime.helpers import (
+    alive,
+    app_text,
+    containers,
+    echo_space,
+    hf,
+    kill_process,
+    pid_of,
+    settled,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -64,28 +73,6 @@ def back_where_they_were(node: Node, running: str, paused: str, timeout: float =
     assert containers(paused, all=True) == []
 
 
-def pid_of(node: Node, name: str) -> int:
-    return int((node.settings.run_dir / f"{name}.pid").read_text())
-
-
-def kill_process(node: Node, name: str) -> None:
-    """SIGKILL a node process (its whole group), as a crash would."""
-    pid = pid_of(node, name)
-    os.killpg(pid, signal.SIGKILL)
-    wait_for(lambda: not _alive(pid), 10)
-    with contextlib.suppress(ChildProcessError):  # the node fixture started it: reap it
-        os.waitpid(pid, 0)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as fh:  # a zombie has exited
-        return fh.read().split()[2] != "Z"
-
-
 def test_killed_container_is_restarted(node: Node, pair: tuple[str, str]) -> None:
     running, paused = pair
     builds = build_count(pair)
@@ -118,7 +105,7 @@ def test_killed_worker_changes_nothing(node: Node, pair: tuple[str, str]) -> Non
     old = pid_of(node, "worker")
     kill_process(node, "worker")
     ensure_worker(node.settings, print)
-    assert pid_of(node, "worker") != old and _alive(pid_of(node, "worker"))
+    assert pid_of(node, "worker") != old and alive(pid_of(node, "worker"))
     back_where_they_were(node, running, paused)
     assert [c.id for c in containers(running)] == [serving]
     assert build_count(pair) == builds
@@ -150,7 +137,7 @@ def restart_dockerd() -> None:
             ).stdout.split()[0]
         )
         os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: not _alive(pid), 60, every=0.5)
+        wait_for(lambda: not alive(pid), 60, every=0.5)
         with open("/var/log/dockerd.log", "ab") as log:
             subprocess.Popen(
                 ["dockerd"],

@@ -37,6 +37,8 @@ class ContainerSpec:
     pids: int = 2048
     gpus: GpuAttachment | None = None
     data_volume: str | None = None
+    command: list[str] | None = None  # None: the image's own CMD
+    cpu_shares: int | None = None  # CPU weight against other containers (None: the default)
 
 
 @dataclass
@@ -145,3 +147,26 @@ class RuntimeBackend(ABC):
     @abstractmethod
     def volumes(self) -> builtins.list[str]:
         """Names of the volumes this platform manages on this node."""
+
+    # Standby containers (runtime/standby.py): a new version's code moved into a container
+    # whose interpreter already imported the app's SDK.
+
+    @abstractmethod
+    def image_layers(self, image: str) -> builtins.list[str]:
+        """The image's filesystem layers, base first ([] when the image is missing)."""
+
+    @abstractmethod
+    def image_command(self, image: str) -> builtins.list[str]:
+        """The image's CMD."""
+
+    @abstractmethod
+    def copy_from_image(self, image: str, path: str, container_id: str) -> None:
+        """Copy the directory `path` of `image` into the same place of a running container."""
+
+    @abstractmethod
+    def put_file(self, container_id: str, path: str, data: bytes) -> None:
+        """Write a file (owned by uid 1000) into a running container."""
+
+    @abstractmethod
+    def set_cpu_shares(self, container_id: str, shares: int) -> None:
+        """Change a running container's CPU weight."""

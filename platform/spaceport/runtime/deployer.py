@@ -24,8 +24,14 @@ from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.session import session_scope
 from spaceport.flavors import Flavor, UnknownFlavor
 from spaceport.proxy.sync import sync_routes
-from spaceport.runtime import make_backend
-from spaceport.runtime.base import LABEL_COMMIT, ContainerSpec, RuntimeBackend, RuntimeBackendError
+from spaceport.runtime import make_backend, standby
+from spaceport.runtime.base import (
+    LABEL_COMMIT,
+    ContainerSpec,
+    ContainerState,
+    RuntimeBackend,
+    RuntimeBackendError,
+)
 from spaceport.runtime.crashes import needs_owner, record_failure
 from spaceport.runtime.desired import Desired, resting_stage
 from spaceport.runtime.env import app_env, app_port
@@ -79,6 +85,31 @@ def release_image(session: Session, space: Space) -> tuple[str, str, int | None]
         select(Deployment).where(Deployment.space_id == space.id).order_by(Deployment.id.desc())
     )
     return (dep.image, dep.commit_sha or "", dep.build_id) if dep else None
+
+
+def container_spec(
+    session: Session,
+    settings: Settings,
+    space: Space,
+    dep_id: int,
+    image: str,
+    commit: str | None,
+    flavor: Flavor,
+) -> ContainerSpec:
+    """How the Space's deployment `dep_id` runs (GPUs are attached later, when booked)."""
+    return ContainerSpec(
+        space_id=space.space_id,
+        deployment_id=dep_id,
+        image=image,
+        name=container_name(space, dep_id),
+        port=app_port(space),
+        env=app_env(session, settings, space, commit),
+        labels={LABEL_COMMIT: commit or ""},
+        cpus=flavor.cpus,
+        memory_bytes=flavor.memory_bytes,
+        pids=flavor.pids,
+        data_volume=volume_name(settings, space.id) if space.storage else None,
+    )
 
 
 def startup_timeout(settings: Settings, space: Space) -> float:
@@ -180,19 +211,7 @@ def _plan(
         session.add(dep)
         space.stage = starting_stage(current is not None).value
         session.flush()
-        spec = ContainerSpec(
-            space_id=space.space_id,
-            deployment_id=dep.id,
-            image=image,
-            name=container_name(space, dep.id),
-            port=app_port(space),
-            env=app_env(session, settings, space, commit),
-            labels={LABEL_COMMIT: commit or ""},
-            cpus=flavor.cpus,
-            memory_bytes=flavor.memory_bytes,
-            pids=flavor.pids,
-            data_volume=volume_name(settings, space.id) if space.storage else None,
-        )
+        spec = container_spec(session, settings, space, dep.id, image, commit, flavor)
         return Plan(
             space_pk=space.id,
             space_id=space.space_id,
@@ -270,7 +289,8 @@ def _run(
             return False
     log.info("deploy.start", space=plan.space_id, image=plan.spec.image, deployment=plan.dep_id)
     try:
-        state = backend.start(plan.spec)
+        state = None if plan.flavor.gpus else _take_standby(backend, plan)
+        state = state or backend.start(plan.spec)
     except RuntimeBackendError as exc:
         _fail(settings, backend, plan, None, str(exc))
         return False
@@ -299,6 +319,17 @@ def _run(
         _fail(settings, backend, plan, state.id, ready.reason)
         return False
     return _promote(settings, backend, plan, state.upstream)
+
+
+def _take_standby(backend: RuntimeBackend, plan: Plan) -> ContainerState | None:
+    """The Space's standby container, with the new version moved in (runtime/standby.py);
+    None when it has none that fits. The plan's deployment becomes the standby's row."""
+    taken = standby.take(backend, plan.space_pk, plan.dep_id, plan.spec)
+    if taken is None:
+        return None
+    plan.dep_id, state = taken
+    log.info("deploy.standby_taken", space=plan.space_id, container=state.name)
+    return state
 
 
 def _promote(settings: Settings, backend: RuntimeBackend, plan: Plan, upstream: str) -> bool:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import io
+import posixpath
+import tarfile
+import time
 from typing import Any, ClassVar, cast
 
 import docker
@@ -128,6 +132,8 @@ class DockerBackend(RuntimeBackend):
                     "max-buffer-size": "4m",
                 },
             },
+            **({"command": spec.command} if spec.command is not None else {}),
+            **({"cpu_shares": spec.cpu_shares} if spec.cpu_shares is not None else {}),
             **options,
         }
 
@@ -370,3 +376,49 @@ class DockerBackend(RuntimeBackend):
             oom_killed=bool(state.get("OOMKilled")),
             created=str(attrs.get("Created", "")),
         )
+
+    def image_layers(self, image: str) -> builtins.list[str]:
+        try:
+            attrs = self.client.api.inspect_image(image)
+        except (NotFound, ImageNotFound, APIError):
+            return []
+        return [str(layer) for layer in (attrs.get("RootFS") or {}).get("Layers") or []]
+
+    def image_command(self, image: str) -> builtins.list[str]:
+        try:
+            attrs = self.client.api.inspect_image(image)
+        except (NotFound, ImageNotFound, APIError) as exc:
+            raise RuntimeBackendError(f"no image {image}: {exc}") from exc
+        return [str(part) for part in (attrs.get("Config") or {}).get("Cmd") or []]
+
+    def copy_from_image(self, image: str, path: str, container_id: str) -> None:
+        try:
+            source = self.client.api.create_container(image, command=["true"], user="1000:1000")
+        except (APIError, ImageNotFound) as exc:
+            raise RuntimeBackendError(f"could not read {path} of {image}: {exc}") from exc
+        try:
+            stream, _ = self.client.api.get_archive(source["Id"], path)
+            archive = b"".join(stream)
+            self.client.api.put_archive(container_id, posixpath.dirname(path), archive)
+        except (APIError, NotFound) as exc:
+            raise RuntimeBackendError(f"could not copy {path} from {image}: {exc}") from exc
+        finally:
+            with contextlib.suppress(APIError, NotFound):
+                self.client.api.remove_container(source["Id"], force=True)
+
+    def put_file(self, container_id: str, path: str, data: bytes) -> None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(posixpath.basename(path))
+            info.size, info.uid, info.gid, info.mtime = len(data), 1000, 1000, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        try:
+            self.client.api.put_archive(container_id, posixpath.dirname(path), buf.getvalue())
+        except (APIError, NotFound) as exc:
+            raise RuntimeBackendError(f"could not write {path}: {exc}") from exc
+
+    def set_cpu_shares(self, container_id: str, shares: int) -> None:
+        try:
+            self.client.api.update_container(container_id, cpu_shares=shares)
+        except (APIError, NotFound) as exc:
+            raise RuntimeBackendError(f"could not reweigh {container_id[:12]}: {exc}") from exc

@@ -23,7 +23,12 @@ from spaceport.stages import DeploymentStatus
 log = structlog.get_logger(__name__)
 
 GRACE_S = 60  # a stopped deployment's container may still be draining this long
-LIVE = (DeploymentStatus.STARTING.value, DeploymentStatus.ACTIVE.value)
+# Standbys (runtime/standby.py) too: the reconciler's standby sweep decides when they go.
+LIVE = (
+    DeploymentStatus.STARTING.value,
+    DeploymentStatus.ACTIVE.value,
+    DeploymentStatus.STANDBY.value,
+)
 
 
 def fail_stale_starts(settings: Settings, backend: RuntimeBackend) -> int:

@@ -27,7 +27,11 @@ def retire(
         if dep is None:
             return
         container = dep.container_id
-        if dep.status in (DeploymentStatus.ACTIVE, DeploymentStatus.STARTING):
+        if dep.status in (
+            DeploymentStatus.ACTIVE,
+            DeploymentStatus.STARTING,
+            DeploymentStatus.STANDBY,
+        ):
             mark_stopped(dep, status)
     if container:
         backend.stop(container, timeout=timeout)

@@ -81,7 +81,11 @@ def hold(session: Session, settings: Settings, space: Space, desired: Desired) -
             select(Deployment).where(
                 Deployment.space_id == space.id,
                 Deployment.status.in_(
-                    (DeploymentStatus.ACTIVE.value, DeploymentStatus.STARTING.value)
+                    (
+                        DeploymentStatus.ACTIVE.value,
+                        DeploymentStatus.STARTING.value,
+                        DeploymentStatus.STANDBY.value,
+                    )
                 ),
             )
         )

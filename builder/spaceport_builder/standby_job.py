@@ -1,0 +1,66 @@
+"""The standby task: after a deploy, prepare the Space's standby container (runtime/standby.py).
+
+The builder knows what the runtime cannot: which image holds exactly the build's compiled
+dependencies (the image its next code-only version will be built on) and which modules the
+app may have imported ahead of it (prewarm.py). The task runs `standby_delay_s` after the
+deploy, and again when the warm task has compiled the dependencies; like warming it waits
+while builds or app starts are under way, so it never slows one down.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from spaceport.db.models import Build
+from spaceport.db.session import session_scope
+from spaceport.settings import Settings
+from spaceport_builder import compiled_deps
+from spaceport_builder.warm_job import node_busy
+
+log = structlog.get_logger(__name__)
+
+STANDBY_TASK = "spaceport.standby"
+RETRY_S = 5
+MAX_TRIES = 60
+
+
+def send_standby(settings: Settings, build_id: int, countdown: float = 0, tries: int = 0) -> None:
+    if settings.standby_ttl_s <= 0:
+        return
+    from spaceport.queue import celery_app
+
+    celery_app().send_task(STANDBY_TASK, args=[build_id, tries], countdown=countdown)
+
+
+def standby_image(report: dict[str, object]) -> str | None:
+    """The compiled dependency image the build's final image was (or will next be) built on."""
+    warmed = report.get("warmed")
+    if isinstance(warmed, dict) and warmed.get("deps"):
+        return compiled_deps.tag(str(warmed["deps"]))
+    if report.get("deps_stage") == compiled_deps.COMPILED_STAGE and report.get("deps_fingerprint"):
+        return compiled_deps.tag(str(report["deps_fingerprint"]))
+    return None
+
+
+def prepare_standby(settings: Settings, build_id: int, tries: int = 0) -> bool:
+    """Start the standby of the Space `build_id` deployed; True when one was started."""
+    from spaceport.runtime import standby
+
+    if settings.standby_ttl_s <= 0:
+        return False
+    with session_scope() as session:
+        build = session.get(Build, build_id)
+        if build is None:
+            return False
+        space_pk, report = build.space_id, dict(build.cache_report or {})
+    modules = [str(m) for m in report.get("prewarm") or []]
+    image = standby_image(report)
+    if not modules or image is None or not compiled_deps.is_ready(settings, image.split(":")[-1]):
+        return False  # nothing to import ahead, or the compiled dependencies are not built yet
+    if node_busy():
+        if tries < MAX_TRIES:
+            send_standby(settings, build_id, countdown=RETRY_S, tries=tries + 1)
+        return False
+    started = standby.prepare(settings, space_pk, build_id, image, modules)
+    log.info("standby.prepared" if started else "standby.skipped", build=build_id, image=image)
+    return started

@@ -1,0 +1,259 @@
+"""Standby containers: a Space's next code-only version starts in an interpreter that already
+imported its SDK.
+
+A code-only push builds in under a second; what the owner then waits for is the app's own
+start, and most of a Gradio app's start is `import gradio` (3-4 s here). So after a deploy the
+worker prepares a standby (builder's standby_job.py): a container of the Space, with its
+exact spec (env, limits, /data, network), from the image of its compiled dependencies (the
+image its next code-only version is built on), whose interpreter imports the SDK at a low CPU
+weight and then waits. The next deploy takes it when it fits (`take`): same spec, and the new
+image is that image plus layers (so the dependencies are the same bytes). The new version's
+code is copied in, the launcher is told to run it, and the container gets the normal CPU
+weight. Anything else (new dependencies, a changed variable, a GPU Space) starts a fresh
+container as before. Standbys are deployment rows with status `standby`; the reconciler
+removes them after their lifetime (`standby_ttl_s`) or when their Space stops running.
+
+What the app sees is the same as `python app.py`: its file runs as `__main__` with its
+directory first on `sys.path`, and variables that differ per version (the commit) are set
+before it runs. Only apps whose code before the SDK import cannot matter get a standby
+(builder's prewarm.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from spaceport.db.models import Deployment, Space, utcnow
+from spaceport.db.session import session_scope
+from spaceport.runtime.base import (
+    LABEL_COMMIT,
+    ContainerSpec,
+    ContainerState,
+    RuntimeBackend,
+    RuntimeBackendError,
+)
+from spaceport.runtime.desired import Desired
+from spaceport.runtime.locks import is_locked, space_lock
+from spaceport.runtime.retire import retire
+from spaceport.settings import Settings
+from spaceport.stages import DeploymentStatus
+
+log = structlog.get_logger(__name__)
+
+LABEL_STANDBY = "org.spaceport.standby"  # the spec digest it was made for
+LABEL_EXPIRES = "org.spaceport.standby-expires"  # unix time after which it is removed
+APP_DIR = "/home/user/app"
+GO_FILE = "/tmp/.spaceport-go"
+STANDBY_CPU_SHARES = 64  # while importing: far behind every serving app (1024)
+SERVING_CPU_SHARES = 1024
+VOLATILE_ENV = ("SPACE_COMMIT_SHA",)  # differs per version; given to the launcher instead
+
+# The standby's command: `python -c LAUNCHER module...`. Imports the modules, waits for the
+# go file (written by `take`; still there when the container restarts), then runs the app as
+# its image's CMD would have.
+LAUNCHER = r"""
+import importlib, json, os, runpy, sys, time
+t0 = time.monotonic()
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        print(f"Spaceport standby: importing {name} failed ({exc})", file=sys.stderr)
+print(f"Spaceport standby: {' '.join(sys.argv[1:])} imported in "
+      f"{time.monotonic() - t0:.2f} s, waiting for the app", file=sys.stderr, flush=True)
+while not os.path.exists(GO_FILE):
+    time.sleep(0.02)
+with open(GO_FILE) as f:
+    go = json.load(f)
+os.environ.update(go["env"])
+argv = go["argv"]
+os.chdir(APP_DIR)
+if len(argv) == 2 and argv[0] in ("python", "python3") and argv[1].endswith(".py"):
+    sys.argv = [argv[1]]
+    sys.path[0] = os.path.dirname(os.path.abspath(argv[1]))
+    runpy.run_path(argv[1], run_name="__main__")
+else:
+    from importlib.metadata import entry_points
+    found = list(entry_points(group="console_scripts", name=argv[0]))
+    if not found:
+        os.execvp(argv[0], argv)
+    sys.argv = argv
+    sys.exit(found[0].load()())
+""".replace("GO_FILE", repr(GO_FILE)).replace("APP_DIR", repr(APP_DIR))
+
+
+def spec_digest(spec: ContainerSpec) -> str:
+    """What must be equal for a standby to run a new version: everything but the image, the
+    command, the names and the per-version variables."""
+    fields = asdict(spec)
+    for key in ("image", "name", "deployment_id", "command", "cpu_shares", "labels"):
+        fields.pop(key, None)
+    fields["env"] = {k: v for k, v in spec.env.items() if k not in VOLATILE_ENV}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _standbys(session: Session, space_pk: int) -> list[Deployment]:
+    return list(
+        session.scalars(
+            select(Deployment)
+            .where(Deployment.space_id == space_pk, Deployment.status == DeploymentStatus.STANDBY)
+            .order_by(Deployment.id.desc())
+        )
+    )
+
+
+def prepare(
+    settings: Settings, space_pk: int, build_id: int, image: str, modules: list[str]
+) -> bool:
+    """Start a standby of the Space, which is serving `build_id` (else nothing is done)."""
+    from spaceport.flavors import UnknownFlavor
+    from spaceport.runtime import make_backend
+    from spaceport.runtime.deployer import active_deployment, container_spec
+    from spaceport.runtime.hardware import resolve_flavor
+
+    backend = make_backend(settings)
+    with space_lock(settings, space_pk, wait_s=0) as lock:
+        if lock is None:  # a deploy is under way: its own standby follows it
+            return False
+        with session_scope() as session:
+            space = session.get(Space, space_pk)
+            current = active_deployment(session, space_pk)
+            if space is None or space.desired != Desired.RUNNING or current is None:
+                return False
+            if current.build_id != build_id:
+                return False  # a newer version serves
+            try:
+                flavor = resolve_flavor(settings, space.hardware_requested)
+            except UnknownFlavor:
+                return False
+            if flavor.gpus:
+                return False  # a standby would hold devices the serving version needs
+            old = [(o.id, o.container_id, o.image) for o in _standbys(session, space_pk)]
+            dep = Deployment(
+                space=space, image=image, status=DeploymentStatus.STANDBY.value, created_at=utcnow()
+            )
+            session.add(dep)
+            session.flush()
+            spec = container_spec(session, settings, space, dep.id, image, None, flavor)
+            dep_id = dep.id
+        digest = spec_digest(spec)
+        for old_id, container, old_image in old:
+            state = backend.inspect(container) if container else None
+            same = state is not None and state.labels.get(LABEL_STANDBY) == digest
+            if same and old_image == image and state is not None and state.running:
+                _drop_row(dep_id)  # the one it has is still right
+                return False
+            retire(backend, old_id, timeout=0)  # one standby per Space: the newest
+        spec.command = ["python", "-c", LAUNCHER, *modules]
+        spec.cpu_shares = STANDBY_CPU_SHARES
+        expires = int(time.time() + settings.standby_ttl_s)
+        spec.labels = {LABEL_COMMIT: "", LABEL_STANDBY: digest, LABEL_EXPIRES: str(expires)}
+        try:
+            state = backend.start(spec)
+        except RuntimeBackendError as exc:
+            log.warning("standby.failed", space_pk=space_pk, error=str(exc))
+            retire(backend, dep_id, timeout=0, status=DeploymentStatus.FAILED)
+            return False
+        with session_scope() as session:
+            row = session.get(Deployment, dep_id)
+            if row is not None:
+                row.container_id, row.upstream = state.id, state.upstream
+        log.info("standby.started", space_pk=space_pk, container=state.name, image=image)
+        return True
+
+
+def _drop_row(dep_id: int) -> None:
+    with session_scope() as session:
+        row = session.get(Deployment, dep_id)
+        if row is not None:
+            session.delete(row)
+
+
+def take(
+    backend: RuntimeBackend, space_pk: int, dep_id: int, spec: ContainerSpec
+) -> tuple[int, ContainerState] | None:
+    """Move the planned version (`dep_id`, `spec`) into the Space's standby, if one fits:
+    (the deployment id it runs under now, its container). The caller holds the Space's lock."""
+    with session_scope() as session:
+        rows = _standbys(session, space_pk)
+        if not rows or not rows[0].container_id or spec.command is not None:
+            return None
+        standby_id, container, image = rows[0].id, str(rows[0].container_id), rows[0].image
+    state = backend.inspect(container)
+    fits = (
+        state is not None
+        and state.running
+        and state.labels.get(LABEL_STANDBY) == spec_digest(spec)
+        and _extends(backend, spec.image, image)
+    )
+    if not fits or state is None:
+        retire(backend, standby_id, timeout=0)  # stale: a fresh one follows this deploy
+        return None
+    try:
+        argv = backend.image_command(spec.image)
+        backend.copy_from_image(spec.image, APP_DIR, container)
+        env = {k: spec.env[k] for k in VOLATILE_ENV if k in spec.env}
+        backend.put_file(container, GO_FILE, json.dumps({"argv": argv, "env": env}).encode())
+        backend.set_cpu_shares(container, SERVING_CPU_SHARES)
+    except RuntimeBackendError as exc:
+        log.warning("standby.take_failed", container=state.name, error=str(exc))
+        retire(backend, standby_id, timeout=0)
+        return None
+    with session_scope() as session:
+        row, planned = session.get(Deployment, standby_id), session.get(Deployment, dep_id)
+        if row is None or planned is None:
+            return None
+        row.status, row.image, row.commit_sha = (
+            DeploymentStatus.STARTING.value,
+            planned.image,
+            planned.commit_sha,
+        )
+        row.build_id, row.created_at, row.error_message = planned.build_id, planned.created_at, None
+        session.delete(planned)
+    return standby_id, state
+
+
+def _extends(backend: RuntimeBackend, image: str, base: str) -> bool:
+    """`image` is `base` plus layers: the same dependencies, byte for byte, and more."""
+    base_layers = backend.image_layers(base)
+    layers = backend.image_layers(image)
+    return (
+        bool(base_layers)
+        and len(layers) > len(base_layers)
+        and layers[: len(base_layers)] == base_layers
+    )
+
+
+def sweep(settings: Settings, backend: RuntimeBackend) -> int:
+    """Remove standbys past their lifetime, of Spaces that no longer run, or whose container
+    is gone. A Space whose deploy is under way is left alone (it may be taking its standby)."""
+    removed = 0
+    with session_scope() as session:
+        rows = session.execute(
+            select(Deployment.id, Deployment.space_id, Deployment.container_id, Space.desired)
+            .join(Space, Space.id == Deployment.space_id)
+            .where(Deployment.status == DeploymentStatus.STANDBY)
+        ).all()
+    for dep_id, space_pk, container, desired in rows:
+        if is_locked(settings, space_pk):
+            continue
+        state = backend.inspect(container) if container else None
+        expires = int((state.labels.get(LABEL_EXPIRES) if state else None) or 0)
+        if (
+            desired == Desired.RUNNING
+            and state is not None
+            and state.running
+            and expires > time.time()
+        ):
+            continue
+        retire(backend, dep_id, timeout=0)
+        removed += 1
+        log.info("standby.removed", deployment=dep_id)
+    return removed

@@ -1,0 +1,158 @@
+"""Standby containers (runtime/standby.py): after a Gradio Space deploys, the worker prepares a
+container that already imported Gradio; the next code-only version starts in it. A version
+with other dependencies does not, and a paused Space keeps no standby."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+
+from tests.builder.helpers import clean_later, head_sha, variant, wait_deployed
+from tests.conftest import PUBLIC_PORT, Node, unique
+from tests.runtime.helpers import containers, hf, kill_process, wait_for
+
+pytestmark = pytest.mark.slow
+
+STANDBY_ENV = {"SPACEPORT_STANDBY_TTL_S": "600", "SPACEPORT_STANDBY_DELAY_S": "1"}
+# The app answers with the commit it runs: a variable that differs per version.
+APP = """import os
+
+import gradio as gr
+
+GREETING = "{greeting}"
+
+
+def greet(name: str) -> str:
+    return f"{{GREETING}}, {{name}}! ({{os.environ.get('SPACE_COMMIT_SHA', '')}})"
+
+
+gr.Interface(fn=greet, inputs=gr.Textbox(label="Name"), outputs=gr.Textbox()).launch()
+"""
+
+
+@pytest.fixture
+def standby_worker(node: Node) -> Iterator[None]:
+    """The suite's node runs with standbys off (its tests count containers); here its worker
+    runs with them on, as every node does by default."""
+    from spaceport.node import ensure_worker
+
+    saved = {k: os.environ.get(k) for k in STANDBY_ENV}
+    os.environ.update(STANDBY_ENV)
+    kill_process(node, "worker")
+    ensure_worker(node.settings, print)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        kill_process(node, "worker")
+        ensure_worker(node.settings, print)
+
+
+def deployments(space_id: str) -> list[dict[str, Any]]:
+    """The Space's deployment rows, oldest first, as an operator would read them."""
+    from sqlalchemy import select
+
+    from spaceport.db.models import Deployment, Space
+    from spaceport.db.session import session_scope
+
+    owner, name = space_id.split("/")
+    with session_scope() as session:
+        space = session.scalar(select(Space).where(Space.owner == owner, Space.name == name))
+        assert space is not None
+        rows = session.scalars(
+            select(Deployment).where(Deployment.space_id == space.id).order_by(Deployment.id)
+        )
+        return [
+            {"id": d.id, "status": d.status, "container": d.container_id, "commit": d.commit_sha}
+            for d in rows
+        ]
+
+
+def warm_standby(space_id: str, timeout: float = 240) -> str:
+    """The container of the Space's standby, once its interpreter imported Gradio."""
+
+    def ready() -> str | None:
+        rows = [d for d in deployments(space_id) if d["status"] == "standby" and d["container"]]
+        if not rows:
+            return None
+        try:
+            logs = docker.from_env().containers.get(rows[-1]["container"]).logs().decode()
+        except docker.errors.NotFound:
+            return None
+        return str(rows[-1]["container"]) if "waiting for the app" in logs else None
+
+    return wait_for(ready, timeout, every=0.5)
+
+
+def serving(space_id: str) -> dict[str, Any]:
+    [active] = [d for d in deployments(space_id) if d["status"] == "active"]
+    return active
+
+
+def answer(node: Node, space_id: str) -> str:
+    """What the app answers through Caddy, as gradio_client would ask it."""
+    host = {"Host": node.app_host(space_id)}
+    base = f"http://127.0.0.1:{PUBLIC_PORT}/gradio_api/call/greet"
+    r = httpx.post(base, json={"data": ["World"]}, headers=host, timeout=30)
+    assert r.status_code == 200, r.text
+    stream = httpx.get(f"{base}/{r.json()['event_id']}", headers=host, timeout=60).text
+    return next(line[5:].strip() for line in stream.splitlines() if line.startswith("data:"))
+
+
+def push_app(node: Node, tmp: Path, space_id: str, greeting: str, requirements: str) -> str:
+    app = variant(
+        tmp,
+        "gradio-hello",
+        **{"app.py": APP.format(greeting=greeting), "requirements.txt": requirements},
+    )
+    assert node.push(app, space_id).returncode == 0
+    wait_deployed(node, space_id, timeout=300)
+    return head_sha(node, space_id)
+
+
+def test_code_only_push_starts_in_the_standby(
+    node: Node, standby_worker: None, tmp_path: Path
+) -> None:
+    space_id = node.create_space(unique("standby"), sdk="gradio")
+    requirements = f"# {uuid.uuid4().hex}\n"  # a dependency set of its own
+    try:
+        push_app(node, tmp_path, space_id, "Hello", requirements)
+        standby = warm_standby(space_id)
+        assert serving(space_id)["container"] != standby
+
+        # A code-only push: the new version runs in the standby's container, with its own
+        # commit in the environment.
+        sha = push_app(node, tmp_path, space_id, "Howdy", requirements)
+        active = serving(space_id)
+        assert (active["container"], active["commit"]) == (standby, sha)
+        assert answer(node, space_id) == f'["Howdy, World! ({sha})"]'
+        info = docker.from_env().api.inspect_container(standby)
+        assert info["HostConfig"]["CpuShares"] == 1024  # no longer behind every other app
+
+        # New dependencies: not the standby's (prepared again for the version above).
+        standby = warm_standby(space_id)
+        sha = push_app(node, tmp_path, space_id, "Hi", requirements + "six\n")
+        assert serving(space_id)["container"] != standby
+        assert answer(node, space_id) == f'["Hi, World! ({sha})"]'
+        assert standby not in [
+            d["container"] for d in deployments(space_id) if d["status"] in ("standby", "active")
+        ]
+
+        # A paused Space keeps no standby (one comes once the new dependencies are compiled).
+        standby = warm_standby(space_id)
+        hf(node).pause_space(space_id)
+        wait_for(lambda: not containers(space_id), 60)
+        assert all(d["status"] != "standby" for d in deployments(space_id))
+    finally:
+        clean_later([space_id])
