@@ -149,8 +149,17 @@ def test_code_only_push_starts_in_the_standby(
             d["container"] for d in deployments(space_id) if d["status"] in ("standby", "active")
         ]
 
-        # A paused Space keeps no standby (one comes once the new dependencies are compiled).
+        # A Space that sleeps gives its standby's memory back too (one came once the new
+        # dependencies were compiled); so does a paused one.
         standby = warm_standby(space_id)
+        with node.api() as api:
+            r = api.post(f"/api/v1/spaces/{space_id}/sleep", params={"deep": True})
+            assert r.status_code == 200, r.text
+        wait_for(lambda: not containers(space_id), 60)
+        assert all(d["status"] != "standby" for d in deployments(space_id))
+        sha = push_app(node, tmp_path, space_id, "Hey", requirements + "six\n")
+        assert answer(node, space_id) == f'["Hey, World! ({sha})"]'
+        warm_standby(space_id)
         hf(node).pause_space(space_id)
         wait_for(lambda: not containers(space_id), 60)
         assert all(d["status"] != "standby" for d in deployments(space_id))

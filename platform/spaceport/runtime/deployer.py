@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from spaceport.db.models import Build, Deployment, Space, utcnow
+from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
 from spaceport.flavors import Flavor, UnknownFlavor
 from spaceport.proxy.sync import sync_routes
@@ -58,14 +59,6 @@ def container_name(space: Space, deployment_id: int) -> str:
 
 def tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def active_deployment(session: Session, space_pk: int) -> Deployment | None:
-    return session.scalar(
-        select(Deployment)
-        .where(Deployment.space_id == space_pk, Deployment.status == DeploymentStatus.ACTIVE)
-        .order_by(Deployment.id.desc())
-    )
 
 
 def release_image(session: Session, space: Space) -> tuple[str, str, int | None] | None:

@@ -25,6 +25,7 @@ from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.orm import Session
 
 from spaceport.db.models import Deployment, Space, utcnow
+from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
 from spaceport.proxy.sync import sync_routes
 from spaceport.runtime import jobs, make_backend
@@ -70,14 +71,6 @@ def freeze_after_s(settings: Settings, sleep_after: float | None) -> float | Non
 def idle_s(now: datetime, last_request: datetime | None, ready_at: datetime | None) -> float:
     marks = [m for m in (last_request, ready_at) if m is not None]
     return (now - max(marks)).total_seconds() if marks else 0.0
-
-
-def _active(session: Session, space_pk: int) -> Deployment | None:
-    return session.scalar(
-        select(Deployment)
-        .where(Deployment.space_id == space_pk, Deployment.status == DeploymentStatus.ACTIVE)
-        .order_by(Deployment.id.desc())
-    )
 
 
 def check_sleep(settings: Settings, backend: RuntimeBackend) -> None:
@@ -199,7 +192,7 @@ def put_to_sleep(settings: Settings, space_pk: int, *, deep: bool) -> bool:
     """Sleep now, as if idle long enough (operators, benchmarks); False if it does not run."""
     backend = make_backend(settings)
     with session_scope() as session:
-        dep = _active(session, space_pk)
+        dep = active_deployment(session, space_pk)
         space = session.get(Space, space_pk)
         if dep is None or space is None or space.desired not in (RUNNING, SLEEPING):
             return False
@@ -222,7 +215,7 @@ def wake(settings: Settings, space_pk: int) -> bool:
         if space is None or space.stage != Stage.SLEEPING:
             return False
         if space.desired == RUNNING:  # light sleep, route kept: thaw
-            dep = _active(session, space_pk)
+            dep = active_deployment(session, space_pk)
             if dep is None or not dep.container_id:
                 return False
             container = dep.container_id
@@ -301,7 +294,7 @@ def finish_wake(settings: Settings, space_pk: int, requested_at: datetime) -> bo
         if lock is not None:
             with session_scope() as session:
                 space = session.get(Space, space_pk)
-                dep = _active(session, space_pk)
+                dep = active_deployment(session, space_pk)
                 dep_id = dep.id if dep else None
                 container = dep.container_id if dep else None
                 if space is None or space.desired != RUNNING:

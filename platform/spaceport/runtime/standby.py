@@ -28,9 +28,9 @@ from dataclasses import asdict
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from spaceport.db.models import Deployment, Space, utcnow
+from spaceport.db.queries import active_deployment, deployments
 from spaceport.db.session import session_scope
 from spaceport.runtime.base import (
     LABEL_COMMIT,
@@ -43,7 +43,7 @@ from spaceport.runtime.desired import Desired
 from spaceport.runtime.locks import is_locked, space_lock
 from spaceport.runtime.retire import retire
 from spaceport.settings import Settings
-from spaceport.stages import DeploymentStatus
+from spaceport.stages import DeploymentStatus, Stage
 
 log = structlog.get_logger(__name__)
 
@@ -99,23 +99,13 @@ def spec_digest(spec: ContainerSpec) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _standbys(session: Session, space_pk: int) -> list[Deployment]:
-    return list(
-        session.scalars(
-            select(Deployment)
-            .where(Deployment.space_id == space_pk, Deployment.status == DeploymentStatus.STANDBY)
-            .order_by(Deployment.id.desc())
-        )
-    )
-
-
 def prepare(
     settings: Settings, space_pk: int, build_id: int, image: str, modules: list[str]
 ) -> bool:
     """Start a standby of the Space, which is serving `build_id` (else nothing is done)."""
     from spaceport.flavors import UnknownFlavor
     from spaceport.runtime import make_backend
-    from spaceport.runtime.deployer import active_deployment, container_spec
+    from spaceport.runtime.deployer import container_spec
     from spaceport.runtime.hardware import resolve_flavor
 
     backend = make_backend(settings)
@@ -135,7 +125,10 @@ def prepare(
                 return False
             if flavor.gpus:
                 return False  # a standby would hold devices the serving version needs
-            old = [(o.id, o.container_id, o.image) for o in _standbys(session, space_pk)]
+            old = [
+                (o.id, o.container_id, o.image)
+                for o in deployments(session, space_pk, DeploymentStatus.STANDBY)
+            ]
             dep = Deployment(
                 space=space, image=image, status=DeploymentStatus.STANDBY.value, created_at=utcnow()
             )
@@ -182,7 +175,7 @@ def take(
     """Move the planned version (`dep_id`, `spec`) into the Space's standby, if one fits:
     (the deployment id it runs under now, its container). The caller holds the Space's lock."""
     with session_scope() as session:
-        rows = _standbys(session, space_pk)
+        rows = deployments(session, space_pk, DeploymentStatus.STANDBY)
         if not rows or not rows[0].container_id or spec.command is not None:
             return None
         standby_id, container, image = rows[0].id, str(rows[0].container_id), rows[0].image
@@ -232,22 +225,30 @@ def _extends(backend: RuntimeBackend, image: str, base: str) -> bool:
 
 
 def sweep(settings: Settings, backend: RuntimeBackend) -> int:
-    """Remove standbys past their lifetime, of Spaces that no longer run, or whose container
-    is gone. A Space whose deploy is under way is left alone (it may be taking its standby)."""
+    """Remove standbys past their lifetime, of Spaces that no longer run or sleep (a sleeping
+    Space gives its memory back), or whose container is gone. A Space whose deploy is under
+    way is left alone (it may be taking its standby)."""
     removed = 0
     with session_scope() as session:
         rows = session.execute(
-            select(Deployment.id, Deployment.space_id, Deployment.container_id, Space.desired)
+            select(
+                Deployment.id,
+                Deployment.space_id,
+                Deployment.container_id,
+                Space.desired,
+                Space.stage,
+            )
             .join(Space, Space.id == Deployment.space_id)
             .where(Deployment.status == DeploymentStatus.STANDBY)
         ).all()
-    for dep_id, space_pk, container, desired in rows:
+    for dep_id, space_pk, container, desired, stage in rows:
         if is_locked(settings, space_pk):
             continue
         state = backend.inspect(container) if container else None
         expires = int((state.labels.get(LABEL_EXPIRES) if state else None) or 0)
         if (
             desired == Desired.RUNNING
+            and stage != Stage.SLEEPING
             and state is not None
             and state.running
             and expires > time.time()

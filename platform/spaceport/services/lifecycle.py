@@ -15,12 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spaceport.db.models import Build, Deployment, Space, utcnow
+from spaceport.db.queries import active_deployment
 from spaceport.errors import Conflict, SpaceportError
 from spaceport.flavors import UnknownFlavor
 from spaceport.git.repos import delete_repo
 from spaceport.proxy.sync import sync_routes
 from spaceport.runtime import jobs, make_backend, sleeper
-from spaceport.runtime.deployer import active_deployment, deploy, release_image
+from spaceport.runtime.deployer import deploy, release_image
 from spaceport.runtime.desired import Desired, resting_stage
 from spaceport.runtime.hardware import resolve_flavor
 from spaceport.runtime.locks import space_lock

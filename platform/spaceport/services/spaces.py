@@ -7,12 +7,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spaceport import queue
+from spaceport.db import queries
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.errors import Conflict
 from spaceport.git.repos import head_sha, init_repo, repo_path
 from spaceport.names import check_name
 from spaceport.settings import Settings, get_settings
-from spaceport.stages import SERVING, BuildStatus, DeploymentStatus, Stage, building_stage
+from spaceport.stages import SERVING, BuildStatus, Stage, building_stage
 
 log = structlog.get_logger(__name__)
 
@@ -57,11 +58,7 @@ def create_space(
 
 
 def active_deployment(session: Session, space: Space) -> Deployment | None:
-    return session.scalar(
-        select(Deployment)
-        .where(Deployment.space_id == space.id, Deployment.status == DeploymentStatus.ACTIVE)
-        .order_by(Deployment.id.desc())
-    )
+    return queries.active_deployment(session, space.id)
 
 
 def is_serving(session: Session, space: Space) -> bool:
