@@ -105,7 +105,9 @@ def push(url: str, token: str, space_id: str, src: Path) -> None:
 def idle_memory_mib(space_id: str) -> float:
     """Like `docker stats`: the cgroup's usage minus inactive page cache."""
     client = docker.from_env()
-    [container] = client.containers.list(filters={"label": f"org.spaceport.space={space_id}"})
+    found = client.containers.list(filters={"label": f"org.spaceport.space={space_id}"})
+    # Not the Space's standby container (runtime/standby.py), if it has one yet.
+    [container] = [c for c in found if "org.spaceport.standby" not in c.labels]
     stats = container.stats(stream=False)["memory_stats"]
     cache = stats.get("stats", {}).get("inactive_file", 0)
     return float((stats["usage"] - cache) / 1024**2)
@@ -140,6 +142,7 @@ def main() -> None:
             bench.wait_stage(space_id, "RUNNING")
         for _ in range(args.full):
             bench.sleep(space_id, deep=True)
+            bench.wait_stage(space_id, "SLEEPING", timeout=60)  # its container has stopped
             time.sleep(1)
             full.append(bench.first_byte_after_wake(space_id))
             bench.wait_stage(space_id, "RUNNING")
