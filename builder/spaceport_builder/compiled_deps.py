@@ -168,15 +168,29 @@ def warm(
 
 
 def prune(settings: Settings, keep: int = KEEP, repo: str = REPO) -> list[str]:
-    """Untag all but the `keep` newest compiled stages; returns the tags removed."""
+    """Untag all but the `keep` most recently tagged compiled stages; returns the tags removed.
+
+    By the time of tagging, not of creation: a stage BuildKit had in its cache keeps the
+    creation time of its first build, and counting by that removed a just-warmed tag at once.
+    """
     docker = docker_cli(settings)
-    listed = subprocess.run(
-        [docker, "images", repo, "--format", "{{.CreatedAt}}\t{{.Repository}}:{{.Tag}}"],
+    refs = subprocess.run(
+        [docker, "images", repo, "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    if len(refs) <= keep:
+        return []
+    tagged = subprocess.run(
+        [docker, "image", "inspect", "--format", "{{.Metadata.LastTagTime}}", *refs],
         capture_output=True,
         text=True,
         check=False,
     ).stdout.splitlines()
-    old = [line.split("\t")[1] for line in sorted(listed, reverse=True)[keep:]]
-    if old:
-        subprocess.run([docker, "rmi", *old], capture_output=True, check=False)
+    if len(tagged) != len(refs):
+        return []  # one went away meanwhile: the next warm prunes
+    newest_first = [ref for _, ref in sorted(zip(tagged, refs, strict=True), reverse=True)]
+    old = newest_first[keep:]
+    subprocess.run([docker, "rmi", *old], capture_output=True, check=False)
     return old

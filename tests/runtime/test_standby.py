@@ -35,6 +35,13 @@ def greet(name: str) -> str:
 
 gr.Interface(fn=greet, inputs=gr.Textbox(label="Name"), outputs=gr.Textbox()).launch()
 """
+STREAMLIT_APP = """import os
+
+import streamlit as st
+
+st.title("Version {version}")
+st.write("commit " + os.environ.get("SPACE_COMMIT_SHA", "none"))
+"""
 
 
 @pytest.fixture
@@ -140,6 +147,11 @@ def test_code_only_push_starts_in_the_standby(
         info = docker.from_env().api.inspect_container(standby)
         assert info["HostConfig"]["CpuShares"] == 1024  # no longer behind every other app
 
+        # A standby that died (here: killed) is not used; the version starts fresh.
+        docker.from_env().containers.get(warm_standby(space_id)).kill()
+        sha = push_app(node, tmp_path, space_id, "Hallo", requirements)
+        assert answer(node, space_id) == f'["Hallo, World! ({sha})"]'
+
         # New dependencies: not the standby's (prepared again for the version above).
         standby = warm_standby(space_id)
         sha = push_app(node, tmp_path, space_id, "Hi", requirements + "six\n")
@@ -163,5 +175,54 @@ def test_code_only_push_starts_in_the_standby(
         hf(node).pause_space(space_id)
         wait_for(lambda: not containers(space_id), 60)
         assert all(d["status"] != "standby" for d in deployments(space_id))
+    finally:
+        clean_later([space_id])
+
+
+def test_streamlit_code_only_push_starts_in_the_standby(
+    node: Node, standby_worker: None, tmp_path: Path
+) -> None:
+    """Streamlit's launcher path: the `streamlit run` entry point in the warmed interpreter."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import need
+
+    need(shutil.which("chromium") is not None, "chromium (apt-get install chromium)")
+    space_id = node.create_space(unique("ststandby"), sdk="streamlit")
+    requirements, standby = f"# {uuid.uuid4().hex}\n", ""
+    try:
+        for version in ("one", "two"):
+            app = variant(
+                tmp_path,
+                "streamlit-hello",
+                **{
+                    "app.py": STREAMLIT_APP.format(version=version),
+                    "requirements.txt": requirements,
+                },
+            )
+            if version == "two":
+                standby = warm_standby(space_id)
+            assert node.push(app, space_id).returncode == 0
+            wait_deployed(node, space_id, timeout=300)
+        active = serving(space_id)
+        assert (active["container"], active["commit"]) == (standby, head_sha(node, space_id))
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=shutil.which("chromium"),
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    f"--host-resolver-rules=MAP {node.app_host(space_id).split(':')[0]} 127.0.0.1",
+                ],
+            )
+            try:
+                page = browser.new_page()
+                page.goto(node.app_url(space_id), timeout=60_000)
+                page.get_by_text(f"commit {active['commit']}").wait_for(timeout=60_000)
+                assert page.get_by_role("heading", name="Version two").is_visible()
+            finally:
+                browser.close()
     finally:
         clean_later([space_id])
