@@ -43,6 +43,10 @@ def spaces(node: Node) -> Iterator[dict[str, str]]:
     for name, space_id in ids.items():
         push = node.push(EXAMPLES / name, space_id)
         assert push.returncode == 0, push.stderr
+    # Every example deployed before the first test: a deploy reloads Caddy, and a reload while a
+    # browser loads a page can fail one of its requests (docs/architecture.md, "Proxy reloads").
+    for space_id in ids.values():
+        running(node, space_id)
     yield ids
     clean_later(list(ids.values()))
 
