@@ -224,5 +224,12 @@ def test_streamlit_code_only_push_starts_in_the_standby(
                 assert page.get_by_role("heading", name="Version two").is_visible()
             finally:
                 browser.close()
+        # Deleting the Space removes its standby, not the compiled dependencies it ran from
+        # (other Spaces with the same requirements start from them).
+        standby = warm_standby(space_id)
+        image = docker.from_env().containers.get(standby).attrs["Config"]["Image"]
+        hf(node).delete_repo(space_id, repo_type="space")
+        wait_for(lambda: not containers(space_id, all=True), 60)
+        assert docker.from_env().images.get(image).tags, image
     finally:
         clean_later([space_id])

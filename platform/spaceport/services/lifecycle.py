@@ -193,8 +193,11 @@ def delete_space(session: Session, settings: Settings, space: Space) -> None:
     for build in session.scalars(select(Build).where(Build.space_id == space.id)):
         if build.status in (BuildStatus.QUEUED, BuildStatus.RUNNING):
             build.status = BuildStatus.CANCELLED.value
+    # Not a standby's image: that is the compiled dependency stage other Spaces share.
     images = {
-        d.image for d in session.scalars(select(Deployment).where(Deployment.space_id == space.id))
+        d.image
+        for d in session.scalars(select(Deployment).where(Deployment.space_id == space.id))
+        if d.build_id is not None
     }
     images |= {
         b.image for b in session.scalars(select(Build).where(Build.space_id == space.id)) if b.image
