@@ -38,6 +38,27 @@ def need(condition: bool, what: str) -> None:
     pytest.skip(f"missing: {what}")
 
 
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def launch_chromium(pw: Any, node: Node, space_id: str) -> Any:
+    """Debian's Chromium (through Playwright) that resolves the Space's app host to this
+    machine, as a visitor's browser would reach the node."""
+    need(shutil.which("chromium") is not None, "chromium (apt-get install chromium)")
+    host = node.app_host(space_id).split(":")[0]
+    return pw.chromium.launch(
+        executable_path=shutil.which("chromium"),
+        args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {host} 127.0.0.1"],
+    )
+
+
 # Tests that restart a machine-wide daemon (dockerd, redis-server, PostgreSQL) stop or disturb
 # everything that uses it: they run in CI (or when asked), and at the very end of a run.
 RESTARTS = {

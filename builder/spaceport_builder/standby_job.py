@@ -32,13 +32,13 @@ def send_standby(settings: Settings, build_id: int, countdown: float = 0, tries:
     celery_app().send_task(STANDBY_TASK, args=[build_id, tries], countdown=countdown)
 
 
-def standby_image(report: dict[str, object]) -> str | None:
-    """The compiled dependency image the build's final image was (or will next be) built on."""
+def compiled_fingerprint(report: dict[str, object]) -> str | None:
+    """The compiled dependency set the build's final image was (or will next be) built on."""
     warmed = report.get("warmed")
     if isinstance(warmed, dict) and warmed.get("deps"):
-        return compiled_deps.tag(str(warmed["deps"]))
+        return str(warmed["deps"])
     if report.get("deps_stage") == compiled_deps.COMPILED_STAGE and report.get("deps_fingerprint"):
-        return compiled_deps.tag(str(report["deps_fingerprint"]))
+        return str(report["deps_fingerprint"])
     return None
 
 
@@ -54,13 +54,14 @@ def prepare_standby(settings: Settings, build_id: int, tries: int = 0) -> bool:
             return False
         space_pk, report = build.space_id, dict(build.cache_report or {})
     modules = [str(m) for m in report.get("prewarm") or []]
-    image = standby_image(report)
-    if not modules or image is None or not compiled_deps.is_ready(settings, image.split(":")[-1]):
+    fp = compiled_fingerprint(report)
+    if not modules or fp is None or not compiled_deps.is_ready(settings, fp):
         return False  # nothing to import ahead, or the compiled dependencies are not built yet
     if node_busy():
         if tries < MAX_TRIES:
             send_standby(settings, build_id, countdown=RETRY_S, tries=tries + 1)
         return False
+    image = compiled_deps.tag(fp)
     started = standby.prepare(settings, space_pk, build_id, image, modules)
     log.info("standby.prepared" if started else "standby.skipped", build=build_id, image=image)
     return started

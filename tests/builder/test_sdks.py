@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import time
 import uuid
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from tests.builder.helpers import builds, clean_later, variant, wait_deployed
-from tests.conftest import ARTIFACTS, EXAMPLES, PUBLIC_PORT, Node, need, unique
+from tests.conftest import ARTIFACTS, EXAMPLES, PUBLIC_PORT, Node, launch_chromium, unique
 
 pytestmark = pytest.mark.slow
 
@@ -92,22 +91,10 @@ def test_streamlit_app_renders(node: Node, spaces: dict[str, str]) -> None:
     running(node, space_id)
     health = node.app_get(space_id, "/_stcore/health")
     assert health.status_code == 200 and health.text == "ok"
-    need(shutil.which("chromium") is not None, "chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=shutil.which("chromium"),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--host-resolver-rules=MAP {node.app_host(space_id).split(':')[0]} 127.0.0.1",
-            ],
-        )
+        browser = launch_chromium(pw, node, space_id)
         page = browser.new_page()
         try:
             page.goto(node.app_url(space_id), timeout=60_000)

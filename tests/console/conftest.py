@@ -13,17 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PUBLIC_PORT, Node, need
+from tests.conftest import CHROMIUM_ARGS, PUBLIC_PORT, Node, need
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CONSOLE = f"http://localhost:{PUBLIC_PORT}"
 APPS = Path(__file__).parent / "apps"
 

@@ -27,20 +27,21 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tests.conftest import ARTIFACTS, EXAMPLES, IN_CI, PUBLIC_PORT, Node, need, unique
+from tests.conftest import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    EXAMPLES,
+    IN_CI,
+    PUBLIC_PORT,
+    Node,
+    need,
+    unique,
+)
 
 T = TypeVar("T")
 APPS = Path(__file__).parent / "apps"
 SHOTS = ARTIFACTS / "proxy"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CUSTOM_HEADERS = """custom_headers:
   cross-origin-embedder-policy: require-corp
   cross-origin-opener-policy: same-origin

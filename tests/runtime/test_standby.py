@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.builder.helpers import clean_later, head_sha, variant, wait_deployed
-from tests.conftest import PUBLIC_PORT, Node, unique
+from tests.conftest import PUBLIC_PORT, Node, launch_chromium, unique
 from tests.runtime.helpers import containers, hf, kill_process, wait_for
 
 pytestmark = pytest.mark.slow
@@ -183,13 +183,8 @@ def test_streamlit_code_only_push_starts_in_the_standby(
     node: Node, standby_worker: None, tmp_path: Path
 ) -> None:
     """Streamlit's launcher path: the `streamlit run` entry point in the warmed interpreter."""
-    import shutil
-
     from playwright.sync_api import sync_playwright
 
-    from tests.conftest import need
-
-    need(shutil.which("chromium") is not None, "chromium (apt-get install chromium)")
     space_id = node.create_space(unique("ststandby"), sdk="streamlit")
     requirements, standby = f"# {uuid.uuid4().hex}\n", ""
     try:
@@ -209,14 +204,7 @@ def test_streamlit_code_only_push_starts_in_the_standby(
         active = serving(space_id)
         assert (active["container"], active["commit"]) == (standby, head_sha(node, space_id))
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=shutil.which("chromium"),
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    f"--host-resolver-rules=MAP {node.app_host(space_id).split(':')[0]} 127.0.0.1",
-                ],
-            )
+            browser = launch_chromium(pw, node, space_id)
             try:
                 page = browser.new_page()
                 page.goto(node.app_url(space_id), timeout=60_000)
