@@ -28,7 +28,9 @@ from websockets.protocol import State
 
 from spaceport.proxy import Route, headers, make_proxy
 from spaceport.proxy.caddy import CaddyProxy, parse_routes, render_config
+from spaceport.proxy.caddy_config import address_table
 from spaceport.proxy.caddy_process import CaddyNotFoundError, find_caddy
+from spaceport.proxy.resolver import serve_in_thread
 from spaceport.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -64,11 +66,13 @@ def caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     proxy = make_proxy(settings)
     assert isinstance(proxy, CaddyProxy)
+    resolver = serve_in_thread(settings)
     asyncio.run(proxy.start())
     try:
         yield Stack(settings, proxy, port)
     finally:
         asyncio.run(proxy.stop())
+        resolver.close()
     assert proxy.process is not None and not proxy.process.is_running()
 
 
@@ -82,7 +86,7 @@ async def client(caddy: Stack) -> AsyncIterator[httpx.AsyncClient]:
 # --- upstreams -------------------------------------------------------------------------------
 
 
-async def start_app(name: str, port: int = 0) -> Server:
+async def start_app(name: str, port: int = 0, ip: str = "127.0.0.1") -> Server:
     """An app: echoes websocket messages as `name:msg`; answers HTTP with what it saw."""
 
     async def echo(conn: ServerConnection) -> None:
@@ -97,7 +101,7 @@ async def start_app(name: str, port: int = 0) -> Server:
         resp.headers["X-Frame-Options"] = "DENY"  # the app's own; a route may override it
         return resp
 
-    return await serve(echo, "127.0.0.1", port, process_request=http)
+    return await serve(echo, ip, port, process_request=http)
 
 
 def addr(server: Server | asyncio.Server) -> str:
@@ -180,6 +184,66 @@ async def test_route_changes_move_traffic_and_read_back(
     await proxy.delete_route("o/a")  # idempotent
     assert (await seen_by(client, caddy, "o-a.localhost"))["app"] == "api"
     assert await proxy.get_all_routes() == {"o/b": b}
+
+
+def _ask(conn: socket.socket, host: str) -> dict:
+    """One GET on an open keep-alive connection (raw, so that a reconnect cannot hide)."""
+    conn.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(65536)
+        assert chunk, "Caddy closed the visitor's keep-alive connection"
+        head += chunk
+    raw_head, _, body = head.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            ln.split(b":")[1]
+            for ln in raw_head.lower().split(b"\r\n")[1:]
+            if ln.startswith(b"content-length")
+        )
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return dict(json.loads(body))
+
+
+async def test_moving_an_app_reloads_nothing(caddy: Stack, apps: dict[str, Server]) -> None:
+    """A deploy, sleep or wake moves one Space: only the resolver's answer changes, so Caddy
+    keeps every visitor's keep-alive connection (a reload would close the idle ones) and the
+    move is live when `set_routes` returns. Two apps on the same port, on 127.0.0.1 and
+    127.0.0.2, stand for an app's old and new container (they run on this event loop: the
+    blocking socket calls go to a thread)."""
+    port = free_port()
+    old, new = await start_app("old", port), await start_app("new", port, "127.0.0.2")
+    other = route("o/b", apps["b"])
+    at = {
+        "old": Route("o/a", ("o-a.localhost",), f"127.0.0.1:{port}"),
+        "new": Route("o/a", ("o-a.localhost",), f"127.0.0.2:{port}"),
+    }
+    await caddy.proxy.set_routes([at["old"], other])
+    host = caddy.host("o-a.localhost")
+    try:
+        with socket.create_connection(("127.0.0.1", caddy.port)) as conn:
+            conn.settimeout(10)
+            assert (await asyncio.to_thread(_ask, conn, host))["app"] == "old"
+            for i in range(20):
+                which = "new" if i % 2 == 0 else "old"
+                await caddy.proxy.set_routes([at[which], other])
+                assert (await asyncio.to_thread(_ask, conn, host))["app"] == which
+                assert (await asyncio.to_thread(_ask, conn, caddy.host("o-b.localhost")))[
+                    "app"
+                ] == "b"
+            # Asleep: the route stays, not live; visitors reach the control plane's page.
+            asleep = Route("o/a", ("o-a.localhost",), f"127.0.0.1:{port}", live=False)
+            await caddy.proxy.set_routes([asleep, other])
+            assert (await asyncio.to_thread(_ask, conn, host))["app"] == "api"
+            assert await caddy.proxy.get_all_routes() == {"o/a": asleep, "o/b": other}
+            await caddy.proxy.set_routes([at["new"], other])  # awake, elsewhere
+            assert (await asyncio.to_thread(_ask, conn, host))["app"] == "new"
+    finally:
+        for s in (old, new):
+            s.close()
+            await s.wait_closed()
 
 
 async def test_path_prefix_route(
@@ -342,7 +406,8 @@ def test_config_round_trips_routes_and_keeps_admin_on_the_socket(tmp_path: Path)
     ]
     config = render_config(settings, routes)
     assert config["admin"]["listen"] == f"unix/{settings.caddy_admin_socket}|0600"
-    assert parse_routes(json.loads(json.dumps(config))) == {r.space_id: r for r in routes}
+    table = address_table(routes)
+    assert parse_routes(json.loads(json.dumps(config)), table) == {r.space_id: r for r in routes}
     assert parse_routes(None) == {}
 
 

@@ -148,6 +148,19 @@ def ensure_worker(settings: Settings, say: Say) -> None:
         say("started the build worker")
 
 
+def ensure_resolver(settings: Settings, say: Say) -> None:
+    from spaceport.proxy.resolver import answers_probe, resolver_address
+
+    if start_process(
+        settings,
+        "resolver",
+        [sys.executable, "-m", "spaceport.cli.main", "resolver"],
+        lambda: answers_probe(settings, timeout=0.2),
+        timeout_s=30,
+    ):
+        say(f"started the app resolver on udp {resolver_address(settings)}")
+
+
 def ensure_proxy(settings: Settings, say: Say) -> None:
     from spaceport.proxy.caddy_process import CaddyProcess
     from spaceport.proxy.sync import sync_routes
@@ -172,6 +185,7 @@ def up(
     token = prepare(settings)
     ensure_api(settings, say)
     ensure_worker(settings, say)
+    ensure_resolver(settings, say)
     ensure_proxy(settings, say)
     ensure_base_image(settings, None, False, log=lambda line: say(f"  base image: {line}"))
     report = UpReport(
@@ -197,7 +211,7 @@ def down(settings: Settings, say: Say = print) -> None:
         asyncio.run(caddy.stop())
         say("stopped Caddy")
     stop_apps(settings, say)
-    for name in ("worker", "api", "redis", "dockerd"):
+    for name in ("worker", "api", "resolver", "redis", "dockerd"):
         if stop_process(settings, name):
             say(f"stopped {name}")
 

@@ -64,7 +64,19 @@ def _step(name: str, fn: Callable[[], object]) -> None:
         log.warning("reconcile.step_failed", step=name, error=repr(exc))
 
 
+def keep_resolver(settings: Settings) -> None:
+    """Embedded mode (`up` started the resolver): start it again if it stopped answering, as
+    every app route depends on it (proxy/resolver.py)."""
+    from spaceport import node
+    from spaceport.proxy.resolver import answers_probe
+    from spaceport.supervisor import pidfile
+
+    if pidfile(settings, "resolver").exists() and not answers_probe(settings, timeout=0.5):
+        node.ensure_resolver(settings, lambda msg: log.warning("reconcile.resolver", message=msg))
+
+
 def reconcile_once(settings: Settings) -> None:
+    _step("resolver", lambda: keep_resolver(settings))
     # First: fresh last_request_at from the proxy's counters before the sleep timer reads it.
     _step("traffic", lambda: record_activity(settings))
     backend: RuntimeBackend | None = None

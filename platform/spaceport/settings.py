@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     listen: str = Field(default=":8080", description="Caddy's listen address for all traffic.")
     api_host: str = "127.0.0.1"
     api_port: int = 8081
+    resolver_port: int | None = Field(
+        default=None,
+        description="UDP port (on api_host) of the resolver that tells Caddy where each app "
+        "runs; default: the API's port number.",
+    )
     apps_domain: str = "localhost"
     routing: Literal["subdomain", "path"] = Field(
         default="subdomain",

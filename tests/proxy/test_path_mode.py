@@ -22,6 +22,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from spaceport.proxy.caddy import CaddyProxy
+from spaceport.proxy.resolver import serve_in_thread
 from spaceport.proxy.sync import route_for
 from spaceport.settings import Settings
 from tests.conftest import Node
@@ -94,10 +95,12 @@ def path_stack(
             "routing": "path",
             "url": f"http://localhost:{port}",
             "listen": f":{port}",
+            "resolver_port": free_port(),  # its own resolver, for its own address table
         }
     )
     client = docker.from_env()
     proxy = CaddyProxy(settings)
+    resolver = serve_in_thread(settings)
     containers = []
     try:
         routes, urls = [], {}
@@ -121,6 +124,7 @@ def path_stack(
         for c in containers:
             c.remove(force=True)
         run_async(proxy.stop)
+        resolver.close()
 
 
 def test_path_mode_urls_live_on_the_apps_origin(path_stack: PathStack) -> None:

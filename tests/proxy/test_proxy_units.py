@@ -12,6 +12,7 @@ import pytest
 from spaceport.proxy import Route, SpaceTraffic, app_access, embedding, headers, traffic
 from spaceport.proxy.caddy_config import (
     STREAM_CLOSE_DELAY,
+    address_table,
     internal_host,
     metrics_hosts,
     parse_routes,
@@ -38,9 +39,32 @@ def test_every_kind_of_route_round_trips_through_caddy_json(tmp_path: Path) -> N
         ),
         Route("o/g", ("apps.localhost",), "127.0.0.1:4", "/o/g", strip_prefix=True),
         Route("o/s", ("apps.localhost",), "127.0.0.1:5", "/o/s", private=True),
+        Route("o/z", ("o-z.localhost",), "172.18.0.9:7860", live=False),
+        Route("o/n", ("o-n.localhost",), "app-host:8000"),
     ]
     config = json.loads(json.dumps(render_config(settings, routes)))
-    assert parse_routes(config) == {r.space_id: r for r in routes}
+    assert parse_routes(config, address_table(routes)) == {r.space_id: r for r in routes}
+
+
+def test_moving_an_app_changes_only_the_address_table(tmp_path: Path) -> None:
+    """What makes deploys, sleeps and wakes reload nothing: the config names each IP upstream
+    by its DNS name and port; the address and whether it is live are in the resolver's table."""
+    settings = _settings(tmp_path)
+    before = Route("o/a", ("o-a.localhost",), "172.18.0.5:7860")
+    for moved in (
+        Route("o/a", ("o-a.localhost",), "172.18.0.6:7860"),
+        Route("o/a", ("o-a.localhost",), "172.18.0.5:7860", live=False),
+    ):
+        assert render_config(settings, [moved]) == render_config(settings, [before])
+        assert address_table([moved]) != address_table([before])
+    other_port = Route("o/a", ("o-a.localhost",), "172.18.0.5:8501")
+    assert render_config(settings, [other_port]) != render_config(settings, [before])
+    app = render_config(settings, [before])["apps"]["http"]["servers"]["spaceport"]["routes"][1]
+    dynamic = app["handle"][-1]["dynamic_upstreams"]
+    assert dynamic["name"] == internal_host("o/a") + "." and dynamic["port"] == "7860"
+    # Read back without its table entry, the route is kept but goes nowhere until the next sync.
+    unknown = parse_routes(render_config(settings, [before]), {})["o/a"]
+    assert not unknown.live and unknown.upstream.endswith(":7860")
 
 
 def test_config_shape_streams_metrics_errors_and_private_auth(tmp_path: Path) -> None:
@@ -57,6 +81,7 @@ def test_config_shape_streams_metrics_errors_and_private_auth(tmp_path: Path) ->
     auth, drop_token, app = server["routes"][1]["handle"]
     assert auth["rewrite"]["uri"] == "/.spaceport/authz"
     assert auth["upstreams"] == [{"dial": settings.api_upstream}]
+    assert app["dynamic_upstreams"]["source"] == "a" and "upstreams" not in app
     assert drop_token["handler"] == "subroute"
     assert app["stream_close_delay"] == STREAM_CLOSE_DELAY and app["flush_interval"] == -1
     # The metrics labels Caddy will use: the host as browsers send it, with the port.

@@ -146,6 +146,22 @@ def down() -> None:
 
 
 @app.command()
+def resolver() -> None:
+    """Run the resolver that tells Caddy where each app is (UDP, on the API's address)."""
+    from spaceport.proxy import resolver as dns
+
+    settings = get_settings()
+    try:
+        sock = dns.bind(settings)
+    except OSError as exc:
+        console.print(
+            f"[red]error:[/] cannot listen on udp {dns.resolver_address(settings)}: {exc}"
+        )
+        raise typer.Exit(1) from exc
+    dns.serve(settings, sock)
+
+
+@app.command()
 def proxy() -> None:
     """Start Caddy for this node (unless it runs) and load every app's route from the database."""
     import asyncio

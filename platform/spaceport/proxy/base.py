@@ -55,7 +55,10 @@ class Route:
     on every response (e.g. `X-Frame-Options`), overriding the app's; `request_headers` are set
     on every request sent to the app; build them with `headers({...})`. A `private` route lets
     a request through only when the control plane says its sender may see the Space (the
-    owner's token or app cookie); everyone else gets the control plane's 404.
+    owner's token or app cookie); everyone else gets the control plane's 404. A route that is
+    not `live` (its app asleep or down) keeps its place but sends visitors to the control
+    plane's status page; making it live again, or moving it to another upstream on the same
+    port, changes no proxy configuration (see proxy/resolver.py).
     """
 
     space_id: str
@@ -66,6 +69,7 @@ class Route:
     request_headers: Headers = field(default=())
     strip_prefix: bool = False
     private: bool = False
+    live: bool = True
 
     def __post_init__(self) -> None:
         parts = self.space_id.split("/")

@@ -1,13 +1,16 @@
-"""The Caddy backend: the route table rendered to one JSON config, pushed over the admin socket.
+"""The Caddy backend: the route table rendered to one JSON config, pushed over the admin socket,
+and the apps' addresses written to the resolver's table.
 
 Caddy reloads its whole config on any change, so there is nothing to gain from patching paths:
-every change renders the full config. The route table is read back from Caddy itself (each route
-carries `@id` = `space:{owner}:{name}`), so Caddy stays the one record of what is served and a
-restarted control plane picks up where it left off.
+every change renders the full config, and a change that only moves apps (deploy, restart,
+sleep, wake) changes no config at all: only the address table (`resolver.py`). The route
+table is read back from Caddy itself (each route carries `@id` = `space:{owner}:{name}`) and
+that table, so a restarted control plane picks up where it left off.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,14 +18,29 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from spaceport.proxy.base import Proxy, ProxyError, Route, SpaceTraffic
-from spaceport.proxy.caddy_config import SERVER, metrics_hosts, parse_routes, render_config
+from spaceport.proxy.caddy_config import (
+    SERVER,
+    address_table,
+    metrics_hosts,
+    parse_routes,
+    render_config,
+)
 from spaceport.proxy.caddy_process import CaddyProcess, admin_client, listen_address
+from spaceport.proxy.resolver import REFRESH_S, Address, read_table, write_table
 from spaceport.proxy.traffic import per_space
 from spaceport.settings import Settings
 
 __all__ = ["CaddyProxy", "parse_routes", "render_config"]
 
 _UPDATE_TRIES = 10
+
+
+def _moved(before: dict[str, Address], after: dict[str, Address]) -> bool:
+    """Whether a live app now lives elsewhere or nowhere: Caddy may still hold the old answer."""
+    return any(
+        old.live and (new := after.get(name)) is not None and new != old
+        for name, old in before.items()
+    )
 
 
 class CaddyProxy(Proxy):
@@ -77,20 +95,33 @@ class CaddyProxy(Proxy):
         if len(set(ids)) != len(ids):
             raise ValueError(f"set_routes: duplicate Space ids in {sorted(ids)}")
         config = render_config(self.settings, routes)
+        before = self._write_addresses(routes)
         current = await self._request("GET", "/config/")
-        if current.status_code == 200 and current.json() == config:
-            return  # every load is a full reload in Caddy: a no-op must not cost one
-        resp = await self._request("POST", "/load", json=config)
-        self._check(resp, "load the route table")
+        if current.status_code != 200 or current.json() != config:
+            # Every load is a full reload in Caddy: only a change of the routes costs one.
+            resp = await self._request("POST", "/load", json=config)
+            self._check(resp, "load the route table")
+        await self._settle(before, routes)
+
+    def _write_addresses(self, routes: Sequence[Route]) -> dict[str, Address]:
+        """Addresses first: a new route's name resolves as soon as Caddy has the route."""
+        return write_table(self.settings, address_table(routes))
+
+    async def _settle(self, before: dict[str, Address], routes: Sequence[Route]) -> None:
+        """Return only once Caddy sends no new request to an app's old address: callers say
+        "running" right after, and a visitor must then reach the new version."""
+        if _moved(before, address_table(routes)):
+            await asyncio.sleep(REFRESH_S)
 
     async def _update(self, change: Callable[[dict[str, Route]], object]) -> None:
         """Read-modify-write of the table, guarded by Caddy's ETag against concurrent writers."""
         for _ in range(_UPDATE_TRIES):
             resp = await self._request("GET", "/config/")
             self._check(resp, "read its config")
-            routes = parse_routes(resp.json())
+            routes = parse_routes(resp.json(), read_table(self.settings))
             change(routes)
             etag = resp.headers.get("etag")
+            before = self._write_addresses(list(routes.values()))
             resp = await self._request(
                 "POST",
                 "/config/",
@@ -99,6 +130,7 @@ class CaddyProxy(Proxy):
             )
             if resp.status_code != 412:  # 412: someone else changed it meanwhile; redo
                 self._check(resp, "update the route table")
+                await self._settle(before, list(routes.values()))
                 return
         raise ProxyError(f"route table kept changing during {_UPDATE_TRIES} update attempts")
 
@@ -111,7 +143,7 @@ class CaddyProxy(Proxy):
     async def get_all_routes(self) -> dict[str, Route]:
         resp = await self._request("GET", "/config/")
         self._check(resp, "read its config")
-        return parse_routes(resp.json())
+        return parse_routes(resp.json(), read_table(self.settings))
 
     async def traffic(self) -> dict[str, SpaceTraffic]:
         routes = await self.get_all_routes()

@@ -5,7 +5,8 @@ Layout of the one server (`SERVER`), first match wins:
    go to the control plane;
 2. path mode only: an entry route per Space moves the request onto the Space's internal host
    (so Caddy's per-host metrics count each Space apart although they share the apps host);
-3. one route per Space to its container: forward auth first for private Spaces;
+3. one route per Space to its container: forward auth first for private Spaces; the container's
+   address is looked up by DNS (`resolver.py`), so moving an app changes no config;
 4. everything else reaches the control plane (console, API, status pages of idle apps).
 Errors on the way to an app (its container is gone: 502) are answered by the control plane's
 status page too, never by a bare 502.
@@ -17,11 +18,12 @@ so the table can be read back from Caddy itself.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from spaceport.proxy.base import Headers, Route
 from spaceport.proxy.caddy_process import admin_config, listen_address
+from spaceport.proxy.resolver import INTERNAL_DOMAIN, REFRESH_S, Address, ipv4, resolver_address
 from spaceport.settings import Settings
 
 SERVER = "spaceport"
@@ -32,7 +34,6 @@ ENTRY_SUFFIX = "#entry"
 PLATFORM_PATH = "/.spaceport"
 """Paths under every app's URL that the platform answers (see api/routes/app_status.py)."""
 AUTHZ_PATH = PLATFORM_PATH + "/authz"
-INTERNAL_DOMAIN = "spaceport.internal"
 STREAM_CLOSE_DELAY = "720h"
 """How long a websocket/SSE stream outlives a reload that unloads its handler (every change).
 
@@ -84,8 +85,40 @@ def _grouped(pairs: Headers) -> dict[str, list[str]]:
     return out
 
 
+def _static(upstream: str) -> dict[str, Any]:
+    return {"upstreams": [{"dial": upstream}]}
+
+
+def _target(settings: Settings, route: Route) -> dict[str, Any]:
+    """Where a Space's requests go: an IP upstream by its DNS name (the address then lives in
+    the resolver's table, not in the config), anything else (a host name) as it is."""
+    host, _, port = route.upstream.rpartition(":")
+    if not ipv4(host):
+        return _static(route.upstream)
+    return {
+        "dynamic_upstreams": {
+            "source": "a",
+            "name": internal_host(route.space_id) + ".",  # rooted: no search domains
+            "port": port,
+            "refresh": f"{round(REFRESH_S * 1000)}ms",
+            "resolver": {"addresses": [f"udp/{resolver_address(settings)}"]},
+            "versions": {"ipv4": True},
+        }
+    }
+
+
+def address_table(routes: Iterable[Route]) -> dict[str, Address]:
+    """The resolver's table for these routes: each IP upstream's address by its DNS name."""
+    table = {}
+    for route in routes:
+        host = route.upstream.rpartition(":")[0]
+        if ipv4(host):
+            table[internal_host(route.space_id)] = Address(host, route.live)
+    return table
+
+
 def _reverse_proxy(
-    upstream: str,
+    target: dict[str, Any],
     request_headers: Headers = (),
     response_headers: Headers = (),
     *,
@@ -107,7 +140,7 @@ def _reverse_proxy(
         headers["response"] = {"set": _grouped(response_headers)}
     handler: dict[str, Any] = {
         "handler": "reverse_proxy",
-        "upstreams": [{"dial": upstream}],
+        **target,
         "flush_interval": -1,
         "stream_close_delay": STREAM_CLOSE_DELAY,
     }
@@ -164,7 +197,10 @@ def _app_handlers(
         handlers.append({"handler": "rewrite", "strip_path_prefix": route.path_prefix})
     handlers.append(
         _reverse_proxy(
-            route.upstream, route.request_headers, route.response_headers, public_host=public_host
+            _target(settings, route),
+            route.request_headers,
+            route.response_headers,
+            public_host=public_host,
         )
     )
     return handlers
@@ -183,7 +219,7 @@ def _match(hosts: Iterable[str], paths: list[str] | None = None) -> dict[str, An
 def render_route(settings: Settings, route: Route) -> dict[str, list[dict[str, Any]]]:
     """One Space's Caddy routes, by the layer they belong to (`platform`, `entry`, `app`)."""
     rid = route_id(route.space_id)
-    api = _reverse_proxy(settings.api_upstream)
+    api = _reverse_proxy(_static(settings.api_upstream))
     prefix = route.path_prefix or ""
     platform = {
         "@id": rid + PLATFORM_SUFFIX,
@@ -224,7 +260,7 @@ def _error_routes(settings: Settings) -> list[dict[str, Any]]:
         "handle": [{"handler": "headers", "request": {"set": {"Host": [_VAR_HOST]}}}],
     }
     status = _reverse_proxy(
-        settings.api_upstream,
+        _static(settings.api_upstream),
         (("X-Spaceport-Proxy-Error", "{http.error.status_code}"),),
     )
     return [
@@ -241,7 +277,7 @@ def render_config(settings: Settings, routes: Iterable[Route]) -> dict[str, Any]
     for route in ordered:
         for layer, rendered in render_route(settings, route).items():
             layers[layer] += rendered
-    catch_all = {"@id": API_ROUTE_ID, "handle": [_reverse_proxy(settings.api_upstream)]}
+    catch_all = {"@id": API_ROUTE_ID, "handle": [_reverse_proxy(_static(settings.api_upstream))]}
     server = {
         "listen": [listen_address(settings)],
         "automatic_https": {"disable": True},
@@ -268,9 +304,24 @@ def _space_id(rid: str) -> str:
     return rid.removeprefix(ROUTE_ID_PREFIX).replace(":", "/", 1)
 
 
-def parse_route(raw: dict[str, Any], entry: dict[str, Any] | None = None) -> Route | None:
-    """The `Route` an app route (and, in path mode, its entry route) came from; None for routes
-    Spaceport did not render."""
+def _upstream(proxy: dict[str, Any], table: Mapping[str, Address]) -> tuple[str, bool]:
+    """(upstream, live) of an app's reverse_proxy handler; a dynamic one's from the table."""
+    dynamic = proxy.get("dynamic_upstreams")
+    if dynamic is None:
+        return str(proxy["upstreams"][0]["dial"]), True
+    address = table.get(str(dynamic["name"]).rstrip("."))
+    if address is None:  # not in the table: nowhere to send it until the next sync
+        return f"0.0.0.0:{dynamic['port']}", False
+    return f"{address.ip}:{dynamic['port']}", address.live
+
+
+def parse_route(
+    raw: dict[str, Any],
+    entry: dict[str, Any] | None = None,
+    table: Mapping[str, Address] | None = None,
+) -> Route | None:
+    """The `Route` an app route (and, in path mode, its entry route) came from, its address
+    from the resolver's `table`; None for routes Spaceport did not render."""
     rid = raw.get("@id")
     if not isinstance(rid, str) or not rid.startswith(ROUTE_ID_PREFIX) or "#" in rid:
         return None
@@ -280,6 +331,7 @@ def parse_route(raw: dict[str, Any], entry: dict[str, Any] | None = None) -> Rou
         app = proxies[-1]
         strip = [h for h in handlers if h.get("handler") == "rewrite" and "strip_path_prefix" in h]
         headers = app.get("headers", {})
+        upstream, live = _upstream(app, table or {})
         if entry is not None:
             match = entry.get("match", [{}])[0]
             hosts = tuple(match.get("host", ()))
@@ -291,19 +343,23 @@ def parse_route(raw: dict[str, Any], entry: dict[str, Any] | None = None) -> Rou
         return Route(
             space_id=_space_id(rid),
             hosts=hosts,
-            upstream=app["upstreams"][0]["dial"],
+            upstream=upstream,
             path_prefix=prefix,
             request_headers=_pairs(headers.get("request", {}).get("set", {}), True),
             response_headers=_pairs(headers.get("response", {}).get("set", {}), False),
             strip_prefix=bool(strip),
             private=any("handle_response" in h for h in proxies[:-1]),
+            live=live,
         )
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None  # edited by hand beyond recognition: the next set_routes replaces it
 
 
-def parse_routes(config: dict[str, Any] | None) -> dict[str, Route]:
-    """Spaceport's routes in a full Caddy config (as `GET /config/` returns it)."""
+def parse_routes(
+    config: dict[str, Any] | None, table: Mapping[str, Address] | None = None
+) -> dict[str, Route]:
+    """Spaceport's routes in a full Caddy config (as `GET /config/` returns it), with their
+    addresses from the resolver's `table`."""
     try:
         raw_routes = config["apps"]["http"]["servers"][SERVER]["routes"]  # type: ignore[index]
     except (KeyError, TypeError):
@@ -314,5 +370,5 @@ def parse_routes(config: dict[str, Any] | None) -> dict[str, Route]:
         for r in raw_routes
         if isinstance(r.get("@id"), str) and r["@id"].endswith(ENTRY_SUFFIX)
     }
-    routes = (parse_route(r, entries.get(r.get("@id", ""))) for r in raw_routes)
+    routes = (parse_route(r, entries.get(r.get("@id", "")), table) for r in raw_routes)
     return {r.space_id: r for r in routes if r is not None}

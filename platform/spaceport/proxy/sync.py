@@ -19,15 +19,16 @@ from spaceport.db.models import Deployment, Space
 from spaceport.db.session import session_scope
 from spaceport.proxy import embedding, make_proxy
 from spaceport.proxy.base import Route
+from spaceport.runtime.desired import Desired
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus
 
 log = structlog.get_logger(__name__)
 
 
-def route_for(settings: Settings, space: Space, upstream: str) -> Route:
-    """The route of one running Space: where it lives (subdomain or path), who may pass
-    (private Spaces: the owner only), and the headers its README asks for."""
+def route_for(settings: Settings, space: Space, upstream: str, live: bool = True) -> Route:
+    """The route of one Space: where it lives (subdomain or path), who may pass (private
+    Spaces: the owner only), and the headers its README asks for."""
     card = space.card_data or {}
     common = {
         "space_id": space.space_id,
@@ -35,6 +36,7 @@ def route_for(settings: Settings, space: Space, upstream: str) -> Route:
         "upstream": upstream,
         "response_headers": embedding.response_headers(card),
         "private": bool(space.private),
+        "live": live,
     }
     if settings.routing != "path":
         return Route(**common)  # type: ignore[arg-type]
@@ -44,20 +46,26 @@ def route_for(settings: Settings, space: Space, upstream: str) -> Route:
 
 
 def desired_routes(session: Session, settings: Settings) -> list[Route]:
+    """A live route for each running Space's active deployment; a Space that is asleep, or
+    whose app is down while it should run, keeps its route, not live, on its latest app's
+    port (its visitors get the status page, and its wake changes no proxy config)."""
     rows = session.execute(
         select(Space, Deployment)
         .join(Deployment, Deployment.space_id == Space.id)
         .where(
-            Deployment.status == DeploymentStatus.ACTIVE,
             Deployment.upstream.is_not(None),
-            Space.desired == "running",
+            Deployment.status != DeploymentStatus.STANDBY,
+            Space.desired.in_((Desired.RUNNING, Desired.SLEEPING)),
         )
         .order_by(Deployment.id)
     ).all()
     routes: dict[str, Route] = {}
-    for space, dep in rows:  # later deployments win
+    for space, dep in rows:  # later deployments win, an active one over any other
         assert dep.upstream is not None
-        routes[space.space_id] = route_for(settings, space, dep.upstream)
+        live = dep.status == DeploymentStatus.ACTIVE and space.desired == Desired.RUNNING
+        current = routes.get(space.space_id)
+        if live or current is None or not current.live:
+            routes[space.space_id] = route_for(settings, space, dep.upstream, live)
     return list(routes.values())
 
 

@@ -354,16 +354,26 @@ class DockerBackend(RuntimeBackend):
         # A disk whose engine volume is gone (a crash between the two steps) is ours too.
         return sorted({v.name for v in found if v.name} | set(data_disks.names(self.settings)))
 
-    @staticmethod
-    def _state(container: Container) -> ContainerState:
-        attrs = container.attrs
-        state = attrs.get("State", {})
-        upstream = None
-        for bindings in (attrs.get("NetworkSettings", {}).get("Ports") or {}).values():
+    def _upstream(self, network: dict[str, Any]) -> str | None:
+        """Where the proxy reaches the app: its IP on the apps' network and its own port, a
+        direct path (no userland proxy) whose port stays the same from one container of a
+        Space to the next, so the proxy moves traffic without a reload; else (a container
+        off that network) its port published on loopback."""
+        ports = network.get("Ports") or {}
+        app_net = (network.get("Networks") or {}).get(self.settings.app_network) or {}
+        port = next((key.split("/")[0] for key in ports if key.endswith("/tcp")), None)
+        if app_net.get("IPAddress") and port:
+            return f"{app_net['IPAddress']}:{port}"
+        for bindings in ports.values():
             for b in bindings or []:
                 if b.get("HostIp") in ("127.0.0.1", "0.0.0.0", ""):
-                    upstream = f"127.0.0.1:{b['HostPort']}"
-                    break
+                    return f"127.0.0.1:{b['HostPort']}"
+        return None
+
+    def _state(self, container: Container) -> ContainerState:
+        attrs = container.attrs
+        state = attrs.get("State", {})
+        upstream = self._upstream(attrs.get("NetworkSettings") or {})
         return ContainerState(
             id=container.id or "",
             name=container.name or "",
