@@ -5,7 +5,10 @@
     proxy (Caddy with the config Spaceport renders) and through a plain nginx reverse proxy;
     each proxy dials the container both through its published loopback port (Docker's
     userland proxy) and directly on the engine's network;
-(c) routing changes: how long until a change is live, and what a load running meanwhile sees.
+(c) routing changes: how long until a change is live, and what a load running meanwhile sees:
+    moves of one Space's app from one container to another (what deploys, restarts, sleeps
+    and wakes do: the resolver's answer changes, Caddy's config does not), and additions and
+    removals of routes (full Caddy reloads).
 
 Variants run interleaved, `--rounds` times each, and the median is reported, because other work
 on a small shared machine moves single runs by tens of percent.
@@ -35,12 +38,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import docker
 import httpx
 
 from spaceport.proxy import Route
 from spaceport.proxy.caddy import CaddyProxy
+from spaceport.proxy.resolver import serve_in_thread
 from spaceport.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +69,10 @@ http {
   access_log off;
   client_body_temp_path /tmp/b; proxy_temp_path /tmp/p; fastcgi_temp_path /tmp/f;
   uwsgi_temp_path /tmp/u; scgi_temp_path /tmp/s;
-  server { listen 8080; keepalive_requests 1000000; location / { return 200 "ok\\n"; } }
+  server {
+    listen 8080; keepalive_requests 1000000;
+    location / { add_header X-Served-By $server_addr always; return 200 "ok\\n"; }
+  }
 }
 """
 GRADIO_DOCKERFILE = """FROM spaceport/python:3.11
@@ -241,12 +249,14 @@ def spaceport_proxy(routes: list[Route]) -> Iterator[tuple[CaddyProxy, int]]:
     with tempfile.TemporaryDirectory(prefix="sp-bench-") as data:
         settings = Settings(data=Path(data), listen=f"127.0.0.1:{port}", api_port=free_port())
         proxy = CaddyProxy(settings)
+        resolver = serve_in_thread(settings)
         asyncio.run(proxy.start())
         try:
             asyncio.run(proxy.set_routes(routes))
             yield proxy, port
         finally:
             asyncio.run(proxy.stop())
+            resolver.close()
 
 
 @contextmanager
@@ -275,49 +285,80 @@ def nginx_proxy(upstream: Container) -> Iterator[tuple[int, int]]:
 # --- (c) routing changes -----------------------------------------------------------------------
 
 
+def _timed_change(
+    proxy: CaddyProxy, client: httpx.Client, routes: list[Route], host: str, live: Any
+) -> float:
+    """Apply `routes`; milliseconds until a request for `host` passes `live(response)`."""
+    started = time.perf_counter()
+    worker = threading.Thread(target=lambda: asyncio.run(proxy.set_routes(routes)))
+    worker.start()
+    while True:
+        try:
+            if live(client.get("/", headers={"Host": host})):
+                break
+        except httpx.TransportError:
+            continue
+    elapsed = (time.perf_counter() - started) * 1000
+    worker.join()
+    return elapsed
+
+
 def route_changes(
-    proxy: CaddyProxy, port: int, base: list[Route], upstream: str, changes: int, duration: float
-) -> dict[str, float]:
-    """`changes` route changes for other Spaces while wrk loads one Space: apply times and
-    what the load saw."""
-    result: dict[str, Run] = {}
-    load = threading.Thread(
-        target=lambda: result.update(
-            run=wrk(f"http://127.0.0.1:{port}/", "bench-tiny.localhost", duration, 16)
-        )
-    )
-    load.start()
-    time.sleep(0.5)
-    apply_ms: list[float] = []
+    proxy: CaddyProxy,
+    port: int,
+    base: list[Route],
+    apps: tuple[Container, Container],
+    changes: int,
+    duration: float,
+) -> dict[str, dict[str, float]]:
+    """While wrk loads one Space: `changes` moves of another Space between two containers,
+    then `changes` additions/removals of a route; apply times and what the load saw."""
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
-    for i in range(changes):
-        ghost = Route(f"bench/ghost-{i}", (f"bench-ghost-{i}.localhost",), upstream)
+    out: dict[str, dict[str, float]] = {}
+
+    def moves(i: int) -> float:
+        target = apps[i % 2]
+        moved = Route("bench/moving", ("bench-moving.localhost",), target.ip)
+        return _timed_change(
+            proxy,
+            client,
+            [*base, moved],
+            "bench-moving.localhost",
+            lambda r, ip=target.ip: r.headers.get("x-served-by") == ip.split(":")[0],
+        )
+
+    def reloads(i: int) -> float:
+        ghost = Route(f"bench/ghost-{i}", (f"bench-ghost-{i}.localhost",), apps[0].ip)
         want = 200 if i % 2 == 0 else 502
         routes = base + ([ghost] if want == 200 else [])
         host = f"bench-ghost-{i - (i % 2)}.localhost"
-        started = time.perf_counter()
-        worker = threading.Thread(target=lambda r=routes: asyncio.run(proxy.set_routes(r)))
-        worker.start()
-        while True:
-            try:
-                code = client.get("/", headers={"Host": host}).status_code
-            except httpx.TransportError:
-                continue
-            if (code == 200) == (want == 200):
-                break
-        apply_ms.append((time.perf_counter() - started) * 1000)
-        worker.join()
-        time.sleep(max(0.0, (duration - 1) / changes - apply_ms[-1] / 1000))
+        return _timed_change(
+            proxy, client, routes, host, lambda r: (r.status_code == 200) == (want == 200)
+        )
+
+    for name, change in (("moves (no reload)", moves), ("added/removed routes (reloads)", reloads)):
+        result: dict[str, Run] = {}
+        load = threading.Thread(
+            target=lambda result=result: result.update(
+                run=wrk(f"http://127.0.0.1:{port}/", "bench-tiny.localhost", duration, 16)
+            )
+        )
+        load.start()
+        time.sleep(0.5)
+        apply_ms: list[float] = []
+        for i in range(changes):
+            apply_ms.append(change(i))
+            time.sleep(max(0.0, (duration - 1) / changes - apply_ms[-1] / 1000))
+        load.join()
+        out[name] = {
+            "changes": changes,
+            "apply_ms_median": statistics.median(apply_ms),
+            "apply_ms_max": max(apply_ms),
+            "load_rps": result["run"].rps,
+            "load_errors": result["run"].errors,
+        }
     client.close()
-    load.join()
-    run = result["run"]
-    return {
-        "changes": changes,
-        "apply_ms_median": statistics.median(apply_ms),
-        "apply_ms_max": max(apply_ms),
-        "load_rps": run.rps,
-        "load_errors": run.errors,
-    }
+    return out
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -355,6 +396,7 @@ def main() -> int:
     }
     with (
         container(client, TINY_IMAGE, 8080) as tiny,
+        container(client, TINY_IMAGE, 8080) as tiny2,
         container(client, GRADIO_IMAGE, 7860) as gradio,
     ):
         routes = [
@@ -398,16 +440,25 @@ def main() -> int:
             ]
             measure(gradio_targets, args.rounds, args.duration, min(args.connections, 8))
             say("(c) routing changes under load")
-            changes = route_changes(proxy, port, routes, tiny.ip, args.changes, 12.0)
+            changes = route_changes(proxy, port, routes, (tiny, tiny2), args.changes, 12.0)
     rows: list[tuple[str, ...]] = [("(b) tiny upstream", "req/s", "p50, 1 conn", "errors")]
     rows += [(t.name, f"{t.rps:,.0f}", f"{t.p50_ms:.3f} ms", str(t.errors)) for t in tiny_targets]
     print(table(rows) + "\n")
     rows = [("(a) Gradio GET /config", "req/s", "p50, 1 conn", "errors")]
     rows += [(t.name, f"{t.rps:,.0f}", f"{t.p50_ms:.3f} ms", str(t.errors)) for t in gradio_targets]
     print(table(rows) + "\n")
-    print(
-        table([("(c) routing changes", "value"), *((k, f"{v:,.1f}") for k, v in changes.items())])
-    )
+    rows = [("(c) routing changes", "live after, median", "max", "load req/s", "load errors")]
+    rows += [
+        (
+            kind,
+            f"{c['apply_ms_median']:.0f} ms",
+            f"{c['apply_ms_max']:.0f} ms",
+            f"{c['load_rps']:,.0f}",
+            f"{c['load_errors']:.0f}",
+        )
+        for kind, c in changes.items()
+    ]
+    print(table(rows))
     out["tiny"] = {t.name: asdict(t) | {"rps": t.rps, "p50_ms": t.p50_ms} for t in tiny_targets}
     out["gradio"] = {t.name: asdict(t) | {"rps": t.rps, "p50_ms": t.p50_ms} for t in gradio_targets}
     out["route_changes"] = changes

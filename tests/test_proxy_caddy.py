@@ -238,8 +238,23 @@ async def test_moving_an_app_reloads_nothing(caddy: Stack, apps: dict[str, Serve
             await caddy.proxy.set_routes([asleep, other])
             assert (await asyncio.to_thread(_ask, conn, host))["app"] == "api"
             assert await caddy.proxy.get_all_routes() == {"o/a": asleep, "o/b": other}
-            await caddy.proxy.set_routes([at["new"], other])  # awake, elsewhere
+            # Paused or deleted: gone from the table, kept in Caddy (not live) until a reload.
+            await caddy.proxy.set_routes([other])
+            assert (await asyncio.to_thread(_ask, conn, host))["app"] == "api"
+            assert await caddy.proxy.get_all_routes() == {"o/b": other}
+            await caddy.proxy.set_routes([at["new"], other])  # back, elsewhere
             assert (await asyncio.to_thread(_ask, conn, host))["app"] == "new"
+            # A route that must reload anyway takes the leftovers with it.
+            await caddy.proxy.set_routes([other])
+            await caddy.proxy.set_routes([other, route("o/c", apps["c"])])
+        served = (await caddy.proxy._request("GET", "/config/")).json()
+        assert [r.get("@id") for r in served["apps"]["http"]["servers"]["spaceport"]["routes"]] == [
+            "space:o:b#platform",
+            "space:o:c#platform",
+            "space:o:b",
+            "space:o:c",
+            "spaceport:api",
+        ]
     finally:
         for s in (old, new):
             s.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -95,17 +96,32 @@ class CaddyProxy(Proxy):
         if len(set(ids)) != len(ids):
             raise ValueError(f"set_routes: duplicate Space ids in {sorted(ids)}")
         config = render_config(self.settings, routes)
-        before = self._write_addresses(routes)
         current = await self._request("GET", "/config/")
-        if current.status_code != 200 or current.json() != config:
+        served = current.json() if current.status_code == 200 else None
+        # Routes only dropped (a Space paused, stopped, deleted) stay in Caddy, not live, until
+        # a reload is due anyway: their visitors reach the control plane's page all the same.
+        wanted = set(ids)
+        left = [
+            replace(r, live=False)
+            for r in parse_routes(served, read_table(self.settings), retired=True).values()
+            if r.space_id not in wanted
+        ]
+        if left and served == render_config(self.settings, [*routes, *left]):
+            config = served
+        else:
+            left = []
+        before = self._write_addresses(routes, left)
+        if served != config:
             # Every load is a full reload in Caddy: only a change of the routes costs one.
             resp = await self._request("POST", "/load", json=config)
             self._check(resp, "load the route table")
         await self._settle(before, routes)
 
-    def _write_addresses(self, routes: Sequence[Route]) -> dict[str, Address]:
+    def _write_addresses(
+        self, routes: Sequence[Route], retired: Sequence[Route] = ()
+    ) -> dict[str, Address]:
         """Addresses first: a new route's name resolves as soon as Caddy has the route."""
-        return write_table(self.settings, address_table(routes))
+        return write_table(self.settings, address_table(routes, retired))
 
     async def _settle(self, before: dict[str, Address], routes: Sequence[Route]) -> None:
         """Return only once Caddy sends no new request to an app's old address: callers say

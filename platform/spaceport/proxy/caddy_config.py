@@ -23,7 +23,14 @@ from typing import Any
 
 from spaceport.proxy.base import Headers, Route
 from spaceport.proxy.caddy_process import admin_config, listen_address
-from spaceport.proxy.resolver import INTERNAL_DOMAIN, REFRESH_S, Address, ipv4, resolver_address
+from spaceport.proxy.resolver import (
+    INTERNAL_DOMAIN,
+    REFRESH_S,
+    UNKNOWN_ADDRESS,
+    Address,
+    ipv4,
+    resolver_address,
+)
 from spaceport.settings import Settings
 
 SERVER = "spaceport"
@@ -107,13 +114,14 @@ def _target(settings: Settings, route: Route) -> dict[str, Any]:
     }
 
 
-def address_table(routes: Iterable[Route]) -> dict[str, Address]:
-    """The resolver's table for these routes: each IP upstream's address by its DNS name."""
+def address_table(routes: Iterable[Route], retired: Iterable[Route] = ()) -> dict[str, Address]:
+    """The resolver's table for these routes (and leftovers kept `retired`, never live): each
+    IP upstream's address by its DNS name."""
     table = {}
-    for route in routes:
+    for route, old in [*((r, False) for r in routes), *((r, True) for r in retired)]:
         host = route.upstream.rpartition(":")[0]
         if ipv4(host):
-            table[internal_host(route.space_id)] = Address(host, route.live)
+            table[internal_host(route.space_id)] = Address(host, route.live and not old, old)
     return table
 
 
@@ -311,7 +319,7 @@ def _upstream(proxy: dict[str, Any], table: Mapping[str, Address]) -> tuple[str,
         return str(proxy["upstreams"][0]["dial"]), True
     address = table.get(str(dynamic["name"]).rstrip("."))
     if address is None:  # not in the table: nowhere to send it until the next sync
-        return f"0.0.0.0:{dynamic['port']}", False
+        return f"{UNKNOWN_ADDRESS}:{dynamic['port']}", False
     return f"{address.ip}:{dynamic['port']}", address.live
 
 
@@ -356,10 +364,13 @@ def parse_route(
 
 
 def parse_routes(
-    config: dict[str, Any] | None, table: Mapping[str, Address] | None = None
+    config: dict[str, Any] | None,
+    table: Mapping[str, Address] | None = None,
+    *,
+    retired: bool = False,
 ) -> dict[str, Route]:
     """Spaceport's routes in a full Caddy config (as `GET /config/` returns it), with their
-    addresses from the resolver's `table`."""
+    addresses from the resolver's `table`; leftovers the table calls retired only if asked."""
     try:
         raw_routes = config["apps"]["http"]["servers"][SERVER]["routes"]  # type: ignore[index]
     except (KeyError, TypeError):
@@ -371,4 +382,10 @@ def parse_routes(
         if isinstance(r.get("@id"), str) and r["@id"].endswith(ENTRY_SUFFIX)
     }
     routes = (parse_route(r, entries.get(r.get("@id", "")), table) for r in raw_routes)
-    return {r.space_id: r for r in routes if r is not None}
+    table = table or {}
+    return {
+        r.space_id: r
+        for r in routes
+        if r is not None
+        and (retired or not getattr(table.get(internal_host(r.space_id)), "retired", False))
+    }

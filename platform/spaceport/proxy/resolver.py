@@ -44,16 +44,21 @@ INTERNAL_DOMAIN = "spaceport.internal"
 REFRESH_S = 0.1
 """How long Caddy keeps an answer: a moved app gets its traffic within this time."""
 TABLE_FILE = "upstreams.json"
+UNKNOWN_ADDRESS = "0.0.0.0"
+"""The address of a Space whose app never ran: its route is not live until one does."""
 PROBE_NAME = f"probe.{INTERNAL_DOMAIN}"
 """Never a Space's name (those start with `s` and 20 hex digits): answers NXDOMAIN."""
 
 
 @dataclass(frozen=True)
 class Address:
-    """A Space's app address (an IP) and whether it takes traffic now."""
+    """A Space's app address (an IP) and whether it takes traffic now. A `retired` one is
+    the leftover of a route the table no longer has (a Space paused, stopped or deleted):
+    Caddy keeps it, not live, until its next reload, which it saves one (caddy.py)."""
 
     ip: str
     live: bool
+    retired: bool = False
 
 
 def resolver_address(settings: Settings) -> str:
@@ -82,7 +87,9 @@ def _parse(path: Path) -> dict[str, Address] | None:
     try:
         raw = json.loads(path.read_text())
         return {
-            str(name): Address(str(entry["ip"]), bool(entry["live"]))
+            str(name): Address(
+                str(entry["ip"]), bool(entry["live"]), bool(entry.get("retired", False))
+            )
             for name, entry in raw["names"].items()
         }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -96,7 +103,12 @@ def write_table(settings: Settings, table: Mapping[str, Address]) -> dict[str, A
     if before is not None and dict(table) == before:
         return before
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"names": {n: {"ip": a.ip, "live": a.live} for n, a in sorted(table.items())}}
+    body = {
+        "names": {
+            n: {"ip": a.ip, "live": a.live, **({"retired": True} if a.retired else {})}
+            for n, a in sorted(table.items())
+        }
+    }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     tmp.write_text(json.dumps(body, indent=1))
     os.replace(tmp, path)

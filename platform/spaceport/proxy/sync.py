@@ -19,7 +19,9 @@ from spaceport.db.models import Deployment, Space
 from spaceport.db.session import session_scope
 from spaceport.proxy import embedding, make_proxy
 from spaceport.proxy.base import Route
+from spaceport.proxy.resolver import UNKNOWN_ADDRESS
 from spaceport.runtime.desired import Desired
+from spaceport.runtime.env import app_port
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus
 
@@ -46,27 +48,38 @@ def route_for(settings: Settings, space: Space, upstream: str, live: bool = True
 
 
 def desired_routes(session: Session, settings: Settings) -> list[Route]:
-    """A live route for each running Space's active deployment; a Space that is asleep, or
-    whose app is down while it should run, keeps its route, not live, on its latest app's
-    port (its visitors get the status page, and its wake changes no proxy config)."""
+    """A route for every Space that should run or sleeps: live to its active deployment; not
+    live (visitors get the status page) while it builds, starts, sleeps or is down, on the
+    port of its latest app (or the port its README asks for, before its first). A Space's
+    route so exists from its creation on: its first deploy, and every later move, changes
+    only the resolver's table, never Caddy's config (proxy/resolver.py)."""
+    spaces = session.scalars(
+        select(Space).where(Space.desired.in_((Desired.RUNNING, Desired.SLEEPING)))
+    ).all()
     rows = session.execute(
-        select(Space, Deployment)
-        .join(Deployment, Deployment.space_id == Space.id)
+        select(Deployment.space_id, Deployment.status, Deployment.upstream)
         .where(
+            Deployment.space_id.in_([s.id for s in spaces]),
             Deployment.upstream.is_not(None),
             Deployment.status != DeploymentStatus.STANDBY,
-            Space.desired.in_((Desired.RUNNING, Desired.SLEEPING)),
         )
         .order_by(Deployment.id)
     ).all()
-    routes: dict[str, Route] = {}
-    for space, dep in rows:  # later deployments win, an active one over any other
-        assert dep.upstream is not None
-        live = dep.status == DeploymentStatus.ACTIVE and space.desired == Desired.RUNNING
-        current = routes.get(space.space_id)
-        if live or current is None or not current.live:
-            routes[space.space_id] = route_for(settings, space, dep.upstream, live)
-    return list(routes.values())
+    latest: dict[int, str] = {}
+    active: dict[int, str] = {}
+    for space_pk, status, upstream in rows:  # later deployments win
+        assert upstream is not None  # selected so
+        latest[space_pk] = upstream
+        if status == DeploymentStatus.ACTIVE:
+            active[space_pk] = upstream
+    routes = []
+    for space in spaces:
+        if space.desired == Desired.RUNNING and space.id in active:
+            routes.append(route_for(settings, space, active[space.id]))
+        else:
+            upstream = latest.get(space.id) or f"{UNKNOWN_ADDRESS}:{app_port(space)}"
+            routes.append(route_for(settings, space, upstream, live=False))
+    return routes
 
 
 def sync_routes(settings: Settings) -> int:

@@ -128,6 +128,7 @@ def duplicate_space(
     )
     copy_branches(repo_path(settings, source.owner, source.name), repo_path(settings, owner, name))
     session.commit()
+    sync_routes(settings)  # its route, not live until it runs (see proxy/sync.py)
     spaces.on_new_commit(session, copy.id, None, pusher)
     log.info("space.duplicated", source=source.space_id, copy=copy.space_id)
     return copy
