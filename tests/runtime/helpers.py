@@ -95,3 +95,10 @@ def alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as fh:  # a zombie has exited
         return fh.read().split()[2] != "Z"
+
+
+def caddy_config(node: Node) -> Any:
+    """What Caddy serves now, read over its admin socket (a reload shows as a change here)."""
+    transport = httpx.HTTPTransport(uds=str(node.settings.caddy_admin_socket))
+    with httpx.Client(transport=transport, base_url="http://caddy") as client:
+        return client.get("/config/").json()

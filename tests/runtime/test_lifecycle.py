@@ -17,9 +17,10 @@ import httpx
 import pytest
 from huggingface_hub import SpaceHardware
 
-from tests.conftest import Node
+from tests.conftest import PUBLIC_PORT, Node
 from tests.runtime.helpers import (
     app_text,
+    caddy_config,
     containers,
     echo_space,
     hf,
@@ -43,15 +44,23 @@ def space(node: Node) -> Iterator[str]:
 
 
 def test_restart_swaps_container_without_downtime(node: Node, space: str) -> None:
+    """A restart moves the Space to a new container without a failed request, for visitors
+    on new connections and on one keep-alive connection (plain httpx, no retries: a Caddy
+    reload would close it under them), and without touching Caddy's config."""
     before = settled(node, space).id
+    config = caddy_config(node)
     errors: list[str] = []
     answers: list[str] = []
     done = threading.Event()
 
-    def poll() -> None:  # a new connection each time, as a visitor's page load opens one
+    def poll(keep_alive: bool) -> None:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{PUBLIC_PORT}", timeout=30)
         while not done.is_set():
             try:
-                r = node.app_get(space)
+                if keep_alive:
+                    r = client.get("/", headers={"Host": node.app_host(space)})
+                else:  # a new connection each time, as a visitor's page load opens one
+                    r = node.app_get(space)
             except httpx.HTTPError as exc:
                 errors.append(repr(exc))
                 continue
@@ -59,9 +68,11 @@ def test_restart_swaps_container_without_downtime(node: Node, space: str) -> Non
                 errors.append(f"{r.status_code} {r.text[:80]}")
             else:
                 answers.append(r.text)
+        client.close()
 
-    poller = threading.Thread(target=poll)
-    poller.start()
+    pollers = [threading.Thread(target=poll, args=(keep,)) for keep in (False, True)]
+    for poller in pollers:
+        poller.start()
     try:
         rt = hf(node).restart_space(space)
         assert rt.stage in ("RUNNING_APP_STARTING", "APP_STARTING")
@@ -70,10 +81,12 @@ def test_restart_swaps_container_without_downtime(node: Node, space: str) -> Non
         time.sleep(0.5)
     finally:
         done.set()
-        poller.join()
+        for poller in pollers:
+            poller.join()
     assert after != before
     assert not errors, errors[:5]
     assert len(set(answers)) == 2, "traffic moved from the old container to the new one"
+    assert caddy_config(node) == config, "a restart reloaded Caddy"
 
 
 def test_variables_and_secrets_reach_the_app_and_secrets_stay_hidden(
@@ -156,6 +169,7 @@ def test_run_logs_stream_follows_restarts(node: Node, space: str) -> None:
 
 def test_pause_holds_the_space_until_restart(node: Node, space: str) -> None:
     settled(node, space)
+    config = caddy_config(node)
     rt = hf(node).pause_space(space)
     assert rt.stage == "PAUSED"
     wait_for(lambda: containers(space, all=True) == [], 30)
@@ -169,6 +183,8 @@ def test_pause_holds_the_space_until_restart(node: Node, space: str) -> None:
     assert rt.stage == "APP_STARTING"
     node.wait_stage(space, {"RUNNING"}, timeout=60)
     assert app_text(node, space)[0] == 200
+    # The paused Space's route stayed in Caddy, not live: neither step reloaded it.
+    assert caddy_config(node) == config
 
 
 def test_stop_and_start_native(node: Node, space: str) -> None:

@@ -12,13 +12,14 @@ import time
 
 import redis
 import structlog
+from redis.exceptions import LockError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spaceport.db.models import Deployment, Space
 from spaceport.db.session import session_scope
 from spaceport.proxy import embedding, make_proxy
-from spaceport.proxy.base import Route
+from spaceport.proxy.base import ProxyError, Route
 from spaceport.proxy.resolver import UNKNOWN_ADDRESS
 from spaceport.runtime.desired import Desired
 from spaceport.runtime.env import app_port
@@ -93,3 +94,14 @@ def sync_routes(settings: Settings) -> int:
     ms = round((time.perf_counter() - started) * 1000, 1)
     log.info("proxy.synced", routes=len(routes), ms=ms)
     return len(routes)
+
+
+def try_sync_routes(settings: Settings) -> None:
+    """`sync_routes`, for callers whose own work is done whether or not the proxy answers now
+    (a new Space): a failure is logged, and the reconciler's next pass loads the routes."""
+    try:
+        if not asyncio.run(make_proxy(settings).health()):
+            raise ProxyError("the proxy does not answer")  # not worth waiting for here
+        sync_routes(settings)
+    except (ProxyError, redis.RedisError, LockError) as exc:
+        log.warning("proxy.sync_deferred", error=str(exc))

@@ -17,7 +17,7 @@ from spaceport.api.links import space_url
 from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, RepoNotFound, SpaceportError
 from spaceport.names import split_space_id
-from spaceport.proxy.sync import sync_routes
+from spaceport.proxy.sync import try_sync_routes
 from spaceport.services import access, spaces
 from spaceport.services.lifecycle import delete_space
 from spaceport.services.space_setup import (
@@ -143,7 +143,7 @@ def create_repo(
     session.commit()
     # Its route exists from now on (not live): no deploy of it will reload Caddy, and this
     # reload happens while its creator waits for this answer, not while it polls.
-    sync_routes(settings)
+    try_sync_routes(settings)
     return {"url": url, "name": space.space_id, "id": f"space-{space.id}"}
 
 
