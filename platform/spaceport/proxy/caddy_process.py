@@ -207,6 +207,10 @@ class CaddyProcess:
         self.bootstrap_file.write_text(json.dumps({"admin": admin_config(self.settings)}))
         home = self.settings.data / "caddy"
         env = {
+            # Collect garbage 4x less often: 5% more requests per second through the proxy
+            # (bench/bench_proxy.py's tiny upstream), for a few MB of heap. An operator's
+            # own GOGC wins.
+            "GOGC": "400",
             **os.environ,
             "XDG_DATA_HOME": str(home / "data"),  # keep Caddy's state out of $HOME
             "XDG_CONFIG_HOME": str(home / "config"),
