@@ -41,7 +41,7 @@ from spaceport.settings import Settings
 log = structlog.get_logger(__name__)
 
 INTERNAL_DOMAIN = "spaceport.internal"
-REFRESH_S = 0.1
+REFRESH_S = 0.05
 """How long Caddy keeps an answer: a moved app gets its traffic within this time."""
 TABLE_FILE = "upstreams.json"
 UNKNOWN_ADDRESS = "0.0.0.0"
