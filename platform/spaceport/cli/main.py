@@ -163,9 +163,11 @@ def resolver() -> None:
 
 @app.command()
 def proxy() -> None:
-    """Start Caddy for this node (unless it runs) and load every app's route from the database."""
+    """Start Caddy and its resolver for this node (unless they run) and load every app's route
+    from the database."""
     import asyncio
 
+    from spaceport.node import ensure_resolver
     from spaceport.proxy.caddy_process import CaddyProcess
     from spaceport.proxy.sync import sync_routes
 
@@ -173,6 +175,7 @@ def proxy() -> None:
     caddy = CaddyProcess(settings)
     started = not caddy.is_running()
     try:
+        ensure_resolver(settings, lambda msg: console.print(f"[green]✓[/] {msg}"))
         asyncio.run(caddy.start())
         routes = sync_routes(settings)
     except Exception as exc:
