@@ -122,6 +122,27 @@ def test_killed_caddy_gets_its_routes_back(node: Node, pair: tuple[str, str]) ->
     assert build_count(pair) == builds
 
 
+def test_killed_resolver_is_started_again(node: Node, pair: tuple[str, str]) -> None:
+    """Every app route asks the resolver where its app runs (proxy/resolver.py): killed, it is
+    started again by the reconciler, and the app answers through Caddy as before."""
+    running, paused = pair
+    builds, serving = build_count(pair), settled(node, running).id
+    old = pid_of(node, "resolver")
+    kill_process(node, "resolver")
+
+    def restarted() -> bool:
+        try:
+            pid = pid_of(node, "resolver")
+        except (FileNotFoundError, ValueError):
+            return False
+        return pid != old and alive(pid)
+
+    wait_for(restarted, 30)
+    back_where_they_were(node, running, paused, timeout=30)
+    assert [c.id for c in containers(running)] == [serving]
+    assert build_count(pair) == builds
+
+
 def restart_dockerd() -> None:
     """Stop the machine's dockerd and start it again the way it was started."""
     if (
