@@ -61,9 +61,15 @@ class Address:
     retired: bool = False
 
 
+def _endpoint(settings: Settings) -> tuple[str, int]:
+    """(host, port) of the resolver (UDP): the API's port number unless set otherwise."""
+    return settings.api_host, settings.resolver_port or settings.api_port
+
+
 def resolver_address(settings: Settings) -> str:
-    """`host:port` of the resolver (UDP): the API's port number unless set otherwise."""
-    return f"{settings.api_host}:{settings.resolver_port or settings.api_port}"
+    """`host:port` of the resolver, as Caddy's config and the logs give it."""
+    host, port = _endpoint(settings)
+    return f"{host}:{port}"
 
 
 def ipv4(host: str) -> bool:
@@ -162,9 +168,8 @@ def answer(query: bytes, answers: Answers) -> bytes | None:
 
 
 def bind(settings: Settings) -> socket.socket:
-    host, port = resolver_address(settings).rsplit(":", 1)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((host, int(port)))
+    sock.bind(_endpoint(settings))
     return sock
 
 
@@ -193,12 +198,11 @@ def serve_in_thread(settings: Settings) -> socket.socket:
 
 def answers_probe(settings: Settings, timeout: float = 1.0) -> bool:
     """Whether a resolver answers at `resolver_address` (with NXDOMAIN for the probe name)."""
-    host, port = resolver_address(settings).rsplit(":", 1)
     query = dns.message.make_query(PROBE_NAME, dns.rdatatype.A)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         try:
-            sock.sendto(query.to_wire(), (host, int(port)))
+            sock.sendto(query.to_wire(), _endpoint(settings))
             reply = dns.message.from_wire(sock.recv(4096))
         except (OSError, dns.exception.DNSException):
             return False
