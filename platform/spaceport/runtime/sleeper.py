@@ -171,6 +171,13 @@ def _deep_sleep(settings: Settings, backend: RuntimeBackend, space_pk: int, dep_
                 .where(Space.id == space_pk, Space.desired.in_((RUNNING, SLEEPING)))
                 .values(desired=SLEEPING, stage=Stage.SLEEPING.value),
             )
+            if claimed:
+                # A stopped container's IP goes back to the engine, and another Space's next
+                # container may get it: the route must not point there once the Space is
+                # woken, until the restarted container says where it is (`_resume`).
+                session.execute(
+                    update(Deployment).where(Deployment.id == dep_id).values(upstream=None)
+                )
         if not claimed:
             return
         sync_routes(settings)
