@@ -6,6 +6,7 @@ never touches a developer's `make up` instance. Tests give their Spaces unique n
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -263,7 +264,13 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         "SPACEPORT_GIT_MAX_FILE_BYTES": str(3 * 1024**2),
         "SPACEPORT_GIT_MAX_FILES": "1500",
         # A tiny flavor for the resource-limit tests (an operator's own flavors look the same).
-        "SPACEPORT_FLAVORS": '{"test-tiny": {"cpus": 0.5, "memory": "256m", "pids": 128}}',
+        # And one under gVisor (tests/safety/test_gvisor.py; scripts/register-gvisor.sh).
+        "SPACEPORT_FLAVORS": json.dumps(
+            {
+                "test-tiny": {"cpus": 0.5, "memory": "256m", "pids": 128},
+                "test-gvisor": {"cpus": 1, "memory": "384m", "pids": 256, "runtime": "runsc"},
+            }
+        ),
         # Small /data disks, so that filling one is quick.
         "SPACEPORT_DATA_SIZES": '{"small": "64MiB", "medium": "96MiB"}',
         # No standby containers (on by default): the tests count a Space's containers, and

@@ -17,6 +17,7 @@ class Flavor:
     gpus: int = 0
     gpu_kind: str | None = None
     pids: int = 2048
+    runtime: str | None = None  # OCI runtime over the node's app_runtime (None: the node's)
 
     @property
     def memory_bytes(self) -> int:

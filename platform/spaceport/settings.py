@@ -40,6 +40,9 @@ class FlavorConfig(BaseModel):
     gpus: int = 0
     gpu_kind: str | None = None
     pids: int = 2048
+    # The OCI runtime of this flavor's apps (e.g. `runsc`), over the node's `app_runtime`:
+    # gVisor for the CPU flavors strangers get, runc for GPU flavors gVisor cannot serve.
+    runtime: str | None = None
 
 
 class GpuConfig(BaseModel):
@@ -134,7 +137,8 @@ class Settings(BaseSettings):
     app_runtime: str | None = Field(
         default=None,
         description="OCI runtime for app containers, registered in the engine's daemon.json "
-        "(`runsc` for gVisor, the stronger isolation mode); unset: the engine's default (runc).",
+        "(`runsc` for gVisor, the stronger isolation mode); unset: the engine's default (runc). "
+        "A flavor's own `runtime` wins over it.",
     )
     app_egress_ports: list[int] = Field(
         default_factory=list, description="If set, the only ports apps may reach outward."

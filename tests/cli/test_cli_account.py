@@ -95,6 +95,8 @@ def test_doctor_and_proxy_operator_commands(cli: Cli) -> None:
         assert names.get(part) == "ok", (part, report)
     disks = next(c for c in report["checks"] if c["name"] == "data disks")
     assert disks["status"] == "ok" and "small 67.1MB" in disks["detail"], disks
+    runtimes = next(c for c in report["checks"] if c["name"] == "runtimes")
+    assert runtimes["detail"] == "runsc for flavor test-gvisor", runtimes  # tests/conftest.py
 
     proxy = cli("proxy")  # operator command: Caddy runs already; routes reloaded from the db
     assert proxy.returncode == 0 and "already running" in proxy.stdout, proxy.stderr
@@ -102,3 +104,10 @@ def test_doctor_and_proxy_operator_commands(cli: Cli) -> None:
     broken = cli("doctor", env={"SPACEPORT_REDIS_URL": "redis://127.0.0.1:1/0"})
     assert broken.returncode == 1
     assert "redis" in broken.stdout and "redis-server" in broken.stdout  # the fix is named
+
+    failed = cli("doctor", "--json", env={"SPACEPORT_APP_RUNTIME": "runsk"})
+    assert failed.returncode == 1, failed.stderr
+    typo = json.loads(failed.stdout)
+    runtimes = next(c for c in typo["checks"] if c["name"] == "runtimes")
+    assert typo["ok"] is False and runtimes["status"] == "fail", runtimes
+    assert "runsk (for SPACEPORT_APP_RUNTIME)" in runtimes["detail"], runtimes

@@ -61,19 +61,24 @@ def test_no_host_mounts_and_not_privileged(node: Node, probes: list[str]) -> Non
         assert "docker.sock" not in json.dumps(container.attrs["Mounts"])
 
 
-def test_cannot_reach_control_plane_or_data_stores(node: Node, probes: list[str]) -> None:
-    settings = node.settings
+def reached_internal(node: Node, space: str, other: str) -> set[str]:
+    """What of the control plane, the data stores, the metadata address and the app `other`
+    the app `space` could open a connection to (GATEWAY: the host, as the app sees it)."""
     internal = [
-        f"GATEWAY:{settings.api_port}",  # the API behind Caddy
+        f"GATEWAY:{node.settings.api_port}",  # the API behind Caddy
         "GATEWAY:6379",  # Redis
         "GATEWAY:5432",  # PostgreSQL
         "GATEWAY:2375",  # a Docker TCP socket, if anyone opened one
         "169.254.169.254:80",  # cloud metadata
     ]
-    other_ip = probe(node, probes[1], "/ip")["ip"]
+    other_ip = probe(node, other, "/ip")["ip"]
     internal.append(f"{other_ip}:7860")  # another app's container
-    seen = probe(node, probes[0], "/probe?targets=" + ",".join(internal))
-    reached = {target for target, ok in seen["reach"].items() if ok}
+    seen = probe(node, space, "/probe?targets=" + ",".join(internal))
+    return {target for target, ok in seen["reach"].items() if ok}
+
+
+def test_cannot_reach_control_plane_or_data_stores(node: Node, probes: list[str]) -> None:
+    reached = reached_internal(node, probes[0], probes[1])
     assert not reached, f"an app reached internal services: {reached}"
 
 

@@ -2,8 +2,8 @@
 
 Runs on the node itself (it reads the node's settings, like `up`): Docker, BuildKit, the base
 image, Redis, the database and its schema, the build worker, the API, Caddy and the public
-URL, disk space, /data size limits, and GPUs. Each check is small and independent, so one
-broken part never hides the state of the others.
+URL, disk space, /data size limits, app runtimes (gVisor) and GPUs. Each check is small and
+independent, so one broken part never hides the state of the others.
 """
 
 from __future__ import annotations
@@ -222,6 +222,35 @@ def check_data_disks(settings: Settings) -> Check:
     )
 
 
+def check_runtimes(settings: Settings) -> Check:
+    """Every OCI runtime the node's flavors or `app_runtime` name is registered with the engine
+    (else each start of such an app fails)."""
+    import docker
+
+    from spaceport.runtime.hardware import flavor_table
+
+    wanted: dict[str, list[str]] = {}
+    if settings.app_runtime:
+        wanted.setdefault(settings.app_runtime, []).append("SPACEPORT_APP_RUNTIME")
+    for flavor in flavor_table(settings).values():
+        if flavor.runtime:
+            wanted.setdefault(flavor.runtime, []).append(f"flavor {flavor.name}")
+    known = set(docker.from_env(timeout=5).info().get("Runtimes") or {})
+    missing = {name: users for name, users in wanted.items() if name not in known}
+    if missing:
+        shown = "; ".join(f"{name} (for {', '.join(users)})" for name, users in missing.items())
+        return Check(
+            "runtimes",
+            "fail",
+            f"not registered with the engine: {shown}; apps using them cannot start",
+            "for runsc: `sudo scripts/register-gvisor.sh`; else fix the flavor's `runtime`",
+        )
+    if not wanted:
+        return Check("runtimes", "ok", "apps on the engine's default runtime (runc)")
+    shown = "; ".join(f"{name} for {', '.join(users)}" for name, users in wanted.items())
+    return Check("runtimes", "ok", shown)
+
+
 def check_gpus(settings: Settings) -> Check:
     from spaceport.runtime.gpus.inventory import discover
 
@@ -245,6 +274,7 @@ CHECKS: list[Callable[[Settings], Check]] = [
     check_caddy,
     check_disk,
     check_data_disks,
+    check_runtimes,
     check_gpus,
 ]
 ICONS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}

@@ -39,6 +39,7 @@ class ContainerSpec:
     data_volume: str | None = None
     command: list[str] | None = None  # None: the image's own CMD
     cpu_shares: int | None = None  # CPU weight against other containers (None: the default)
+    runtime: str | None = None  # OCI runtime (None: the node's app_runtime, else the engine's)
 
 
 @dataclass

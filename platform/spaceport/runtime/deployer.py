@@ -101,6 +101,7 @@ def container_spec(
         cpus=flavor.cpus,
         memory_bytes=flavor.memory_bytes,
         pids=flavor.pids,
+        runtime=flavor.runtime,
         data_volume=volume_name(settings, space.id) if space.storage else None,
     )
 

@@ -84,6 +84,10 @@ class DockerBackend(RuntimeBackend):
             self._ncpu = float(self.client.info().get("NCPU") or 1)
         return self._ncpu
 
+    def _runtime(self, spec: ContainerSpec) -> str | None:
+        """The OCI runtime of this container: its flavor's, else the node's, else the engine's."""
+        return spec.runtime or self.settings.app_runtime
+
     def _run_options(self, spec: ContainerSpec) -> dict[str, Any]:
         labels = {
             LABEL_MANAGED: "true",
@@ -97,8 +101,9 @@ class DockerBackend(RuntimeBackend):
             volumes[spec.data_volume] = {"bind": "/data", "mode": "rw"}
         env = dict(spec.env)
         options: dict[str, Any] = {}
-        if self.settings.app_runtime:  # e.g. runsc: gVisor between the app and the kernel
-            options["runtime"] = self.settings.app_runtime
+        runtime = self._runtime(spec)
+        if runtime:  # e.g. runsc: gVisor between the app and the kernel
+            options["runtime"] = runtime
         if spec.gpus is not None:
             env.update(spec.gpus.env)
             volumes.update(spec.gpus.volumes)
@@ -142,10 +147,16 @@ class DockerBackend(RuntimeBackend):
             container = self.client.containers.create(spec.image, **self._run_options(spec))
         except (APIError, ImageNotFound) as exc:
             hint = ""
-            if self.settings.app_runtime and "runtime" in str(exc).lower():
+            runtime = self._runtime(spec)
+            if runtime and "runtime" in str(exc).lower():
+                where = (
+                    f"the flavor's runtime: {runtime}"
+                    if spec.runtime
+                    else f"SPACEPORT_APP_RUNTIME={runtime}"
+                )
                 hint = (
-                    f" (SPACEPORT_APP_RUNTIME={self.settings.app_runtime}: install it and "
-                    'register it under "runtimes" in the engine\'s daemon.json, or unset it)'
+                    f' ({where}: install it and register it under "runtimes" in the '
+                    "engine's daemon.json, or unset it)"
                 )
             raise RuntimeBackendError(
                 f"could not create a container of {spec.image}: {exc}{hint}"

@@ -18,7 +18,9 @@ _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 def flavor_table(settings: Settings) -> dict[str, Flavor]:
     table = dict(DEFAULT_FLAVORS)
     for name, cfg in settings.flavors.items():
-        table[name] = Flavor(name, cfg.cpus, cfg.memory, cfg.gpus, cfg.gpu_kind, cfg.pids)
+        table[name] = Flavor(
+            name, cfg.cpus, cfg.memory, cfg.gpus, cfg.gpu_kind, cfg.pids, cfg.runtime
+        )
     return table
 
 

@@ -67,6 +67,7 @@ class Handler(BaseHTTPRequestHandler):
                     t.replace("GATEWAY", gw): reach(t.replace("GATEWAY", gw)) for t in targets
                 },
                 "mounts": read("/proc/self/mounts"),
+                "kernel": read("/proc/version").strip(),
                 "chroot_attempt": run(["python", "-c", "import os; os.chroot('/')"]),
                 "mount_attempt": run(
                     [
@@ -90,6 +91,17 @@ class Handler(BaseHTTPRequestHandler):
             for _ in range(4):
                 subprocess.Popen(["python", "-c", burn])
             body = {"out": "burning"}
+        elif url.path == "/fill":  # the app's own files, outside /data (its writable layer)
+            megabytes = int(query.get("mb", ["100"])[0])
+            fill = (
+                "import os\nchunk = os.urandom(2**20)\n"
+                "with open('/home/user/app/fill', 'wb') as fh:\n"
+                f"    for _ in range({megabytes}):\n"
+                "        fh.write(chunk)\n"
+                "    fh.flush(); os.fsync(fh.fileno())\n"
+                "print(os.path.getsize('/home/user/app/fill'))"
+            )
+            body = {"out": run(["python", "-c", fill], timeout=120)}
         elif url.path == "/flood":  # megabytes per second on stdout, into the engine's log
             seconds = query.get("seconds", ["10"])[0]
             flood = (
