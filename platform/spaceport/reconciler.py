@@ -2,8 +2,9 @@
 
 Runs as a thread in the API process. Each pass, every step on its own (one failing does not
 stop the others):
-- containers of running Spaces that died (crash, OOM, a dockerd restart) are reported and
-  restarted with backoff; frozen containers of Spaces someone woke are thawed;
+- containers of running Spaces that died (crash, OOM, a dockerd restart) or wrote more than
+  `app_writable_max` outside /data are reported and restarted with backoff; frozen
+  containers of Spaces someone woke are thawed;
 - idle Spaces are put to sleep (frozen, then stopped);
 - Spaces that should run and run nothing (a crash retry is due, a GPU became free, the process
   that was starting them died) are started, from their existing image: never a new build;
@@ -87,6 +88,7 @@ def reconcile_once(settings: Settings) -> None:
     if backend is not None:
         engine = backend
         _step("containers", lambda: crashes.check_containers(settings, engine))
+        _step("disk", lambda: crashes.check_writable_layers(settings, engine))
         _step("sleep", lambda: sleeper.check_sleep(settings, engine))
         _step("stale_starts", lambda: janitor.fail_stale_starts(settings, engine))
         _step("start_due", lambda: start_due(settings))

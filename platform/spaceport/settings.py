@@ -187,6 +187,16 @@ class Settings(BaseSettings):
         description="Size of /data per storage tier (Hugging Face's 20 GB, 150 GB, 1 TB); "
         "tiers not named keep these.",
     )
+    app_writable_max: ByteSize = Field(
+        default=ByteSize(50 * 1000**3),
+        description="Most an app may write to its own files outside /data (its container's "
+        "writable layer; Hugging Face's 50 GB of ephemeral disk). The reconciler measures it "
+        "every app_writable_check_s; an app over it is stopped with that error and restarted "
+        "from its image. Under gVisor (runsc) those writes stay in the app's memory instead.",
+    )
+    app_writable_check_s: float = Field(
+        default=30.0, description="How often the writable layers are measured (0: never)."
+    )
     drain_s: float = Field(default=2.0, description="Old container's grace after traffic moves.")
     crash_backoff_s: float = Field(default=5.0, description="Second automatic restart's delay.")
     crash_backoff_max_s: float = 300.0

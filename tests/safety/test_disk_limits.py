@@ -3,17 +3,24 @@ not the node's disk: the app, its neighbours and the control plane keep answerin
 space makes /data usable again. A larger tier grows the disk with the data kept; a smaller one
 is refused with what to do.
 
+An app that fills its own files outside /data (its writable layer) past `app_writable_max`
+is stopped with that reason, its bytes removed, and restarted from its image.
+
 The node runs with small tiers (`SPACEPORT_DATA_SIZES` in tests/conftest.py: small 64 MiB,
-medium 96 MiB) so a disk fills in a second.
+medium 96 MiB) so a disk fills in a second, and a writable-layer limit of 300 MiB measured
+every 2 s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import time
 
 import pytest
 
-from tests.conftest import Node, need
+from tests.conftest import Node, need, unique
 from tests.runtime.helpers import app_text, echo_space, settled, wait_for
 
 pytestmark = pytest.mark.slow
@@ -88,3 +95,44 @@ def test_filling_data_hits_the_tier_size_not_the_node_disk(node: Node) -> None:
         assert c.delete(f"/api/spaces/{space_id}/storage").status_code == 200
     mount_point = image.with_suffix("")
     wait_for(lambda: not image.exists() and not mount_point.exists(), 90)
+
+
+def test_filling_the_writable_layer_stops_the_app_and_frees_the_bytes(node: Node) -> None:
+    import docker
+
+    from tests.safety.test_isolation import PROBE, probe
+
+    space_id = node.create_space(unique("writer"), sdk="docker")
+    assert node.push(PROBE, space_id).returncode == 0
+    node.wait_stage(space_id, {"RUNNING"})
+    client = docker.from_env()
+    first = settled(node, space_id)
+
+    # 400 MiB into /home/user/app: runc has no quota, the measurement comes after (stopped
+    # while writing, the app's answer is the proxy's status page instead)
+    with contextlib.suppress(AssertionError):
+        probe(node, space_id, "/fill?mb=400")
+
+    deadline = time.monotonic() + 60
+    message = ""
+    while time.monotonic() < deadline and "outside /data" not in message:
+        message = node.runtime(space_id).get("errorMessage") or ""
+        time.sleep(0.3)
+    assert re.search(r"The app wrote [34]\d\d\.\dMB to its own files outside /data", message)
+    assert "over the limit of 314.6MB" in message and "keep large files in /data" in message
+
+    def removed() -> bool:  # with its writable layer
+        try:
+            client.containers.get(first.id)
+        except docker.errors.NotFound:
+            return True
+        return False
+
+    wait_for(removed, 30)
+
+    # Restarted on its own from its image: the file is gone, the app answers.
+    node.wait_stage(space_id, {"RUNNING"}, timeout=120)
+    again = settled(node, space_id)
+    assert again.id != first.id
+    assert again.exec_run(["ls", "/home/user/app"]).output.split() == [b"probe.py"]
+    assert node.app_get(space_id, "/").status_code == 200

@@ -125,6 +125,11 @@ class RuntimeBackend(ABC):
         """Containers this platform manages, optionally of one Space."""
 
     @abstractmethod
+    def writable_sizes(self) -> dict[str, int]:
+        """Bytes each running container of this node wrote to its own files (its writable
+        layer, volumes not counted), by container id."""
+
+    @abstractmethod
     def remove_image(self, image: str) -> None:
         """Delete an image; no error if it is gone or in use."""
 

@@ -8,9 +8,11 @@ owner's restart clears the count.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 import structlog
+from pydantic import ByteSize
 from sqlalchemy import select
 
 from spaceport.db.models import Deployment, Space, utcnow
@@ -98,12 +100,27 @@ def _crashed(
     container_id: str,
     st: ContainerState | None,
 ) -> None:
-    logs = backend.logs(container_id, tail=30) if st else ""
     if st is None:
         reason = "The app's container disappeared"
     else:
         oom = ", out of memory" if st.oom_killed else ""
         reason = f"The app exited (code {st.exit_code}{oom})"
+    _failed(settings, backend, space_pk, dep_id, container_id, reason, logs=st is not None)
+
+
+def _failed(
+    settings: Settings,
+    backend: RuntimeBackend,
+    space_pk: int,
+    dep_id: int,
+    container_id: str,
+    reason: str,
+    *,
+    logs: bool,
+) -> None:
+    """The deployment failed for `reason`: RUNTIME_ERROR with the app's last lines, its
+    container removed, the next start scheduled."""
+    logs_text = backend.logs(container_id, tail=30) if logs else ""
     with session_scope() as session:
         space = session.get(Space, space_pk)
         dep = session.get(Deployment, dep_id)
@@ -111,7 +128,7 @@ def _crashed(
             return
         if space.desired != Desired.RUNNING.value or dep.status != DeploymentStatus.ACTIVE:
             return  # paused, stopped or replaced since the look: its container was stopped
-        last = "\n".join(logs.strip().splitlines()[-20:])
+        last = "\n".join(logs_text.strip().splitlines()[-20:])
         lines = mask(last, secret_values(session, settings, space_pk))
         ran_s = (utcnow() - dep.ready_at).total_seconds() if dep.ready_at else 0.0
         if ran_s >= STABLE_S:
@@ -124,6 +141,55 @@ def _crashed(
         space_id = space.space_id
     retire(backend, dep_id, timeout=0, status=DeploymentStatus.FAILED)
     log.warning("runtime.crashed", space=space_id, reason=reason, retry_in_s=delay)
+
+
+_last_disk_check = 0.0
+
+
+def check_writable_layers(settings: Settings, backend: RuntimeBackend) -> list[int]:
+    """Stop every running app that wrote more than `app_writable_max` to its own files outside
+    /data, as a failure with that reason: its container (and the bytes) removed, the app
+    restarted from its image. Measured every `app_writable_check_s`; returns those Spaces.
+
+    The engine's per-container disk quota needs overlay2 on XFS with project quotas; this
+    check is the limit every engine can give (Kubernetes enforces ephemeral storage the same
+    way), so a fast writer can exceed it by what it writes between two checks."""
+    global _last_disk_check
+    every = settings.app_writable_check_s
+    if every <= 0 or time.monotonic() - _last_disk_check < every:
+        return []
+    _last_disk_check = time.monotonic()
+    sizes = backend.writable_sizes()
+    limit = int(settings.app_writable_max)
+    over = {cid: size for cid, size in sizes.items() if size > limit}
+    if not over:
+        return []
+    with session_scope() as session:
+        rows = session.execute(
+            select(Space.id, Deployment.id, Deployment.container_id)
+            .join(Deployment, Deployment.space_id == Space.id)
+            .where(
+                Deployment.status == DeploymentStatus.ACTIVE,
+                Deployment.container_id.in_(list(over)),
+                Space.desired == Desired.RUNNING.value,
+            )
+        ).all()
+    stopped = []
+    for space_pk, dep_id, container_id in rows:
+        if container_id is None or is_locked(settings, space_pk):
+            continue
+        reason = (
+            f"The app wrote {human_bytes(over[container_id])} to its own files outside /data, "
+            f"over the limit of {human_bytes(limit)}: keep large files in /data (persistent "
+            "storage) or write less"
+        )
+        _failed(settings, backend, space_pk, dep_id, container_id, reason, logs=True)
+        stopped.append(space_pk)
+    return stopped
+
+
+def human_bytes(n: int) -> str:
+    return ByteSize(n).human_readable(decimal=True)
 
 
 def restarts_due(settings: Settings) -> list[tuple[int, datetime | None]]:

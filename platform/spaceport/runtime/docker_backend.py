@@ -276,6 +276,13 @@ class DockerBackend(RuntimeBackend):
             out.append(self._state(c))
         return out
 
+    def writable_sizes(self) -> dict[str, int]:
+        # `docker ps --size`: the engine walks each writable layer (cost grows with its files).
+        rows = self.client.api.containers(
+            size=True, filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
+        )
+        return {row["Id"]: int(row.get("SizeRw") or 0) for row in rows}
+
     def remove_image(self, image: str) -> None:
         try:
             self.client.images.remove(image, force=False, noprune=False)
