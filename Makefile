@@ -23,7 +23,7 @@ down: $(STAMP)
 	$(BIN)/spaceport down
 
 test: system $(STAMP)
-	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)

@@ -36,7 +36,8 @@ STR_KEYS = (
     "short_description",
     "startup_duration_timeout",
 )
-BOOL_KEYS = ("pinned", "disable_embedding", "fullWidth", "hf_oauth")
+# `egress` is Spaceport's own: false runs the app with no outbound network at all.
+BOOL_KEYS = ("pinned", "disable_embedding", "fullWidth", "hf_oauth", "egress")
 INT_KEYS = ("app_port",)
 LIST_KEYS = ("models", "datasets", "tags", "preload_from_hub")
 # Python versions a Space may ask for (`python_version`): those base images exist for.

@@ -59,6 +59,7 @@ def test_keys_are_read_and_unknown_keys_kept() -> None:
         (readme(sdk="gradio", app_port="web"), "'app_port' must be a port number (an integer)"),
         (readme(sdk="gradio", app_port="70000"), "'app_port' must be 1-65535 (got 70000)"),
         (readme(sdk="gradio", pinned="maybe"), "'pinned' must be true or false (got 'maybe'"),
+        (readme(sdk="docker", egress="blocked"), "'egress' must be true or false (got 'blocked'"),
         (readme(sdk="gradio", tags="ml"), "'tags' must be a list"),
         (
             readme(sdk="gradio", python_version="2.7"),

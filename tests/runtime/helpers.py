@@ -37,7 +37,9 @@ def echo_space(node: Node, prefix: str, **create: Any) -> str:
 def containers(space_id: str, *, all: bool = False) -> list[Container]:
     return list(
         docker.from_env().containers.list(
-            all=all, filters={"label": f"org.spaceport.space={space_id}"}
+            all=all,
+            filters={"label": f"org.spaceport.space={space_id}"},
+            ignore_removed=True,  # one removed between the listing and its inspection
         )
     )
 

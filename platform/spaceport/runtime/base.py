@@ -40,6 +40,7 @@ class ContainerSpec:
     command: list[str] | None = None  # None: the image's own CMD
     cpu_shares: int | None = None  # CPU weight against other containers (None: the default)
     runtime: str | None = None  # OCI runtime (None: the node's app_runtime, else the engine's)
+    egress: bool = True  # False: on the apps' network without outbound access
 
 
 @dataclass

@@ -102,6 +102,7 @@ def container_spec(
         memory_bytes=flavor.memory_bytes,
         pids=flavor.pids,
         runtime=flavor.runtime,
+        egress=(space.card_data or {}).get("egress") is not False,
         data_volume=volume_name(settings, space.id) if space.storage else None,
     )
 

@@ -47,10 +47,15 @@ class DockerBackend(RuntimeBackend):
                 f"cannot reach the Docker engine ({exc}); start dockerd or set DOCKER_HOST"
             ) from exc
 
-    def ensure_network(self) -> str:
-        name = self.settings.app_network
+    def network_name(self, egress: bool = True) -> str:
+        """The apps' network: the operator's outbound policy applies on it; apps whose README
+        says `egress: false` sit on a twin network with no outbound access at all."""
+        return self.settings.app_network if egress else f"{self.settings.app_network}-offline"
+
+    def ensure_network(self, egress: bool = True) -> str:
+        name = self.network_name(egress)
         try:
-            self._isolate(self.client.networks.get(name))
+            self._isolate(self.client.networks.get(name), egress)
         except NotFound:
             try:
                 self.client.networks.create(
@@ -62,19 +67,21 @@ class DockerBackend(RuntimeBackend):
             except APIError as exc:  # another process created it meanwhile
                 if exc.status_code != 409:
                     raise
-            self._isolate(self.client.networks.get(name))
+            self._isolate(self.client.networks.get(name), egress)
         return name
 
     _isolated: ClassVar[set[str]] = set()
 
-    def _isolate(self, network: Network) -> None:
+    def _isolate(self, network: Network, egress: bool) -> None:
         """Firewall the apps' bridge once per process (see runtime/network_policy.py)."""
         options = network.attrs.get("Options") or {}
         bridge = options.get("com.docker.network.bridge.name") or f"br-{(network.id or '')[:12]}"
         if bridge in self._isolated:
             return
         network_policy.apply(
-            bridge, egress=self.settings.app_egress, egress_ports=self.settings.app_egress_ports
+            bridge,
+            egress=self.settings.app_egress and egress,
+            egress_ports=self.settings.app_egress_ports,
         )
         self._isolated.add(bridge)
 
@@ -117,7 +124,7 @@ class DockerBackend(RuntimeBackend):
             "environment": env,
             "labels": labels,
             "ports": {f"{spec.port}/tcp": ("127.0.0.1", None)},
-            "network": self.ensure_network(),
+            "network": self.ensure_network(spec.egress),
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],
             "nano_cpus": int(min(spec.cpus, self.host_cpus()) * 1e9),
@@ -378,7 +385,8 @@ class DockerBackend(RuntimeBackend):
         Space to the next, so the proxy moves traffic without a reload; else (a container
         off that network) its port published on loopback."""
         ports = network.get("Ports") or {}
-        app_net = (network.get("Networks") or {}).get(self.settings.app_network) or {}
+        networks = network.get("Networks") or {}
+        app_net = networks.get(self.network_name()) or networks.get(self.network_name(False)) or {}
         port = next((key.split("/")[0] for key in ports if key.endswith("/tcp")), None)
         if app_net.get("IPAddress") and port:
             return f"{app_net['IPAddress']}:{port}"

@@ -121,3 +121,22 @@ def apply(bridge: str, *, egress: bool = True, egress_ports: Sequence[int] = ())
     for chain, rule in reversed(rules):
         _ensure(chain, rule)
     return True
+
+
+def remove(bridge: str) -> int:
+    """Delete this platform's rules for `bridge` (its network is gone); returns how many."""
+    if shutil.which("iptables") is None:
+        return 0
+    removed = 0
+    for chain in ("INPUT", "DOCKER-USER"):
+        listed = _iptables("-S", chain)
+        for line in listed.stdout.splitlines():
+            parts = line.split()
+            if parts[:2] != ["-A", chain] or TAG not in parts or bridge not in parts:
+                continue
+            if parts[parts.index("-i") + 1] != bridge:
+                continue
+            spec = [p.strip('"') for p in parts[2:]]
+            if _iptables("-D", chain, *spec).returncode == 0:
+                removed += 1
+    return removed

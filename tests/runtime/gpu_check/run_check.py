@@ -60,7 +60,7 @@ def main() -> int:
         pids=flavor.pids,
         gpus=attachment(settings, booked),
     )
-    backend.ensure_network = lambda: "none"  # type: ignore[method-assign]  # no bridge there
+    backend.ensure_network = lambda egress=True: "none"  # type: ignore[method-assign]  # no bridge there
     options = backend._run_options(spec)
     options.pop("ports")
     options["network"] = "none"
