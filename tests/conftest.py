@@ -273,7 +273,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         ),
         # A small writable-layer limit, checked often (tests/safety/test_disk_limits.py).
         "SPACEPORT_APP_WRITABLE_MAX": "300MiB",
-        "SPACEPORT_APP_WRITABLE_CHECK_S": "5",
+        "SPACEPORT_APP_WRITABLE_CHECK_S": "10",
         # Small /data disks, so that filling one is quick.
         "SPACEPORT_DATA_SIZES": '{"small": "64MiB", "medium": "96MiB"}',
         # No standby containers (on by default): the tests count a Space's containers, and

@@ -97,3 +97,25 @@ def test_an_image_built_after_the_delete_is_removed(node: Node) -> None:
         for tag in (late, other_node):
             with contextlib.suppress(docker.errors.ImageNotFound):
                 client.images.remove(tag)
+
+
+def test_stop_returns_once_a_removal_by_another_process_is_over(node: Node) -> None:
+    """The janitor may be removing a container when a delete stops it: `stop` must return only
+    once it is gone, as the delete removes its /data volume next (CI saw "volume is in use")."""
+    import threading
+
+    from spaceport.runtime.docker_backend import DockerBackend
+
+    client = docker.from_env()
+    image = f"{node.settings.base_image_repo}:{node.settings.default_python}"
+    backend = DockerBackend(node.settings)
+    for _ in range(5):
+        c = client.containers.run(image, ["sleep", "300"], detach=True, init=False)
+        other = threading.Thread(
+            target=client.api.remove_container, args=(c.id,), kwargs={"force": True}
+        )
+        other.start()
+        backend.stop(c.id or "", timeout=0)
+        with pytest.raises(docker.errors.NotFound):
+            client.containers.get(c.id)
+        other.join()

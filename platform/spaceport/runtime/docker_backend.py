@@ -230,6 +230,19 @@ class DockerBackend(RuntimeBackend):
         except APIError as exc:
             if exc.status_code != 404 and "removal" not in str(exc):
                 raise
+            # Another process (the janitor, a concurrent delete) is removing it: it is gone
+            # only when that ends, and what comes next (its volume's removal) depends on it.
+            self._wait_gone(container_id, timeout_s=60)
+
+    def _wait_gone(self, container_id: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.client.containers.get(container_id)
+            except NotFound:
+                return
+            time.sleep(0.1)
+        raise RuntimeBackendError(f"container {container_id[:12]} was not removed in {timeout_s} s")
 
     def halt(self, container_id: str, timeout: int = 10) -> None:
         try:
