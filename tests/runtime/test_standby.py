@@ -208,7 +208,13 @@ def test_streamlit_code_only_push_starts_in_the_standby(
             try:
                 page = browser.new_page()
                 page.goto(node.app_url(space_id), timeout=60_000)
-                page.get_by_text(f"commit {active['commit']}").wait_for(timeout=60_000)
+                try:
+                    page.get_by_text(f"commit {active['commit']}").wait_for(timeout=60_000)
+                except Exception:  # CI saw this wait time out: keep what the visitor saw
+                    print("page:", page.inner_text("body")[:2000])
+                    logs = docker.from_env().containers.get(standby).logs(tail=60)
+                    print("standby's logs:", logs.decode(errors="replace"))
+                    raise
                 assert page.get_by_role("heading", name="Version two").is_visible()
             finally:
                 browser.close()
