@@ -271,9 +271,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
                 "test-gvisor": {"cpus": 1, "memory": "384m", "pids": 256, "runtime": "runsc"},
             }
         ),
-        # A small writable-layer limit, checked often (tests/safety/test_disk_limits.py).
+        # A small writable-layer limit (tests/safety/test_disk_limits.py), checked every 30 s.
         "SPACEPORT_APP_WRITABLE_MAX": "300MiB",
-        "SPACEPORT_APP_WRITABLE_CHECK_S": "10",
         # Small /data disks, so that filling one is quick.
         "SPACEPORT_DATA_SIZES": '{"small": "64MiB", "medium": "96MiB"}',
         # No standby containers (on by default): the tests count a Space's containers, and

@@ -8,7 +8,7 @@ is stopped with that reason, its bytes removed, and restarted from its image.
 
 The node runs with small tiers (`SPACEPORT_DATA_SIZES` in tests/conftest.py: small 64 MiB,
 medium 96 MiB) so a disk fills in a second, and a writable-layer limit of 300 MiB measured
-every 10 s.
+every 30 s (the default).
 """
 
 from __future__ import annotations
