@@ -68,6 +68,20 @@ def wait_for(check: Callable[[], T | bool | None], timeout: float, every: float 
     raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
 
 
+def error_message(node: Node, space_id: str, containing: str, timeout: float) -> str:
+    """The Space's errorMessage once it contains `containing` (the platform's reason)."""
+    seen: list[str] = []
+
+    def check() -> str | None:
+        seen.append(node.runtime(space_id).get("errorMessage") or "")
+        return seen[-1] if containing in seen[-1] else None
+
+    try:
+        return wait_for(check, timeout, every=0.3)
+    except AssertionError:
+        raise AssertionError(f"no {containing!r} in errorMessage: {seen[-1:]}") from None
+
+
 def app_text(node: Node, space_id: str, path: str = "/") -> tuple[int, str]:
     """(status, body) through Caddy; (0, error) when the connection failed."""
     try:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import time
 
 import pytest
 
 from tests.conftest import Node, need, unique
-from tests.runtime.helpers import app_text, echo_space, settled, wait_for
+from tests.runtime.helpers import app_text, echo_space, error_message, settled, wait_for
 
 pytestmark = pytest.mark.slow
 MiB = 1024**2
@@ -113,11 +112,7 @@ def test_filling_the_writable_layer_stops_the_app_and_frees_the_bytes(node: Node
     with contextlib.suppress(AssertionError):
         probe(node, space_id, "/fill?mb=400")
 
-    deadline = time.monotonic() + 60
-    message = ""
-    while time.monotonic() < deadline and "outside /data" not in message:
-        message = node.runtime(space_id).get("errorMessage") or ""
-        time.sleep(0.3)
+    message = error_message(node, space_id, "outside /data", 60)
     assert re.search(r"The app wrote [34]\d\d\.\dMB to its own files outside /data", message)
     assert "over the limit of 314.6MB" in message and "keep large files in /data" in message
 

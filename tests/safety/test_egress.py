@@ -23,6 +23,7 @@ import pytest
 
 from spaceport.runtime import network_policy
 from tests.conftest import Node, need, unique
+from tests.runtime.helpers import the_container
 from tests.safety.test_isolation import PROBE, probe
 
 pytestmark = pytest.mark.slow
@@ -165,7 +166,5 @@ def test_a_deployment_without_egress_reaches_nothing_outside(
     target = f"{INTERNET}:443"
     assert probe(node, online, f"/probe?targets={target}")["reach"] == {target: True}
     assert probe(node, offline, f"/probe?targets={target}")["reach"] == {target: False}
-    client = docker.from_env()
-    (container,) = client.containers.list(filters={"label": f"org.spaceport.space={offline}"})
-    networks = container.attrs["NetworkSettings"]["Networks"]
+    networks = the_container(offline).attrs["NetworkSettings"]["Networks"]
     assert list(networks) == [f"{node.settings.app_network}-offline"], networks

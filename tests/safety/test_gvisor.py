@@ -12,12 +12,12 @@ and its neighbours never notice.
 from __future__ import annotations
 
 import os
-import time
 
 import docker
 import pytest
 
 from tests.conftest import Node, need, unique
+from tests.runtime.helpers import error_message, the_container
 from tests.safety.test_isolation import PROBE, probe, reached_internal
 
 pytestmark = pytest.mark.slow
@@ -50,19 +50,12 @@ def _engine_disk_free() -> int:
     return st.f_bavail * st.f_frsize
 
 
-def _container(space: str) -> docker.models.containers.Container:
-    client = docker.from_env()
-    running = client.containers.list(filters={"label": f"org.spaceport.space={space}"})
-    assert len(running) == 1, running
-    return running[0]
-
-
 def test_app_runs_on_gvisors_kernel_and_stays_confined(
     node: Node, sandboxed: tuple[str, str]
 ) -> None:
     gvisor, neighbour = sandboxed
-    assert _container(gvisor).attrs["HostConfig"]["Runtime"] == "runsc"
-    assert _container(neighbour).attrs["HostConfig"]["Runtime"] != "runsc"
+    assert the_container(gvisor).attrs["HostConfig"]["Runtime"] == "runsc"
+    assert the_container(neighbour).attrs["HostConfig"]["Runtime"] != "runsc"
 
     seen = probe(node, gvisor, "/probe")
     host_kernel = os.uname().release
@@ -80,7 +73,7 @@ def test_filling_the_writable_layer_costs_memory_not_the_node_disk(
     node: Node, sandboxed: tuple[str, str]
 ) -> None:
     gvisor, neighbour = sandboxed
-    first = _container(gvisor).id
+    first = the_container(gvisor).id
     free_before = _engine_disk_free()
 
     # 800 MB into /home/user/app: more than the flavor's 384 MiB of memory.
@@ -90,23 +83,15 @@ def test_filling_the_writable_layer_costs_memory_not_the_node_disk(
         out = f"request failed: {exc}"
     assert "838860800" not in out, f"the app wrote 800 MB outside /data: {out}"
 
-    deadline = time.monotonic() + 120
-    message = ""
-    while time.monotonic() < deadline:
-        rt = node.runtime(gvisor)
-        message = rt.get("errorMessage") or message
-        if "out of memory" in message:
-            break
-        time.sleep(0.5)
-    assert "out of memory" in message, (message, out)
+    error_message(node, gvisor, "out of memory", 120)
 
     assert free_before - _engine_disk_free() < 100 * MiB, "the app's writes reached the node's disk"
     assert node.app_get(neighbour, "/").status_code == 200
 
     # Restarted on its own, from its image: the file is gone, the app answers.
     node.wait_stage(gvisor, {"RUNNING"}, timeout=120)
-    assert _container(gvisor).id != first
+    assert the_container(gvisor).id != first
     assert node.app_get(gvisor, "/").status_code == 200
     gone = "import os; print(os.path.exists('/home/user/app/fill'))"
-    check = _container(gvisor).exec_run(["python", "-c", gone], user="1000")
+    check = the_container(gvisor).exec_run(["python", "-c", gone], user="1000")
     assert check.output.strip() == b"False", check.output

@@ -179,8 +179,8 @@ def check_writable_layers(settings: Settings, backend: RuntimeBackend) -> list[i
         if container_id is None or is_locked(settings, space_pk):
             continue
         reason = (
-            f"The app wrote {human_bytes(over[container_id])} to its own files outside /data, "
-            f"over the limit of {human_bytes(limit)}: keep large files in /data (persistent "
+            f"The app wrote {_human_bytes(over[container_id])} to its own files outside /data, "
+            f"over the limit of {_human_bytes(limit)}: keep large files in /data (persistent "
             "storage) or write less"
         )
         _failed(settings, backend, space_pk, dep_id, container_id, reason, logs=True)
@@ -188,7 +188,7 @@ def check_writable_layers(settings: Settings, backend: RuntimeBackend) -> list[i
     return stopped
 
 
-def human_bytes(n: int) -> str:
+def _human_bytes(n: int) -> str:
     return ByteSize(n).human_readable(decimal=True)
 
 

@@ -132,9 +132,8 @@ def remove(bridge: str) -> int:
         listed = _iptables("-S", chain)
         for line in listed.stdout.splitlines():
             parts = line.split()
-            if parts[:2] != ["-A", chain] or TAG not in parts or bridge not in parts:
-                continue
-            if parts[parts.index("-i") + 1] != bridge:
+            ours = parts[:2] == ["-A", chain] and TAG in parts and "-i" in parts
+            if not ours or parts[parts.index("-i") + 1] != bridge:
                 continue
             spec = [p.strip('"') for p in parts[2:]]
             if _iptables("-D", chain, *spec).returncode == 0:
