@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,17 +48,20 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(node: Node) -> Iterator[Setup]:
     """The echo Space, running, and the fuzzing client's image (built meanwhile: ~1.5 min)."""
-    image: dict[str, str] = {}
-    builder = threading.Thread(target=lambda: image.update(ref=ensure_image()))
-    builder.start()
+    with ThreadPoolExecutor(1) as pool:
+        image = pool.submit(ensure_image)
+        space_id = _running_echo_space(node)
+        client_image = image.result()
+    yield Setup(space_id, client_image)
+    HfApi(endpoint=node.url, token=node.token).delete_repo(space_id, repo_type="space")
+
+
+def _running_echo_space(node: Node) -> str:
     space_id = node.create_space(unique("px-wsecho"), sdk="docker")
     push = node.push(APPS / "ws_echo", space_id)
     assert push.returncode == 0, push.stderr
     node.wait_stage(space_id, {"RUNNING"}, timeout=400)
-    builder.join()
-    assert "ref" in image, "building the Autobahn client image failed (see the error above)"
-    yield Setup(space_id, image["ref"])
-    HfApi(endpoint=node.url, token=node.token).delete_repo(space_id, repo_type="space")
+    return space_id
 
 
 def _container_ip(space_id: str) -> str:
@@ -126,19 +128,12 @@ def test_autobahn_fuzzing_through_the_proxy_matches_the_app(node: Node, setup: S
     # Strict and non-strict are both passes and may differ between the two paths: e.g. a bad
     # opcode read in the same packet as the message before it (4.x.5) is failed at once
     # instead of after the echo, depending on how the bytes were chunked on the way.
-    broken = {
-        k: (verdict(direct[k]), verdict(proxied[k]))
-        for k in direct
-        if passed(direct[k]) and not passed(proxied[k])
-    }
+    verdicts = {k: (verdict(direct[k]), verdict(proxied[k])) for k in direct}
+    broken = {k: v for k, v in verdicts.items() if passed(direct[k]) and not passed(proxied[k])}
     assert not broken, f"these cases pass directly but not through the proxy: {broken}"
     failing = {k for k, case in proxied.items() if not passed(case)}
     assert failing <= ECHO_SERVER_DEVIATIONS, {k: verdict(proxied[k]) for k in failing}
-    differ = {
-        k: (verdict(direct[k]), verdict(proxied[k]))
-        for k in direct
-        if verdict(direct[k]) != verdict(proxied[k])
-    }
+    differ = {k: v for k, v in verdicts.items() if v[0] != v[1]}
     print(f"Autobahn cases passing through the proxy but judged differently from direct: {differ}")
     summary = {agent: len(cases) for agent, cases in index.items()}
     print(f"Autobahn fuzzing client: {summary} cases, report in {ARTIFACTS / 'autobahn'}")
