@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker
 import httpx
 
 from tests.conftest import EXAMPLES, Node
@@ -182,6 +183,25 @@ def wait_deployed(node: Node, space_id: str, timeout: float = 180) -> BuildRow:
         if done and done[-1].status != "running":
             assert done[-1].status == "succeeded", done[-1]
             node.wait_stage(space_id, {"RUNNING"}, timeout=max(1, deadline - time.monotonic()))
+            _previous_version_stopped(node, space_id, sha)
             return done[-1]
         time.sleep(0.2)
     raise AssertionError(f"{space_id}: the build of {sha[:12]} did not finish in {timeout}s")
+
+
+def _previous_version_stopped(node: Node, space_id: str, sha: str) -> None:
+    """The version before drains for `drain_s` after the switch, then stops. Its network
+    interface leaving this host makes a browser here abort its requests
+    (net::ERR_NETWORK_CHANGED), so tests start once it is gone. Bounded: a version that failed
+    to start leaves the previous one serving."""
+    from spaceport.runtime.base import LABEL_COMMIT
+
+    client = docker.from_env()
+    deadline = time.monotonic() + node.settings.drain_s + 15
+    while time.monotonic() < deadline:
+        running = client.containers.list(
+            filters={"label": f"org.spaceport.space={space_id}"}, ignore_removed=True
+        )
+        if all(c.labels.get(LABEL_COMMIT) in (sha, "") for c in running):  # "": a standby
+            return
+        time.sleep(0.2)

@@ -76,11 +76,13 @@ def test_an_image_built_after_the_delete_is_removed(node: Node) -> None:
     def late_image(tag: str, space_pk: int, node_instance: str) -> None:
         dockerfile = f"FROM scratch\nLABEL org.spaceport.space-pk={space_pk} "
         dockerfile += f"org.spaceport.instance={node_instance} org.spaceport.space={space_id}\n"
-        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+        # nocache: the legacy builder's cache lookup reads every image FROM scratch, and the
+        # sweep may be removing the late one meanwhile (CI: "unable to find image sha256:…").
+        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, nocache=True)
 
     late, other_node = f"spaceport/space-{pk}-late:after-delete", f"spaceport/space-{pk}-x:other"
+    late_image(other_node, pk, "another-node")  # first: the sweep never removes this one
     late_image(late, pk, instance)
-    late_image(other_node, pk, "another-node")
     try:
 
         def tags() -> set[str]:  # one engine call: images the sweep removes meanwhile are fine
