@@ -11,6 +11,8 @@ command -v git >/dev/null || want+=(git)
 command -v mkfs.ext4 >/dev/null || want+=(e2fsprogs)   # /data disks (runtime/data_disks.py)
 command -v losetup >/dev/null || want+=(mount)
 [ -x /usr/lib/git-core/git-http-backend ] || want+=(git)
+command -v cc >/dev/null || want+=(gcc)            # spaceport-init (runtime/app_init.py)
+compgen -G "/usr/lib/*/libc.a" >/dev/null || compgen -G "/usr/lib/libc.a" >/dev/null || want+=(libc6-dev)
 # Extra packages for the test suite (CI passes them in EXTRA_PACKAGES).
 for p in ${EXTRA_PACKAGES:-}; do
   dpkg -s "$p" >/dev/null 2>&1 || want+=("$p")

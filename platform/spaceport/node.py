@@ -70,6 +70,19 @@ def ensure_docker(settings: Settings, say: Say) -> None:
     start_process(settings, "dockerd", [dockerd], docker_ok, timeout_s=60)
 
 
+def ensure_app_init(settings: Settings, say: Say) -> None:
+    """spaceport-init, which every app starts under: built now (once per node), so that a
+    missing compiler stops `up` with the fix instead of failing each app's start."""
+    from spaceport.runtime import app_init
+
+    if not app_init.enabled(settings):
+        return
+    try:
+        app_init.binary(settings)
+    except app_init.AppInitError as exc:
+        raise StartError(str(exc)) from exc
+
+
 def isolate_builds(settings: Settings, say: Say) -> None:
     """Builds run on Docker's default bridge: firewall it like the apps' network, so a build
     step cannot reach host services or a metadata address (it keeps the internet and DNS)."""
@@ -180,6 +193,7 @@ def up(
 
     settings.ensure_dirs()
     ensure_docker(settings, say)
+    ensure_app_init(settings, say)
     isolate_builds(settings, say)
     ensure_redis(settings, say)
     token = prepare(settings)

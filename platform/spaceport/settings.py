@@ -194,6 +194,16 @@ class Settings(BaseSettings):
         "every app_writable_check_s; an app over it is stopped with that error and restarted "
         "from its image. Under gVisor (runsc) those writes stay in the app's memory instead.",
     )
+    log_rate: ByteSize = Field(
+        default=ByteSize(1024**2),
+        description="Most bytes per second each app's stdout, and its stderr, pass to its log; "
+        "past it lines are dropped, with a note per second of how much (runtime/app_init.py). "
+        "0: no rate cap (the size cap of 2 x 10 MB still holds).",
+    )
+    log_burst: ByteSize = Field(
+        default=ByteSize(4 * 1024**2),
+        description="Bytes an app's stream may log at once above log_rate (a start-up burst).",
+    )
     app_writable_check_s: float = Field(
         default=30.0, description="How often the writable layers are measured (0: never)."
     )

@@ -97,6 +97,8 @@ def test_doctor_and_proxy_operator_commands(cli: Cli) -> None:
     assert disks["status"] == "ok" and "small 67.1MB" in disks["detail"], disks
     runtimes = next(c for c in report["checks"] if c["name"] == "runtimes")
     assert runtimes["detail"] == "runsc for flavor test-gvisor", runtimes  # tests/conftest.py
+    cap = next(c for c in report["checks"] if c["name"] == "log rate cap")
+    assert cap["status"] == "ok" and cap["detail"].startswith("1.0MiB/s per stream"), cap
 
     proxy = cli("proxy")  # operator command: Caddy runs already; routes reloaded from the db
     assert proxy.returncode == 0 and "already running" in proxy.stdout, proxy.stderr

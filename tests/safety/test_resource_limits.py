@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import statistics
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import docker
 import httpx
@@ -99,13 +101,21 @@ def test_busy_loop_leaves_others_answering(
 def test_log_flood_is_capped_and_stalls_nothing(
     node: Node, tiny: str, neighbour: str, artifacts: Path
 ) -> None:
-    """An app printing megabytes per second: its log on disk stays within the rotation cap
-    (2 files of 10 MB), the control plane, its neighbour and the app itself keep answering,
-    and its run-log stream opens at once."""
+    """An app printing megabytes per second: its log passes at the node's rate cap (a start-up
+    burst, then `log_rate` bytes/s, in whole lines) with a note of what was dropped, which the
+    owner reads in the app's log; on disk it stays within the rotation cap (2 files of 10 MB);
+    the control plane, its neighbour and the app itself keep answering."""
     [container] = docker.from_env().containers.list(
         filters={"label": f"org.spaceport.space={tiny}"}
     )
     log_path = Path(container.attrs["LogPath"])
+    rate, burst = int(node.settings.log_rate), int(node.settings.log_burst)
+    seen = {"flood_bytes": 0, "cut_lines": 0, "notes": 0}
+    notes: list[str] = []
+    reader = threading.Thread(target=count_log, args=(container, seen, notes), daemon=True)
+    reader.start()
+    time.sleep(1)  # the reader follows the log from now on
+    t0 = time.monotonic()
     assert call(node, tiny, "/flood?seconds=20") == "flooding"
     worst = {"api": 0.0, "neighbour": 0.0, "app": 0.0}
     peak_bytes = 0
@@ -122,12 +132,42 @@ def test_log_flood_is_capped_and_stalls_nothing(
         files = list(log_path.parent.glob(log_path.name + "*"))
         peak_bytes = max(peak_bytes, sum(f.stat().st_size for f in files if f.exists()))
         time.sleep(0.5)
+    time.sleep(3)  # the last lines and notes reach the reader
+    elapsed = time.monotonic() - t0
     with node.api() as c, c.stream("GET", f"/api/spaces/{tiny}/logs/run", timeout=10) as r:
         assert r.status_code == 200
-        first = next(r.iter_lines())
+        lines = r.iter_lines()
+        first = next(lines)
+        owner_sees = next(line for line in lines if "[spaceport] " in line)  # the owner's view
     assert first.startswith(("data:", "event:", ":")), first
-    report = {"log_bytes_peak": peak_bytes, "worst_latency_s": worst}
+    report = {
+        "log_bytes_peak": peak_bytes,
+        "worst_latency_s": worst,
+        "log_rate_bytes_per_s": seen["flood_bytes"] / elapsed,
+        **seen,
+    }
     (artifacts / "safety-log-flood.json").write_text(json.dumps(report, indent=2))
-    print("log flood:", report)
+    print("log flood:", report, notes[:3])
+    assert seen["flood_bytes"] <= burst + rate * elapsed, report  # the cap
+    assert seen["flood_bytes"] >= burst + rate * 10, report  # the flood flowed at it all along
+    assert seen["cut_lines"] == 0, report  # whole lines only
+    assert seen["notes"] >= 10, report  # one a second
+    assert "bytes of stdout dropped: the app logs faster than 1048576 bytes/s" in notes[0], notes
+    assert "bytes of stdout dropped" in owner_sees, owner_sees
     assert peak_bytes > 10 * 1024**2, "the flood did not reach the log (test broken?)"
     assert peak_bytes <= 21 * 1024**2, f"{peak_bytes} bytes of log on disk"
+
+
+FLOOD_LINE = b"flood " * 170 + b"\n"  # tests/safety/probe_app/probe.py
+
+
+def count_log(container: Any, seen: dict[str, int], notes: list[str]) -> None:
+    """Follow the app's log as the engine stores it: flood bytes, cut lines and notes."""
+    for line in container.logs(stream=True, follow=True, since=int(time.time())):
+        if line == FLOOD_LINE:
+            seen["flood_bytes"] += len(line)
+        elif line.startswith(b"[spaceport] "):
+            seen["notes"] += 1
+            notes.append(line.decode(errors="replace"))
+        elif b"flood" in line:
+            seen["cut_lines"] += 1

@@ -264,6 +264,23 @@ def check_gpus(settings: Settings) -> Check:
     return Check("gpus", "ok", f"{len(gpus)}: {names} (mode {settings.gpu_mode})")
 
 
+def check_app_init(settings: Settings) -> Check:
+    from spaceport.runtime import app_init
+
+    if not app_init.enabled(settings):
+        return Check("log rate cap", "warn", "off (SPACEPORT_LOG_RATE=0): a flood costs the node")
+    try:
+        path = app_init.binary(settings)
+    except app_init.AppInitError as exc:
+        return Check(
+            "log rate cap", "fail", f"{exc}; apps cannot start", "apt-get install gcc libc6-dev"
+        )
+    rate = f"{settings.log_rate.human_readable()}/s per stream"
+    return Check(
+        "log rate cap", "ok", f"{rate}, burst {settings.log_burst.human_readable()} ({path.name})"
+    )
+
+
 CHECKS: list[Callable[[Settings], Check]] = [
     check_docker,
     check_buildkit,
@@ -275,6 +292,7 @@ CHECKS: list[Callable[[Settings], Check]] = [
     check_disk,
     check_data_disks,
     check_runtimes,
+    check_app_init,
     check_gpus,
 ]
 ICONS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}

@@ -20,7 +20,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from spaceport.runtime import data_disks, network_policy
+from spaceport.runtime import app_init, data_disks, network_policy
 from spaceport.runtime.base import (
     LABEL_DEPLOYMENT,
     LABEL_INSTANCE,
@@ -150,8 +150,15 @@ class DockerBackend(RuntimeBackend):
         }
 
     def create(self, spec: ContainerSpec) -> ContainerState:
+        options = self._run_options(spec)
+        init: bytes | None = None
+        if app_init.enabled(self.settings) and self._under_init(spec, options):
+            try:
+                init = app_init.archive(self.settings)
+            except app_init.AppInitError as exc:
+                raise RuntimeBackendError(str(exc)) from exc
         try:
-            container = self.client.containers.create(spec.image, **self._run_options(spec))
+            container = self.client.containers.create(spec.image, **options)
         except (APIError, ImageNotFound) as exc:
             hint = ""
             runtime = self._runtime(spec)
@@ -168,6 +175,12 @@ class DockerBackend(RuntimeBackend):
             raise RuntimeBackendError(
                 f"could not create a container of {spec.image}: {exc}{hint}"
             ) from exc
+        if init is not None:
+            try:
+                self.client.api.put_archive(container.id, "/", init)
+            except (APIError, NotFound) as exc:
+                self.stop(container.id or "", timeout=0)
+                raise RuntimeBackendError(f"could not copy spaceport-init in: {exc}") from exc
         return self._state(container)
 
     def start(self, spec: ContainerSpec) -> ContainerState:
@@ -180,6 +193,21 @@ class DockerBackend(RuntimeBackend):
             raise RuntimeBackendError(f"could not start {spec.image}: {exc.explanation}") from exc
         container.reload()
         return self._state(container)
+
+    def _under_init(self, spec: ContainerSpec, options: dict[str, Any]) -> bool:
+        """Run the image's entrypoint and command under spaceport-init (runtime/app_init.py):
+        it comes first, the rest keeps its order. False when the image names no program."""
+        try:
+            config = self.client.api.inspect_image(spec.image).get("Config") or {}
+        except (APIError, ImageNotFound):
+            return False  # creating the container says what is wrong with the image
+        entrypoint = list(config.get("Entrypoint") or [])
+        command = spec.command if spec.command is not None else list(config.get("Cmd") or [])
+        if not entrypoint and not command:
+            return False
+        options["entrypoint"] = app_init.command(self.settings, entrypoint)
+        options["command"] = command
+        return True
 
     def inspect(self, container_id: str) -> ContainerState | None:
         try:
