@@ -167,6 +167,14 @@ def warm(
     prune(settings, repo=SDK_REPO)
 
 
+def touch(settings: Settings, stages: Stages) -> None:
+    """Tag the stages again: a dependency set a Space has just used counts as recent for
+    `prune` (which goes by tag time), so another Space's warm no longer untags it meanwhile."""
+    refs = [tag(stages.deps_fp)] + ([tag(stages.sdk_fp, sdk=True)] if stages.sdk_fp else [])
+    for ref in refs:
+        subprocess.run([docker_cli(settings), "tag", ref, ref], capture_output=True, check=False)
+
+
 def prune(settings: Settings, keep: int = KEEP, repo: str = REPO) -> list[str]:
     """Untag all but the `keep` most recently tagged compiled stages; returns the tags removed.
 

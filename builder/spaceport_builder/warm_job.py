@@ -93,6 +93,7 @@ def _warm(settings: Settings, build_id: int, job: Claimed, tries: int) -> bool:
         stages = compiled_deps.choose(settings, pack, req, base, compiled=True)
         sdk_ready = not stages.sdk_fp or compiled_deps.is_ready(settings, stages.sdk_fp, sdk=True)
         if sdk_ready and compiled_deps.is_ready(settings, stages.deps_fp):
+            compiled_deps.touch(settings, stages)  # in use again: not the next to be pruned
             _record_warmed(settings, build_id, stages)  # by another Space's warm task
             return False
         compiled_deps.warm(
