@@ -30,7 +30,7 @@ from pathlib import Path
 
 import docker
 import httpx
-from bench_proxy import say, table  # this folder is on sys.path when the script runs
+from bench_proxy import comparison, say, table  # this folder is on sys.path when the script runs
 
 from spaceport.runtime import app_init
 from spaceport.runtime.base import ContainerSpec
@@ -142,19 +142,20 @@ def main() -> int:
                 f"kept; chatty: app {res['chatty_app_cpu_s'][-1]:.2f} s CPU"
             )
     med = {m: {k: statistics.median(v) for k, v in results[m].items()} for m in MODES}
-    off, on = med["without"], med["with"]
-    rows: list[tuple[str, ...]] = [("", "without the init", "with it", "with / without")]
-    for key, label, fmt in (
-        ("start_s", "start to HTTP, bare Python server", "{:.3f} s"),
-        ("flood_engine_cpu_s", f"flood ({args.flood:.0f} s): the engine's CPU", "{:.2f} s"),
-        ("flood_app_cpu_s", "flood: the app's CPU (init included)", "{:.2f} s"),
-        ("flood_log_lines", "flood: lines in the log at the end", "{:,.0f}"),
-        ("chatty_engine_cpu_s", f"chatty ({args.chatty} KB/s): the engine's CPU", "{:.2f} s"),
-        ("chatty_app_cpu_s", "chatty: the app's CPU (init included)", "{:.2f} s"),
-        ("chatty_log_lines", "chatty: lines in the log", "{:,.0f}"),
-    ):
-        ratio = on[key] / off[key] if off[key] else float("nan")
-        rows.append((label, fmt.format(off[key]), fmt.format(on[key]), f"{ratio:.2f}x"))
+    rows = comparison(
+        ("", "without the init", "with it", "with / without"),
+        med["without"],
+        med["with"],
+        [
+            ("start_s", "start to HTTP, bare Python server", "{:.3f} s"),
+            ("flood_engine_cpu_s", f"flood ({args.flood:.0f} s): the engine's CPU", "{:.2f} s"),
+            ("flood_app_cpu_s", "flood: the app's CPU (init included)", "{:.2f} s"),
+            ("flood_log_lines", "flood: lines in the log at the end", "{:,.0f}"),
+            ("chatty_engine_cpu_s", f"chatty ({args.chatty} KB/s): the engine's CPU", "{:.2f} s"),
+            ("chatty_app_cpu_s", "chatty: the app's CPU (init included)", "{:.2f} s"),
+            ("chatty_log_lines", "chatty: lines in the log", "{:,.0f}"),
+        ],
+    )
     say(f"cap: {int(settings.log_rate):,} bytes/s per stream, burst {int(settings.log_burst):,}")
     print(table(rows))
     if args.json:

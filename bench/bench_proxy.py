@@ -368,6 +368,20 @@ def route_changes(
 # --- main --------------------------------------------------------------------------------------
 
 
+def comparison(
+    header: tuple[str, str, str, str],
+    base: dict[str, float],
+    other: dict[str, float],
+    specs: list[tuple[str, str, str]],
+) -> list[tuple[str, ...]]:
+    """Rows of a side-by-side table: each (key, label, format) as base, other and other/base."""
+    rows: list[tuple[str, ...]] = [header]
+    for key, label, fmt in specs:
+        ratio = other[key] / base[key] if base[key] else float("nan")
+        rows.append((label, fmt.format(base[key]), fmt.format(other[key]), f"{ratio:.2f}x"))
+    return rows
+
+
 def table(rows: list[tuple[str, ...]]) -> str:
     head, *body = rows
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -35,6 +35,7 @@ from bench_proxy import (  # this folder is on sys.path when the script runs
     TINY_DOCKERFILE,
     TINY_IMAGE,
     build,
+    comparison,
     say,
     table,
     wrk,
@@ -125,17 +126,18 @@ def main() -> int:
                 f"{res['rps'][-1]:,.0f} req/s, p50 {res['p50_ms'][-1]:.3f} ms"
             )
     med = {rt: {k: statistics.median(v) for k, v in results[rt].items()} for rt in RUNTIMES}
-    runc, runsc = med["runc"], med["runsc"]
-    rows: list[tuple[str, ...]] = [("", "runc", "runsc (gVisor)", "runsc / runc")]
-    for key, label, fmt in (
-        ("bare_start_s", "start to HTTP, bare Python server", "{:.2f} s"),
-        ("gradio_start_s", "start to HTTP, Gradio app", "{:.2f} s"),
-        ("gradio_idle_mib", "idle Gradio app memory", "{:.0f} MiB"),
-        ("rps", "tiny app, req/s at 32 connections", "{:,.0f}"),
-        ("p50_ms", "tiny app, p50 of one connection", "{:.3f} ms"),
-    ):
-        ratio = runsc[key] / runc[key] if runc[key] else float("nan")
-        rows.append((label, fmt.format(runc[key]), fmt.format(runsc[key]), f"{ratio:.2f}x"))
+    rows = comparison(
+        ("", "runc", "runsc (gVisor)", "runsc / runc"),
+        med["runc"],
+        med["runsc"],
+        [
+            ("bare_start_s", "start to HTTP, bare Python server", "{:.2f} s"),
+            ("gradio_start_s", "start to HTTP, Gradio app", "{:.2f} s"),
+            ("gradio_idle_mib", "idle Gradio app memory", "{:.0f} MiB"),
+            ("rps", "tiny app, req/s at 32 connections", "{:,.0f}"),
+            ("p50_ms", "tiny app, p50 of one connection", "{:.3f} ms"),
+        ],
+    )
     print(table(rows))
     if args.json:
         out = {"machine": f"{os.cpu_count()} cores", "medians": med, "runs": results}

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import docker
 import httpx
 
 from tests.conftest import EXAMPLES, Node
@@ -195,13 +194,12 @@ def _previous_version_stopped(node: Node, space_id: str, sha: str) -> None:
     (net::ERR_NETWORK_CHANGED), so tests start once it is gone. Bounded: a version that failed
     to start leaves the previous one serving."""
     from spaceport.runtime.base import LABEL_COMMIT
+    from tests.runtime.helpers import containers
 
-    client = docker.from_env()
     deadline = time.monotonic() + node.settings.drain_s + 15
     while time.monotonic() < deadline:
-        running = client.containers.list(
-            filters={"label": f"org.spaceport.space={space_id}"}, ignore_removed=True
-        )
-        if all(c.labels.get(LABEL_COMMIT) in (sha, "") for c in running):  # "": a standby
+        if all(
+            c.labels.get(LABEL_COMMIT) in (sha, "") for c in containers(space_id)
+        ):  # "": a standby
             return
         time.sleep(0.2)
