@@ -2,13 +2,14 @@
 
 (a) a real Gradio app (examples/gradio-hello) reached directly and through Spaceport's proxy;
 (b) a tiny upstream (nginx answering "ok" in a container) reached directly, through Spaceport's
-    proxy (Caddy with the config Spaceport renders) and through a plain nginx reverse proxy;
-    each proxy dials the container both through its published loopback port (Docker's
-    userland proxy) and directly on the engine's network;
-(c) routing changes: how long until a change is live, and what a load running meanwhile sees:
-    moves of one Space's app from one container to another (what deploys, restarts, sleeps
-    and wakes do: the resolver's answer changes, Caddy's config does not), and additions and
-    removals of routes (full Caddy reloads).
+    proxy (both backends, each started and configured exactly as Spaceport does: nginx with
+    its Lua route table, Caddy with the config Spaceport renders) and through a plain nginx
+    reverse proxy; the plain nginx and Spaceport's nginx also dial the container through its
+    published loopback port (Docker's userland proxy), all of them on the engine's network;
+(c) routing changes, per backend: how long until a change is live, and what a load running
+    meanwhile sees: moves of one Space's app from one container to another (what deploys,
+    restarts, sleeps and wakes do) and additions and removals of routes (Caddy reloads for
+    these; nginx reloads for nothing).
 
 Variants run interleaved, `--rounds` times each, and the median is reported, because other work
 on a small shared machine moves single runs by tens of percent.
@@ -43,8 +44,7 @@ from typing import Any
 import docker
 import httpx
 
-from spaceport.proxy import Route
-from spaceport.proxy.caddy import CaddyProxy
+from spaceport.proxy import Proxy, Route, make_proxy
 from spaceport.proxy.resolver import serve_in_thread
 from spaceport.settings import Settings
 
@@ -243,12 +243,14 @@ def container(client: docker.DockerClient, image: str, port: int) -> Iterator[Co
 
 
 @contextmanager
-def spaceport_proxy(routes: list[Route]) -> Iterator[tuple[CaddyProxy, int]]:
-    """Caddy exactly as Spaceport runs it: started by CaddyProcess, config from render_config."""
+def spaceport_proxy(routes: list[Route], backend: str) -> Iterator[tuple[Proxy, int]]:
+    """The backend exactly as Spaceport runs it: its own process, the routes it renders."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="sp-bench-") as data:
-        settings = Settings(data=Path(data), listen=f"127.0.0.1:{port}", api_port=free_port())
-        proxy = CaddyProxy(settings)
+        settings = Settings(
+            data=Path(data), listen=f"127.0.0.1:{port}", api_port=free_port(), proxy=backend
+        )
+        proxy = make_proxy(settings)
         resolver = serve_in_thread(settings)
         asyncio.run(proxy.start())
         try:
@@ -286,7 +288,7 @@ def nginx_proxy(upstream: Container) -> Iterator[tuple[int, int]]:
 
 
 def _timed_change(
-    proxy: CaddyProxy, client: httpx.Client, routes: list[Route], host: str, live: Any
+    proxy: Proxy, client: httpx.Client, routes: list[Route], host: str, live: Any
 ) -> float:
     """Apply `routes`; milliseconds until a request for `host` passes `live(response)`."""
     started = time.perf_counter()
@@ -304,7 +306,7 @@ def _timed_change(
 
 
 def route_changes(
-    proxy: CaddyProxy,
+    proxy: Proxy,
     port: int,
     base: list[Route],
     apps: tuple[Container, Container],
@@ -340,7 +342,7 @@ def route_changes(
     asyncio.run(
         proxy.set_routes([*base, Route("bench/moving", ("bench-moving.localhost",), apps[1].ip)])
     )
-    for name, change in (("moves (no reload)", moves), ("added/removed routes (reloads)", reloads)):
+    for name, change in (("moves", moves), ("added/removed routes", reloads)):
         result: dict[str, Run] = {}
         load = threading.Thread(
             target=lambda result=result: result.update(
@@ -425,20 +427,25 @@ def main() -> int:
                 "bench/gradio-published", ("bench-gradio-published.localhost",), gradio.published
             ),
         ]
-        with spaceport_proxy(routes) as (proxy, port), nginx_proxy(tiny) as (n_ip, n_pub):
-            sp = f"http://127.0.0.1:{port}/"
+        with (
+            spaceport_proxy(routes, "nginx") as (sp_nginx, port),
+            spaceport_proxy(routes, "caddy") as (sp_caddy, c_port),
+            nginx_proxy(tiny) as (n_ip, n_pub),
+        ):
+            sp, cd = f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{c_port}/"
             say("(b) tiny upstream")
             tiny_targets = [
                 Target("direct, container IP", f"http://{tiny.ip}/", "tiny"),
                 Target("direct, published port", f"http://{tiny.published}/", "tiny"),
                 Target("nginx -> container IP", f"http://127.0.0.1:{n_ip}/", "tiny"),
                 Target("nginx -> published port", f"http://127.0.0.1:{n_pub}/", "tiny"),
-                Target("Spaceport (Caddy) -> container IP", sp, f"bench-tiny.localhost:{port}"),
+                Target("Spaceport (nginx) -> container IP", sp, f"bench-tiny.localhost:{port}"),
                 Target(
-                    "Spaceport (Caddy) -> published port",
+                    "Spaceport (nginx) -> published port",
                     sp,
                     f"bench-tiny-published.localhost:{port}",
                 ),
+                Target("Spaceport (Caddy) -> container IP", cd, f"bench-tiny.localhost:{c_port}"),
             ]
             measure(tiny_targets, args.rounds, args.duration, args.connections)
             say("(a) Gradio app, GET /config")
@@ -446,19 +453,25 @@ def main() -> int:
                 Target("direct, container IP", f"http://{gradio.ip}/config", "gradio"),
                 Target("direct, published port", f"http://{gradio.published}/config", "gradio"),
                 Target(
-                    "Spaceport (Caddy) -> container IP",
+                    "Spaceport (nginx) -> container IP",
                     sp + "config",
                     f"bench-gradio.localhost:{port}",
                 ),
                 Target(
-                    "Spaceport (Caddy) -> published port",
-                    sp + "config",
-                    f"bench-gradio-published.localhost:{port}",
+                    "Spaceport (Caddy) -> container IP",
+                    cd + "config",
+                    f"bench-gradio.localhost:{c_port}",
                 ),
             ]
             measure(gradio_targets, args.rounds, args.duration, min(args.connections, 8))
             say("(c) routing changes under load")
-            changes = route_changes(proxy, port, routes, (tiny, tiny2), args.changes, 12.0)
+            changes = {
+                f"{backend}: {kind}": numbers
+                for backend, proxy, at in (("nginx", sp_nginx, port), ("Caddy", sp_caddy, c_port))
+                for kind, numbers in route_changes(
+                    proxy, at, routes, (tiny, tiny2), args.changes, 12.0
+                ).items()
+            }
     rows: list[tuple[str, ...]] = [("(b) tiny upstream", "req/s", "p50, 1 conn", "errors")]
     rows += [(t.name, f"{t.rps:,.0f}", f"{t.p50_ms:.3f} ms", str(t.errors)) for t in tiny_targets]
     print(table(rows) + "\n")
@@ -476,7 +489,28 @@ def main() -> int:
         )
         for kind, c in changes.items()
     ]
-    print(table(rows))
+    print(table(rows) + "\n")
+    tiny_by = {t.name: t for t in tiny_targets}
+    gradio_by = {t.name: t for t in gradio_targets}
+    ratios = []
+    for backend in ("nginx", "Caddy"):
+        key = f"Spaceport ({backend}) -> container IP"
+        ratios += [
+            (
+                f"{backend}: tiny upstream, of plain nginx's req/s (target >= 0.50)",
+                f"{tiny_by[key].rps / tiny_by['nginx -> container IP'].rps:.2f}x",
+            ),
+            (
+                f"{backend}: Gradio, of direct req/s (target >= 0.95)",
+                f"{gradio_by[key].rps / gradio_by['direct, container IP'].rps:.2f}x",
+            ),
+            (
+                f"{backend}: Gradio, median added (target < 1 ms)",
+                f"{gradio_by[key].p50_ms - gradio_by['direct, container IP'].p50_ms:+.3f} ms",
+            ),
+        ]
+    print(table([("ratio", "measured"), *ratios]))
+    out["ratios"] = dict(ratios)
     out["tiny"] = {t.name: asdict(t) | {"rps": t.rps, "p50_ms": t.p50_ms} for t in tiny_targets}
     out["gradio"] = {t.name: asdict(t) | {"rps": t.rps, "p50_ms": t.p50_ms} for t in gradio_targets}
     out["route_changes"] = changes

@@ -13,6 +13,10 @@ command -v losetup >/dev/null || want+=(mount)
 [ -x /usr/lib/git-core/git-http-backend ] || want+=(git)
 command -v cc >/dev/null || want+=(gcc)            # spaceport-init (runtime/app_init.py)
 compgen -G "/usr/lib/*/libc.a" >/dev/null || compgen -G "/usr/lib/libc.a" >/dev/null || want+=(libc6-dev)
+# The nginx data plane (SPACEPORT_PROXY=nginx, proxy/nginx.py): nginx, its Lua module, cjson.
+for p in nginx libnginx-mod-http-lua lua-cjson; do
+  dpkg -s "$p" >/dev/null 2>&1 || want+=("$p")
+done
 # Extra packages for the test suite (CI passes them in EXTRA_PACKAGES).
 for p in ${EXTRA_PACKAGES:-}; do
   dpkg -s "$p" >/dev/null 2>&1 || want+=("$p")

@@ -175,13 +175,13 @@ def ensure_resolver(settings: Settings, say: Say) -> None:
 
 
 def ensure_proxy(settings: Settings, say: Say) -> None:
-    from spaceport.proxy.caddy_process import CaddyProcess
+    from spaceport.proxy import proxy_process
     from spaceport.proxy.sync import sync_routes
 
-    caddy = CaddyProcess(settings)
-    if not caddy.is_running():
-        say(f"starting Caddy on {settings.listen}")
-        asyncio.run(caddy.start())
+    proxy = proxy_process(settings)
+    if not proxy.is_running():
+        say(f"starting {proxy.name} on {settings.listen}")
+        asyncio.run(proxy.start())
     sync_routes(settings)
 
 
@@ -219,11 +219,12 @@ def up(
 
 def down(settings: Settings, say: Say = print) -> None:
     from spaceport.proxy.caddy_process import CaddyProcess
+    from spaceport.proxy.nginx import NginxProcess
 
-    caddy = CaddyProcess(settings)
-    if caddy.is_running():
-        asyncio.run(caddy.stop())
-        say("stopped Caddy")
+    for proxy in (CaddyProcess(settings), NginxProcess(settings)):
+        if proxy.is_running():  # the configured one, or one left from another setting
+            asyncio.run(proxy.stop())
+            say(f"stopped {proxy.name}")
     stop_apps(settings, say)
     for name in ("worker", "api", "resolver", "redis", "dockerd"):
         if stop_process(settings, name):

@@ -94,8 +94,18 @@ class Settings(BaseSettings):
         description="Path mode: the apps' own origin, never the console's; "
         "default http://apps.{apps_domain}[:port].",
     )
-    proxy: Literal["caddy"] = "caddy"
+    proxy: Literal["caddy", "nginx"] = Field(
+        default="caddy",
+        description="The data plane apps are reached through: caddy (admin API, resolver) or "
+        "nginx with its Lua module (route table in shared memory; docs/benchmarks.md).",
+    )
     caddy_bin: str | None = Field(default=None, description="caddy binary; default: the venv's.")
+    nginx_bin: str | None = Field(default=None, description="nginx binary; default: on PATH.")
+    nginx_modules_dir: str = Field(
+        default="/usr/lib/nginx/modules",
+        description="Where Debian's libnginx-mod-http-lua put its modules (unused when the "
+        "nginx binary has Lua built in, as OpenResty's does).",
+    )
 
     # Admin bootstrap.
     admin_user: str = "admin"
@@ -285,6 +295,10 @@ class Settings(BaseSettings):
     @property
     def caddy_admin_socket(self) -> Path:
         return self.run_dir / "caddy-admin.sock"
+
+    @property
+    def nginx_admin_socket(self) -> Path:
+        return self.run_dir / "nginx-admin.sock"
 
     @property
     def api_upstream(self) -> str:

@@ -91,7 +91,7 @@ def test_doctor_and_proxy_operator_commands(cli: Cli) -> None:
     report = cli.json("doctor")
     names = {c["name"]: c["status"] for c in report["checks"]}
     assert report["ok"] is True, report
-    for part in ("docker", "redis", "database", "worker", "api", "caddy", "disk", "gpus"):
+    for part in ("docker", "redis", "database", "worker", "api", "proxy", "disk", "gpus"):
         assert names.get(part) == "ok", (part, report)
     disks = next(c for c in report["checks"] if c["name"] == "data disks")
     assert disks["status"] == "ok" and "small 67.1MB" in disks["detail"], disks
@@ -100,7 +100,7 @@ def test_doctor_and_proxy_operator_commands(cli: Cli) -> None:
     cap = next(c for c in report["checks"] if c["name"] == "log rate cap")
     assert cap["status"] == "ok" and cap["detail"].startswith("1.0MiB/s per stream"), cap
 
-    proxy = cli("proxy")  # operator command: Caddy runs already; routes reloaded from the db
+    proxy = cli("proxy")  # operator command: the proxy runs already; routes reloaded from the db
     assert proxy.returncode == 0 and "already running" in proxy.stdout, proxy.stderr
 
     broken = cli("doctor", env={"SPACEPORT_REDIS_URL": "redis://127.0.0.1:1/0"})

@@ -3,7 +3,8 @@ Gradio's root path and Streamlit's base URL set by the platform, so that every a
 call, websocket and upload works under the prefix, in a real browser.
 
 The apps are the images the node built for the fleet, started here with the environment the
-runtime gives them in path mode (`runtime.env.app_env`), behind a Caddy rendered in path mode.
+runtime gives them in path mode (`runtime.env.app_env`), behind a proxy
+of the node's backend in path mode.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from spaceport.proxy.caddy import CaddyProxy
+from spaceport.proxy import make_proxy
 from spaceport.proxy.resolver import serve_in_thread
 from spaceport.proxy.sync import route_for
 from spaceport.settings import Settings
@@ -99,7 +100,7 @@ def path_stack(
         }
     )
     client = docker.from_env()
-    proxy = CaddyProxy(settings)
+    proxy = make_proxy(settings)  # the node's backend, on a port of its own
     resolver = serve_in_thread(settings)
     containers = []
     try:

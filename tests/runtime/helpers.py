@@ -113,8 +113,13 @@ def alive(pid: int) -> bool:
         return fh.read().split()[2] != "Z"
 
 
-def caddy_config(node: Node) -> Any:
-    """What Caddy serves now, read over its admin socket (a reload shows as a change here)."""
+def proxy_reloads(node: Node) -> Any:
+    """What changes when the proxy reloads (which closes visitors' idle connections): Caddy's
+    config, read over its admin socket; nginx's worker processes, which a reload replaces
+    (its route table changes without one)."""
+    if node.settings.proxy == "nginx":
+        master = pid_of(node, "nginx")
+        return Path(f"/proc/{master}/task/{master}/children").read_text().split()
     transport = httpx.HTTPTransport(uds=str(node.settings.caddy_admin_socket))
     with httpx.Client(transport=transport, base_url="http://caddy") as client:
         return client.get("/config/").json()

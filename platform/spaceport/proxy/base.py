@@ -11,6 +11,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 Headers = tuple[tuple[str, str], ...]
 """Header (name, value) pairs: a tuple so that `Route` stays hashable and frozen."""
@@ -33,6 +34,18 @@ class SpaceTraffic:
     duration_sum: float = 0.0
     duration_count: float = 0.0
     duration_buckets: dict[str, float] = field(default_factory=dict)
+
+
+class ProxyProcess(Protocol):
+    """The proxy's own process, where Spaceport runs it (the embedded setup)."""
+
+    name: str
+
+    def is_running(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class ProxyError(Exception):

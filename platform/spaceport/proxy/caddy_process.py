@@ -141,8 +141,8 @@ async def admin_answers(socket: Path, timeout: float = 1.0) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    """Whether `pid` is a live (not zombie) caddy process; reaps it if it is our dead child."""
+def alive(pid: int, name: str = "caddy") -> bool:
+    """Whether `pid` is a live (not zombie) `name` process; reaps it if it is our dead child."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -160,11 +160,13 @@ def _alive(pid: int) -> bool:
         with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
             os.waitpid(pid, os.WNOHANG)
         return False
-    return "caddy" in comm  # a recycled pid belongs to someone else
+    return name in comm  # a recycled pid belongs to someone else
 
 
 class CaddyProcess:
     """One Caddy per data dir: start (idempotent), stop, is_running."""
+
+    name = "Caddy"
 
     def __init__(self, settings: Settings, start_timeout_s: float = 20.0) -> None:
         self.settings = settings
@@ -180,7 +182,7 @@ class CaddyProcess:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
     def is_running(self) -> bool:
         return self.pid() is not None
@@ -218,7 +220,7 @@ class CaddyProcess:
         listener = open_listener(self.settings.listen)
         os.set_inheritable(listener.fileno(), True)  # even if it already is fd 3
         # posix_spawn, not Popen: Caddy is meant to outlive us, and a Popen object would warn
-        # about a still-running child; a dead child is reaped by `_alive`.
+        # about a still-running child; a dead child is reaped by `alive`.
         try:
             pid = os.posix_spawn(
                 binary,
@@ -243,7 +245,7 @@ class CaddyProcess:
         while time.monotonic() < deadline:
             if await admin_answers(self.socket):
                 return
-            if not _alive(pid):
+            if not alive(pid):
                 raise ProxyError(
                     f"Caddy exited while starting; see {self.log_file}:\n{self._tail()}"
                 )
@@ -286,7 +288,7 @@ class CaddyProcess:
     @staticmethod
     async def _wait_exit(pid: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
-        while _alive(pid):
+        while alive(pid):
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.05)

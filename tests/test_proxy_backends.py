@@ -1,17 +1,20 @@
-"""The Caddy proxy, driven like the control plane drives it, against a real Caddy and real apps.
+"""Both proxy backends (Caddy, nginx), driven like the control plane drives them, against the
+real proxy and real apps: each test runs once per backend.
 
-One Caddy per module (own data dir, free port, never 8080); each test starts its own small
+One proxy per backend (own data dir, free port, never 8080); each test starts its own small
 upstream servers (`websockets` servers that also answer plain HTTP, and a raw streaming server)
 and sets the whole route table first, so tests do not depend on each other. Python's resolver
 does not resolve `*.localhost` here, so requests go to 127.0.0.1 with a `Host:` header.
-If no caddy binary is found, the module fixture errors: these tests fail, never skip.
+If a backend's binary is missing, its fixture errors: these tests fail, never skip.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import socket
 import stat
 from collections.abc import AsyncIterator, Iterator
@@ -26,10 +29,11 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from spaceport.proxy import Route, headers, make_proxy
+from spaceport.proxy import Proxy, ProxyError, Route, headers, make_proxy
 from spaceport.proxy.caddy import CaddyProxy, parse_routes, render_config
 from spaceport.proxy.caddy_config import address_table
 from spaceport.proxy.caddy_process import CaddyNotFoundError, find_caddy
+from spaceport.proxy.nginx import NginxProxy, find_nginx
 from spaceport.proxy.resolver import serve_in_thread
 from spaceport.settings import Settings
 
@@ -50,22 +54,34 @@ def free_port() -> int:
 @dataclass
 class Stack:
     settings: Settings
-    proxy: CaddyProxy
+    proxy: CaddyProxy | NginxProxy
     port: int
+
+    @property
+    def admin_socket(self) -> Path:
+        if isinstance(self.proxy, NginxProxy):
+            return self.settings.nginx_admin_socket
+        return self.settings.caddy_admin_socket
 
     def host(self, name: str) -> str:
         """The Host header a browser sends for `name` on the public port."""
         return f"{name}:{self.port}"
 
 
-@pytest.fixture(scope="module")
-def caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=["caddy", "nginx"])
+def caddy(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The proxy under test (the name is historical: it is each backend in turn)."""
     port = free_port()
     settings = Settings(
-        data=tmp_path_factory.mktemp("sp"), listen=f"127.0.0.1:{port}", api_port=free_port()
+        data=tmp_path_factory.mktemp("sp"),
+        listen=f"127.0.0.1:{port}",
+        api_port=free_port(),
+        proxy=request.param,
     )
     proxy = make_proxy(settings)
-    assert isinstance(proxy, CaddyProxy)
+    assert isinstance(proxy, (CaddyProxy, NginxProxy))
     resolver = serve_in_thread(settings)
     asyncio.run(proxy.start())
     try:
@@ -192,7 +208,7 @@ def _ask(conn: socket.socket, host: str) -> dict:
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = conn.recv(65536)
-        assert chunk, "Caddy closed the visitor's keep-alive connection"
+        assert chunk, "the proxy closed the visitor's keep-alive connection"
         head += chunk
     raw_head, _, body = head.partition(b"\r\n\r\n")
     length = int(
@@ -207,10 +223,18 @@ def _ask(conn: socket.socket, host: str) -> dict:
     return dict(json.loads(body))
 
 
+def worker_pids(master: int | None) -> set[int]:
+    """nginx's worker processes: a reload would replace them all."""
+    assert master is not None
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
 async def test_moving_an_app_reloads_nothing(caddy: Stack, apps: dict[str, Server]) -> None:
-    """A deploy, sleep or wake moves one Space: only the resolver's answer changes, so Caddy
-    keeps every visitor's keep-alive connection (a reload would close the idle ones) and the
-    move is live when `set_routes` returns. Two apps on the same port, on 127.0.0.1 and
+    """A deploy, sleep or wake moves one Space: with Caddy only the resolver's answer changes,
+    with nginx only the table in its shared memory, so the proxy keeps every visitor's
+    keep-alive connection (a reload would close the idle ones) and the move is live when
+    `set_routes` returns. Two apps on the same port, on 127.0.0.1 and
     127.0.0.2, stand for an app's old and new container (they run on this event loop: the
     blocking socket calls go to a thread)."""
     port = free_port()
@@ -221,6 +245,7 @@ async def test_moving_an_app_reloads_nothing(caddy: Stack, apps: dict[str, Serve
         "new": Route("o/a", ("o-a.localhost",), f"127.0.0.2:{port}"),
     }
     await caddy.proxy.set_routes([at["old"], other])
+    workers = worker_pids(caddy.proxy.process.pid()) if caddy.proxy.process else set()
     host = caddy.host("o-a.localhost")
     try:
         with socket.create_connection(("127.0.0.1", caddy.port)) as conn:
@@ -247,6 +272,10 @@ async def test_moving_an_app_reloads_nothing(caddy: Stack, apps: dict[str, Serve
             # A route that must reload anyway takes the leftovers with it.
             await caddy.proxy.set_routes([other])
             await caddy.proxy.set_routes([other, route("o/c", apps["c"])])
+        if isinstance(caddy.proxy, NginxProxy):
+            assert caddy.proxy.process is not None
+            assert worker_pids(caddy.proxy.process.pid()) == workers, "nginx reloaded"
+            return
         served = (await caddy.proxy._request("GET", "/config/")).json()
         assert [r.get("@id") for r in served["apps"]["http"]["servers"]["spaceport"]["routes"]] == [
             "space:o:b#platform",
@@ -379,7 +408,7 @@ async def test_admin_api_is_only_on_a_private_unix_socket(
     pid = caddy.proxy.process.pid()
     assert pid is not None
     assert listening_tcp_ports(pid) == {caddy.port}  # no TCP admin port, e.g. 2019
-    sock = caddy.settings.caddy_admin_socket
+    sock = caddy.admin_socket
     assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) == 0o600
     # The admin paths through the public port are just requests to the control plane.
     assert (await seen_by(client, caddy, "localhost", "/config/"))["app"] == "api"
@@ -393,7 +422,7 @@ async def test_start_again_is_a_no_op_that_keeps_routes(
     pid = caddy.proxy.process.pid()
     a = route("o/a", apps["a"])
     await caddy.proxy.set_routes([a])
-    restarted_control_plane = CaddyProxy(caddy.settings)
+    restarted_control_plane: Proxy = type(caddy.proxy)(caddy.settings)
     await restarted_control_plane.start()
     assert caddy.proxy.process.pid() == pid
     assert await restarted_control_plane.get_all_routes() == {"o/a": a}
@@ -440,3 +469,80 @@ def test_route_rejects_bad_values(kw: dict) -> None:
     base = {"space_id": "o/a", "hosts": ("h",), "upstream": "127.0.0.1:1", **kw}
     with pytest.raises(ValueError):
         Route(**base)
+
+
+async def test_traffic_counts_requests_and_open_websockets_per_space(
+    caddy: Stack, client: httpx.AsyncClient, apps: dict[str, Server]
+) -> None:
+    """What the sleep timer and /api/v1/metrics read: requests per Space, and the ones open
+    now (a Streamlit session's websocket keeps its Space awake)."""
+    space = f"o/t{free_port()}"  # counters live as long as the proxy: a name of its own
+    await caddy.proxy.set_routes([route(space, apps["a"])])
+    host = space.replace("/", "-") + ".localhost"
+    for _ in range(3):
+        assert (await seen_by(client, caddy, host))["app"] == "a"
+    uri = f"ws://{host}:{caddy.port}/stream"
+    async with connect(uri, host="127.0.0.1", port=caddy.port, proxy=None) as ws:
+        await ws.send("x")
+        assert await asyncio.wait_for(ws.recv(), 5) == "a:x"
+        during = (await caddy.proxy.traffic())[space]
+    after = (await caddy.proxy.traffic())[space]
+    assert during.in_flight == 1 and during.requests >= 3
+    assert after.in_flight == 0 and after.requests == during.requests + 1
+    assert after.errors == 0 and after.duration_count == after.requests
+    assert after.duration_buckets["+Inf"] == after.requests
+
+
+# --- nginx only ------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def nginx_alone(tmp: Path) -> AsyncIterator[tuple[NginxProxy, Server, httpx.AsyncClient]]:
+    """An nginx of the test's own (it gets killed, or fed garbage) and one app, routed."""
+    port = free_port()
+    settings = Settings(data=tmp, listen=f"127.0.0.1:{port}", proxy="nginx")
+    proxy = NginxProxy(settings)
+    app = await start_app("a")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await proxy.start()
+        await proxy.set_routes([route("o/a", app)])
+        async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=10) as client:
+            client.headers["Host"] = f"o-a.localhost:{port}"
+            yield proxy, app, client
+    finally:
+        await proxy.stop()
+        app.close()
+        await app.wait_closed()
+
+
+async def test_a_killed_nginx_starts_again_with_every_route(tmp_path: Path) -> None:
+    """The table nginx serves is also on disk: started again after a crash, before the control
+    plane says anything, it serves every app where it was."""
+    async with nginx_alone(tmp_path) as (proxy, app, client):
+        assert proxy.process is not None
+        pid = proxy.process.pid()
+        workers = worker_pids(pid)
+        for victim in (pid, *workers):
+            os.kill(victim, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        assert not proxy.process.is_running()
+        with pytest.raises(httpx.TransportError):
+            await client.get("/")
+        await NginxProxy(proxy.settings).start()
+        assert (await client.get("/")).json()["app"] == "a"
+        assert await proxy.get_all_routes() == {"o/a": route("o/a", app)}
+
+
+async def test_nginx_refuses_a_bad_table_and_keeps_the_last_good_one(tmp_path: Path) -> None:
+    async with nginx_alone(tmp_path) as (proxy, app, client):
+        with pytest.raises(ProxyError, match=r"HTTP 400.*upstream host:port"):
+            await proxy._request("PUT", "/routes", b'{"routes": [{"space_id": "o/b"}]}')
+        assert await proxy.get_all_routes() == {"o/a": route("o/a", app)}
+        assert (await client.get("/")).json()["app"] == "a"
+
+
+def test_missing_nginx_binary_is_a_clear_error(tmp_path: Path) -> None:
+    settings = Settings(data=tmp_path, proxy="nginx", nginx_bin=str(tmp_path / "no-nginx"))
+    with pytest.raises(ProxyError, match="SPACEPORT_NGINX_BIN"):
+        find_nginx(settings)

@@ -1,0 +1,170 @@
+"""nginx's config for Spaceport: fixed per node, never per Space (pure function, testable).
+
+Every Space lives in the route table that `spaceport.lua` keeps in shared memory and the
+control plane replaces over the admin socket; so this file changes only with the node's
+settings (listen address, API address, paths) and a routing change never reloads nginx.
+
+One public server answers everything, the way Caddy's one server did:
+- a Space's host (or, in path mode, the apps host and the Space's prefix) reaches its app
+  through the `spaceport_app` pool, whose peer the Lua balancer picks per request from the
+  table (upstream keep-alive per address);
+- private Spaces ask the control plane first (`/_spaceport/authz`, an internal subrequest);
+- everything else, the status pages of Spaces that are not live and the platform paths under
+  each app's URL (`/.spaceport/...`), reaches the control plane (`spaceport_api`);
+- a dial that fails (container gone) becomes the status page (`@status`), never a bare 502.
+Bodies stream both ways unbuffered (uploads, server-sent events, streamed responses),
+websockets pass through, and a request may take an hour (long inference).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spaceport.proxy.caddy_config import AUTHZ_PATH
+from spaceport.settings import Settings
+
+LUA_DIR = Path(__file__).parent / "nginx_data"
+ROUTES_FILE = "nginx-routes.json"
+LONG_TIMEOUT = "3600s"
+"""A request may run this long without a byte (inference of several minutes); websockets too."""
+
+
+def listen_directives(listen: str) -> list[str]:
+    """`:8080` is every address, IPv6 and IPv4 on one socket; `host:port` only that one."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "*", "::", "0.0.0.0"):
+        return [f"listen [::]:{port} ipv6only=off backlog=4096 default_server;"]
+    if ":" in host:
+        return [f"listen [{host}]:{port} backlog=4096 default_server;"]
+    return [f"listen {host}:{port} backlog=4096 default_server;"]
+
+
+def _proxy_common(host: str = "$http_host") -> str:
+    return f"""proxy_http_version 1.1;
+            proxy_set_header Host {host};
+            proxy_set_header X-Forwarded-Host {host};
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-For $remote_addr;"""
+
+
+def render(
+    settings: Settings, *, modules_dir: Path | None, user: str | None, workers: str = "auto"
+) -> str:
+    """The whole nginx.conf. `modules_dir` holds Debian's dynamic Lua modules (None when the
+    binary has them built in); `user` is set when nginx starts as root."""
+    run, logs = settings.run_dir, settings.logs_dir
+    modules = (
+        f"load_module {modules_dir}/ndk_http_module.so;\n"
+        f"load_module {modules_dir}/ngx_http_lua_module.so;\n"
+        if modules_dir
+        else ""
+    )
+    listen = "\n        ".join(listen_directives(settings.listen))
+    lua = 'require("spaceport")'
+    temp = "\n    ".join(
+        f"{kind}_temp_path {run}/nginx-temp/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""# Written by Spaceport (proxy/nginx_conf.py) at every start; edits are lost.
+{modules}{f"user {user};" if user else ""}
+worker_processes {workers};
+pid {run}/nginx.pid;
+error_log {logs}/nginx.log warn;
+daemon on;
+
+events {{
+    worker_connections 16384;
+}}
+
+http {{
+    access_log off;
+    server_tokens off;
+    lua_package_path "{LUA_DIR}/?.lua;;";
+    lua_shared_dict spaceport_routes 32m;
+    lua_shared_dict spaceport_traffic 16m;
+    init_by_lua_block {{ {lua}.init("{run / ROUTES_FILE}") }}
+    {temp}
+
+    # What any proxy owes the apps behind it: bodies unbuffered both ways and of any size,
+    # long requests, websockets (Connection "upgrade" only when asked, else keep-alive).
+    client_max_body_size 0;
+    client_body_buffer_size 1m;
+    large_client_header_buffers 4 32k;
+    proxy_request_buffering off;
+    proxy_buffering off;
+    proxy_read_timeout {LONG_TIMEOUT};
+    proxy_send_timeout {LONG_TIMEOUT};
+    proxy_connect_timeout 5s;
+    proxy_next_upstream off;
+    keepalive_requests 100000;
+    keepalive_timeout 75s;
+    send_timeout {LONG_TIMEOUT};
+    map $http_upgrade $sp_connection {{
+        default upgrade;
+        "" "";
+    }}
+
+    upstream spaceport_app {{
+        server 0.0.0.1:1;  # a placeholder: the Lua balancer names each request's app
+        balancer_by_lua_block {{ {lua}.balance() }}
+        keepalive 1024;
+        keepalive_requests 100000;
+        keepalive_timeout 60s;
+    }}
+    upstream spaceport_api {{
+        server {settings.api_upstream};
+        keepalive 64;
+    }}
+
+    server {{
+        {listen}
+        server_name _;
+
+        location / {{
+            set $sp_pool spaceport_api;
+            set $sp_uri $request_uri;
+            set $sp_space "";
+            set $sp_authz_space "";  # set for the authz subrequest (it shares these)
+            set $sp_authz_method "";
+            set $sp_authz_uri "";
+            access_by_lua_block {{ {lua}.access() }}
+            header_filter_by_lua_block {{ {lua}.header_filter() }}
+            log_by_lua_block {{ {lua}.log() }}
+            proxy_pass http://$sp_pool$sp_uri;
+            {_proxy_common()}
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $sp_connection;
+            error_page 502 504 = @status;
+        }}
+
+        location @status {{
+            log_by_lua_block {{ {lua}.log() }}
+            proxy_pass http://spaceport_api;
+            {_proxy_common()}
+            proxy_set_header Connection "";
+            proxy_set_header X-Spaceport-Proxy-Error 502;
+        }}
+
+        location = /_spaceport/authz {{
+            internal;
+            proxy_pass http://spaceport_api{AUTHZ_PATH};
+            proxy_pass_request_body off;
+            {_proxy_common()}
+            proxy_set_header Connection "";
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Spaceport-Space $sp_authz_space;
+            proxy_set_header X-Forwarded-Method $sp_authz_method;
+            proxy_set_header X-Forwarded-Uri $sp_authz_uri;
+        }}
+    }}
+
+    server {{
+        listen unix:{settings.nginx_admin_socket};
+        location = /routes {{ content_by_lua_block {{ {lua}.admin_routes() }} }}
+        location = /traffic {{ content_by_lua_block {{ {lua}.admin_traffic() }} }}
+        location = /health {{ content_by_lua_block {{ {lua}.admin_health("{settings.listen}") }} }}
+        location / {{ return 404; }}
+    }}
+}}
+"""

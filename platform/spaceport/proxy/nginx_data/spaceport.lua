@@ -1,0 +1,315 @@
+-- Spaceport's data plane inside nginx: the route table, each request's way, per-Space counters,
+-- and the admin API the control plane drives over a private UNIX socket (proxy/nginx.py).
+--
+-- The table lives in a shared dict (one copy for all workers, kept across reloads); each
+-- worker keeps it decoded and indexed, and decodes it again only when its version changes.
+-- A routing change is one PUT: no reload, no process change, no connection closed.
+
+local cjson = require "cjson.safe"
+local balancer = require "ngx.balancer"
+
+local M = {}
+
+local PLATFORM = "/.spaceport/"
+local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+local TOKEN_HEADERS = { "Authorization", "X-Hf-Authorization" }
+
+local routes_dict = ngx.shared.spaceport_routes
+local counters = ngx.shared.spaceport_traffic
+
+local index = { version = false, hosts = {}, prefixed = {} }
+
+local function grouped(pairs_list)
+  -- [[name, value], ...] -> { name = value | {values} }: one entry per header name
+  local out = {}
+  for _, pair in ipairs(pairs_list or {}) do
+    local name, value = pair[1], pair[2]
+    local have = out[name]
+    if have == nil then
+      out[name] = value
+    elseif type(have) == "table" then
+      have[#have + 1] = value
+    else
+      out[name] = { have, value }
+    end
+  end
+  return out
+end
+
+local function decode_table(blob)
+  local data, err = cjson.decode(blob)
+  if type(data) ~= "table" or type(data.routes) ~= "table" then
+    return nil, "not a route table: " .. tostring(err or "no 'routes' list")
+  end
+  local hosts, prefixed = {}, {}
+  for _, r in ipairs(data.routes) do
+    local ip, port = tostring(r.upstream or ""):match("^(.+):(%d+)$")
+    if not ip or type(r.space_id) ~= "string" or type(r.hosts) ~= "table" then
+      return nil, "route without space_id, hosts or upstream host:port: " .. cjson.encode(r)
+    end
+    r.ip, r.port = ip, tonumber(port)
+    r.live = r.live ~= false and ip ~= "0.0.0.0"
+    r.set_request = grouped(r.request_headers)
+    r.set_response = grouped(r.response_headers)
+    local prefix = r.path_prefix
+    if prefix == cjson.null then
+      prefix = nil
+      r.path_prefix = nil
+    end
+    local route_hosts = r.hosts
+    if #route_hosts == 0 then
+      route_hosts = { "" } -- a prefix on any host
+    end
+    for _, host in ipairs(route_hosts) do
+      if prefix then
+        local list = prefixed[host] or {}
+        list[#list + 1] = r
+        prefixed[host] = list
+      else
+        hosts[host] = r
+      end
+    end
+  end
+  for _, list in pairs(prefixed) do
+    table.sort(list, function(a, b) return #a.path_prefix > #b.path_prefix end)
+  end
+  return { hosts = hosts, prefixed = prefixed }
+end
+
+local function current()
+  local version = routes_dict:get("version")
+  if version ~= index.version then
+    local decoded = decode_table(routes_dict:get("table") or '{"routes": []}')
+    if decoded then
+      index = { version = version, hosts = decoded.hosts, prefixed = decoded.prefixed }
+    end
+  end
+  return index
+end
+
+local function find(host, uri)
+  local t = current()
+  local route = t.hosts[host]
+  if route then
+    return route
+  end
+  for _, key in ipairs({ host, "" }) do
+    for _, r in ipairs(t.prefixed[key] or {}) do
+      local p = r.path_prefix
+      if uri == p or uri:sub(1, #p + 1) == p .. "/" then
+        return r
+      end
+    end
+  end
+  return nil
+end
+
+-- Load the table saved by the control plane (nginx start and reload: master process).
+function M.init(path)
+  local file = io.open(path, "r")
+  if not file then
+    return
+  end
+  local blob = file:read("*a")
+  file:close()
+  if decode_table(blob) then
+    routes_dict:set("table", blob)
+    routes_dict:incr("version", 1, 0)
+  end
+end
+
+local function without_prefix(route)
+  -- the raw request line's target without the Space's prefix (never re-encoded)
+  local p, raw = route.path_prefix, ngx.var.request_uri
+  local rest
+  if raw:sub(1, #p) == p then
+    rest = raw:sub(#p + 1)
+  else -- the client spelled the prefix differently (percent-encoded): go by the decoded path
+    rest = ngx.var.uri:sub(#p + 1) .. (ngx.var.is_args or "") .. (ngx.var.args or "")
+  end
+  if rest == "" or rest:sub(1, 1) == "?" then
+    rest = "/" .. rest
+  end
+  return rest
+end
+
+local function ask_authz(route)
+  -- the control plane decides whether this visitor may reach a private Space: a 2xx lets the
+  -- request through, any other answer goes back to the visitor as it is
+  local res = ngx.location.capture("/_spaceport/authz", {
+    method = ngx.HTTP_GET,
+    vars = {
+      sp_authz_space = route.space_id,
+      sp_authz_method = ngx.req.get_method(),
+      sp_authz_uri = ngx.var.request_uri,
+    },
+  })
+  if res.status >= 200 and res.status < 300 then
+    return
+  end
+  ngx.status = res.status
+  for name, value in pairs(res.header) do
+    local lower = name:lower()
+    if lower ~= "transfer-encoding" and lower ~= "connection" and lower ~= "content-length" then
+      ngx.header[name] = value
+    end
+  end
+  ngx.print(res.body)
+  return ngx.exit(ngx.HTTP_OK)
+end
+
+-- access phase of every public request: where does it go?
+function M.access()
+  local route = find(ngx.var.host, ngx.var.uri)
+  if not route then
+    return -- console, API, unknown app host: the control plane (its 404 page)
+  end
+  local var = ngx.var
+  var.sp_space = route.space_id
+  counters:incr(route.space_id .. "\tin_flight", 1, 0)
+  local rel = ngx.var.uri
+  if route.path_prefix then
+    rel = rel:sub(#route.path_prefix + 1)
+  end
+  if rel:sub(1, #PLATFORM) == PLATFORM then
+    return -- sign-in handshake, embed script: the control plane's, on the app's URL
+  end
+  if route.private then
+    ask_authz(route)
+  end
+  for _, name in ipairs(TOKEN_HEADERS) do
+    -- no app ever sees a visitor's Spaceport token (gradio_client sends its user's along)
+    local value = ngx.req.get_headers()[name]
+    if type(value) == "string" and value:sub(1, 10) == "Bearer sp_" then
+      ngx.req.clear_header(name)
+    end
+  end
+  if not route.live then
+    return -- asleep, starting, building, down: the control plane's status page
+  end
+  for name, value in pairs(route.set_request) do
+    ngx.req.set_header(name, value)
+  end
+  if route.strip_prefix and route.path_prefix then
+    var.sp_uri = without_prefix(route)
+  end
+  var.sp_pool = "spaceport_app"
+  local ctx = ngx.ctx
+  ctx.ip, ctx.port, ctx.response = route.ip, route.port, route.set_response
+end
+
+function M.balance()
+  local ctx = ngx.ctx
+  local ok, err = balancer.set_current_peer(ctx.ip, ctx.port)
+  if not ok then
+    ngx.log(ngx.ERR, "spaceport: cannot dial ", ctx.ip, ":", ctx.port, ": ", err)
+    return ngx.exit(502)
+  end
+end
+
+-- the README's headers (embedding policy, custom_headers) win over the app's own
+function M.header_filter()
+  local set = ngx.ctx.response
+  if set then
+    for name, value in pairs(set) do
+      ngx.header[name] = value
+    end
+  end
+end
+
+function M.log()
+  local space = ngx.var.sp_space
+  if space == nil or space == "" then
+    return
+  end
+  counters:incr(space .. "\tin_flight", -1, 0)
+  counters:incr(space .. "\trequests", 1, 0)
+  if ngx.status >= 500 then
+    counters:incr(space .. "\terrors", 1, 0)
+  end
+  local took = tonumber(ngx.var.request_time) or 0
+  counters:incr(space .. "\tsum", took, 0)
+  for i, bound in ipairs(BUCKETS) do
+    if took <= bound then
+      counters:incr(space .. "\tb" .. i, 1, 0)
+      return
+    end
+  end
+end
+
+-- admin API (the private socket only) -------------------------------------------------------
+
+local function reply(status, body)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(cjson.encode(body))
+  return ngx.exit(status)
+end
+
+local function read_body()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body then
+    return body
+  end
+  local path = ngx.req.get_body_file()
+  if not path then
+    return ""
+  end
+  local file = io.open(path, "r")
+  body = file:read("*a")
+  file:close()
+  return body
+end
+
+function M.admin_routes()
+  local method = ngx.req.get_method()
+  if method == "GET" then
+    ngx.header["Content-Type"] = "application/json"
+    ngx.header["X-Spaceport-Version"] = tostring(routes_dict:get("version") or 0)
+    ngx.print(routes_dict:get("table") or '{"routes": []}')
+    return
+  end
+  if method ~= "PUT" then
+    return reply(405, { error = "GET or PUT" })
+  end
+  local blob = read_body()
+  local ok, err = decode_table(blob)
+  if not ok then
+    return reply(400, { error = err })
+  end
+  local stored, set_err = routes_dict:set("table", blob)
+  if not stored then
+    return reply(507, { error = "route table does not fit the shared dict: " .. set_err })
+  end
+  local version = routes_dict:incr("version", 1, 0)
+  return reply(200, { version = version })
+end
+
+function M.admin_traffic()
+  local out = {}
+  for _, key in ipairs(counters:get_keys(0)) do
+    local space, field = key:match("^(.*)\t(.*)$")
+    if space then
+      local t = out[space]
+      if not t then
+        t = { requests = 0, errors = 0, in_flight = 0, sum = 0, buckets = {} }
+        out[space] = t
+      end
+      local value = counters:get(key) or 0
+      local bucket = field:match("^b(%d+)$")
+      if bucket then
+        t.buckets[tostring(BUCKETS[tonumber(bucket)])] = value
+      else
+        t[field] = value
+      end
+    end
+  end
+  return reply(200, { bounds = BUCKETS, spaces = out })
+end
+
+function M.admin_health(listen)
+  return reply(200, { listen = listen, version = routes_dict:get("version") or 0 })
+end
+
+return M
