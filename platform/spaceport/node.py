@@ -199,7 +199,8 @@ def up(
     token = prepare(settings)
     ensure_api(settings, say)
     ensure_worker(settings, say)
-    ensure_resolver(settings, say)
+    if settings.proxy == "caddy":
+        ensure_resolver(settings, say)  # where Caddy finds each app (nginx has its own table)
     ensure_proxy(settings, say)
     ensure_base_image(settings, None, False, log=lambda line: say(f"  base image: {line}"))
     report = UpReport(
@@ -221,12 +222,16 @@ def down(settings: Settings, say: Say = print) -> None:
     from spaceport.proxy.caddy_process import CaddyProcess
     from spaceport.proxy.nginx import NginxProcess
 
+    # The API first: its reconciler would start a proxy or an app again that it saw stop.
+    for name in ("api", "worker"):
+        if stop_process(settings, name):
+            say(f"stopped {name}")
     for proxy in (CaddyProcess(settings), NginxProcess(settings)):
         if proxy.is_running():  # the configured one, or one left from another setting
             asyncio.run(proxy.stop())
             say(f"stopped {proxy.name}")
     stop_apps(settings, say)
-    for name in ("worker", "api", "resolver", "redis", "dockerd"):
+    for name in ("resolver", "redis", "dockerd"):
         if stop_process(settings, name):
             say(f"stopped {name}")
 

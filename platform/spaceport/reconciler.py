@@ -76,8 +76,20 @@ def keep_resolver(settings: Settings) -> None:
         node.ensure_resolver(settings, lambda msg: log.warning("reconcile.resolver", message=msg))
 
 
+def keep_proxy(settings: Settings) -> None:
+    """Embedded mode (`up` started the proxy): start it again if it died (its pidfile is left:
+    a stop removes it), with the routes it serves (nginx: saved; Caddy: the next step)."""
+    from spaceport.proxy import proxy_process
+
+    proxy = proxy_process(settings)
+    if proxy.pidfile.exists() and not proxy.is_running():
+        log.warning("reconcile.proxy_restart", proxy=proxy.name)
+        asyncio.run(proxy.start())
+
+
 def reconcile_once(settings: Settings) -> None:
     _step("resolver", lambda: keep_resolver(settings))
+    _step("proxy", lambda: keep_proxy(settings))
     # First: fresh last_request_at from the proxy's counters before the sleep timer reads it.
     _step("traffic", lambda: record_activity(settings))
     backend: RuntimeBackend | None = None

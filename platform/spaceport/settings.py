@@ -94,10 +94,11 @@ class Settings(BaseSettings):
         description="Path mode: the apps' own origin, never the console's; "
         "default http://apps.{apps_domain}[:port].",
     )
-    proxy: Literal["caddy", "nginx"] = Field(
-        default="caddy",
-        description="The data plane apps are reached through: caddy (admin API, resolver) or "
-        "nginx with its Lua module (route table in shared memory; docs/benchmarks.md).",
+    proxy: Literal["nginx", "caddy"] = Field(
+        default="nginx",
+        description="The proxy apps are reached through: nginx with its Lua module (route "
+        "table in shared memory; 3-5x Caddy's requests per second, docs/benchmarks.md) or "
+        "caddy (admin API, app addresses from the resolver).",
     )
     caddy_bin: str | None = Field(default=None, description="caddy binary; default: the venv's.")
     nginx_bin: str | None = Field(default=None, description="nginx binary; default: on PATH.")

@@ -7,7 +7,6 @@ its restart test runs only in CI (or with SPACEPORT_TEST_RESTART_DOCKERD=1), las
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -117,18 +116,25 @@ def test_killed_proxy_gets_its_routes_back(node: Node, pair: tuple[str, str]) ->
     running, paused = pair
     builds = build_count(pair)
     proxy = proxy_process(node.settings)
+    old = pid_of(node, proxy.name.lower())
     kill_process(node, proxy.name.lower())
-    # A bare Caddy has no routes at all; nginx loads the table it saved.
-    asyncio.run(proxy.start())
+    # The reconciler starts it again: a bare Caddy, routes loaded next; nginx with its saved
+    # table.
+    wait_for(lambda: proxy.is_running() and pid_of(node, proxy.name.lower()) != old, 30)
     back_where_they_were(node, running, paused, timeout=30)  # the reconciler reloads them
     assert build_count(pair) == builds
 
 
 def test_killed_resolver_is_started_again(node: Node, pair: tuple[str, str]) -> None:
-    """Every app route asks the resolver where its app runs (proxy/resolver.py): killed, it is
-    started again by the reconciler, and the app answers through Caddy as before."""
+    """With the Caddy backend every app route asks the resolver where its app runs
+    (proxy/resolver.py), so `up` starts it: killed, it is started again by the reconciler, and
+    the apps answer as before. (The node may run nginx, which needs no resolver: the resolver
+    is started here as `up` starts it for Caddy.)"""
+    from spaceport.node import ensure_resolver
+
     running, paused = pair
     builds, serving = build_count(pair), settled(node, running).id
+    ensure_resolver(node.settings, print)
     old = pid_of(node, "resolver")
     kill_process(node, "resolver")
 

@@ -162,7 +162,13 @@ def resolver() -> None:
 
 
 @app.command()
-def proxy() -> None:
+def proxy(
+    foreground: bool = typer.Option(
+        False,
+        "--foreground",
+        help="Become the proxy (nginx only), for a service manager or a compose service.",
+    ),
+) -> None:
     """Start the proxy (Caddy and its resolver, or nginx) for this node unless it runs, and load
     every app's route from the database."""
     import asyncio
@@ -172,10 +178,25 @@ def proxy() -> None:
     from spaceport.proxy.sync import sync_routes
 
     settings = get_settings()
+    if foreground:
+        from spaceport.proxy.nginx import NginxProcess
+
+        if settings.proxy != "nginx":
+            console.print(
+                "[red]error:[/] --foreground runs nginx (SPACEPORT_PROXY=nginx); run Caddy "
+                "itself for the caddy backend (compose.yaml shows how)"
+            )
+            raise typer.Exit(2)
+        try:
+            NginxProcess(settings).exec_foreground()
+        except Exception as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from exc
     proxy = proxy_process(settings)
     started = not proxy.is_running()
     try:
-        ensure_resolver(settings, lambda msg: console.print(f"[green]✓[/] {msg}"))
+        if settings.proxy == "caddy":
+            ensure_resolver(settings, lambda msg: console.print(f"[green]✓[/] {msg}"))
         asyncio.run(proxy.start())
         routes = sync_routes(settings)
     except Exception as exc:

@@ -36,7 +36,7 @@ __all__ = [
 
 def make_proxy(settings: Settings) -> Proxy:
     """The configured proxy backend; imported lazily so unused backends cost nothing."""
-    backend = getattr(settings, "proxy", "caddy")
+    backend = getattr(settings, "proxy", "nginx")
     if backend == "caddy":
         from spaceport.proxy.caddy import CaddyProxy
 
@@ -50,7 +50,7 @@ def make_proxy(settings: Settings) -> Proxy:
 
 def proxy_process(settings: Settings) -> ProxyProcess:
     """The process of the configured backend that `spaceport up`/`proxy`/`down` manage."""
-    backend = getattr(settings, "proxy", "caddy")
+    backend = getattr(settings, "proxy", "nginx")
     if backend == "nginx":
         from spaceport.proxy.nginx import NginxProcess
 

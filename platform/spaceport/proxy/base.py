@@ -11,6 +11,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 Headers = tuple[tuple[str, str], ...]
@@ -40,6 +41,7 @@ class ProxyProcess(Protocol):
     """The proxy's own process, where Spaceport runs it (the embedded setup)."""
 
     name: str
+    pidfile: Path
 
     def is_running(self) -> bool: ...
 

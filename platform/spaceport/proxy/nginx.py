@@ -106,18 +106,17 @@ class NginxProcess:
     def is_running(self) -> bool:
         return self.pid() is not None
 
-    def render(self) -> str:
+    def render(self, daemon: bool = True) -> str:
         binary = find_nginx(self.settings)
         return render(
             self.settings,
             modules_dir=lua_modules(self.settings, binary),
             user="nobody nogroup" if os.geteuid() == 0 else None,
+            daemon=daemon,
         )
 
-    async def start(self) -> None:
-        """Start nginx unless it already runs, and return once its admin socket answers."""
-        if self.pid() is not None and await health(self.socket) is not None:
-            return
+    def _prepare(self, daemon: bool) -> str:
+        """Write the config and clear what a killed nginx left; returns the binary."""
         if len(str(self.socket)) > _MAX_SOCKET_PATH:
             raise ProxyError(
                 f"nginx admin socket path is too long for a UNIX socket ({self.socket}); "
@@ -126,8 +125,21 @@ class NginxProcess:
         binary = find_nginx(self.settings)
         for d in (self.settings.run_dir / "nginx-temp", self.settings.logs_dir):
             d.mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(self.render())
-        self.socket.unlink(missing_ok=True)  # left by an nginx that was killed
+        self.conf.write_text(self.render(daemon))
+        self.socket.unlink(missing_ok=True)
+        return binary
+
+    def exec_foreground(self) -> None:
+        """Become nginx, master in the foreground (a container's main process): it serves the
+        routes saved in the run dir at once, and the reconciler keeps them current."""
+        binary = self._prepare(daemon=False)
+        os.execv(binary, [binary, "-p", str(self.settings.run_dir), "-c", str(self.conf)])
+
+    async def start(self) -> None:
+        """Start nginx unless it already runs, and return once its admin socket answers."""
+        if self.pid() is not None and await health(self.socket) is not None:
+            return
+        binary = self._prepare(daemon=True)
         done = subprocess.run(
             [binary, "-p", str(self.settings.run_dir), "-c", str(self.conf)],
             capture_output=True,

@@ -25,8 +25,9 @@ from spaceport.settings import Settings
 
 LUA_DIR = Path(__file__).parent / "nginx_data"
 ROUTES_FILE = "nginx-routes.json"
-LONG_TIMEOUT = "3600s"
-"""A request may run this long without a byte (inference of several minutes); websockets too."""
+LONG_TIMEOUT = "86400s"
+"""How long a request may go without a byte: inference of several minutes, a Streamlit tab
+left open overnight (its websocket is idle between reruns). Caddy has no such limit."""
 
 
 def listen_directives(listen: str) -> list[str]:
@@ -49,10 +50,16 @@ def _proxy_common(host: str = "$http_host") -> str:
 
 
 def render(
-    settings: Settings, *, modules_dir: Path | None, user: str | None, workers: str = "auto"
+    settings: Settings,
+    *,
+    modules_dir: Path | None,
+    user: str | None,
+    workers: str = "auto",
+    daemon: bool = True,
 ) -> str:
     """The whole nginx.conf. `modules_dir` holds Debian's dynamic Lua modules (None when the
-    binary has them built in); `user` is set when nginx starts as root."""
+    binary has them built in); `user` is set when nginx starts as root; `daemon` off for a
+    service manager (compose) that wants the master in the foreground."""
     run, logs = settings.run_dir, settings.logs_dir
     modules = (
         f"load_module {modules_dir}/ndk_http_module.so;\n"
@@ -71,7 +78,7 @@ def render(
 worker_processes {workers};
 pid {run}/nginx.pid;
 error_log {logs}/nginx.log warn;
-daemon on;
+daemon {"on" if daemon else "off"};
 
 events {{
     worker_connections 16384;
