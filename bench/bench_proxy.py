@@ -449,8 +449,15 @@ def main() -> int:
             ]
             measure(tiny_targets, args.rounds, args.duration, args.connections)
             say("(a) Gradio app, GET /config")
+            # Gradio's answer costs more for a named Host than for an IP one (~9% here): the
+            # row with the public Host is the same request the proxy passes on.
             gradio_targets = [
-                Target("direct, container IP", f"http://{gradio.ip}/config", "gradio"),
+                Target("direct, container IP", f"http://{gradio.ip}/config", gradio.ip),
+                Target(
+                    "direct, container IP, the public Host header",
+                    f"http://{gradio.ip}/config",
+                    f"bench-gradio.localhost:{port}",
+                ),
                 Target("direct, published port", f"http://{gradio.published}/config", "gradio"),
                 Target(
                     "Spaceport (nginx) -> container IP",
@@ -493,6 +500,7 @@ def main() -> int:
     tiny_by = {t.name: t for t in tiny_targets}
     gradio_by = {t.name: t for t in gradio_targets}
     ratios = []
+    same_host = "direct, container IP, the public Host header"
     for backend in ("nginx", "Caddy"):
         key = f"Spaceport ({backend}) -> container IP"
         ratios += [
@@ -501,12 +509,16 @@ def main() -> int:
                 f"{tiny_by[key].rps / tiny_by['nginx -> container IP'].rps:.2f}x",
             ),
             (
-                f"{backend}: Gradio, of direct req/s (target >= 0.95)",
+                f"{backend}: Gradio, of direct req/s, same Host (target >= 0.95)",
+                f"{gradio_by[key].rps / gradio_by[same_host].rps:.2f}x",
+            ),
+            (
+                f"{backend}: Gradio, of direct req/s by IP Host",
                 f"{gradio_by[key].rps / gradio_by['direct, container IP'].rps:.2f}x",
             ),
             (
-                f"{backend}: Gradio, median added (target < 1 ms)",
-                f"{gradio_by[key].p50_ms - gradio_by['direct, container IP'].p50_ms:+.3f} ms",
+                f"{backend}: Gradio, median added, same Host (target < 1 ms)",
+                f"{gradio_by[key].p50_ms - gradio_by[same_host].p50_ms:+.3f} ms",
             ),
         ]
     print(table([("ratio", "measured"), *ratios]))

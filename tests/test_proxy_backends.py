@@ -17,6 +17,9 @@ import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -33,7 +36,8 @@ from spaceport.proxy import Proxy, ProxyError, Route, headers, make_proxy
 from spaceport.proxy.caddy import CaddyProxy, parse_routes, render_config
 from spaceport.proxy.caddy_config import address_table
 from spaceport.proxy.caddy_process import CaddyNotFoundError, find_caddy
-from spaceport.proxy.nginx import NginxProxy, find_nginx
+from spaceport.proxy.nginx import NginxProxy, find_nginx, lua_modules
+from spaceport.proxy.nginx import health as nginx_health
 from spaceport.proxy.resolver import serve_in_thread
 from spaceport.settings import Settings
 
@@ -546,3 +550,67 @@ def test_missing_nginx_binary_is_a_clear_error(tmp_path: Path) -> None:
     settings = Settings(data=tmp_path, proxy="nginx", nginx_bin=str(tmp_path / "no-nginx"))
     with pytest.raises(ProxyError, match="SPACEPORT_NGINX_BIN"):
         find_nginx(settings)
+
+
+async def test_start_with_changed_settings_reloads_nginx_and_keeps_routes(tmp_path: Path) -> None:
+    """An upgrade or a new API port changes nginx's config: `start` on a running nginx loads
+    it (graceful reload), and the route table in shared memory stays."""
+    async with nginx_alone(tmp_path) as (proxy, _app, client):
+        assert proxy.process is not None
+        pid = proxy.process.pid()
+        workers = worker_pids(pid)
+        changed = proxy.settings.model_copy(update={"api_port": free_port()})
+        await NginxProxy(changed).start()
+        assert f"server 127.0.0.1:{changed.api_port};" in proxy.process.conf.read_text()
+        for _ in range(100):  # the reload replaces the workers within moments
+            if worker_pids(pid).isdisjoint(workers):
+                break
+            await asyncio.sleep(0.05)
+        assert proxy.process.pid() == pid and worker_pids(pid).isdisjoint(workers)
+        assert (await client.get("/")).json()["app"] == "a"
+
+
+def test_proxy_foreground_is_nginx_as_the_main_process(tmp_path: Path) -> None:
+    """What compose's proxy service runs: nginx's master in the foreground, serving the table
+    saved in the data dir, stopped by the service manager's SIGTERM."""
+    port = free_port()
+    settings = Settings(data=tmp_path, listen=f"127.0.0.1:{port}", proxy="nginx")
+    settings.run_dir.mkdir(parents=True)
+    (settings.run_dir / "nginx-routes.json").write_text(
+        json.dumps(
+            {
+                "routes": [
+                    {
+                        "space_id": "o/a",
+                        "hosts": ["o-a.localhost"],
+                        "upstream": f"127.0.0.1:{settings.api_port}",
+                    }
+                ]
+            }
+        )
+    )
+    env = {**os.environ, "SPACEPORT_DATA": str(tmp_path), "SPACEPORT_LISTEN": f"127.0.0.1:{port}"}
+    env["SPACEPORT_PROXY"] = "nginx"
+    cli = Path(sys.executable).parent / "spaceport"
+    with subprocess.Popen([cli, "proxy", "--foreground"], env=env) as proc:
+        try:
+            state = None
+            for _ in range(100):
+                state = asyncio.run(nginx_health(settings.nginx_admin_socket))
+                if state is not None:
+                    break
+                time.sleep(0.05)
+            assert state is not None and state["listen"] == f"127.0.0.1:{port}"
+            routes = asyncio.run(NginxProxy(settings, manage_process=False).get_all_routes())
+            assert list(routes) == ["o/a"]
+            assert not (settings.run_dir / "nginx.pid").exists()  # not the node's to restart
+            assert proc.poll() is None  # in the foreground: the process is nginx itself
+        finally:
+            proc.terminate()
+            assert proc.wait(10) == 0
+
+
+def test_nginx_without_its_lua_module_is_a_clear_error(tmp_path: Path) -> None:
+    settings = Settings(data=tmp_path, proxy="nginx", nginx_modules_dir=str(tmp_path))
+    with pytest.raises(ProxyError, match="install libnginx-mod-http-lua"):
+        lua_modules(settings, find_nginx(settings))

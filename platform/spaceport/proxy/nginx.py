@@ -113,6 +113,7 @@ class NginxProcess:
             modules_dir=lua_modules(self.settings, binary),
             user="nobody nogroup" if os.geteuid() == 0 else None,
             daemon=daemon,
+            pidfile=None if daemon else self.settings.run_dir / "nginx-foreground.pid",
         )
 
     def _prepare(self, daemon: bool) -> str:
@@ -136,8 +137,18 @@ class NginxProcess:
         os.execv(binary, [binary, "-p", str(self.settings.run_dir), "-c", str(self.conf)])
 
     async def start(self) -> None:
-        """Start nginx unless it already runs, and return once its admin socket answers."""
+        """Start nginx unless it already runs, and return once its admin socket answers. A
+        running nginx whose config is not what these settings render (an upgrade, a changed
+        API port) reloads it: its workers are replaced gracefully, open requests finish."""
         if self.pid() is not None and await health(self.socket) is not None:
+            wanted = self.render()
+            if not self.conf.is_file() or self.conf.read_text() != wanted:
+                self.conf.write_text(wanted)
+                binary = find_nginx(self.settings)
+                run = [binary, "-p", str(self.settings.run_dir), "-c", str(self.conf)]
+                done = subprocess.run([*run, "-s", "reload"], capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise ProxyError(f"nginx did not reload: {done.stderr.strip()}")
             return
         binary = self._prepare(daemon=True)
         done = subprocess.run(

@@ -56,10 +56,12 @@ def render(
     user: str | None,
     workers: str = "auto",
     daemon: bool = True,
+    pidfile: Path | None = None,
 ) -> str:
     """The whole nginx.conf. `modules_dir` holds Debian's dynamic Lua modules (None when the
     binary has them built in); `user` is set when nginx starts as root; `daemon` off for a
-    service manager (compose) that wants the master in the foreground."""
+    service manager (compose) that wants the master in the foreground, with a `pidfile` of its
+    own: the node's `nginx.pid` means "Spaceport started it and starts it again"."""
     run, logs = settings.run_dir, settings.logs_dir
     modules = (
         f"load_module {modules_dir}/ndk_http_module.so;\n"
@@ -76,7 +78,7 @@ def render(
     return f"""# Written by Spaceport (proxy/nginx_conf.py) at every start; edits are lost.
 {modules}{f"user {user};" if user else ""}
 worker_processes {workers};
-pid {run}/nginx.pid;
+pid {pidfile or run / "nginx.pid"};
 error_log {logs}/nginx.log warn;
 daemon {"on" if daemon else "off"};
 

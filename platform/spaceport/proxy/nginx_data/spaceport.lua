@@ -177,11 +177,21 @@ function M.access()
   if route.private then
     ask_authz(route)
   end
-  for _, name in ipairs(TOKEN_HEADERS) do
-    -- no app ever sees a visitor's Spaceport token (gradio_client sends its user's along)
-    local value = ngx.req.get_headers()[name]
-    if type(value) == "string" and value:sub(1, 10) == "Bearer sp_" then
-      ngx.req.clear_header(name)
+  -- no app ever sees a visitor's Spaceport token (gradio_client sends its user's along):
+  -- every copy of the header goes when any copy holds one
+  if ngx.var.http_authorization or ngx.var.http_x_hf_authorization then
+    local all = ngx.req.get_headers(0)
+    for _, name in ipairs(TOKEN_HEADERS) do
+      local values = all[name]
+      if type(values) == "string" then
+        values = { values }
+      end
+      for _, value in ipairs(values or {}) do
+        if value:sub(1, 10) == "Bearer sp_" then
+          ngx.req.clear_header(name)
+          break
+        end
+      end
     end
   end
   if not route.live then
