@@ -1,4 +1,4 @@
-"""Bring a whole node up or down: dockerd, Redis, API, worker, Caddy, base image, examples.
+"""Bring a whole node up or down: dockerd, Redis, API, worker, the proxy, base image, examples.
 
 `up` starts only what is not running and returns once every component answers, so running it
 twice is harmless. `down` stops what `up` started; the data dir stays.

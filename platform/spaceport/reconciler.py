@@ -9,7 +9,7 @@ stop the others):
 - Spaces that should run and run nothing (a crash retry is due, a GPU became free, the process
   that was starting them died) are started, from their existing image: never a new build;
 - half-finished starts, stale GPU bookings, orphan containers and volumes are cleaned up;
-- the proxy's route table is reloaded when it differs from the database (Caddy restarted).
+- the proxy's route table is reloaded when it differs from the database (a proxy restarted).
 """
 
 from __future__ import annotations

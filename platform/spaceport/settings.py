@@ -73,9 +73,9 @@ class Settings(BaseSettings):
     )
     redis_url: str = "redis://127.0.0.1:6379/0"
 
-    # The public entry point (Caddy) and the internal API port behind it.
+    # The public entry point (the proxy) and the internal API port behind it.
     url: str = Field(default="http://localhost:8080", description="Public URL of the console/API.")
-    listen: str = Field(default=":8080", description="Caddy's listen address for all traffic.")
+    listen: str = Field(default=":8080", description="The proxy's listen address for all traffic.")
     api_host: str = "127.0.0.1"
     api_port: int = 8081
     resolver_port: int | None = Field(
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     proxy: Literal["nginx", "caddy"] = Field(
         default="nginx",
         description="The proxy apps are reached through: nginx with its Lua module (route "
-        "table in shared memory; 3-5x Caddy's requests per second, docs/benchmarks.md) or "
+        "table in shared memory; about 3x Caddy's requests per second here, docs/benchmarks.md) or "
         "caddy (admin API, app addresses from the resolver).",
     )
     caddy_bin: str | None = Field(default=None, description="caddy binary; default: the venv's.")

@@ -75,7 +75,7 @@ app.command()(doctor)
 
 @app.command()
 def api() -> None:
-    """Run the control plane API (behind Caddy)."""
+    """Run the control plane API (behind the proxy)."""
     import uvicorn
 
     settings = get_settings()
@@ -147,7 +147,8 @@ def down() -> None:
 
 @app.command()
 def resolver() -> None:
-    """Run the resolver that tells Caddy where each app is (UDP, on the API's address)."""
+    """Run the resolver that tells Caddy (SPACEPORT_PROXY=caddy) where each app is (UDP, on the
+    API's address)."""
     from spaceport.proxy import resolver as dns
 
     settings = get_settings()

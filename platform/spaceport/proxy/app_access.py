@@ -30,7 +30,7 @@ import redis
 from cryptography.fernet import InvalidToken
 
 from spaceport.auth.crypto import decrypt, encrypt
-from spaceport.proxy.caddy_config import PLATFORM_PATH
+from spaceport.proxy.base import PLATFORM_PATH
 from spaceport.settings import Settings
 
 APP_COOKIE = "spaceport_app_session"

@@ -17,6 +17,11 @@ from typing import Protocol
 Headers = tuple[tuple[str, str], ...]
 """Header (name, value) pairs: a tuple so that `Route` stays hashable and frozen."""
 
+PLATFORM_PATH = "/.spaceport"
+"""Paths under every app's URL that the platform answers (see api/routes/app_status.py)."""
+AUTHZ_PATH = PLATFORM_PATH + "/authz"
+"""Where the proxy asks whether a request may reach a private Space: 2xx lets it through."""
+
 _ID_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 

@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from spaceport.proxy.base import Headers, Route
+from spaceport.proxy.base import AUTHZ_PATH, PLATFORM_PATH, Headers, Route
 from spaceport.proxy.caddy_process import admin_config, listen_address
 from spaceport.proxy.resolver import (
     INTERNAL_DOMAIN,
@@ -38,9 +38,6 @@ ROUTE_ID_PREFIX = "space:"
 API_ROUTE_ID = "spaceport:api"
 PLATFORM_SUFFIX = "#platform"
 ENTRY_SUFFIX = "#entry"
-PLATFORM_PATH = "/.spaceport"
-"""Paths under every app's URL that the platform answers (see api/routes/app_status.py)."""
-AUTHZ_PATH = PLATFORM_PATH + "/authz"
 STREAM_CLOSE_DELAY = "720h"
 """How long a websocket/SSE stream outlives a reload that unloads its handler (every change).
 

@@ -16,8 +16,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from spaceport.proxy.base import Headers, headers
-from spaceport.proxy.caddy_config import PLATFORM_PATH
+from spaceport.proxy.base import PLATFORM_PATH, Headers, headers
 
 ALLOWED_CUSTOM_HEADERS: dict[str, frozenset[str]] = {
     "cross-origin-embedder-policy": frozenset({"unsafe-none", "require-corp", "credentialless"}),

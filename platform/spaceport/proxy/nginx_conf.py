@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spaceport.proxy.caddy_config import AUTHZ_PATH
+from spaceport.proxy.base import AUTHZ_PATH
 from spaceport.settings import Settings
 
 LUA_DIR = Path(__file__).parent / "nginx_data"

@@ -53,7 +53,8 @@ def desired_routes(session: Session, settings: Settings) -> list[Route]:
     live (visitors get the status page) while it builds, starts, sleeps or is down, on the
     port of its latest app (or the port its README asks for, before its first). A Space's
     route so exists from its creation on: its first deploy, and every later move, changes
-    only the resolver's table, never Caddy's config (proxy/resolver.py)."""
+    only where the proxy sends it (nginx's table; for Caddy, the resolver's), never a
+    reload."""
     spaces = session.scalars(
         select(Space).where(Space.desired.in_((Desired.RUNNING, Desired.SLEEPING)))
     ).all()

@@ -1,8 +1,9 @@
 """Per-Space traffic: read from the proxy's own counters, never by putting the control plane in
 the request path.
 
-Caddy counts requests per host (`metrics.per_host`); `caddy_config.metrics_hosts` says which
-labels belong to which Space. From those counters this module
+nginx counts requests per Space itself (its Lua counters, `NginxProxy.traffic`); Caddy counts
+them per host (`metrics.per_host`), and `caddy_config.metrics_hosts` says which labels belong
+to which Space (`per_space` below). From those counters this module
 - keeps `Space.last_request_at` current for the sleep timer (`record_activity`, called by the
   reconciler each pass: a Space whose request count grew, or that has a request in flight, such
   as an open Streamlit websocket, was used just now), and

@@ -5,7 +5,7 @@ TCP connections and queues their bytes. This watcher reads the container's socke
 (`/proc/<pid>/net/tcp`, readable from the host even while frozen) every `POLL_S`: a listening
 socket with a connection waiting, or a connection with unread bytes, means a visitor is
 there, and the container is thawed (docker unpause, ~50 ms). The visitor's request is simply
-answered a little later; no status page, no Caddy reload.
+answered a little later; no status page, no proxy reload.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What a visitor of an app's URL gets from the platform itself, never a bare 502.
 
-Caddy sends here every app request it has no live route for (a Space that is building,
+The proxy sends here every app request it has no live route for (a Space that is building,
 starting, asleep, paused, failed, or unknown), an app request whose container did not answer
 (`X-Spaceport-Proxy-Error`), and the platform paths under every app's URL (`/.spaceport/...`:
 the private-Space check and sign-in handshake, the Gradio embed script). Browsers get a status
@@ -33,7 +33,7 @@ from spaceport.db.models import Build, Deployment, Space, User
 from spaceport.db.session import session_scope
 from spaceport.logstream import build_key, entries
 from spaceport.proxy import app_access, embedding
-from spaceport.proxy.caddy_config import AUTHZ_PATH, PLATFORM_PATH
+from spaceport.proxy.base import AUTHZ_PATH, PLATFORM_PATH
 from spaceport.services import access
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus, Stage
@@ -127,7 +127,7 @@ def resolve(settings: Settings, request: Request) -> Visit:
     asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.url.path == AUTHZ_PATH:  # forward auth: the request it asks about
         asked = request.headers.get("x-forwarded-uri", "/") or "/"
-        # Caddy names the Space (a client naming one itself only learns its own rights).
+        # The proxy names the Space (a client naming one itself only learns its own rights).
         named = request.headers.get("x-spaceport-space")
         space = space_by_id(named) if named else None
         if space is not None:

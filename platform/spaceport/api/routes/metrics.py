@@ -1,6 +1,6 @@
 """`GET /api/v1/metrics`: each Space's requests, errors and latency, for Prometheus.
 
-Read live from the proxy's own counters (one call to Caddy's admin socket per scrape); the
+Read live from the proxy's own counters (one call to the proxy's admin socket per scrape); the
 control plane never sits in an app's request path to count it. Anonymous scrapers see public
 Spaces; a token adds the Spaces it may read (an admin's: all).
 """

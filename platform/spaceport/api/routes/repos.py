@@ -141,7 +141,7 @@ def create_repo(
         [v.entry() for v in body.variables],
     )
     session.commit()
-    # Its route exists from now on (not live): no deploy of it will reload Caddy, and this
+    # Its route exists from now on (not live): no deploy of it will reload the proxy, and this
     # reload happens while its creator waits for this answer, not while it polls.
     try_sync_routes(settings)
     return {"url": url, "name": space.space_id, "id": f"space-{space.id}"}
