@@ -130,11 +130,24 @@ class NginxProcess:
         self.socket.unlink(missing_ok=True)
         return binary
 
+    def _argv(self, binary: str) -> list[str]:
+        """nginx on our config; `-e`: its own log from the first line (not /var/log/nginx,
+        which a non-root node cannot write)."""
+        return [
+            binary,
+            "-p",
+            str(self.settings.run_dir),
+            "-c",
+            str(self.conf),
+            "-e",
+            str(self.log_file),
+        ]
+
     def exec_foreground(self) -> None:
         """Become nginx, master in the foreground (a container's main process): it serves the
         routes saved in the run dir at once, and the reconciler keeps them current."""
         binary = self._prepare(daemon=False)
-        os.execv(binary, [binary, "-p", str(self.settings.run_dir), "-c", str(self.conf)])
+        os.execv(binary, self._argv(binary))
 
     async def start(self) -> None:
         """Start nginx unless it already runs, and return once its admin socket answers. A
@@ -145,14 +158,15 @@ class NginxProcess:
             if not self.conf.is_file() or self.conf.read_text() != wanted:
                 self.conf.write_text(wanted)
                 binary = find_nginx(self.settings)
-                run = [binary, "-p", str(self.settings.run_dir), "-c", str(self.conf)]
-                done = subprocess.run([*run, "-s", "reload"], capture_output=True, text=True)
+                done = subprocess.run(
+                    [*self._argv(binary), "-s", "reload"], capture_output=True, text=True
+                )
                 if done.returncode != 0:
                     raise ProxyError(f"nginx did not reload: {done.stderr.strip()}")
             return
         binary = self._prepare(daemon=True)
         done = subprocess.run(
-            [binary, "-p", str(self.settings.run_dir), "-c", str(self.conf)],
+            self._argv(binary),
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
