@@ -614,3 +614,16 @@ def test_nginx_without_its_lua_module_is_a_clear_error(tmp_path: Path) -> None:
     settings = Settings(data=tmp_path, proxy="nginx", nginx_modules_dir=str(tmp_path))
     with pytest.raises(ProxyError, match="install libnginx-mod-http-lua"):
         lua_modules(settings, find_nginx(settings))
+
+
+async def test_an_ipv6_upstream_is_dialled(
+    caddy: Stack, client: httpx.AsyncClient, apps: dict[str, Server]
+) -> None:
+    six = await start_app("six", ip="::1")
+    try:
+        port = six.sockets[0].getsockname()[1]
+        await caddy.proxy.set_routes([Route("o/six", ("o-six.localhost",), f"[::1]:{port}")])
+        assert (await seen_by(client, caddy, "o-six.localhost"))["app"] == "six"
+    finally:
+        six.close()
+        await six.wait_closed()

@@ -47,7 +47,7 @@ local function decode_table(blob)
     if not ip or type(r.space_id) ~= "string" or type(r.hosts) ~= "table" then
       return nil, "route without space_id, hosts or upstream host:port: " .. cjson.encode(r)
     end
-    r.ip, r.port = ip, tonumber(port)
+    r.ip, r.port = ip, tonumber(port) -- an IPv6 address keeps its brackets: [::1]
     r.live = r.live ~= false and ip ~= "0.0.0.0"
     r.set_request = grouped(r.request_headers)
     r.set_response = grouped(r.response_headers)
