@@ -116,7 +116,8 @@ async def start_app(name: str, port: int = 0, ip: str = "127.0.0.1") -> Server:
     def http(conn: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return None
-        seen = {k: request.headers.get(k) for k in ("Host", "X-Forwarded-Host", "X-Space")}
+        names = ("Host", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Space")
+        seen = {k: request.headers.get(k) for k in names}
         resp = conn.respond(HTTPStatus.OK, json.dumps({"app": name, "path": request.path, **seen}))
         resp.headers["X-Frame-Options"] = "DENY"  # the app's own; a route may override it
         return resp
@@ -501,10 +502,12 @@ async def test_traffic_counts_requests_and_open_websockets_per_space(
 
 
 @contextlib.asynccontextmanager
-async def nginx_alone(tmp: Path) -> AsyncIterator[tuple[NginxProxy, Server, httpx.AsyncClient]]:
+async def nginx_alone(
+    tmp: Path, url: str = "http://localhost:8080"
+) -> AsyncIterator[tuple[NginxProxy, Server, httpx.AsyncClient]]:
     """An nginx of the test's own (it gets killed, or fed garbage) and one app, routed."""
     port = free_port()
-    settings = Settings(data=tmp, listen=f"127.0.0.1:{port}", proxy="nginx")
+    settings = Settings(data=tmp, listen=f"127.0.0.1:{port}", proxy="nginx", url=url)
     proxy = NginxProxy(settings)
     app = await start_app("a")
     base = f"http://127.0.0.1:{port}"
@@ -627,3 +630,11 @@ async def test_an_ipv6_upstream_is_dialled(
     finally:
         six.close()
         await six.wait_closed()
+
+
+async def test_apps_behind_tls_in_front_of_nginx_see_https(tmp_path: Path) -> None:
+    """TLS ended before nginx (a load balancer), SPACEPORT_URL https://: apps must build
+    https:// links (Gradio does from X-Forwarded-Proto), whatever scheme reached nginx."""
+    async with nginx_alone(tmp_path, url="https://spaces.example.org") as (_proxy, _app, client):
+        seen = (await client.get("/", headers={"X-Forwarded-Proto": "gopher"})).json()
+    assert seen["X-Forwarded-Proto"] == "https"

@@ -41,11 +41,19 @@ def listen_directives(listen: str) -> list[str]:
     return [f"listen {host}:{port} backlog=4096 default_server;"]
 
 
-def _proxy_common(host: str = "$http_host") -> str:
+def public_scheme(settings: Settings) -> str:
+    """The scheme visitors use: SPACEPORT_URL's. nginx itself speaks plain HTTP; with TLS
+    ended in front of it (a load balancer), apps must still build `https://` links, or the
+    browser blocks them as mixed content."""
+    scheme = settings.url.split("://", 1)[0].lower()
+    return scheme if scheme in ("http", "https") else "http"
+
+
+def _proxy_common(scheme: str, host: str = "$http_host") -> str:
     return f"""proxy_http_version 1.1;
             proxy_set_header Host {host};
             proxy_set_header X-Forwarded-Host {host};
-            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Proto {scheme};
             proxy_set_header X-Forwarded-For $remote_addr;"""
 
 
@@ -70,6 +78,7 @@ def render(
         else ""
     )
     listen = "\n        ".join(listen_directives(settings.listen))
+    common = _proxy_common(public_scheme(settings))
     lua = 'require("spaceport")'
     temp = "\n    ".join(
         f"{kind}_temp_path {run}/nginx-temp/{kind};"
@@ -141,7 +150,7 @@ http {{
             header_filter_by_lua_block {{ {lua}.header_filter() }}
             log_by_lua_block {{ {lua}.log() }}
             proxy_pass http://$sp_pool$sp_uri;
-            {_proxy_common()}
+            {common}
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $sp_connection;
             error_page 502 504 = @status;
@@ -150,7 +159,7 @@ http {{
         location @status {{
             log_by_lua_block {{ {lua}.log() }}
             proxy_pass http://spaceport_api;
-            {_proxy_common()}
+            {common}
             proxy_set_header Connection "";
             proxy_set_header X-Spaceport-Proxy-Error 502;
         }}
@@ -159,7 +168,7 @@ http {{
             internal;
             proxy_pass http://spaceport_api{AUTHZ_PATH};
             proxy_pass_request_body off;
-            {_proxy_common()}
+            {common}
             proxy_set_header Connection "";
             proxy_set_header Content-Length "";
             proxy_set_header X-Spaceport-Space $sp_authz_space;
