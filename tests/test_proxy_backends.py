@@ -98,8 +98,13 @@ def caddy(
 
 @pytest.fixture
 async def client(caddy: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """A new connection for every request: Caddy's reloads (route additions and removals)
+    close idle keep-alive connections, and a request sent on one just then gets no answer.
+    That is why moves never reload Caddy, which `test_moving_an_app_reloads_nothing` checks
+    on one raw keep-alive connection; elsewhere it is not what the tests are about."""
     base = f"http://127.0.0.1:{caddy.port}"
-    async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=10) as c:
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=10, limits=fresh) as c:
         yield c
 
 
