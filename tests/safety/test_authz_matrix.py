@@ -18,6 +18,8 @@ console); here they must at least not be refused.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -340,3 +342,60 @@ def test_listings_hide_private_spaces(world: World) -> None:
                 listing = r.text
                 assert (world.private in listing) == sees, f"{who} {path}"
                 assert world.public in listing, f"{who} {path}"
+
+
+INVALID = "sp_" + "x" * 43  # the shape of a token, known to no one (expired, revoked, mistyped)
+
+
+@pytest.mark.parametrize(("method", "template"), list(MATRIX), ids=lambda v: str(v))
+def test_an_invalid_token_is_refused_everywhere(world: World, method: str, template: str) -> None:
+    """A wrong token is a 401 that says so, even where anonymous access is allowed: a user with
+    an expired or mistyped token learns it at once (as on Hugging Face and GitHub)."""
+    before = settings_of(world, world.public)
+    world.tokens["invalid"] = INVALID
+    world.names["invalid"] = world.owner
+    try:
+        r = call(world, "invalid", method, template, world.public)
+    finally:
+        del world.tokens["invalid"], world.names["invalid"]
+    label = f"{method} {template} with an invalid token: {r.status_code} {text(r)}"
+    assert r.status_code == 401, label
+    if method != "HEAD":
+        assert "invalid" in r.json()["error"].lower(), label
+    assert settings_of(world, world.public) == before, f"{label}: a refusal changed it"
+
+
+def test_git_refuses_invalid_credentials_and_serves_anonymous(world: World) -> None:
+    """git sends credentials only after a 401, so a public repo's anonymous clone must keep
+    working; credentials git does send (a private repo's challenge, or CI's extraHeader) are
+    checked, and a wrong one fails with a message that names the problem."""
+    settings = world.node.settings
+    base = settings.url.rstrip("/")
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false"}
+
+    def ls_remote(url: str, *config: str) -> subprocess.CompletedProcess[str]:
+        argv = ["git", *(a for c in config for a in ("-c", c)), "ls-remote", url]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+
+    public = f"{base}/spaces/{world.public}"
+    assert ls_remote(public).returncode == 0  # anonymous, as any visitor
+    for header in (f"Authorization: Bearer {INVALID}", "Authorization: Basic eDpXUk9ORw=="):
+        out = ls_remote(public, f"http.extraHeader={header}")
+        # A 401 to a header git did not ask for: it asks for a name (no prompt here), lists nothing
+        assert out.returncode != 0 and out.stdout == "", f"{header}: {out.stdout}"
+    private = f"{base}/spaces/{world.private}".replace("://", f"://x:{INVALID}@")
+    out = ls_remote(private)
+    assert out.returncode != 0 and out.stdout == ""
+    assert "remote: invalid credentials" in out.stderr.lower(), out.stderr
+    assert "authentication failed" in out.stderr.lower(), out.stderr
+    owner = world.tokens["owner"]
+    out = ls_remote(public, f"http.extraHeader=Authorization: Bearer {owner}")
+    assert out.returncode == 0, out.stderr
+    r = httpx.get(
+        f"{public}/info/refs",
+        params={"service": "git-upload-pack"},
+        auth=("x", "WRONG"),
+        timeout=30,
+    )
+    assert r.status_code == 401, r.text
+    assert "invalid" in r.text.lower(), r.text

@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlparse
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spaceport import __version__
 from spaceport.api import errors
+from spaceport.api.deps import header_principal
 from spaceport.api.drain import DrainBeforeError
 from spaceport.api.routes import (
     admin,
@@ -104,15 +105,20 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     app.add_middleware(AppHostMiddleware, settings=settings, console_host=console_host)
     app.add_middleware(DrainBeforeError)  # outermost: also for errors the middlewares send
 
-    @app.get("/api/v1/health", tags=["native"])
+    # A wrong token is a 401 everywhere (deps.header_principal); git answers it in its own words.
+    checked = [Depends(header_principal)]
+
+    @app.get("/api/v1/health", tags=["native"], dependencies=checked)
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     # hf_files before git_http: /spaces/{owner}/{name}/resolve/... is a file download, not git.
-    for module in (whoami, repos, spaces, hf_spaces, hf_commits, hf_files, git_http, console):
-        app.include_router(module.router)
+    for module in (whoami, repos, spaces, hf_spaces, hf_commits, hf_files):
+        app.include_router(module.router, dependencies=checked)
+    app.include_router(git_http.router)
+    app.include_router(console.router, dependencies=checked)
     for module in (users, admin, space_details, space_ops, console_auth, console_account):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=checked)
     for module in (embed, metrics, app_access):  # proxy: embedding, traffic, private apps
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=checked)
     return app

@@ -14,6 +14,8 @@ from spaceport.db.models import User
 from spaceport.db.session import get_session
 from spaceport.errors import Unauthorized
 
+INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -46,19 +48,38 @@ def _token_from_request(request: Request) -> str | None:
     return None
 
 
-def optional_principal(
-    request: Request, session: Session = Depends(get_session)
-) -> Principal | None:
-    """The caller, or None when anonymous. A token that is sent but unknown is an error."""
+def header_principal(request: Request, session: Session = Depends(get_session)) -> Principal | None:
+    """The caller the Authorization header names, or None when it names no one.
+
+    A token that is sent but unknown (expired, revoked, mistyped) is a 401 on every route, even
+    where anonymous access is allowed, as Hugging Face and GitHub answer: the caller learns at
+    once, not at the next write. Every router depends on this (api/app.py).
+    """
     value = _token_from_request(request)
     if value is None:
-        value = getattr(request.state, "session_token", None)
-        if value is None:
-            return None
+        return None
+    return _principal(session, value)
+
+
+def optional_principal(
+    request: Request,
+    from_header: Principal | None = Depends(header_principal),
+    session: Session = Depends(get_session),
+) -> Principal | None:
+    """The caller (Authorization header, else the console's session cookie), or None."""
+    if from_header is not None:
+        return from_header
+    value = getattr(request.state, "session_token", None)
+    if value is None:
+        return None
+    return _principal(session, value)
+
+
+def _principal(session: Session, value: str) -> Principal:
     token = lookup_token(session, value)
     if token is None:
         # Hugging Face's exact wording: huggingface_hub matches on it.
-        raise Unauthorized("Invalid credentials in Authorization header")
+        raise Unauthorized(INVALID_CREDENTIALS)
     return Principal(user=token.user, role=token.role, token_name=token.name)
 
 

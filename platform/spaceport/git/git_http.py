@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from spaceport.api.deps import Principal, optional_principal
+from spaceport.api.deps import header_principal
 from spaceport.db.session import get_session, session_scope
+from spaceport.errors import Unauthorized
 from spaceport.git.repos import head_sha, repo_path
 from spaceport.services import access, spaces
 from spaceport.settings import get_settings
@@ -44,9 +45,15 @@ async def git_http(
     name: str,
     git_path: str,
     request: Request,
-    user: Principal | None = Depends(optional_principal),
     session: Session = Depends(get_session),
 ) -> Response:
+    try:
+        # git sends credentials only after a 401, so anonymous reads of public repos still
+        # work; credentials it does send (URL password after a challenge, CI's extraHeader)
+        # are checked. A text/plain body reaches the terminal as "remote: ...".
+        user = header_principal(request, session)
+    except Unauthorized as exc:
+        return _deny(401, f"{exc}: the token is invalid, expired or revoked")
     name = name.removesuffix(".git")
     service = request.query_params.get("service") or git_path.rsplit("/", 1)[-1]
     if git_path not in ("info/refs", "git-upload-pack", "git-receive-pack") or (
