@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up down test test-fast test-gpu lint format system
+.PHONY: up down test test-fast test-random test-gpu lint format system
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: system $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
+
+# Every test in a shuffled order (pytest-randomly): each passes alone and in any order. The
+# seed is printed; PYTEST_ARGS="--randomly-seed=N" replays an order.
+test-random: system $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider -p randomly $(PYTEST_ARGS)
 
 test-gpu: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider -m gpu $(PYTEST_ARGS)

@@ -184,8 +184,11 @@ def test_activity_is_new_requests_or_one_in_flight() -> None:
     }
     before = {"o/busy": 2, "o/idle": 3, "o/socket": 1, "o/restarted": 40}
     used, marks = traffic.active_spaces(now, before)
-    assert used == {"o/busy", "o/socket", "o/restarted"}  # first sight: history, not "now"
+    # o/new had no requests at the last look: its first visitors are use
+    assert used == {"o/new", "o/busy", "o/socket", "o/restarted"}
     assert marks["o/new"] == 5
+    first, _ = traffic.active_spaces(now, None)  # the first look ever: history, not "now"
+    assert first == {"o/socket"}
 
 
 def test_path_mode_urls_and_app_env(tmp_path: Path) -> None:

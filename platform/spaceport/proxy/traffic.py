@@ -96,8 +96,9 @@ def render_prometheus(traffic: Mapping[str, SpaceTraffic]) -> str:
         for space_id in sorted(traffic):
             t, label = traffic[space_id], f'space="{_escape(space_id)}"'
             if kind == "histogram":
-                for le in sorted(t.duration_buckets, key=_le_key):
-                    count = t.duration_buckets[le]
+                buckets = t.duration_buckets or {"+Inf": 0.0}  # a histogram always has +Inf
+                for le in sorted(buckets, key=_le_key):
+                    count = buckets[le]
                     lines.append(f'{name}_bucket{{{label},le="{le}"}} {count:g}')
                 lines.append(f"{name}_sum{{{label}}} {t.duration_sum:g}")
                 lines.append(f"{name}_count{{{label}}} {t.duration_count:g}")
@@ -112,18 +113,21 @@ def render_prometheus(traffic: Mapping[str, SpaceTraffic]) -> str:
 
 
 def active_spaces(
-    now: Mapping[str, SpaceTraffic], before: Mapping[str, float]
+    now: Mapping[str, SpaceTraffic], before: Mapping[str, float] | None
 ) -> tuple[set[str], dict[str, float]]:
     """Spaces used since the last look (more requests, or one in flight), and the new marks.
 
-    A count lower than before means the proxy restarted: any request since counts as use.
+    `before` is None on the very first look: counts from before it say nothing about now. A
+    Space missing from an earlier look had no requests then (the proxy lists Spaces once they
+    have traffic), so its first visitors count. A count lower than before means the proxy
+    restarted: any request since counts as use.
     """
     used: set[str] = set()
     marks: dict[str, float] = {}
     for space_id, t in now.items():
         marks[space_id] = t.requests
-        seen = before.get(space_id)
-        if seen is None:  # first look: history before it says nothing about now
+        seen = None if before is None else before.get(space_id, 0.0)
+        if seen is None:
             grew = False
         elif t.requests < seen:  # the proxy restarted and counts from zero
             grew = t.requests > 0
@@ -134,14 +138,15 @@ def active_spaces(
     return used, marks
 
 
-def _load_marks(client: redis.Redis) -> dict[str, float]:
+def _load_marks(client: redis.Redis) -> dict[str, float] | None:
+    """The counts of the last look, or None when there was none (or it cannot be read)."""
     raw = client.get(_SEEN_KEY)
-    if not raw:
-        return {}
+    if raw is None:
+        return None
     try:
         return {str(k): float(v) for k, v in json.loads(raw).items()}
     except (ValueError, AttributeError):
-        return {}
+        return None
 
 
 def record_activity(settings: Settings, routes: Iterable[Route] | None = None) -> set[str]:

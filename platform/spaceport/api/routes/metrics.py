@@ -16,6 +16,7 @@ from spaceport.api.deps import Principal, optional_principal
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.proxy import make_proxy
+from spaceport.proxy.base import SpaceTraffic
 from spaceport.proxy.traffic import render_prometheus
 from spaceport.services import access
 from spaceport.settings import get_settings
@@ -31,5 +32,7 @@ async def space_metrics(
 ) -> PlainTextResponse:
     traffic = await make_proxy(get_settings()).traffic()
     readable = {s.space_id for s in session.scalars(select(Space)) if access.can_read(s, who)}
-    shown = {space_id: t for space_id, t in traffic.items() if space_id in readable}
+    # Every Space the caller may see has its series from the start, at zero until its first
+    # request (Prometheus' rate() and increase() then count that first request too).
+    shown = {space_id: traffic.get(space_id, SpaceTraffic()) for space_id in readable}
     return PlainTextResponse(render_prometheus(shown), media_type=CONTENT_TYPE)
