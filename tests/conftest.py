@@ -1,4 +1,4 @@
-"""Shared fixtures: the real parts (Docker, Redis, Caddy, git) and one running Spaceport node.
+"""Shared fixtures: the real parts (Docker, Redis, nginx, git) and one running Spaceport node.
 
 The node runs with its own data dir, ports (18080 public, 18081 API) and Redis database, so it
 never touches a developer's `make up` instance. Tests give their Spaces unique names.
@@ -235,7 +235,7 @@ class Node:
         return f"{self.settings.app_host(owner, name)}:{PUBLIC_PORT}"
 
     def app_get(self, space_id: str, path: str = "/", **kw: Any) -> httpx.Response:
-        """GET through the public entry point (Caddy), as a browser on the app's URL would."""
+        """GET through the public entry point (the proxy), as a browser on the app's URL would."""
         headers = {"Host": self.app_host(space_id), **kw.pop("headers", {})}
         kw.setdefault("timeout", 30)
         return httpx.get(f"http://127.0.0.1:{PUBLIC_PORT}{path}", headers=headers, **kw)
@@ -326,12 +326,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 
 @pytest.fixture()
 def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database (CI's server, SPACEPORT_TEST_POSTGRES_URL set by .ci/run),
-    dropped afterwards."""
+    """A fresh PostgreSQL database, dropped afterwards (SPACEPORT_TEST_POSTGRES_URL: `make test`
+    sets it from scripts/test-services.sh)."""
     from sqlalchemy import create_engine, text
 
     admin_url = os.environ.get("SPACEPORT_TEST_POSTGRES_URL")
-    need(admin_url is not None, "PostgreSQL (SPACEPORT_TEST_POSTGRES_URL, set by .ci/run)")
+    need(admin_url is not None, "PostgreSQL (SPACEPORT_TEST_POSTGRES_URL, set by make test)")
     assert admin_url is not None
     name = f"spaceport_test_{uuid.uuid4().hex[:8]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")

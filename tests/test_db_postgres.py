@@ -1,7 +1,7 @@
 """The production database path: migrations and the core rows on a real PostgreSQL.
 
-CI (.ci/run) starts PostgreSQL and sets SPACEPORT_TEST_POSTGRES_URL; each run gets a fresh
-database so the migrations run from the first one.
+`make test` (scripts/test-services.sh) starts PostgreSQL and sets SPACEPORT_TEST_POSTGRES_URL;
+each run gets a fresh database so the migrations run from the first one.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The foundation journey, end to end on real parts: create a Space, git push a Gradio app,
-watch it build and start, use it through Caddy with gradio_client, push a change, see it live.
+watch it build and start, use it through the proxy with gradio_client, push a change, see it live.
 Plus the refusals and failures a user must see clearly.
 """
 

@@ -1,5 +1,5 @@
 """Every SDK builds and serves: each example is pushed with real git to the running node and
-used through Caddy the way a browser or client would. The CPU examples are pushed together
+used through the proxy the way a browser or client would. The CPU examples are pushed together
 (the worker builds two at a time) and checked one by one."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Console test fixtures: real Chromium (Playwright) against the session's real node.
 
 Chromium resolves `*.localhost` itself, so the console and the apps it frames are reached by
-their public URLs through Caddy, as a person's browser would.
+their public URLs through the proxy, as a person's browser would.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Signing in to the console: the session cookie, CSRF on every cookie-borne write, the sign-in
-rate limit, signing out. Driven over real HTTP through Caddy (and Chromium for the cookie
+rate limit, signing out. Driven over real HTTP through the proxy (and Chromium for the cookie
 flags a browser stores)."""
 
 from __future__ import annotations

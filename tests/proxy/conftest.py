@@ -106,7 +106,7 @@ def proxy_url(path: str = "/") -> str:
 def via_proxy(
     node: Node, space_id: str, method: str = "GET", path: str = "/", **kw: Any
 ) -> httpx.Response:
-    """A request to the Space's public URL through Caddy (Host header: see ENVIRONMENT.md)."""
+    """A request to the Space's public URL through the proxy (Host header: see ENVIRONMENT.md)."""
     headers = {"Host": node.app_host(space_id), **kw.pop("headers", {})}
     return httpx.request(
         method, proxy_url(path), headers=headers, timeout=kw.pop("timeout", 30), **kw

@@ -1,6 +1,6 @@
 """The proxy under attack: request smuggling and slowloris.
 
-The protocol app behind Caddy is a naive HTTP/1.1 server (it trusts Content-Length unless
+The protocol app behind the proxy is a naive HTTP/1.1 server (it trusts Content-Length unless
 Transfer-Encoding is exactly `chunked`): the kind of backend a desync poisons. Each attack is
 sent raw on its own connection; then visitors on fresh connections must get their own answers.
 A poisoned backend connection would hand a visitor the smuggled request's answer (418).
@@ -74,7 +74,7 @@ def attacks(host: str) -> dict[str, bytes]:
 
 
 def _raw(payload: bytes, wait: float = 1.5) -> bytes:
-    """Send `payload` on a new connection to Caddy; everything it answered within `wait`."""
+    """Send `payload` on a new connection to the proxy; everything it answered within `wait`."""
     with socket.create_connection(("127.0.0.1", PUBLIC_PORT), timeout=wait) as sock:
         sock.sendall(payload)
         got = b""
@@ -94,7 +94,7 @@ def _raw(payload: bytes, wait: float = 1.5) -> bytes:
 def test_request_smuggling_causes_no_desync(node: Node, fleet: Fleet, name: str) -> None:
     host = node.app_host(fleet.protocol)
     answer = _raw(attacks(host)[name])
-    # Caddy refuses the ambiguous framing (400) or reads the body the way it forwards it;
+    # the proxy refuses the ambiguous framing (400) or reads the body the way it forwards it;
     # either way the poison may at most be answered on the attacker's own connection.
     assert answer == b"" or answer.startswith(b"HTTP/1.1 "), answer[:200]
     for _ in range(6):  # visitors, each on a fresh connection: the backend pool is reused

@@ -1,7 +1,7 @@
 """The Autobahn|Testsuite websocket fuzzing client through Spaceport's proxy.
 
 A websocket echo Space (apps/ws_echo, on the `websockets` library) is fuzzed twice in one run:
-dialled directly on its container's address and through its public URL (Caddy). The proxy
+dialled directly on its container's address and through its public URL (the proxy). The proxy
 passes when every case that passes directly passes through it too, and no case fails but the
 echo server's own known deviation. Cases: all of 1-10 (framing, pings, reserved bits,
 opcodes, fragmentation, UTF-8, close handling, 16 MiB messages and 1M-frame limits) and the

@@ -1,5 +1,5 @@
 """Routing changes for one Space never cut another Space's session: a Streamlit session stays
-on one websocket across 20 route changes (each a full Caddy config reload), a request in flight
+on one websocket across 20 route changes (with Caddy each is a full config reload; nginx reloads nothing), a request in flight
 during them completes, and each change goes live."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _upstream(space_id: str) -> str:
 
 
 def _apply_and_wait(client: httpx.Client, change: Any, host: str, want: int) -> float:
-    """Run one route change and return the seconds until `host` answers `want` through Caddy."""
+    """Run one route change and return the seconds until `host` answers `want` through the proxy."""
     started = time.perf_counter()
     worker = threading.Thread(target=run_async, args=(change,))
     worker.start()

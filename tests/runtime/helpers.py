@@ -83,7 +83,7 @@ def error_message(node: Node, space_id: str, containing: str, timeout: float) ->
 
 
 def app_text(node: Node, space_id: str, path: str = "/") -> tuple[int, str]:
-    """(status, body) through Caddy; (0, error) when the connection failed."""
+    """(status, body) through the proxy; (0, error) when the connection failed."""
     try:
         r = node.app_get(space_id, path)
     except httpx.HTTPError as exc:

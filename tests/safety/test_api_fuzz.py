@@ -65,7 +65,7 @@ def test_no_input_gives_a_server_error(case: schemathesis.Case, node: Node, fuzz
 
 def test_an_error_sent_before_the_body_is_read_arrives_whole(node: Node) -> None:
     """Refusals answered before the body is read (a 405 from the router) reach the client
-    whole through Caddy, on a kept-alive connection, every time. Without drain.py about 1 in
+    whole through the proxy, on a kept-alive connection, every time. Without drain.py about 1 in
     150 of these came back cut (headers, then a reset instead of the 31-byte body); the
     fuzz test found it."""
     body = json.dumps({"repository": "", "secrets": ["x"], "variables": [], "private": None})

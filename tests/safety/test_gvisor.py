@@ -1,6 +1,6 @@
 """Apps under gVisor, end to end: a flavor with `runtime: runsc` (the node's `test-gvisor`, set
 by tests/conftest.py) runs its apps on gVisor's kernel, registered with the engine by
-scripts/register-gvisor.sh as .ci/run does.
+scripts/register-gvisor.sh as `make test` does (scripts/test-services.sh).
 
 The app answers through the proxy like any other, still runs unprivileged and still cannot
 reach the control plane (the firewall holds under gVisor too), sees gVisor's kernel rather

@@ -65,7 +65,7 @@ def reached_internal(node: Node, space: str, other: str) -> set[str]:
     """What of the control plane, the data stores, the metadata address and the app `other`
     the app `space` could open a connection to (GATEWAY: the host, as the app sees it)."""
     internal = [
-        f"GATEWAY:{node.settings.api_port}",  # the API behind Caddy
+        f"GATEWAY:{node.settings.api_port}",  # the API behind the proxy
         "GATEWAY:6379",  # Redis
         "GATEWAY:5432",  # PostgreSQL
         "GATEWAY:2375",  # a Docker TCP socket, if anyone opened one

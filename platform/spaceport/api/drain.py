@@ -3,7 +3,7 @@
 An error (a 405 from the router, a 401 before a push's pack is read, a validation 422)
 is often sent while the client is still sending its body. Uvicorn then closes the connection
 with unread bytes in the socket, and the kernel answers those bytes with a TCP reset that can
-destroy the answer before the peer has read it: Caddy, the peer here, sees the headers and
+destroy the answer before the peer has read it: the proxy, the peer here, sees the headers and
 loses the body, and the client gets a cut response instead of the error that tells it what to
 fix (found by the API fuzz test, tests/safety/test_api_fuzz.py). Reading what is left first
 (up to `limit` bytes; past that, closing is the lesser evil) lets every error arrive whole.

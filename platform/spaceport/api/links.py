@@ -2,7 +2,7 @@
 
 huggingface_hub parses repo URLs only when their host is its endpoint's host, and follows
 `Link: <...>; rel="next"` as an absolute URL. So both are built from the address the client
-used (through Caddy: `Host` and `X-Forwarded-Proto`), not from `SPACEPORT_URL`.
+used (through the proxy: `Host` and `X-Forwarded-Proto`), not from `SPACEPORT_URL`.
 """
 
 from __future__ import annotations
