@@ -73,9 +73,9 @@ def app_copy(greeting: str = "Hello", requirements: str | None = None) -> Path:
 
 
 def builder_rows(cache_id: str) -> list[Row]:
+    from spaceport.front_matter import load_config
     from spaceport.settings import get_settings
     from spaceport_builder.base_images import ensure_base_image
-    from spaceport_builder.front_matter import load_config
     from spaceport_builder.image_build import BuildRequest, index_build_args, run_build
     from spaceport_builder.packs import BuildContext, pack_for
     from spaceport_builder.packs.base import DEPS_ARG, DEPS_STAGE, SDK_ARG, SDK_STAGE

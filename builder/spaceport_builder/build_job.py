@@ -22,6 +22,7 @@ from sqlalchemy import select
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.session import session_scope
 from spaceport.flavors import UnknownFlavor, get_flavor
+from spaceport.front_matter import ConfigError, NoAppFile, SpaceConfig, load_config
 from spaceport.git.repos import export_tree, repo_path
 from spaceport.logstream import LogWriter, build_key
 from spaceport.runtime.base import LABEL_COMMIT, LABEL_INSTANCE, LABEL_SPACE, LABEL_SPACE_PK
@@ -33,7 +34,6 @@ from spaceport_builder.base_images import BaseImageError, ensure_base_image, tor
 from spaceport_builder.build_lease import BuildLease
 from spaceport_builder.build_limits import apply_build_limits
 from spaceport_builder.build_secrets import docker_request
-from spaceport_builder.front_matter import ConfigError, NoAppFile, SpaceConfig, load_config
 from spaceport_builder.image_build import (
     BuildCancelled,
     BuildFailed,

@@ -23,9 +23,9 @@ from spaceport.auth.crypto import _key as node_key  # the node's secret key
 from spaceport.auth.crypto import decrypt
 from spaceport.db.models import Space
 from spaceport.db.session import session_scope
+from spaceport.front_matter import ConfigError
 from spaceport.settings import Settings
 from spaceport_builder.dockerfile_frontend import SYNTAX_ARG, drop_syntax_directive, note
-from spaceport_builder.front_matter import ConfigError
 from spaceport_builder.image_build import BuildRequest
 
 

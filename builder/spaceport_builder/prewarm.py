@@ -16,7 +16,7 @@ import ast
 import sys
 from pathlib import Path
 
-from spaceport_builder.front_matter import SpaceConfig
+from spaceport.front_matter import SpaceConfig
 
 GRADIO = ("gradio",)
 STREAMLIT = ("streamlit", "streamlit.web.cli", "streamlit.web.bootstrap")

@@ -22,12 +22,12 @@ from sqlalchemy import select
 
 from spaceport.db.models import Build, Space
 from spaceport.db.session import session_scope
+from spaceport.front_matter import load_config
 from spaceport.git.repos import export_tree, repo_path
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, Stage
 from spaceport_builder import compiled_deps
 from spaceport_builder.build_job import Claimed, builds_dir, describe, prepare, superseded
-from spaceport_builder.front_matter import load_config
 from spaceport_builder.image_build import BuildCancelled, BuildFailed
 
 log = structlog.get_logger(__name__)

@@ -29,10 +29,3 @@ class Forbidden(SpaceportError):
 class Conflict(SpaceportError):
     status_code = 409
 
-
-class ConfigError(SpaceportError):
-    """The Space's configuration (README front matter, files) is not usable."""
-
-
-class RuntimeBackendError(SpaceportError):
-    status_code = 500

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spaceport_builder.front_matter import ConfigError, NoAppFile, load_config, parse_config
+from spaceport.front_matter import ConfigError, NoAppFile, load_config, parse_config
 
 FILES = {"app.py", "index.html", "Dockerfile"}
 

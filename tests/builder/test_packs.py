@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from spaceport.front_matter import load_config
 from spaceport.settings import Settings
 from spaceport_builder.build_job import uses_gpu
-from spaceport_builder.front_matter import load_config
 from spaceport_builder.image_build import index_build_args
 from spaceport_builder.packs import BuildContext, pack_for
 from tests.conftest import EXAMPLES

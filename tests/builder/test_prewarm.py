@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spaceport_builder.front_matter import load_config
+from spaceport.front_matter import load_config
 from spaceport_builder.prewarm import GRADIO, STREAMLIT, modules
 from tests.builder.helpers import variant
 

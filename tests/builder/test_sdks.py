@@ -51,7 +51,7 @@ def spaces(node: Node) -> Iterator[dict[str, str]]:
 
 
 def load_sdk(name: str) -> str:
-    from spaceport_builder.front_matter import load_config
+    from spaceport.front_matter import load_config
 
     return load_config(EXAMPLES / name).sdk
 

@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from spaceport_builder.front_matter import SpaceConfig
+from spaceport.front_matter import SpaceConfig
 
 APP_DIR = "/home/user/app"
 UV_CACHE_TARGET = "/home/user/.cache/uv"

@@ -10,14 +10,13 @@ from spaceport import queue
 from spaceport.db import queries
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.errors import Conflict
+from spaceport.front_matter import SDKS
 from spaceport.git.repos import head_sha, init_repo, repo_path
 from spaceport.names import check_name
 from spaceport.settings import Settings, get_settings
 from spaceport.stages import SERVING, BuildStatus, Stage, building_stage
 
 log = structlog.get_logger(__name__)
-
-SDKS = ("gradio", "streamlit", "docker", "static")
 
 
 def find_space(session: Session, owner: str, name: str) -> Space | None:

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from spaceport.db.models import Space
+from spaceport.front_matter import ConfigError, split_front_matter
 from spaceport.git import browse
 from spaceport.git.repos import repo_path
 from spaceport.settings import Settings
 from spaceport.stages import SERVING, Stage
-from spaceport_builder.front_matter import ConfigError, split_front_matter
 
 
 def iso(value: datetime) -> str:

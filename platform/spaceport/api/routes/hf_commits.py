@@ -28,17 +28,17 @@ from spaceport.api.routes.spaces import readable_space
 from spaceport.db.models import Space
 from spaceport.db.session import get_session, session_scope
 from spaceport.errors import Forbidden, SpaceportError
-from spaceport.git import browse, commits
-from spaceport.git.pre_receive import human
-from spaceport.git.repos import head_sha, repo_path
-from spaceport.services import access, spaces
-from spaceport.settings import Settings, get_settings
-from spaceport_builder.front_matter import (
+from spaceport.front_matter import (
     ConfigError,
     NoAppFile,
     parse_config,
     split_front_matter,
 )
+from spaceport.git import browse, commits
+from spaceport.git.pre_receive import human
+from spaceport.git.repos import head_sha, repo_path
+from spaceport.services import access, spaces
+from spaceport.settings import Settings, get_settings
 
 router = APIRouter(tags=["huggingface"])
 

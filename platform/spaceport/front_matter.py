@@ -2,6 +2,9 @@
 
 Errors name the key, what is allowed and what was found, so the owner can fix the README.
 Unknown keys are kept (they are shown as cardData), never fatal.
+
+The one place of this contract, shared by the control plane (Space pages, commits) and the
+builder (`spaceport_builder` imports it; `spaceport` never imports the builder).
 """
 
 from __future__ import annotations
