@@ -24,6 +24,7 @@ from spaceport.api.routes import (
     console_auth,
     console_render,
     embed,
+    git_http,
     hf_commits,
     hf_files,
     hf_spaces,
@@ -39,7 +40,6 @@ from spaceport.auth.bootstrap import ensure_admin
 from spaceport.db.migrate import upgrade
 from spaceport.db.models import Space
 from spaceport.db.session import session_scope
-from spaceport.git import git_http
 from spaceport.git.repos import init_repo
 from spaceport.reconciler import Reconciler
 from spaceport.settings import Settings, get_settings

@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from spaceport.auth.principal import Principal
 from spaceport.auth.tokens import lookup_token
-from spaceport.db.models import User
 from spaceport.db.session import get_session
 from spaceport.errors import Unauthorized
 
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The caller: a user and the role of the token they used."""
-
-    user: User
-    role: str
-    token_name: str
-
-    @property
-    def name(self) -> str:
-        return self.user.name
-
-    @property
-    def is_admin(self) -> bool:
-        return self.user.is_admin
 
 
 def _token_from_request(request: Request) -> str | None:

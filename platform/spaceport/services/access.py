@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from spaceport.auth.principal import Principal
 from spaceport.db.models import Space
-
-if TYPE_CHECKING:
-    from spaceport.api.deps import Principal
 
 
 def is_owner(space: Space, who: Principal | None) -> bool:
