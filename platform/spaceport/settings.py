@@ -154,6 +154,16 @@ class Settings(BaseSettings):
     app_egress_ports: list[int] = Field(
         default_factory=list, description="If set, the only ports apps may reach outward."
     )
+    app_node_hosts: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Names of this node that apps resolve to its public entry point (their "
+        "bridge's gateway), so that one Space can call another through HF_ENDPOINT: the "
+        "console's, the apps host (path mode), public Spaces' and the owner's own Spaces' "
+        "hosts (subdomain mode). auto: names under .localhost, which resolve nowhere else "
+        "(a console on `localhost` is `host.docker.internal` to apps); on: the real domain's "
+        "names too (DNS that does not bring apps back to this node, or a TLS terminator on "
+        "this host); off: left to DNS.",
+    )
     git_max_push_bytes: int = Field(default=1_000_000_000, description="receive.maxInputSize")
     upload_max_file_bytes: int = Field(
         default=10 * 1024**2,
@@ -310,6 +320,21 @@ class Settings(BaseSettings):
         from urllib.parse import urlparse
 
         return urlparse(self.url).port
+
+    @property
+    def entry_ports(self) -> list[int]:
+        """The public entry point's TCP ports on this host: the proxy's listen port, and the
+        public URLs' (a TLS terminator on this host in front of the proxy)."""
+        from urllib.parse import urlparse
+
+        ports = []
+        listen_port = self.listen.rsplit(":", 1)[-1]
+        if listen_port.isdigit():
+            ports.append(int(listen_port))
+        for url in (self.url, self.apps_url or self.url):
+            parsed = urlparse(url)
+            ports.append(parsed.port or (443 if parsed.scheme == "https" else 80))
+        return sorted(set(ports))
 
     @property
     def apps_origin(self) -> str:

@@ -41,6 +41,8 @@ class ContainerSpec:
     cpu_shares: int | None = None  # CPU weight against other containers (None: the default)
     runtime: str | None = None  # OCI runtime (None: the node's app_runtime, else the engine's)
     egress: bool = True  # False: on the apps' network without outbound access
+    # Names resolving to this node's public entry point inside the app (runtime/env.py).
+    node_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass

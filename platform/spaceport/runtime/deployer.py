@@ -35,7 +35,7 @@ from spaceport.runtime.base import (
 )
 from spaceport.runtime.crashes import needs_owner, record_failure
 from spaceport.runtime.desired import Desired, resting_stage
-from spaceport.runtime.env import app_env, app_port
+from spaceport.runtime.env import app_env, app_port, node_hosts
 from spaceport.runtime.gpus import allocator
 from spaceport.runtime.gpus.attach import GpuConfigError, attachment
 from spaceport.runtime.hardware import parse_duration, resolve_flavor
@@ -97,6 +97,7 @@ def container_spec(
         name=container_name(space, dep_id),
         port=app_port(space),
         env=app_env(session, settings, space, commit),
+        node_hosts=node_hosts(session, settings, space),
         labels={LABEL_COMMIT: commit or ""},
         cpus=flavor.cpus,
         memory_bytes=flavor.memory_bytes,

@@ -78,12 +78,25 @@ class DockerBackend(RuntimeBackend):
         bridge = options.get("com.docker.network.bridge.name") or f"br-{(network.id or '')[:12]}"
         if bridge in self._isolated:
             return
+        egress = self.settings.app_egress and egress
         network_policy.apply(
             bridge,
-            egress=self.settings.app_egress and egress,
+            egress=egress,
             egress_ports=self.settings.app_egress_ports,
+            # Apps that may talk to anyone reach the node's own public entry point too, as a
+            # visitor does (one Space calling another); apps that may not, do not.
+            entry_ports=self.settings.entry_ports if egress else (),
         )
         self._isolated.add(bridge)
+
+    def _gateway(self, network_name: str) -> str:
+        """The host's address on the apps' bridge: where their node names lead (its
+        firewall opens the entry point there); the engine's host-gateway if it has none."""
+        network = self.client.networks.get(network_name)
+        for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
+            if config.get("Gateway") and ":" not in config["Gateway"]:
+                return str(config["Gateway"])
+        return "host-gateway"
 
     def host_cpus(self) -> float:
         """The engine's CPU count: a flavor's CPUs are capped to it (the engine refuses more)."""
@@ -118,13 +131,17 @@ class DockerBackend(RuntimeBackend):
                 options["device_requests"] = spec.gpus.device_requests
             if spec.gpus.devices:
                 options["devices"] = spec.gpus.devices
+        network = self.ensure_network(spec.egress)
+        if spec.node_hosts and spec.egress and self.settings.app_egress:
+            gateway = self._gateway(network)
+            options["extra_hosts"] = {name: gateway for name in spec.node_hosts}
         return {
             "name": spec.name,
             "user": "1000:1000",
             "environment": env,
             "labels": labels,
             "ports": {f"{spec.port}/tcp": ("127.0.0.1", None)},
-            "network": self.ensure_network(spec.egress),
+            "network": network,
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],
             "nano_cpus": int(min(spec.cpus, self.host_cpus()) * 1e9),
@@ -469,8 +486,18 @@ class DockerBackend(RuntimeBackend):
         return [str(part) for part in (attrs.get("Config") or {}).get("Cmd") or []]
 
     def copy_from_image(self, image: str, path: str, container_id: str) -> None:
+        # The source is a container of this node too (never started): labelled as one, with
+        # the Space of the container it serves, so whatever lists the node's containers sees it.
+        labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: self.settings.instance}
+        with contextlib.suppress(APIError, NotFound):
+            target = self.client.api.inspect_container(container_id)
+            space = ((target.get("Config") or {}).get("Labels") or {}).get(LABEL_SPACE)
+            if space:
+                labels[LABEL_SPACE] = space
         try:
-            source = self.client.api.create_container(image, command=["true"], user="1000:1000")
+            source = self.client.api.create_container(
+                image, command=["true"], user="1000:1000", labels=labels
+            )
         except (APIError, ImageNotFound) as exc:
             raise RuntimeBackendError(f"could not read {path} of {image}: {exc}") from exc
         try:

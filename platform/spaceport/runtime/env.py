@@ -1,12 +1,75 @@
-"""The environment an app sees: what Hugging Face sets, plus the owner's variables and secrets."""
+"""The environment an app sees: what Hugging Face sets, plus the owner's variables and secrets.
+
+Apps call other Spaces as they do on Hugging Face (gradio_client, huggingface_hub): through
+`HF_ENDPOINT` and each Space's host. Both must lead back to this node's public entry point from
+inside a container, where `localhost` is the container itself and `*.localhost` resolves to
+nothing: `node_hosts` names what the container maps to its bridge's gateway (the firewall
+opens the entry point there, runtime/network_policy.py), and `app_endpoint` is the console's
+URL under a name that can be mapped.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import urlparse
+
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from spaceport.auth.crypto import decrypt
 from spaceport.db.models import Space
 from spaceport.settings import Settings
+
+ENDPOINT_ALIAS = "host.docker.internal"
+"""The console's host name inside apps when the public one is loopback (`localhost` must stay
+the container's own: Gradio and Streamlit check themselves through it)."""
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _mapped(settings: Settings, host: str) -> bool:
+    """Whether apps resolve `host` to the node through their own hosts file."""
+    if settings.app_node_hosts == "off" or not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return False  # an address needs no name
+    except ValueError:
+        pass
+    return settings.app_node_hosts == "on" or host == ENDPOINT_ALIAS or host.endswith(".localhost")
+
+
+def app_endpoint(settings: Settings) -> str:
+    """HF_ENDPOINT inside apps: the public URL, its host renamed when it is loopback."""
+    parsed = urlparse(settings.url.rstrip("/"))
+    host = parsed.hostname or ""
+    if settings.app_node_hosts == "off" or not _loopback(host):
+        return settings.url.rstrip("/")
+    port = f":{parsed.port}" if parsed.port else ""
+    return parsed._replace(netloc=f"{ENDPOINT_ALIAS}{port}").geturl()
+
+
+def node_hosts(session: Session, settings: Settings, space: Space) -> list[str]:
+    """The names `space`'s app resolves to the node's entry point: the console's (as in
+    HF_ENDPOINT), the apps host in path mode; in subdomain mode the hosts of the Spaces it may
+    find without a token (public ones) and its owner's own, never others' private names.
+    A Space created later resolves in an app from that app's next start."""
+    names = [urlparse(app_endpoint(settings)).hostname or ""]
+    if settings.routing == "path":
+        names.append(settings.app_host(space.owner, space.name))
+    else:
+        visible = select(Space.owner, Space.name).where(
+            or_(Space.private.is_(False), Space.owner == space.owner)
+        )
+        names += [settings.app_host(owner, name) for owner, name in session.execute(visible)]
+    return sorted({n for n in names if _mapped(settings, n)})
 
 
 def app_port(space: Space) -> int:
@@ -38,7 +101,7 @@ def app_env(
         "STREAMLIT_SERVER_HEADLESS": "true",
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
         "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_ENDPOINT": settings.url,
+        "HF_ENDPOINT": app_endpoint(settings),
     }
     prefix = settings.app_path(space.owner, space.name).rstrip("/")
     if prefix:  # path mode: the app lives under /{owner}/{name}/ (see proxy.sync.route_for)

@@ -6,7 +6,10 @@ link-local addresses such as a cloud's metadata service. The platform must not d
 operator binding every service to loopback, so it drops that traffic itself:
 
 - INPUT from the apps' bridge: only replies to connections the host opened (the proxy talking
-  to a published port) are accepted; new connections from apps to the host are dropped.
+  to a published port) are accepted, and new connections to the node's public entry point
+  (`entry_ports`: the proxy's listen port, the public URL's) on bridges whose apps may open
+  connections outward, so that one Space calls another as any visitor would (through the
+  proxy, with its access checks); every other new connection from apps to the host is dropped.
 - DOCKER-USER (forwarded traffic) from the apps' bridge: metadata and link-local addresses are
   dropped, private ranges too; and when outbound access is off, everything but replies.
   Only the operator's allowed ports leave when `app_egress_ports` is set.
@@ -61,12 +64,18 @@ def rules_for(
     egress: bool,
     egress_ports: Sequence[int] = (),
     dns: Sequence[str] = (),
+    entry_ports: Sequence[int] = (),
 ) -> list[tuple[str, list[str]]]:
     """The (chain, rule) list, in the order they must end up (first = evaluated first)."""
     rules: list[tuple[str, list[str]]] = [
         (
             "INPUT",
             ["-i", bridge, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+        ),
+        # One rule per port: nodes sharing the bridge (one per data dir) each add their own.
+        *(
+            ("INPUT", ["-i", bridge, "-p", "tcp", "--dport", str(port), "-j", "ACCEPT"])
+            for port in entry_ports
         ),
         ("INPUT", ["-i", bridge, "-j", "DROP"]),
         (
@@ -111,12 +120,24 @@ def rules_for(
     return rules
 
 
-def apply(bridge: str, *, egress: bool = True, egress_ports: Sequence[int] = ()) -> bool:
+def apply(
+    bridge: str,
+    *,
+    egress: bool = True,
+    egress_ports: Sequence[int] = (),
+    entry_ports: Sequence[int] = (),
+) -> bool:
     """Install the rules for `bridge`; False (and a warning) where iptables is unavailable."""
     if shutil.which("iptables") is None:
         log.warning("network_policy.unavailable", reason="iptables not found", bridge=bridge)
         return False
-    rules = rules_for(bridge, egress=egress, egress_ports=egress_ports, dns=dns_servers())
+    rules = rules_for(
+        bridge,
+        egress=egress,
+        egress_ports=egress_ports,
+        dns=dns_servers(),
+        entry_ports=entry_ports,
+    )
     # Insert in reverse at position 1 of each chain so the final order matches `rules`.
     for chain, rule in reversed(rules):
         _ensure(chain, rule)

@@ -1,9 +1,15 @@
-"""A hostile app: on GET /probe?targets=host:port,... it reports what it can see and reach."""
+"""A hostile app: on GET /probe?targets=host:port,... it reports what it can see and reach.
+
+GET /call?space=owner/name calls another Space as an app on Hugging Face does (what
+gradio_client does): the Space's info from HF_ENDPOINT, then its host, with HF_TOKEN if set.
+"""
 
 import json
 import os
 import socket
 import subprocess
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -42,6 +48,33 @@ def gateway() -> str:
     return ""
 
 
+def fetch(url: str, headers: dict) -> dict:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+            return {"status": r.status, "body": r.read().decode(errors="replace")}
+    except urllib.error.HTTPError as exc:
+        return {"status": exc.code, "body": exc.read().decode(errors="replace")[:300]}
+    except (OSError, ValueError) as exc:
+        return {"status": None, "error": str(getattr(exc, "reason", exc))}
+
+
+def call(space: str, host: str = "") -> dict:
+    """What the Space `space` answered to this app: its info, then its own host's /whoami
+    (`host`, a guess, when its info is refused)."""
+    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/")
+    token = os.environ.get("HF_TOKEN")
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    out = {"endpoint": endpoint, "info": fetch(f"{endpoint}/api/spaces/{space}", auth)}
+    if out["info"]["status"] == 200:
+        host = json.loads(out["info"]["body"])["host"]
+    if host:
+        out["host"] = host
+        # gradio_client sends the token to a Space's host as x-hf-authorization.
+        app_auth = {"x-hf-authorization": f"Bearer {token}"} if token else {}
+        out["app"] = fetch(f"{host}/whoami", app_auth)
+    return out
+
+
 def run(cmd: list[str], timeout: float = 20) -> str:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -78,6 +111,10 @@ class Handler(BaseHTTPRequestHandler):
                     ]
                 ),
             }
+        elif url.path == "/call":
+            body = call(query.get("space", [""])[0], query.get("host", [""])[0])
+        elif url.path == "/whoami":
+            body = {"space_id": os.environ.get("SPACE_ID")}
         elif url.path == "/ip":
             body = {"ip": socket.gethostbyname(socket.gethostname())}
         elif url.path == "/forkbomb":
