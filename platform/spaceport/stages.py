@@ -21,6 +21,33 @@ class Stage(StrEnum):
     DELETING = "DELETING"
 
 
+# What a person reads for each stage: the console (badges, runtime card, status box), the app
+# status page's title and the CLI all show these; APIs and `--json` keep Hugging Face's names.
+LABELS: dict[Stage, str] = {
+    Stage.NO_APP_FILE: "No app file",
+    Stage.CONFIG_ERROR: "Config error",
+    Stage.BUILDING: "Building",
+    Stage.BUILD_ERROR: "Build error",
+    Stage.APP_STARTING: "Starting",
+    Stage.RUNNING: "Running",
+    Stage.RUNNING_BUILDING: "Running · building",
+    Stage.RUNNING_APP_STARTING: "Running · starting",
+    Stage.RUNTIME_ERROR: "Runtime error",
+    Stage.SLEEPING: "Sleeping",
+    Stage.PAUSED: "Paused",
+    Stage.STOPPED: "Stopped",
+    Stage.DELETING: "Deleting",
+}
+
+
+def label(stage: str) -> str:
+    """The human label of a stage (`RUNNING_APP_STARTING` -> `Running · starting`)."""
+    try:
+        return LABELS[Stage(stage)]
+    except ValueError:
+        return stage.replace("_", " ").capitalize()
+
+
 # Stages in which a previous version keeps serving traffic.
 SERVING = frozenset({Stage.RUNNING, Stage.RUNNING_BUILDING, Stage.RUNNING_APP_STARTING})
 

@@ -54,7 +54,7 @@ def test_create_list_status_embed_open_delete(node: Node, cli: Cli) -> None:
     assert [s["id"] for s in listed] == [space_id]
     assert listed[0]["private"] is True and listed[0]["stage"] == "NO_APP_FILE"
     table = cli("list", "--search", name)
-    assert space_id in table.stdout and "NO_APP_FILE" in table.stdout
+    assert space_id in table.stdout and "No app file" in table.stdout  # the stage's label
 
     status = cli.json("status", space_id)
     assert status["stage"] == "NO_APP_FILE" and status["sdk"] == "static"

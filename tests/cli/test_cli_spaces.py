@@ -64,3 +64,30 @@ def test_wait_ends_with_exit_8_when_the_build_fails(node: Node, cli: Cli, tmp_pa
     waited = cli("status", space_id, "--wait", "--timeout", "240")
     assert waited.returncode == 8, waited.stdout + waited.stderr
     assert "BUILD_ERROR" in waited.stderr and "no-such-package-for-spaceport-cli" in waited.stderr
+
+
+def test_stop_start_and_duplicate(node: Node, cli: Cli) -> None:
+    space_id = cli.json("create", unique("cli-dup"))["id"]
+    assert node.push(EXAMPLES / "gradio-hello", space_id).returncode == 0
+    running = cli.json("status", space_id, "--wait", "--timeout", "240")
+
+    stopped = cli("stop", space_id)
+    assert stopped.returncode == 0 and f"{space_id} stopped" in stopped.stdout, stopped.stderr
+    assert cli.json("status", space_id)["stage"] == "STOPPED"
+    shown = cli("status", space_id).stdout
+    assert "Stopped (STOPPED)" in shown, shown  # the label people read, and HF's name
+    assert "Stopped" in cli("list", "--search", space_id.split("/")[1]).stdout
+    started = cli.json("start", space_id, "--wait", "--timeout", "120")
+    assert started["stage"] == "RUNNING"
+    assert started["container"]["id"] != running["container"]["id"]
+
+    again = cli("duplicate", space_id)  # the same name under the same owner
+    assert again.returncode == 2 and "name the copy" in again.stderr, again.stderr
+    name = unique("cli-copy")
+    copy = cli.json("duplicate", space_id, name, "--private", "--wait", "--timeout", "240")
+    assert copy["id"] == f"admin/{name}" and copy["stage"] == "RUNNING"
+    assert copy["private"] is True and copy["sha"] == running["sha"]
+
+    public = cli("duplicate", space_id, f"admin/{unique('cli-copy')}")
+    assert public.returncode == 0 and "it builds now" in public.stdout, public.stderr
+    assert cli("duplicate", space_id, name).returncode == 6  # exists already: conflict

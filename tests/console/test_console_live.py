@@ -158,3 +158,57 @@ def test_pause_and_resume_show_on_the_page_and_the_list(
     assert page.get_attribute(card, "data-stage") == "PAUSED"
     api(node, "POST", f"/api/spaces/{probe}/restart")  # resumed elsewhere (API, CLI)...
     page.wait_for_selector(f"{card}[data-stage='RUNNING']", timeout=120_000)  # ...shows here
+
+
+def test_stop_and_start_from_the_page(node: Node, admin_page: Any, spaces: dict[str, str]) -> None:
+    page = admin_page
+    probe = spaces["probe"]
+    page.goto(f"{CONSOLE}/spaces/{probe}")
+    wait_stage(page, "RUNNING")
+    page.click("#btn-stop")
+    wait_stage(page, "STOPPED", 60)
+    assert runtime_value(page, "stage") == "Stopped"  # the label, not STOPPED
+    assert page.is_visible("#btn-start") and not page.is_visible("#btn-resume")
+    assert not page.is_visible("#btn-stop") and not page.is_visible("#btn-pause")
+    assert node.runtime(probe)["stage"] == "STOPPED"
+    assert page.is_hidden("#app-frame")
+
+    page.click("#btn-start")
+    wait_stage(page, "RUNNING", 120)
+    assert runtime_value(page, "stage") == "Running"
+    assert page.is_visible("#btn-stop") and not page.is_visible("#btn-start")
+    page.frame_locator("#app-frame").get_by_text("Console Probe").first.wait_for(timeout=60_000)
+
+
+def test_duplicate_from_the_page_builds_a_private_copy(
+    node: Node, admin_page: Any, spaces: dict[str, str], artifacts: Path
+) -> None:
+    page = admin_page
+    probe = spaces["probe"]
+    page.goto(f"{CONSOLE}/spaces/{probe}")
+    page.click("#open-duplicate")
+    assert page.input_value("#dup-owner") == "admin"
+    name = unique("probe-copy")
+    page.fill("#dup-name", name)
+    page.click("#duplicate-dialog label.switch")  # as a person toggles it
+    assert page.is_checked("#dup-private")
+    shot(page, artifacts, "duplicate-dialog", full=False)
+    page.click("#confirm-duplicate")
+    page.wait_for_url(f"{CONSOLE}/spaces/admin/{name}")
+    assert page.is_visible("#private-chip")
+    wait_stage(page, "RUNNING", 240)
+    copy_id = f"admin/{name}"
+    assert node.app_get(copy_id).status_code == 404  # private: strangers get nothing
+    served = node.app_get(copy_id, headers={"Authorization": f"Bearer {node.token}"})
+    assert served.status_code == 200 and "Console Probe" in served.text
+    copy = api(node, "GET", f"/api/v1/spaces/{copy_id}").json()
+    source = api(node, "GET", f"/api/v1/spaces/{probe}").json()
+    assert copy["private"] is True and copy["sha"] == source["sha"]
+
+    page.goto(f"{CONSOLE}/spaces/{probe}")  # the same name again: refused, said in the dialog
+    page.click("#open-duplicate")
+    page.fill("#dup-name", name)
+    page.click("#confirm-duplicate")
+    page.wait_for_selector("#dup-error:not(.hidden)")
+    assert "already" in page.inner_text("#dup-error")
+    assert page.url == f"{CONSOLE}/spaces/{probe}"

@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from spaceport.stages import label
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -28,7 +30,8 @@ ERROR_STAGES = frozenset({"BUILD_ERROR", "CONFIG_ERROR", "RUNTIME_ERROR"})
 
 
 def stage(value: str) -> Text:
-    return Text(value, style=STAGE_STYLES.get(value, "dim"))
+    """A stage as people read it (stages.py's label, colored); `--json` keeps the raw name."""
+    return Text(label(value), style=STAGE_STYLES.get(value, "dim"))
 
 
 def print_json(value: Any) -> None:

@@ -1,4 +1,5 @@
-"""`spaceport create|list|status|logs|restart|pause|resume|hardware|sleep|open|delete|embed`.
+"""`spaceport create|list|status|logs|restart|pause|resume|stop|start|duplicate|hardware|sleep|
+open|delete|embed`.
 
 Each command is one or two calls to the HTTP API (Hugging Face's routes where they exist,
 `/api/v1/` otherwise), printed with rich, or as JSON with `--json`.
@@ -86,9 +87,9 @@ def list_spaces(
         table.add_column(col)
     for s in rows:
         build = s.get("lastBuild") or {}
-        private = " 🔒" if s["private"] else ""
+        private = " [dim](private)[/]" if s["private"] else ""
         table.add_row(
-            f"{s['emoji']} {escape(s['id'])}{private}",
+            f"{escape(s['id'])}{private}",
             stage(s["stage"]),
             s.get("sdk") or "—",
             s["hardware"]["current"] or s["hardware"]["requested"] or "—",
@@ -117,8 +118,9 @@ def show(s: dict[str, Any]) -> None:
     build = s.get("lastBuild") or {}
     container = s.get("container") or {}
     lines = [
-        f"[bold]{s['emoji']} {escape(s['title'])}[/]  ({escape(s['id'])})",
-        f"stage      {stage(s['stage']).markup}  {escape(s.get('message') or '')}",
+        f"[bold]{escape(s['title'])}[/]  ({escape(s['id'])})",
+        f"stage      {stage(s['stage']).markup} [dim]({s['stage']})[/]  "
+        f"{escape(s.get('message') or '')}",
         f"app        {s['appUrl']}",
         f"container  {container.get('id', '—')}",
         f"commit     {(s.get('sha') or '—')[:12]}",
@@ -152,11 +154,19 @@ def logs(
 
 
 def _action(
-    space: str, path: str, done: str, wait: bool, timeout: float, as_json: bool, **kw: Any
+    space: str,
+    path: str,
+    done: str,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+    base: str = "/api/spaces",
+    **kw: Any,
 ) -> None:
+    """POST `{base}/{space}/{path}` (Hugging Face's routes; `/api/v1/spaces` for native ones)."""
     with Api() as api:
         before = container_of(summary(api, space)) if wait else None
-        api.post(f"/api/spaces/{space_path(space)}/{path}", **kw)
+        api.post(f"{base}/{space_path(space)}/{path}", **kw)
         if not as_json:
             ok(done)
         if wait:
@@ -192,6 +202,59 @@ def resume(
 ) -> None:
     """Start a paused or stopped Space again."""
     _action(space, "restart", f"{space} resuming", wait, timeout, as_json)
+
+
+def stop(space: str = SPACE, as_json: bool = JSON) -> None:
+    """Stop a Space: no container, no GPU, not woken by visitors, until you start it."""
+    _action(space, "stop", f"{space} stopped", False, 0, as_json, base="/api/v1/spaces")
+
+
+def start(
+    space: str = SPACE, wait: bool = WAIT, timeout: float = TIMEOUT, as_json: bool = JSON
+) -> None:
+    """Start a stopped (or paused) Space again."""
+    _action(space, "start", f"{space} starting", wait, timeout, as_json, base="/api/v1/spaces")
+
+
+def duplicate(
+    space: str = SPACE,
+    new_id: str | None = typer.Argument(
+        None,
+        help="The copy, as [owner/]name (default: your own Space of the same name).",
+        metavar="[[OWNER/]NAME]",
+    ),
+    private: bool | None = typer.Option(
+        None, "--private/--public", help="The copy's visibility (default: the source's)."
+    ),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the copy runs (spinner)."),
+    timeout: float = TIMEOUT,
+    as_json: bool = JSON,
+) -> None:
+    """Copy a Space's files and variables (never its secrets) into a new Space, which builds."""
+    space_path(space)
+    source_name = space.partition("/")[2]
+    with Api() as api:
+        owner, _, name = (new_id or source_name).rpartition("/")
+        target = f"{owner or whoami_name(api)}/{name}"
+        if target == space:
+            raise CliError(
+                f"{space} is yours already: name the copy (spaceport duplicate {space} NEW_NAME)",
+                Exit.USAGE,
+            )
+        space_path(target)
+        body: dict[str, Any] = {"repository": target}
+        if private is not None:
+            body["private"] = private
+        out = api.post(f"/api/spaces/{space_path(space)}/duplicate", json=body)
+        copy = str(out.get("id") or target)
+        if not as_json:
+            ok(f"Duplicated {space} as [bold]{copy}[/]: it builds now")
+            console.print(f"git clone {api.url}/spaces/{copy}")
+        s = wait_running(api, copy, timeout=timeout, quiet=as_json) if wait else summary(api, copy)
+    if as_json:
+        print_json(s)
+    elif wait:
+        ok(f"{copy} is RUNNING at {s['appUrl']}")
 
 
 def hardware(
@@ -308,6 +371,9 @@ def register(app: typer.Typer) -> None:
     app.command()(restart)
     app.command()(pause)
     app.command()(resume)
+    app.command()(stop)
+    app.command()(start)
+    app.command()(duplicate)
     app.command()(hardware)
     app.command()(sleep)
     app.command("open")(open_space)

@@ -51,10 +51,13 @@
   }
   setInterval(refreshTimes, 20000);
 
+  /* A stage's human label (stages.py's LABELS, sent in the page's data-stage-groups). */
+  const label = (stage) => (groups[stage] ? groups[stage][1] : stage);
+
   function setBadge(el, stage) {
-    const [group, label] = groups[stage] || ['idle', stage];
+    const [group] = groups[stage] || ['idle'];
     el.className = `badge g-${group}`;
-    el.textContent = label;
+    el.textContent = label(stage);
     el.title = stage;
     el.dataset.stage = stage;
   }
@@ -80,7 +83,7 @@
     if (!src) return;
     await copyText(src.textContent.trim());
     const before = btn.textContent;
-    btn.textContent = 'Copied ✓';
+    btn.textContent = 'Copied';
     setTimeout(() => { btn.textContent = before; }, 1500);
   });
 
@@ -103,7 +106,49 @@
     });
   });
 
-  window.Spaceport = { api, toast, ago, refreshTimes, setBadge, groups, formData, copyText };
+  /* Space avatars: the README's emoji only where a font here draws it; many servers and
+     minimal desktops have no emoji font and would show an empty box, so the initial stays. */
+  const JOINERS = /[\u200d\ufe0e\ufe0f\u20e3]|[\u{1f3fb}-\u{1f3ff}]|[\u{e0020}-\u{e007f}]/u;
+  let missingGlyph = null;
+  function glyphPixels(text) {
+    const canvas = document.createElement('canvas');
+    canvas.width = 48;
+    canvas.height = 48;
+    const g = canvas.getContext('2d', { willReadFrequently: true });
+    g.textBaseline = 'middle';
+    g.textAlign = 'center';
+    g.font = '32px sans-serif';
+    g.fillStyle = '#000';
+    g.fillText(text, 24, 24);
+    return g.getImageData(0, 0, 48, 48).data;
+  }
+  const blank = (px) => !px.some((v, i) => i % 4 === 3 && v !== 0);
+  const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+  function drawable(text) {
+    try {
+      // U+10FFFD (private use, plane 16) is in no font: what this browser draws for a missing glyph.
+      missingGlyph = missingGlyph || glyphPixels('\u{10FFFD}');
+      const chars = [...text].filter((ch) => !JOINERS.test(ch));
+      return chars.length > 0 && chars.every((ch) => {
+        const px = glyphPixels(ch);
+        return !blank(px) && !same(px, missingGlyph);
+      });
+    } catch (_) {
+      return false;
+    }
+  }
+  function avatars(root = document) {
+    root.querySelectorAll('.space-avatar[data-emoji]:not(.has-emoji)').forEach((el) => {
+      const emoji = el.dataset.emoji;
+      if (emoji && drawable(emoji)) {
+        el.textContent = emoji;
+        el.classList.add('has-emoji');
+      }
+    });
+  }
+  avatars();
+
+  window.Spaceport = { api, toast, ago, refreshTimes, setBadge, label, groups, formData, copyText, avatars };
 
   /* ---- The Spaces list: filters, and badges that follow each Space's stage. ---- */
   const cards = document.getElementById('cards');

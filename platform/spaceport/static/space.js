@@ -2,7 +2,7 @@
    read-only files, settings and actions. Everything goes through the public HTTP API. */
 (() => {
   'use strict';
-  const { api, toast, setBadge, refreshTimes, formData } = window.Spaceport;
+  const { api, toast, setBadge, refreshTimes, formData, label } = window.Spaceport;
   const data = JSON.parse(document.getElementById('space-data').textContent);
   const $ = (sel) => document.querySelector(sel);
   let s = data.space;
@@ -182,7 +182,8 @@
     }
     const serving = SERVING.has(s.stage) && !!s.container;
     const cid = s.container ? s.container.id : null;
-    kv('stage', s.stage);
+    kv('stage', label(s.stage));
+    document.querySelector('#runtime [data-k="stage"]').title = s.stage;
     kv('container', cid || '—');
     kv('sha', (s.sha || '—').slice(0, 12));
     kv('hardware', s.hardware.current || s.hardware.requested);
@@ -191,7 +192,7 @@
     const bEl = document.querySelector('#runtime [data-k="build"]');
     if (bEl) bEl.innerHTML = b ? `${b.status} · <time data-rel datetime="${b.finishedAt || b.createdAt}"></time>` : '—';
     refreshTimes($('#runtime'));
-    $('#hw-chip').textContent = `⚙️ ${s.hardware.current || s.hardware.requested}`;
+    $('#hw-chip [data-k="hardware"]').textContent = s.hardware.current || s.hardware.requested;
     $('#private-chip').classList.toggle('hidden', !s.private);
 
     // The app when it serves; otherwise what is happening and what went wrong.
@@ -204,7 +205,7 @@
       setTimeout(() => { if (frameContainer === cid) frame.src = s.appUrl; }, first ? 0 : 2000);
     }
     if (!serving) frameContainer = null;
-    $('#status-title').textContent = window.Spaceport.groups[s.stage] ? window.Spaceport.groups[s.stage][1] : s.stage;
+    $('#status-title').textContent = label(s.stage);
     const msg = $('#status-message');
     msg.textContent = '';
     if (s.stageGroup === 'busy') {
@@ -232,11 +233,14 @@
       note.remove();
     }
     const pause = $('#btn-pause');
-    const resume = $('#btn-resume');
-    if (pause && resume) {
-      const resumable = RESUMABLE.has(s.stage) || s.desired === 'paused' || s.desired === 'stopped';
-      pause.classList.toggle('hidden', resumable);
-      resume.classList.toggle('hidden', !resumable);
+    if (pause) {
+      // Running: Pause and Stop. Paused, asleep or crashed: Resume. Stopped: Start.
+      const held = RESUMABLE.has(s.stage) || s.desired === 'paused' || s.desired === 'stopped';
+      const stopped = s.stage === 'STOPPED' || s.desired === 'stopped';
+      pause.classList.toggle('hidden', held);
+      $('#btn-stop').classList.toggle('hidden', held);
+      $('#btn-resume').classList.toggle('hidden', !held || stopped);
+      $('#btn-start').classList.toggle('hidden', !stopped);
     }
     if (prev && prev.lastBuild && b && prev.lastBuild.id !== b.id && started.build) buildLog.start();
     if (!prev || JSON.stringify(prev.lastBuild) !== JSON.stringify(b)) buildTitle();
@@ -262,6 +266,8 @@
     factory: { url: `${hf}/restart?factory=true`, done: 'Rebuilding from scratch (no cache), then restarting.', confirm: 'Rebuild the image without any cache, then restart? This takes longer than a restart.' },
     pause: { url: `${hf}/pause`, done: 'Paused: visitors will not wake it until you resume it.' },
     resume: { url: `${hf}/restart`, done: 'Resuming.' },
+    stop: { url: `/api/v1/spaces/${id}/stop`, done: 'Stopped: it stays off until you start it.' },
+    start: { url: `/api/v1/spaces/${id}/start`, done: 'Starting.' },
   };
   document.querySelectorAll('[data-action]').forEach((btn) => btn.addEventListener('click', async () => {
     const a = ACTIONS[btn.dataset.action];
@@ -388,6 +394,31 @@
         setTimeout(() => { location.href = '/'; }, 700);
       } catch (err) {
         toast(err.message, 'err');
+      }
+    });
+  }
+
+  /* ---- Duplicate: a new Space with this one's files and variables, then its page. ---- */
+  const dupDialog = $('#duplicate-dialog');
+  if (dupDialog) {
+    const form = $('#duplicate-form');
+    const error = $('#dup-error');
+    on('#open-duplicate', 'click', () => { error.classList.add('hidden'); dupDialog.showModal(); $('#dup-name').select(); });
+    on('#cancel-duplicate', 'click', () => dupDialog.close());
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const f = formData(form);
+      const target = `${f.owner}/${f.name}`;
+      const button = $('#confirm-duplicate');
+      button.disabled = true;
+      try {
+        const out = await api('POST', `${hf}/duplicate`, { repository: target, private: f.private });
+        toast(`Duplicated ${id} as ${out.id}: it builds now.`, 'ok');
+        location.href = `/spaces/${out.id}`;
+      } catch (err) {
+        error.textContent = err.message;
+        error.classList.remove('hidden');
+        button.disabled = false;
       }
     });
   }

@@ -37,6 +37,7 @@ from spaceport.proxy.base import AUTHZ_PATH, PLATFORM_PATH
 from spaceport.services import access
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus, Stage
+from spaceport.stages import label as stage_label
 
 log = structlog.get_logger(__name__)
 templates = Jinja2Templates(directory=str(Path(__file__).parents[2] / "templates"))
@@ -271,9 +272,9 @@ async def status_page(settings: Settings, request: Request, visit: Visit) -> Res
         return JSONResponse(body, code, headers=headers)
     context = {
         "space_id": space.space_id,
-        "emoji": (space.card_data or {}).get("emoji", "🚀"),
+        "emoji": (space.card_data or {}).get("emoji") or "",  # the README's, else none
         "stage": stage.value,
-        "stage_label": stage.value.replace("_", " ").title(),
+        "stage_label": stage_label(stage),
         "message": message,
         "waiting": waiting,
         "error": error,

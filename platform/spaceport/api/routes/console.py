@@ -40,11 +40,12 @@ SLEEP_CHOICES = [
     (86400, "After 1 day idle"),
     (172800, "After 48 hours idle"),
 ]
+# Each SDK's card on the create page: an icon of templates/console/_icons.html, name, line.
 SDK_INFO = {
-    "gradio": ("🎨", "Gradio", "Python UI for ML demos"),
-    "streamlit": ("📊", "Streamlit", "Data apps in pure Python"),
-    "docker": ("🐳", "Docker", "Your own Dockerfile"),
-    "static": ("📄", "Static", "HTML, JS and CSS as is"),
+    "gradio": ("window", "Gradio", "Python UI for ML demos"),
+    "streamlit": ("chart", "Streamlit", "Data apps in pure Python"),
+    "docker": ("box", "Docker", "Your own Dockerfile"),
+    "static": ("file", "Static", "HTML, JS and CSS as is"),
 }
 
 

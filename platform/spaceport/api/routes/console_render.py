@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from spaceport import __version__
 from spaceport.api.deps import Principal
-from spaceport.api.routes.console_views import STAGE_GROUPS, STAGE_LABELS
+from spaceport.api.routes.console_views import STAGE_GROUPS
 from spaceport.auth.sessions import (
     SessionMiddleware,
     clear_session_cookie,
@@ -30,6 +30,7 @@ from spaceport.auth.sessions import (
 )
 from spaceport.auth.tokens import lookup_token
 from spaceport.db.session import get_session
+from spaceport.stages import label
 
 TEMPLATES = Path(__file__).parents[2] / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATES))
@@ -121,9 +122,7 @@ def page(
             "csrf": csrf_of(request) if who else "",
             "nav": nav,
             "version": __version__,
-            "stage_groups": json.dumps(
-                {str(k): [v, STAGE_LABELS.get(k, str(k))] for k, v in STAGE_GROUPS.items()}
-            ),
+            "stage_groups": json.dumps({str(k): [v, label(k)] for k, v in STAGE_GROUPS.items()}),
             **context,
         },
         status_code=status_code,

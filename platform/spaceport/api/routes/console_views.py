@@ -17,7 +17,8 @@ from spaceport.api.routes.app_status import MESSAGES
 from spaceport.db.models import Build, Deployment, Space
 from spaceport.services import access
 from spaceport.settings import Settings
-from spaceport.stages import DeploymentStatus, Stage
+from spaceport.stages import LABELS, DeploymentStatus, Stage
+from spaceport.stages import label as stage_label
 
 if TYPE_CHECKING:
     from spaceport.api.deps import Principal
@@ -49,28 +50,7 @@ COLORS: dict[str, str] = {
     "pink": "#ec4899",
     "gray": "#6b7280",
 }
-DEFAULT_EMOJI = "🚀"
-
-
-STAGE_LABELS: dict[str, str] = {
-    Stage.NO_APP_FILE: "No app file",
-    Stage.CONFIG_ERROR: "Config error",
-    Stage.BUILDING: "Building",
-    Stage.BUILD_ERROR: "Build error",
-    Stage.APP_STARTING: "Starting",
-    Stage.RUNNING: "Running",
-    Stage.RUNNING_BUILDING: "Running · building",
-    Stage.RUNNING_APP_STARTING: "Running · starting",
-    Stage.RUNTIME_ERROR: "Runtime error",
-    Stage.SLEEPING: "Sleeping",
-    Stage.PAUSED: "Paused",
-    Stage.STOPPED: "Stopped",
-    Stage.DELETING: "Deleting",
-}
-
-
-def stage_label(stage: str) -> str:
-    return STAGE_LABELS.get(stage, stage.replace("_", " ").capitalize())
+STAGE_LABELS = LABELS  # one mapping for every place a stage is shown (stages.py)
 
 
 # Where the console knows more than an app host's status page (which says "starting" for
@@ -89,6 +69,11 @@ def stage_message(stage: str) -> str:
         return MESSAGES.get(Stage(stage), ("", False))[0]
     except ValueError:
         return ""
+
+
+def initial(title: str) -> str:
+    """The letter a Space's avatar shows when it has no emoji, or no font can draw it."""
+    return next((c.upper() for c in title if c.isalnum()), "S")
 
 
 def color(name: object, fallback: str) -> str:
@@ -134,7 +119,8 @@ def summary(
         "owner": space.owner,
         "name": space.name,
         "title": str(card.get("title") or space.name),
-        "emoji": str(card.get("emoji") or DEFAULT_EMOJI),
+        "emoji": str(card.get("emoji") or ""),  # user content; pages fall back to `initial`
+        "initial": initial(str(card.get("title") or space.name)),
         "colorFrom": color(card.get("colorFrom"), "indigo"),
         "colorTo": color(card.get("colorTo"), "purple"),
         "shortDescription": card.get("short_description") or "",
