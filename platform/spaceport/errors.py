@@ -28,4 +28,3 @@ class Forbidden(SpaceportError):
 
 class Conflict(SpaceportError):
     status_code = 409
-
