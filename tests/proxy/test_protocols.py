@@ -1,4 +1,4 @@
-"""What apps need from the proxy, through the real entry point (the proxy, nginx) to real containers:
+"""What apps need from the proxy, through the real entry point (nginx) to real containers:
 websockets, server-sent events delivered as they happen, 100 MB uploads streamed, long
 requests, headers from the README, private Spaces, metrics and the sleep timer's clock."""
 

@@ -1,6 +1,6 @@
 """Routing changes for one Space never cut another Space's session: a Streamlit session stays
-on one websocket across 20 route changes (with Caddy each is a full config reload; nginx reloads nothing), a request in flight
-during them completes, and each change goes live."""
+on one websocket across 20 route changes (each a full config reload with Caddy; nginx reloads
+nothing), a request in flight during them completes, and each change goes live."""
 
 from __future__ import annotations
 
