@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from spaceport.api.routes.console_auth import safe_next
-from spaceport.api.routes.console_views import STAGE_GROUPS, STAGE_LABELS, color, initial
 from spaceport.auth.sessions import csrf_for, csrf_matches
+from spaceport.services.summaries import STAGE_GROUPS, STAGE_LABELS, color, initial
 from spaceport.stages import LABELS, Stage, label
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spaceport import __version__
-from spaceport.api import errors
+from spaceport.api import console_pages, errors
 from spaceport.api.deps import header_principal
 from spaceport.api.drain import DrainBeforeError
 from spaceport.api.routes import (
@@ -22,7 +22,6 @@ from spaceport.api.routes import (
     console,
     console_account,
     console_auth,
-    console_render,
     embed,
     git_http,
     hf_commits,
@@ -99,7 +98,7 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
         docs_url="/api/v1/docs",
     )
     errors.install(app)
-    console_render.install(app)  # session cookie middleware, /static
+    console_pages.install(app)  # session cookie middleware, /static
     console_host = (urlparse(settings.url).hostname or "localhost").lower()
 
     app.add_middleware(AppHostMiddleware, settings=settings, console_host=console_host)

@@ -1,4 +1,9 @@
-"""Request dependencies: who is calling (token as Bearer or Basic password) and their rights."""
+"""Request dependencies: who is calling (token as Bearer or Basic password) and their rights.
+
+What several route modules share lives here: the caller (`optional_principal`,
+`require_principal`, the console's `console_principal`), the Space a request names if the caller
+may read or change it (`readable_space`, `writable_space`), and the write and admin checks.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,17 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from spaceport.auth.principal import Principal
+from spaceport.auth.sessions import session_expired
 from spaceport.auth.tokens import lookup_token
+from spaceport.db.models import Space
 from spaceport.db.session import get_session
-from spaceport.errors import Unauthorized
+from spaceport.errors import Forbidden, RepoNotFound, Unauthorized
+from spaceport.services import access, spaces
 
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 
 
-def _token_from_request(request: Request) -> str | None:
+def token_from_request(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
@@ -37,7 +45,7 @@ def header_principal(request: Request, session: Session = Depends(get_session)) 
     where anonymous access is allowed, as Hugging Face and GitHub answer: the caller learns at
     once, not at the next write. Every router depends on this (api/app.py).
     """
-    value = _token_from_request(request)
+    value = token_from_request(request)
     if value is None:
         return None
     return _principal(session, value)
@@ -69,3 +77,56 @@ def require_principal(who: Principal | None = Depends(optional_principal)) -> Pr
     if who is None:
         raise Unauthorized("Authentication required: send an access token as 'Bearer <token>'")
     return who
+
+
+def require_write(who: Principal = Depends(require_principal)) -> Principal:
+    if who.role != "write":
+        raise Forbidden("This token is read-only: use a write token to change users or tokens")
+    return who
+
+
+def require_admin(who: Principal = Depends(require_write)) -> Principal:
+    if not who.is_admin:
+        raise Forbidden(f"Only an administrator can manage users (you are {who.name})")
+    return who
+
+
+def readable_space(
+    owner: str,
+    name: str,
+    who: Principal | None = Depends(optional_principal),
+    session: Session = Depends(get_session),
+) -> Space:
+    """The Space if the caller may see it; private Spaces are 404 to others (not 403)."""
+    space = spaces.find_space(session, owner, name)
+    if space is None or not access.can_read(space, who):
+        raise RepoNotFound(f"Repository not found: {owner}/{name}")
+    return space
+
+
+def writable_space(
+    space: Space = Depends(readable_space), who: Principal = Depends(require_principal)
+) -> Space:
+    """The Space if the caller's token may change it (403 says why not)."""
+    if who.role != "write":
+        raise Forbidden(f"This token is read-only: create a write token to change {space.space_id}")
+    if not access.can_write(space, who):
+        raise Forbidden(f"You ({who.name}) are not allowed to change {space.space_id}")
+    return space
+
+
+def console_principal(
+    request: Request, session: Session = Depends(get_session)
+) -> Principal | None:
+    """The signed-in user of a console page (session cookie), or None: a stale cookie is dropped."""
+    value = getattr(request.state, "session_token", None) or getattr(
+        request.state, "session_token_unverified", None
+    )
+    if not value:
+        return None
+    token = lookup_token(session, value)
+    if token is None or session_expired(token):
+        request.state.drop_session_cookie = True
+        return None
+    request.state.session_token_id = token.id
+    return Principal(user=token.user, role=token.role, token_name=token.name)

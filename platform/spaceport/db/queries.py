@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spaceport.db.models import Deployment
+from spaceport.db.models import Build, Deployment
 from spaceport.stages import DeploymentStatus
 
 
@@ -27,4 +27,11 @@ def active_deployment(session: Session, space_pk: int) -> Deployment | None:
         .where(Deployment.space_id == space_pk, Deployment.status == DeploymentStatus.ACTIVE)
         .order_by(Deployment.id.desc())
         .limit(1)
+    )
+
+
+def latest_build(session: Session, space_pk: int) -> Build | None:
+    """The Space's newest build, whatever its status."""
+    return session.scalar(
+        select(Build).where(Build.space_id == space_pk).order_by(Build.id.desc()).limit(1)
     )

@@ -7,12 +7,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spaceport import queue
+from spaceport.auth.principal import Principal
 from spaceport.db import queries
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.errors import Conflict
 from spaceport.front_matter import SDKS
 from spaceport.git.repos import head_sha, init_repo, repo_path
 from spaceport.names import check_name
+from spaceport.services import access
 from spaceport.settings import Settings, get_settings
 from spaceport.stages import SERVING, BuildStatus, Stage, building_stage
 
@@ -21,6 +23,16 @@ log = structlog.get_logger(__name__)
 
 def find_space(session: Session, owner: str, name: str) -> Space | None:
     return session.scalar(select(Space).where(Space.owner == owner, Space.name == name))
+
+
+def readable_spaces(
+    session: Session, who: Principal | None, *, owner: str | None = None
+) -> list[Space]:
+    """The Spaces `who` may see (None: a visitor), all owners' or `owner`'s only."""
+    query = select(Space)
+    if owner:
+        query = query.where(Space.owner == owner)
+    return [s for s in session.scalars(query) if access.can_read(s, who)]
 
 
 def create_space(

@@ -7,7 +7,6 @@ fields plus what the head commit says, cached per commit so listings do not walk
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,7 @@ from spaceport.git import browse
 from spaceport.git.repos import repo_path
 from spaceport.settings import Settings
 from spaceport.stages import SERVING, Stage
-
-
-def iso(value: datetime) -> str:
-    """Hugging Face's timestamp format: UTC with milliseconds and a Z."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+from spaceport.timefmt import iso_hf
 
 
 def runtime_dict(settings: Settings, space: Space) -> dict[str, Any]:
@@ -80,7 +75,7 @@ def _common(settings: Settings, space: Space, card: dict[str, Any]) -> dict[str,
         "_id": f"space-{space.id}",
         "id": space.space_id,
         "author": space.owner,
-        "createdAt": iso(space.created_at),
+        "createdAt": iso_hf(space.created_at),
         "private": space.private,
         "disabled": False,
         "gated": False,
@@ -102,7 +97,7 @@ def space_summary(settings: Settings, space: Space) -> dict[str, Any]:
     readme = readme_at(repo, space.head_sha) if space.head_sha else None
     out = _common(settings, space, card_data(readme, space.card_data))
     out["sha"] = space.head_sha
-    out["lastModified"] = iso(when or space.created_at)
+    out["lastModified"] = iso_hf(when or space.created_at)
     return out
 
 
@@ -129,7 +124,7 @@ def space_dict(
         siblings.append(sibling)
     out |= {
         "sha": sha,
-        "lastModified": iso(when or space.created_at),
+        "lastModified": iso_hf(when or space.created_at),
         "siblings": siblings,
     }
     return out

@@ -14,8 +14,8 @@ from urllib.parse import urlencode, urlparse
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from spaceport.api.deps import Principal
-from spaceport.api.routes.console_render import console_principal, sign_in_redirect
+from spaceport.api.console_pages import sign_in_redirect
+from spaceport.api.deps import Principal, console_principal
 from spaceport.errors import SpaceportError
 from spaceport.proxy import app_access
 from spaceport.settings import Settings, get_settings

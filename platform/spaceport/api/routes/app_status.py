@@ -19,44 +19,24 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
-import redis
 import structlog
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 
-from spaceport.api.deps import Principal
-from spaceport.api.deps import _token_from_request as _request_token
-from spaceport.auth.tokens import lookup_token
-from spaceport.db.models import Build, Deployment, Space, User
-from spaceport.db.session import session_scope
-from spaceport.logstream import build_key, entries
+from spaceport.api.deps import Principal, token_from_request
+from spaceport.db.models import Space
 from spaceport.proxy import app_access, embedding
 from spaceport.proxy.base import AUTHZ_PATH, PLATFORM_PATH
-from spaceport.services import access
+from spaceport.services import access, app_visits
+from spaceport.services.builds import build_log_tail
 from spaceport.settings import Settings
-from spaceport.stages import DeploymentStatus, Stage
+from spaceport.stages import STATUS_MESSAGES, Stage
 from spaceport.stages import label as stage_label
 
 log = structlog.get_logger(__name__)
 templates = Jinja2Templates(directory=str(Path(__file__).parents[2] / "templates"))
 
-MESSAGES = {
-    Stage.BUILDING: ("This Space is building. It will start as soon as the build is done.", True),
-    Stage.RUNNING_BUILDING: ("A new version is building.", True),
-    Stage.APP_STARTING: ("The app is starting.", True),
-    Stage.RUNNING_APP_STARTING: ("The app is starting.", True),
-    Stage.RUNNING: ("The app is starting.", True),
-    Stage.SLEEPING: ("This Space is asleep: waking it up.", True),
-    Stage.PAUSED: ("This Space has been paused by its owner.", False),
-    Stage.STOPPED: ("This Space is stopped.", False),
-    Stage.BUILD_ERROR: ("The build failed.", False),
-    Stage.CONFIG_ERROR: ("The Space's configuration has an error.", False),
-    Stage.RUNTIME_ERROR: ("The app crashed.", False),
-    Stage.NO_APP_FILE: ("No app yet: push an app file to this Space.", False),
-    Stage.DELETING: ("This Space is being deleted.", False),
-}
 NOT_ANSWERING = "The app is not answering right now; it is probably restarting."
 COLORS = {True: "#fbbf24", False: "#f87171"}
 LOG_STAGES = {Stage.BUILDING, Stage.RUNNING_BUILDING}
@@ -98,12 +78,7 @@ def is_app_host(settings: Settings, host: str, console_host: str) -> bool:
 def space_for_host(settings: Settings, host: str) -> Space | None:
     """Subdomain mode: the Space whose app host this is."""
     label = _hostname(host).removesuffix("." + settings.apps_domain)
-    with session_scope() as session:
-        for space in session.scalars(select(Space)):
-            if settings.app_host(space.owner, space.name).split(".", 1)[0] == label:
-                session.expunge(space)
-                return space
-    return None
+    return app_visits.space_for_host_label(settings, label)
 
 
 def space_for_path(path: str) -> tuple[Space | None, str]:
@@ -111,16 +86,8 @@ def space_for_path(path: str) -> tuple[Space | None, str]:
     parts = path.split("/", 3)
     if len(parts) < 3 or not parts[1] or not parts[2]:
         return None, path
-    return space_by_id(f"{parts[1]}/{parts[2]}"), "/" + (parts[3] if len(parts) > 3 else "")
-
-
-def space_by_id(space_id: str) -> Space | None:
-    owner, _, name = space_id.partition("/")
-    with session_scope() as session:
-        space = session.scalar(select(Space).where(Space.owner == owner, Space.name == name))
-        if space is not None:
-            session.expunge(space)
-    return space
+    space = app_visits.space_by_id(f"{parts[1]}/{parts[2]}")
+    return space, "/" + (parts[3] if len(parts) > 3 else "")
 
 
 def resolve(settings: Settings, request: Request) -> Visit:
@@ -130,7 +97,7 @@ def resolve(settings: Settings, request: Request) -> Visit:
         asked = request.headers.get("x-forwarded-uri", "/") or "/"
         # The proxy names the Space (a client naming one itself only learns its own rights).
         named = request.headers.get("x-spaceport-space")
-        space = space_by_id(named) if named else None
+        space = app_visits.space_by_id(named) if named else None
         if space is not None:
             app_path = settings.app_path(space.owner, space.name)
             return Visit(space, host, app_path, AUTHZ_PATH, asked)
@@ -150,7 +117,7 @@ def _app_tokens(request: Request) -> list[str]:
     """Tokens a request to an app host may carry: `Authorization` (Bearer or git's Basic), and
     `x-hf-authorization`, where gradio_client sends the token so that the app's own
     Authorization header stays the app's."""
-    found = [_request_token(request)]
+    found = [token_from_request(request)]
     scheme, _, value = request.headers.get("x-hf-authorization", "").partition(" ")
     if scheme.lower() == "bearer":
         found.append(value.strip())
@@ -159,20 +126,9 @@ def _app_tokens(request: Request) -> list[str]:
 
 def _principal(settings: Settings, request: Request, host: str) -> Principal | None:
     """The owner's token (either header), else this app host's cookie; None: a stranger."""
-    tokens = _app_tokens(request)
-    with session_scope() as session:
-        for token in tokens:
-            found = lookup_token(session, token)
-            if found is not None:
-                session.expunge(found.user)
-                return Principal(user=found.user, role=found.role, token_name=found.name)
-        cookie = request.cookies.get(app_access.APP_COOKIE)
-        name = app_access.cookie_user(settings, cookie, _hostname(host))
-        user = session.scalar(select(User).where(User.name == name)) if name else None
-        if user is None:
-            return None
-        session.expunge(user)
-        return Principal(user=user, role="read", token_name="app cookie")
+    cookie = request.cookies.get(app_access.APP_COOKIE)
+    named = app_access.cookie_user(settings, cookie, _hostname(host))
+    return app_visits.visitor(_app_tokens(request), named)
 
 
 def may_open(settings: Settings, request: Request, visit: Visit) -> bool:
@@ -221,25 +177,6 @@ def not_found(settings: Settings, request: Request, visit: Visit) -> Response:
     )
 
 
-def build_log_tail(settings: Settings, space_pk: int) -> list[str]:
-    """The last lines of the Space's latest build log, from the live stream (or the database)."""
-    with session_scope() as session:
-        build = session.scalar(
-            select(Build).where(Build.space_id == space_pk).order_by(Build.id.desc()).limit(1)
-        )
-        if build is None:
-            return []
-        build_id, stored = build.id, build.log or ""
-    try:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
-        raw = client.xrevrange(build_key(build_id), count=LOG_LINES)
-        lines = [f.get("data", "") for _, f in reversed(entries([(None, raw)]))]
-        lines = [ln for ln in lines if ln]
-    except redis.RedisError:
-        lines = []
-    return lines or stored.splitlines()[-LOG_LINES:]
-
-
 async def status_page(settings: Settings, request: Request, visit: Visit) -> Response:
     space = visit.space
     assert space is not None
@@ -250,11 +187,13 @@ async def status_page(settings: Settings, request: Request, visit: Visit) -> Res
         woke = await asyncio.to_thread(lifecycle.wake, settings, space.id)
         log.info("app.wake", space=space.space_id, started=woke)
     proxy_error = request.headers.get("x-spaceport-proxy-error")
-    message, waiting = MESSAGES.get(stage, ("", False))
+    message, waiting = STATUS_MESSAGES.get(stage, ("", False))
     if proxy_error and stage == Stage.RUNNING:
         message = NOT_ANSWERING
     lines = (
-        await asyncio.to_thread(build_log_tail, settings, space.id) if stage in LOG_STAGES else []
+        await asyncio.to_thread(build_log_tail, settings, space.id, LOG_LINES)
+        if stage in LOG_STAGES
+        else []
     )
     headers = dict(STATUS_HEADERS)
     headers.update(dict(embedding.response_headers(space.card_data)))
@@ -312,22 +251,12 @@ def auth_callback(settings: Settings, request: Request, visit: Visit) -> Respons
     return resp
 
 
-def _upstream(space_pk: int) -> str | None:
-    with session_scope() as session:
-        return session.scalar(
-            select(Deployment.upstream)
-            .where(Deployment.space_id == space_pk, Deployment.status == DeploymentStatus.ACTIVE)
-            .order_by(Deployment.id.desc())
-            .limit(1)
-        )
-
-
 async def gradio_script(settings: Settings, visit: Visit) -> Response:
     """`{app}/.spaceport/gradio.js`: Gradio's own front end, by a stable name, for the
     `<gradio-app>` web component on pages of any origin (Gradio names it by a hash)."""
     space = visit.space
     assert space is not None
-    upstream = await asyncio.to_thread(_upstream, space.id)
+    upstream = await asyncio.to_thread(app_visits.upstream, space.id)
     headers = {"access-control-allow-origin": "*", "cache-control": "no-cache"}
     if space.sdk != "gradio" or upstream is None:
         return Response(

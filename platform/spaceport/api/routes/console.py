@@ -8,24 +8,19 @@ CSRF header: the console has no powers of its own.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spaceport.api.deps import Principal
-from spaceport.api.routes import console_views
-from spaceport.api.routes.admin import hardware_options
-from spaceport.api.routes.console_render import as_json, console_principal, page, sign_in_redirect
-from spaceport.api.routes.space_details import list_files
-from spaceport.db.models import SpaceVariable
+from spaceport.api.console_pages import as_json, page, sign_in_redirect
+from spaceport.api.deps import Principal, console_principal
 from spaceport.db.session import get_session
+from spaceport.front_matter import SDKS
 from spaceport.git.repos import GitError
 from spaceport.proxy import embedding
-from spaceport.services import access, spaces
-from spaceport.services.spaces import SDKS
+from spaceport.services import access, spaces, summaries
+from spaceport.services.hardware import hardware_options
+from spaceport.services.repo_files import list_files
 from spaceport.settings import get_settings
 from spaceport.stages import Stage
 
@@ -59,8 +54,8 @@ def index(
     session: Session = Depends(get_session),
 ) -> Response:
     settings = get_settings()
-    everything = console_views.summaries(session, settings, who)
-    shown = console_views.summaries(session, settings, who, search=q, stage=stage, owner=owner)
+    everything = summaries.summaries(session, settings, who)
+    shown = summaries.summaries(session, settings, who, search=q, stage=stage, owner=owner)
     owners = sorted({s["owner"] for s in everything})
     counts: dict[str, int] = {}
     for s in everything:
@@ -82,28 +77,6 @@ def index(
     )
 
 
-def settings_context(session: Session, space_pk: int) -> dict[str, Any]:
-    rows = session.scalars(
-        select(SpaceVariable).where(SpaceVariable.space_id == space_pk).order_by(SpaceVariable.key)
-    ).all()
-    return {
-        "variables": [
-            {"key": v.key, "value": v.value or "", "description": v.description or ""}
-            for v in rows
-            if not v.is_secret
-        ],
-        "secrets": [
-            {
-                "key": v.key,
-                "description": v.description or "",
-                "updatedAt": console_views.iso(v.updated_at),
-            }
-            for v in rows
-            if v.is_secret
-        ],
-    }
-
-
 @router.get("/spaces/{owner}/{name}", response_class=HTMLResponse)
 def space_page(
     request: Request,
@@ -122,7 +95,7 @@ def space_page(
             status_code=404,
             what=f"{owner}/{name}",
         )
-    summary = console_views.space_summary(session, settings, space)
+    summary = summaries.space_summary(session, settings, space)
     try:
         files = list_files(space) if space.head_sha else None
     except GitError:
@@ -145,7 +118,7 @@ def space_page(
         sleep_choices=SLEEP_CHOICES,
         embed=embedding.snippets(summary["appUrl"], space.sdk, space.card_data),
         data=as_json(data),
-        **(settings_context(session, space.id) if can_write else {}),
+        **(summaries.env_summary(session, space.id) if can_write else {}),
     )
 
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spaceport.api.deps import Principal
-from spaceport.api.routes import admin
-from spaceport.api.routes.console_render import console_principal, page, sign_in_redirect
-from spaceport.api.routes.users import token_dict, user_dict
-from spaceport.db.models import Space, Token, User
+from spaceport.api.console_pages import page, sign_in_redirect
+from spaceport.api.deps import Principal, console_principal
 from spaceport.db.session import get_session
+from spaceport.services import overview, users
+from spaceport.services.users import token_dict
 from spaceport.settings import get_settings
 
 router = APIRouter(include_in_schema=False)
@@ -30,8 +28,7 @@ def tokens_page(
 ) -> Response:
     if who is None:
         return sign_in_redirect(request)
-    rows = session.scalars(select(Token).where(Token.user_id == who.user.id).order_by(Token.id))
-    tokens = [token_dict(t) for t in rows]
+    tokens = [token_dict(t) for t in users.tokens_of(session, who.user)]
     return page(
         request,
         "tokens.html",
@@ -65,12 +62,9 @@ def users_page(
         return sign_in_redirect(request)
     if not who.is_admin:
         return forbidden(request, who)
-    counts: dict[str, int] = {}
-    for owner in session.scalars(select(Space.owner)):
-        counts[owner] = counts.get(owner, 0) + 1
-    users = [user_dict(u, counts.get(u.name, 0)) for u in session.scalars(select(User))]
-    users.sort(key=lambda u: (not u["isAdmin"], u["name"]))
-    return page(request, "users.html", who, nav="users", users=users)
+    people = users.users_with_space_counts(session)
+    people.sort(key=lambda u: (not u["isAdmin"], u["name"]))
+    return page(request, "users.html", who, nav="users", users=people)
 
 
 @router.get("/admin", response_class=HTMLResponse)
@@ -83,5 +77,5 @@ def admin_page(
         return sign_in_redirect(request)
     if not who.is_admin:
         return forbidden(request, who)
-    view = admin.overview(who, session)
+    view = overview.overview(session, get_settings())
     return page(request, "admin.html", who, nav="admin", view=view)

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from spaceport.api.deps import Principal
-from spaceport.api.routes.console_render import console_principal, page
+from spaceport.api.console_pages import page
+from spaceport.api.deps import Principal, console_principal
 from spaceport.auth import sessions
 from spaceport.auth.tokens import lookup_token
 from spaceport.db.session import get_session

@@ -22,12 +22,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from spaceport.api.deps import Principal, require_principal
+from spaceport.api.deps import Principal, require_principal, writable_space
 from spaceport.api.links import space_url
-from spaceport.api.routes.spaces import readable_space
 from spaceport.db.models import Space
-from spaceport.db.session import get_session, session_scope
-from spaceport.errors import Forbidden, SpaceportError
+from spaceport.db.session import get_session
+from spaceport.errors import SpaceportError
 from spaceport.front_matter import (
     ConfigError,
     NoAppFile,
@@ -36,8 +35,8 @@ from spaceport.front_matter import (
 )
 from spaceport.git import browse, commits
 from spaceport.git.pre_receive import human
-from spaceport.git.repos import head_sha, repo_path
-from spaceport.services import access, spaces
+from spaceport.git.repos import repo_path
+from spaceport.services.file_commits import land_commit
 from spaceport.settings import Settings, get_settings
 
 router = APIRouter(tags=["huggingface"])
@@ -45,17 +44,6 @@ router = APIRouter(tags=["huggingface"])
 
 class TooLarge(SpaceportError):
     status_code = 413
-
-
-def writable_space(
-    space: Space = Depends(readable_space), who: Principal = Depends(require_principal)
-) -> Space:
-    """The Space if the caller's token may change it (403 says why not)."""
-    if who.role != "write":
-        raise Forbidden(f"This token is read-only: create a write token to change {space.space_id}")
-    if not access.can_write(space, who):
-        raise Forbidden(f"You ({who.name}) are not allowed to change {space.space_id}")
-    return space
 
 
 def max_file_bytes(settings: Settings) -> int:
@@ -199,31 +187,6 @@ async def _read_commit(request: Request, workdir: Path, settings: Settings) -> P
     return reader.parsed
 
 
-def _land(
-    settings: Settings, space_pk: int, revision: str, parsed: ParsedCommit, who: Principal
-) -> str:
-    """Write the commit; a new head of main starts a build exactly like a push."""
-    with session_scope() as session:
-        space = session.get(Space, space_pk)
-        if space is None:
-            raise SpaceportError("the Space was deleted during the commit")
-        repo = repo_path(settings, space.owner, space.name)
-        before = head_sha(repo)
-        email = who.user.email or f"{who.name}@users.noreply.spaceport"
-        sha = commits.commit_files(
-            repo,
-            revision,
-            parsed.ops,
-            message=parsed.message,
-            author=commits.Author(who.name, email),
-            parent_commit=parsed.parent,
-            max_files=settings.git_max_files,
-        )
-        if revision == "main":
-            spaces.on_new_commit(session, space_pk, before, who.name)
-    return sha
-
-
 @router.post("/api/spaces/{owner}/{name}/commit/{revision}")
 async def commit(
     request: Request,
@@ -244,7 +207,16 @@ async def commit(
     session.commit()
     with tempfile.TemporaryDirectory(prefix="spaceport-commit-") as tmp:
         parsed = await _read_commit(request, Path(tmp), settings)
-        sha = await asyncio.to_thread(_land, settings, space_pk, revision, parsed, who)
+        sha = await asyncio.to_thread(
+            land_commit,
+            settings,
+            space_pk,
+            revision,
+            parsed.ops,
+            message=parsed.message,
+            parent=parsed.parent,
+            who=who,
+        )
     return {
         "success": True,
         "commitOid": sha,

@@ -17,16 +17,17 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from spaceport.api.deps import readable_space
 from spaceport.api.errors import error_response
 from spaceport.api.links import decode_cursor, set_next_link
-from spaceport.api.routes.spaces import readable_space
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.git import browse
 from spaceport.git.browse import EntryNotFound, TreeEntry
 from spaceport.git.repos import repo_path
-from spaceport.services.views import iso, space_dict
+from spaceport.services.views import space_dict
 from spaceport.settings import get_settings
+from spaceport.timefmt import iso_hf
 
 router = APIRouter(tags=["huggingface"])
 
@@ -192,7 +193,7 @@ def commits(
             "title": c.title,
             "message": c.message,
             "authors": [{"user": c.author}],
-            "date": iso(c.date),
+            "date": iso_hf(c.date),
         }
         for c in page[:COMMITS_PAGE]
     ]

@@ -10,15 +10,18 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spaceport.api.deps import Principal, optional_principal, require_principal
+from spaceport.api.deps import (
+    Principal,
+    optional_principal,
+    readable_space,
+    require_principal,
+    writable_space,
+)
 from spaceport.api.errors import error_response
 from spaceport.api.links import decode_cursor, set_next_link, space_url
-from spaceport.api.routes.hf_commits import writable_space
-from spaceport.api.routes.repos import SpaceOptions
-from spaceport.api.routes.spaces import readable_space
+from spaceport.api.schemas import SpaceOptions
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, SpaceportError
@@ -53,15 +56,12 @@ def list_spaces(
     """Spaces the caller may see, filtered and sorted like the Hub; `limit` is the page size."""
     if sort is not None and sort not in SORTS:
         raise SpaceportError(f"sort must be one of {', '.join(sorted(SORTS))} (got {sort!r})")
-    query = select(Space)
-    if author:
-        query = query.where(Space.owner == author)
     settings = get_settings()
     needle = (search or "").lower()
     items = [
         space_summary(settings, s)
-        for s in session.scalars(query)
-        if access.can_read(s, who) and needle in s.space_id.lower()
+        for s in spaces.readable_spaces(session, who, owner=author)
+        if needle in s.space_id.lower()
     ]
     for tag in filter:
         items = [i for i in items if tag in i["tags"] or tag == i["sdk"]]

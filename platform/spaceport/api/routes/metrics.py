@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spaceport.api.deps import Principal, optional_principal
-from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.proxy import make_proxy
 from spaceport.proxy.base import SpaceTraffic
 from spaceport.proxy.traffic import render_prometheus
-from spaceport.services import access
+from spaceport.services import spaces
 from spaceport.settings import get_settings
 
 router = APIRouter(tags=["native"])
@@ -31,7 +29,7 @@ async def space_metrics(
     session: Session = Depends(get_session),
 ) -> PlainTextResponse:
     traffic = await make_proxy(get_settings()).traffic()
-    readable = {s.space_id for s in session.scalars(select(Space)) if access.can_read(s, who)}
+    readable = {s.space_id for s in spaces.readable_spaces(session, who)}
     # Every Space the caller may see has its series from the start, at zero until its first
     # request (Prometheus' rate() and increase() then count that first request too).
     shown = {space_id: traffic.get(space_id, SpaceTraffic()) for space_id in readable}

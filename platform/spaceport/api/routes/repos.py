@@ -14,19 +14,14 @@ from sqlalchemy.orm import Session
 from spaceport.api.deps import Principal, require_principal
 from spaceport.api.errors import error_response
 from spaceport.api.links import space_url
+from spaceport.api.schemas import SpaceOptions
 from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, RepoNotFound, SpaceportError
 from spaceport.names import split_space_id
 from spaceport.proxy.sync import try_sync_routes
 from spaceport.services import access, spaces
 from spaceport.services.lifecycle import delete_space
-from spaceport.services.space_setup import (
-    EnvEntry,
-    check_env,
-    check_hardware,
-    move_space,
-    store_env,
-)
+from spaceport.services.space_setup import check_env, check_hardware, move_space, store_env
 from spaceport.settings import get_settings
 
 router = APIRouter(tags=["huggingface"])
@@ -34,44 +29,6 @@ router = APIRouter(tags=["huggingface"])
 ONLY_SPACES = (
     "Spaceport hosts Spaces only: pass repo_type='space' (CLI: --repo-type space); got type {!r}"
 )
-
-
-class EnvItem(BaseModel):
-    key: str
-    value: str = ""
-    description: str | None = None
-
-    def entry(self) -> EnvEntry:
-        return EnvEntry(self.key, self.value, self.description)
-
-
-class SpaceOptions(BaseModel):
-    """What create_repo and duplicate_repo send beside the name."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    private: bool | None = None
-    visibility: str | None = None
-    hardware: str | None = None
-    sleep_time: int | None = Field(default=None, alias="sleepTimeSeconds")
-    secrets: list[EnvItem] = Field(default_factory=list)
-    variables: list[EnvItem] = Field(default_factory=list)
-
-    def is_private(self, default: bool = False) -> bool:
-        """`visibility` (clients 1.x+) or `private` (older clients); `protected` is refused."""
-        if self.visibility is not None:
-            if self.visibility not in ("public", "private"):
-                raise SpaceportError(
-                    f"visibility {self.visibility!r} is not supported: use 'public' or 'private'"
-                )
-            return self.visibility == "private"
-        return default if self.private is None else self.private
-
-    def refuse_unsupported(self) -> None:
-        extra = self.model_extra or {}
-        for key, what in (("template", "Space templates"), ("volumes", "Space volumes")):
-            if extra.get(key):
-                raise SpaceportError(f"{what} are not supported by Spaceport (got {key!r})")
 
 
 class CreateRepo(SpaceOptions):

@@ -12,13 +12,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.orm import Session
 
-from spaceport.api.deps import Principal, optional_principal
-from spaceport.api.routes import console_views
-from spaceport.api.routes.spaces import readable_space
+from spaceport.api.deps import Principal, optional_principal, readable_space
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.errors import NotFound, SpaceportError
-from spaceport.git.repos import GitError, git, head_sha, read_file, repo_path
+from spaceport.git.repos import GitError, read_file
+from spaceport.services import summaries
+from spaceport.services.repo_files import head, list_files
 from spaceport.settings import get_settings
 
 router = APIRouter(prefix="/api/v1/spaces", tags=["native"])
@@ -41,7 +41,7 @@ def list_spaces(
     session: Session = Depends(get_session),
 ) -> list[dict[str, Any]]:
     """The Spaces the caller may see, newest change first, with their live stage."""
-    return console_views.summaries(
+    return summaries.summaries(
         session, get_settings(), who, search=search, stage=stage, owner=owner
     )
 
@@ -51,28 +51,7 @@ def space_summary(
     space: Space = Depends(readable_space), session: Session = Depends(get_session)
 ) -> dict[str, Any]:
     """One Space: stage, message, error, serving container, last build, URLs."""
-    return console_views.space_summary(session, get_settings(), space)
-
-
-def _head(space: Space) -> tuple[Any, str]:
-    repo = repo_path(get_settings(), space.owner, space.name)
-    sha = head_sha(repo)
-    if sha is None:
-        raise NotFound(f"{space.space_id} has no commits yet: push to its git remote first")
-    return repo, sha
-
-
-def list_files(space: Space) -> dict[str, Any]:
-    """Every file of the repo at HEAD with its size (read-only; the tree, not a checkout)."""
-    repo, sha = _head(space)
-    files = []
-    for line in git(repo, "ls-tree", "-r", "-l", "--full-tree", sha).decode().splitlines():
-        meta, _, path = line.partition("\t")
-        parts = meta.split()
-        if len(parts) == 4 and parts[1] == "blob":
-            size = int(parts[3]) if parts[3].isdigit() else 0
-            files.append({"path": path, "size": size})
-    return {"sha": sha, "files": files}
+    return summaries.space_summary(session, get_settings(), space)
 
 
 @router.get("/{owner}/{name}/files")
@@ -87,7 +66,7 @@ def space_files(space: Space = Depends(readable_space)) -> dict[str, Any]:
 @router.get("/{owner}/{name}/files/{path:path}", response_class=PlainTextResponse)
 def space_file(path: str, space: Space = Depends(readable_space)) -> PlainTextResponse:
     """One file's text at HEAD; binary or huge files are described, not sent."""
-    repo, sha = _head(space)
+    repo, sha = head(space)
     data = read_file(repo, sha, path)
     if data is None:
         raise NotFound(f"{path} is not in {space.space_id} at {sha[:12]}")

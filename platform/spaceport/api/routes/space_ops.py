@@ -14,18 +14,16 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 
-from spaceport.api.deps import Principal, optional_principal, require_principal
-from spaceport.api.routes.spaces import readable_space
+from spaceport.api.deps import Principal, optional_principal, readable_space, require_principal
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, Unauthorized
 from spaceport.runtime import run_logs
 from spaceport.runtime.gpus import allocator
-from spaceport.services import access, lifecycle
+from spaceport.services import access, lifecycle, spaces
 from spaceport.services import variables as env
 from spaceport.services.views import runtime_dict
 from spaceport.settings import get_settings
@@ -256,7 +254,7 @@ def gpus(
         holder = None
         if use.space_id is not None:
             owner, _, name = use.space_id.partition("/")
-            space = session.scalar(select(Space).where(Space.owner == owner, Space.name == name))
+            space = spaces.find_space(session, owner, name)
             if space is not None and access.can_read(space, who):
                 holder = use.space_id
         out.append(

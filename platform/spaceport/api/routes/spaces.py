@@ -8,34 +8,19 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 
-from spaceport.api.deps import Principal, optional_principal
-from spaceport.db.models import Build, Space
-from spaceport.db.session import get_session, session_scope
-from spaceport.errors import RepoNotFound
+# readable_space lives in api/deps.py; routes/embed.py still imports it from here.
+from spaceport.api.deps import readable_space
+from spaceport.db.models import Space
+from spaceport.db.session import get_session
 from spaceport.logstream import build_key, entries
-from spaceport.services import access, spaces
+from spaceport.services.builds import build_over, latest_build
 from spaceport.services.views import runtime_dict, space_dict
 from spaceport.settings import get_settings
-from spaceport.stages import BuildStatus
 
 router = APIRouter()
-
-
-def readable_space(
-    owner: str,
-    name: str,
-    who: Principal | None = Depends(optional_principal),
-    session: Session = Depends(get_session),
-) -> Space:
-    """The Space if the caller may see it; private Spaces are 404 to others (not 403)."""
-    space = spaces.find_space(session, owner, name)
-    if space is None or not access.can_read(space, who):
-        raise RepoNotFound(f"Repository not found: {owner}/{name}")
-    return space
 
 
 @router.get("/api/spaces/{owner}/{name}")
@@ -51,12 +36,6 @@ def space_info(
 @router.get("/api/spaces/{owner}/{name}/runtime")
 def space_runtime(space: Space = Depends(readable_space)) -> dict[str, Any]:
     return runtime_dict(get_settings(), space)
-
-
-def latest_build(session: Session, space: Space) -> Build | None:
-    return session.scalar(
-        select(Build).where(Build.space_id == space.id).order_by(Build.id.desc()).limit(1)
-    )
 
 
 def _event(ts: str, data: str) -> dict[str, str]:
@@ -75,12 +54,6 @@ async def build_logs(
     return EventSourceResponse(_follow_build(build_id, stored), ping=15)
 
 
-def _build_over(build_id: int) -> bool:
-    with session_scope() as session:
-        build = session.get(Build, build_id)
-        return build is None or build.status not in (BuildStatus.QUEUED, BuildStatus.RUNNING)
-
-
 async def _follow_build(build_id: int | None, stored: str) -> AsyncIterator[dict[str, str]]:
     """The build's Redis stream from its first entry; the database copy once it expired."""
     if build_id is None:
@@ -90,7 +63,7 @@ async def _follow_build(build_id: int | None, stored: str) -> AsyncIterator[dict
     try:
         last = "0"
         while True:
-            if last == "0" and not await client.exists(key) and _build_over(build_id):
+            if last == "0" and not await client.exists(key) and build_over(build_id):
                 for line in stored.splitlines():  # stream expired: replay the kept copy
                     ts, _, text = line.partition(" ")
                     yield _event(ts, text)

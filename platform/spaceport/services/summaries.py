@@ -7,21 +7,18 @@ container that serves, the last build, colors to draw a card), so the native
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from spaceport.api.routes.app_status import MESSAGES
-from spaceport.db.models import Build, Deployment, Space
+from spaceport.auth.principal import Principal
+from spaceport.db.models import Build, Deployment, Space, SpaceVariable
 from spaceport.services import access
 from spaceport.settings import Settings
-from spaceport.stages import LABELS, DeploymentStatus, Stage
+from spaceport.stages import LABELS, DeploymentStatus, Stage, console_message
 from spaceport.stages import label as stage_label
-
-if TYPE_CHECKING:
-    from spaceport.api.deps import Principal
+from spaceport.timefmt import iso_seconds
 
 # The badge color of each stage, by group; the console's CSS has one class per group.
 STAGE_GROUPS: dict[str, str] = {
@@ -53,24 +50,6 @@ COLORS: dict[str, str] = {
 STAGE_LABELS = LABELS  # one mapping for every place a stage is shown (stages.py)
 
 
-# Where the console knows more than an app host's status page (which says "starting" for
-# RUNNING because it is only reached before the route exists).
-CONSOLE_MESSAGES: dict[str, str] = {
-    Stage.RUNNING: "The app is running.",
-    Stage.RUNNING_BUILDING: "The current version keeps serving while a new one builds.",
-    Stage.RUNNING_APP_STARTING: "The current version keeps serving while the new one starts.",
-}
-
-
-def stage_message(stage: str) -> str:
-    if stage in CONSOLE_MESSAGES:
-        return CONSOLE_MESSAGES[stage]
-    try:
-        return MESSAGES.get(Stage(stage), ("", False))[0]
-    except ValueError:
-        return ""
-
-
 def initial(title: str) -> str:
     """The letter a Space's avatar shows when it has no emoji, or no font can draw it."""
     return next((c.upper() for c in title if c.isalnum()), "S")
@@ -78,10 +57,6 @@ def initial(title: str) -> str:
 
 def color(name: object, fallback: str) -> str:
     return COLORS.get(str(name or "").lower(), COLORS[fallback])
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
 def latest_builds(session: Session, ids: list[int]) -> dict[int, Build]:
@@ -129,7 +104,7 @@ def summary(
         "stage": stage,
         "stageGroup": STAGE_GROUPS.get(stage, "idle"),
         "stageLabel": stage_label(stage),
-        "message": stage_message(stage),
+        "message": console_message(stage),
         "errorMessage": space.error_message,
         "sha": space.head_sha,
         "desired": space.desired,
@@ -144,23 +119,23 @@ def summary(
         "appUrl": settings.app_url(space.owner, space.name),
         "pageUrl": f"{base}/spaces/{space.space_id}",
         "gitRemote": f"{base}/spaces/{space.space_id}",
-        "createdAt": iso(space.created_at),
-        "updatedAt": iso(space.updated_at),
+        "createdAt": iso_seconds(space.created_at),
+        "updatedAt": iso_seconds(space.updated_at),
     }
     if deployment is not None and deployment.container_id:
         out["container"] = {
             "id": deployment.container_id[:12],
             "deployment": deployment.id,
             "sha": deployment.commit_sha,
-            "since": iso(deployment.ready_at or deployment.created_at),
+            "since": iso_seconds(deployment.ready_at or deployment.created_at),
         }
     if build is not None:
         out["lastBuild"] = {
             "id": build.id,
             "status": build.status,
             "sha": build.commit_sha,
-            "createdAt": iso(build.created_at),
-            "finishedAt": iso(build.finished_at),
+            "createdAt": iso_seconds(build.created_at),
+            "finishedAt": iso_seconds(build.finished_at),
             "error": build.error_message,
         }
     return out
@@ -208,3 +183,26 @@ def summaries(
 def space_summary(session: Session, settings: Settings, space: Space) -> dict[str, Any]:
     builds, deps = latest_builds(session, [space.id]), active_deployments(session, [space.id])
     return summary(settings, space, builds.get(space.id), deps.get(space.id))
+
+
+def env_summary(session: Session, space_pk: int) -> dict[str, Any]:
+    """The Space's variables (with values) and secrets (names and dates only), by key."""
+    rows = session.scalars(
+        select(SpaceVariable).where(SpaceVariable.space_id == space_pk).order_by(SpaceVariable.key)
+    ).all()
+    return {
+        "variables": [
+            {"key": v.key, "value": v.value or "", "description": v.description or ""}
+            for v in rows
+            if not v.is_secret
+        ],
+        "secrets": [
+            {
+                "key": v.key,
+                "description": v.description or "",
+                "updatedAt": iso_seconds(v.updated_at),
+            }
+            for v in rows
+            if v.is_secret
+        ],
+    }

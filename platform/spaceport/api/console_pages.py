@@ -1,4 +1,4 @@
-"""What every console page shares: who is signed in, the templates, and the safety headers.
+"""What every console page shares: the templates, their context, and the safety headers.
 
 Pages render server-side (Jinja) and carry their data for the page's script as JSON, so no
 inline script runs and the Content-Security-Policy can forbid them; the console refuses to be
@@ -13,26 +13,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session
 
 from spaceport import __version__
-from spaceport.api.deps import Principal
-from spaceport.api.routes.console_views import STAGE_GROUPS
-from spaceport.auth.sessions import (
-    SessionMiddleware,
-    clear_session_cookie,
-    csrf_for,
-    session_expired,
-)
-from spaceport.auth.tokens import lookup_token
-from spaceport.db.session import get_session
+from spaceport.auth.principal import Principal
+from spaceport.auth.sessions import SessionMiddleware, clear_session_cookie, csrf_for
+from spaceport.services.summaries import STAGE_GROUPS
 from spaceport.stages import label
 
-TEMPLATES = Path(__file__).parents[2] / "templates"
+TEMPLATES = Path(__file__).parents[1] / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATES))
 
 
@@ -72,23 +64,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-
-
-def console_principal(
-    request: Request, session: Session = Depends(get_session)
-) -> Principal | None:
-    """The signed-in user of a page (session cookie), or None: a stale cookie is dropped."""
-    value = getattr(request.state, "session_token", None) or getattr(
-        request.state, "session_token_unverified", None
-    )
-    if not value:
-        return None
-    token = lookup_token(session, value)
-    if token is None or session_expired(token):
-        request.state.drop_session_cookie = True
-        return None
-    request.state.session_token_id = token.id
-    return Principal(user=token.user, role=token.role, token_name=token.name)
 
 
 def sign_in_redirect(request: Request) -> RedirectResponse:
@@ -138,7 +113,7 @@ def as_json(value: Any) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-STATIC = Path(__file__).parents[2] / "static"
+STATIC = Path(__file__).parents[1] / "static"
 
 
 def install(app: FastAPI) -> None:

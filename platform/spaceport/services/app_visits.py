@@ -1,0 +1,57 @@
+"""Who and what a request to an app's URL is about, read in sessions of their own (the app
+status pages run outside the request's session): the Space an app host or path names, the
+visitor its tokens or app cookie name, and the upstream of its serving container."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from spaceport.auth.principal import Principal
+from spaceport.auth.tokens import lookup_token
+from spaceport.db import queries
+from spaceport.db.models import Space, User
+from spaceport.db.session import session_scope
+from spaceport.settings import Settings
+
+
+def space_for_host_label(settings: Settings, label: str) -> Space | None:
+    """Subdomain mode: the Space whose app host starts with `label`, detached from its session."""
+    with session_scope() as session:
+        for space in session.scalars(select(Space)):
+            if settings.app_host(space.owner, space.name).split(".", 1)[0] == label:
+                session.expunge(space)
+                return space
+    return None
+
+
+def space_by_id(space_id: str) -> Space | None:
+    """The Space `owner/name`, detached from its session; None if there is none."""
+    owner, _, name = space_id.partition("/")
+    with session_scope() as session:
+        space = session.scalar(select(Space).where(Space.owner == owner, Space.name == name))
+        if space is not None:
+            session.expunge(space)
+    return space
+
+
+def visitor(tokens: list[str], cookie_user: str | None) -> Principal | None:
+    """The first valid token's owner, else the user the app cookie names; None: a stranger."""
+    with session_scope() as session:
+        for token in tokens:
+            found = lookup_token(session, token)
+            if found is not None:
+                session.expunge(found.user)
+                return Principal(user=found.user, role=found.role, token_name=found.name)
+        name = cookie_user
+        user = session.scalar(select(User).where(User.name == name)) if name else None
+        if user is None:
+            return None
+        session.expunge(user)
+        return Principal(user=user, role="read", token_name="app cookie")
+
+
+def upstream(space_pk: int) -> str | None:
+    """Where the Space's serving container listens (`host:port`), or None."""
+    with session_scope() as session:
+        deployment = queries.active_deployment(session, space_pk)
+        return deployment.upstream if deployment is not None else None

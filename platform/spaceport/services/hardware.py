@@ -1,0 +1,44 @@
+"""This node's hardware as people choose it: its GPUs and who holds each, and every flavor with
+whether it can be given now (the create form, the Space page, `GET /api/v1/hardware`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spaceport.runtime.gpus.allocator import usage as gpu_usage
+from spaceport.runtime.hardware import flavor_table
+from spaceport.settings import Settings
+
+
+def node_gpus(settings: Settings) -> list[dict[str, Any]]:
+    """This node's GPUs (NVML or config) and the Space holding each (from the allocations)."""
+    return [
+        {"index": u.gpu.index, "uuid": u.gpu.uuid, "name": u.gpu.name, "heldBy": u.space_id}
+        for u in gpu_usage(settings)
+    ]
+
+
+def hardware_options(settings: Settings) -> list[dict[str, Any]]:
+    """Every flavor with its size and whether this node can give it now (free GPUs)."""
+    gpus = node_gpus(settings)
+    total = len(gpus)
+    free = sum(1 for g in gpus if g["heldBy"] is None)
+    out = []
+    for flavor in flavor_table(settings).values():
+        available = flavor.gpus <= free
+        if flavor.gpus:
+            note = f"{free} of {total} GPUs free" if total else "this node has no GPU"
+        else:
+            note = "always available"
+        out.append(
+            {
+                "name": flavor.name,
+                "cpus": flavor.cpus,
+                "memory": flavor.memory,
+                "gpus": flavor.gpus,
+                "gpuKind": flavor.gpu_kind,
+                "available": available,
+                "note": note,
+            }
+        )
+    return out
