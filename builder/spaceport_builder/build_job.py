@@ -19,14 +19,15 @@ import redis
 import structlog
 from sqlalchemy import select
 
+from spaceport import queue
 from spaceport.db.models import Build, Deployment, Space, utcnow
+from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
 from spaceport.flavors import UnknownFlavor, get_flavor
 from spaceport.front_matter import ConfigError, NoAppFile, SpaceConfig, load_config
 from spaceport.git.repos import export_tree, repo_path
 from spaceport.logstream import LogWriter, build_key
 from spaceport.runtime.base import LABEL_COMMIT, LABEL_INSTANCE, LABEL_SPACE, LABEL_SPACE_PK
-from spaceport.services.spaces import active_deployment
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, Stage, building_stage
 from spaceport_builder import compiled_deps, prewarm
@@ -95,7 +96,7 @@ def claim(client: redis.Redis, build_id: int) -> Claimed | None:
             fail_lost_build(session, build, attempts - 1)
             return None
         space = build.space
-        serving = active_deployment(session, space) is not None
+        serving = active_deployment(session, space.id) is not None
         build.status, build.started_at = BuildStatus.RUNNING.value, utcnow()
         space.stage = building_stage(serving).value
         return Claimed(
@@ -177,7 +178,7 @@ def finish(
         # holds the Space (the reconciler restarts Spaces left APP_STARTING with nothing
         # starting, so saying it earlier would start the app twice).
         if stage is not None and status != BuildStatus.CANCELLED:
-            serving = active_deployment(session, space) is not None
+            serving = active_deployment(session, space.id) is not None
             # A failed build leaves the serving version up: report it, keep RUNNING.
             space.stage = (Stage.RUNNING if serving else stage).value
             space.error_message = message
@@ -373,9 +374,9 @@ def built_not_deployed(build_id: int) -> bool:
 
 
 def build_and_deploy(settings: Settings, build_id: int) -> bool:
-    """The worker's task: build under the Space's lease, deploy, warm. True when deployed."""
-    from spaceport.runtime.deployer import deploy
-
+    """The worker's task: build under the Space's lease, then chain the control plane's deploy
+    (queue.chain: the builder names it, never imports it) and warm. True when deployed (or
+    the deploy was queued elsewhere)."""
     space_pk = _space_of(build_id)
     if space_pk is None:
         return False
@@ -395,15 +396,9 @@ def build_and_deploy(settings: Settings, build_id: int) -> bool:
             if superseded(build_id):
                 log.info("build.superseded_before_deploy", build=build_id)
                 return False
-            deployed = deploy(settings, space_pk, build_id)
+            deployed = queue.chain(queue.DEPLOY_TASK, space_pk, build_id)
             if built is not None and built.warm:  # when the node is idle (warm_job.py)
-                from spaceport_builder.warm_job import send_warm
-
-                send_warm(build_id)
-            if deployed:  # its next code-only version starts in it (standby_job.py)
-                from spaceport_builder.standby_job import send_standby
-
-                send_standby(settings, build_id, countdown=settings.standby_delay_s)
-            return deployed
+                queue.send_warm(build_id)
+            return deployed is not False
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

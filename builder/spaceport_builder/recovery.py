@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from spaceport import queue
 from spaceport.db.models import Build, utcnow
+from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
 from spaceport.logstream import LogWriter, build_key
-from spaceport.services.spaces import active_deployment
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, Stage
 from spaceport_builder.build_lease import LEASE_TTL_S, heartbeat_key
@@ -108,6 +108,6 @@ def fail_lost_build(session: Session, build: Build, attempts: int) -> None:
     build.status, build.finished_at = BuildStatus.FAILED.value, utcnow()
     build.error_message = message
     space = build.space
-    serving = active_deployment(session, space) is not None
+    serving = active_deployment(session, space.id) is not None
     space.stage = (Stage.RUNNING if serving else Stage.BUILD_ERROR).value
     space.error_message = message

@@ -1,4 +1,5 @@
-"""The standby task: after a deploy, prepare the Space's standby container (runtime/standby.py).
+"""The standby task: after a deploy, choose what the Space's standby container starts from and
+chain the control plane's task that starts it (runtime/standby.py).
 
 The builder knows what the runtime cannot: which image holds exactly the build's compiled
 dependencies (the image its next code-only version will be built on) and which modules the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import structlog
 
+from spaceport import queue
 from spaceport.db.models import Build
 from spaceport.db.session import session_scope
 from spaceport.settings import Settings
@@ -19,17 +21,8 @@ from spaceport_builder.warm_job import node_busy
 
 log = structlog.get_logger(__name__)
 
-STANDBY_TASK = "spaceport.standby"
 RETRY_S = 5
 MAX_TRIES = 60
-
-
-def send_standby(settings: Settings, build_id: int, countdown: float = 0, tries: int = 0) -> None:
-    if settings.standby_ttl_s <= 0:
-        return
-    from spaceport.queue import celery_app
-
-    celery_app().send_task(STANDBY_TASK, args=[build_id, tries], countdown=countdown)
 
 
 def compiled_fingerprint(report: dict[str, object]) -> str | None:
@@ -44,8 +37,6 @@ def compiled_fingerprint(report: dict[str, object]) -> str | None:
 
 def prepare_standby(settings: Settings, build_id: int, tries: int = 0) -> bool:
     """Start the standby of the Space `build_id` deployed; True when one was started."""
-    from spaceport.runtime import standby
-
     if settings.standby_ttl_s <= 0:
         return False
     with session_scope() as session:
@@ -59,9 +50,9 @@ def prepare_standby(settings: Settings, build_id: int, tries: int = 0) -> bool:
         return False  # nothing to import ahead, or the compiled dependencies are not built yet
     if node_busy():
         if tries < MAX_TRIES:
-            send_standby(settings, build_id, countdown=RETRY_S, tries=tries + 1)
+            queue.send_standby(build_id, countdown=RETRY_S, tries=tries + 1)
         return False
     image = compiled_deps.tag(fp)
-    started = standby.prepare(settings, space_pk, build_id, image, modules)
+    started = bool(queue.chain(queue.START_STANDBY_TASK, space_pk, build_id, image, modules))
     log.info("standby.prepared" if started else "standby.skipped", build=build_id, image=image)
     return started

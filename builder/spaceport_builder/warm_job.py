@@ -20,6 +20,7 @@ import structlog
 from redis.exceptions import LockError
 from sqlalchemy import select
 
+from spaceport import queue
 from spaceport.db.models import Build, Space
 from spaceport.db.session import session_scope
 from spaceport.front_matter import load_config
@@ -32,16 +33,9 @@ from spaceport_builder.image_build import BuildCancelled, BuildFailed
 
 log = structlog.get_logger(__name__)
 
-WARM_TASK = "spaceport.warm_deps"
 WARM_LOCK = "spaceport:warm-deps"
 RETRY_S = 5
 MAX_TRIES = 60  # about five minutes of a busy node, then the next build of the Space retries
-
-
-def send_warm(build_id: int, tries: int = 0, countdown: float = 0) -> None:
-    from spaceport.queue import celery_app
-
-    celery_app().send_task(WARM_TASK, args=[build_id, tries], countdown=countdown)
 
 
 BUSY_STAGES = (
@@ -71,7 +65,7 @@ def warm_deps(settings: Settings, build_id: int, tries: int = 0) -> bool:
     lock = client.lock(WARM_LOCK, timeout=settings.build_timeout_s)
     if node_busy() or not lock.acquire(blocking=False):
         if tries < MAX_TRIES:  # busy: try again in a moment
-            send_warm(build_id, tries + 1, countdown=RETRY_S)
+            queue.send_warm(build_id, tries + 1, countdown=RETRY_S)
         return False
     try:
         return _warm(settings, build_id, job, tries)
@@ -106,7 +100,7 @@ def _warm(settings: Settings, build_id: int, job: Claimed, tries: int) -> bool:
         return True
     except BuildCancelled:
         if not superseded(build_id) and tries < MAX_TRIES:  # a build came in: warm when idle
-            send_warm(build_id, tries + 1, countdown=RETRY_S)
+            queue.send_warm(build_id, tries + 1, countdown=RETRY_S)
         return False
     except BuildFailed as exc:
         log.info("build.warm_failed", build=build_id, reason=str(exc))
@@ -118,8 +112,6 @@ def _warm(settings: Settings, build_id: int, job: Claimed, tries: int) -> bool:
 def _record_warmed(settings: Settings, build_id: int, stages: compiled_deps.Stages) -> None:
     """The build's cache report names the compiled stages made for it (what later builds of
     the same dependency set start from); the Space's standby can start from them now."""
-    from spaceport_builder.standby_job import send_standby
-
     with session_scope() as session:
         build = session.get(Build, build_id)
         if build is not None:
@@ -127,4 +119,4 @@ def _record_warmed(settings: Settings, build_id: int, stages: compiled_deps.Stag
                 **(build.cache_report or {}),
                 "warmed": {"deps": stages.deps_fp, "sdk": stages.sdk_fp},
             }
-    send_standby(settings, build_id)
+    queue.send_standby(build_id)

@@ -140,7 +140,7 @@ def worker_argv() -> list[str]:
     return [
         venv_bin("celery"),
         "-A",
-        "spaceport_builder.celery_app",
+        "spaceport.worker",
         "worker",
         "-Q",
         "spaceport",

@@ -7,6 +7,7 @@ on another machine with another release.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import redis
 import structlog
@@ -17,8 +18,12 @@ from spaceport.settings import get_settings
 
 log = structlog.get_logger(__name__)
 
-BUILD_TASK = "spaceport.build"
-DEPLOY_TASK = "spaceport.deploy"
+# Task names: the only thing senders know of the code that runs them.
+BUILD_TASK = "spaceport.build"  # the builder (spaceport_builder.tasks)
+WARM_TASK = "spaceport.warm_deps"  # the builder: compile a build's dependency stage
+STANDBY_TASK = "spaceport.standby"  # the builder: which image and modules a standby takes
+DEPLOY_TASK = "spaceport.deploy"  # the control plane (spaceport.lifecycle.tasks)
+START_STANDBY_TASK = "spaceport.standby.start"  # the control plane: start that standby
 
 
 @lru_cache
@@ -64,3 +69,28 @@ def try_send_build(build_id: int) -> str | None:
 
 def send_deploy(space_pk: int, build_id: int | None = None) -> str:
     return str(celery_app().send_task(DEPLOY_TASK, args=[space_pk, build_id]).id)
+
+
+def send_warm(build_id: int, tries: int = 0, countdown: float = 0) -> None:
+    celery_app().send_task(WARM_TASK, args=[build_id, tries], countdown=countdown)
+
+
+def send_standby(build_id: int, countdown: float = 0, tries: int = 0) -> None:
+    if get_settings().standby_ttl_s <= 0:
+        return
+    celery_app().send_task(STANDBY_TASK, args=[build_id, tries], countdown=countdown)
+
+
+def chain(name: str, *args: Any) -> Any:
+    """Run the task `name` next, after the one running now (a build chains its deploy).
+
+    A worker that has the task registered (the node's worker registers the builder's and the
+    control plane's tasks, spaceport.worker) runs it right here, in the slot that just
+    finished, so a deploy never waits behind other builds; elsewhere it is queued. The caller
+    names the task and never imports the code behind it. Errors of a task run here propagate.
+    """
+    task = celery_app().tasks.get(name)
+    if task is None:
+        celery_app().send_task(name, args=list(args))
+        return None
+    return task.apply(args=list(args), throw=True).get()
