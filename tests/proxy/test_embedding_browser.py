@@ -1,6 +1,7 @@
 """Apps embedded in a page of another origin, in real Chromium, with no internet: a Gradio
-app by iframe and by web component, a Streamlit app by iframe; each renders, takes input and
-shows the app's answer. An app with `disable_embedding` does not render in a frame."""
+app by iframe and by web component (also both on one page, and two web components on one
+page), a Streamlit app by iframe; each renders, takes input and shows the app's answer. An
+app with `disable_embedding` does not render in a frame."""
 
 from __future__ import annotations
 
@@ -56,6 +57,49 @@ def test_gradio_web_component_on_another_origin(
     assert not failed, failed
     assert page.evaluate("location.origin") == f"http://127.0.0.1:{other_origin.port}"
     page.screenshot(path=str(shots / "embed-gradio-web-component.png"))
+    page.close()
+
+
+def _answers(page: Any, embed: str, name: str) -> None:
+    """Scroll to one embed (`<gradio-app>` loads once it is in view), type a name, click
+    Submit, see the app's greeting in that embed."""
+    page.locator(embed).scroll_into_view_if_needed()
+    is_frame = page.locator(embed).evaluate("e => e.tagName") == "IFRAME"
+    scope = page.frame_locator(embed) if is_frame else page.locator(embed)
+    scope.get_by_label("Name").fill(name, timeout=120_000)  # Gradio front end, busy machine
+    scope.get_by_role("button", name="Submit").click()
+    expect(scope.get_by_label("Greeting")).to_have_value(f"Hello, {name}!", timeout=30_000)
+
+
+def test_gradio_iframe_and_web_component_on_one_page(
+    node: Node, fleet: Fleet, other_origin: OtherOrigin, browser: Any, shots: Path
+) -> None:
+    """Both snippets of one Space pasted into one blog post: each embed answers."""
+    snippets = _embed(node, fleet.gradio)
+    iframe = snippets["iframe"].replace("<iframe ", '<iframe id="app" ', 1)
+    body = f'<h1>My blog</h1>{iframe}<div id="wc">{snippets["web_component"]}</div>'
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.goto(other_origin.page("gradio-iframe-and-web-component.html", body))
+    _answers(page, "#app", "Ada")
+    _answers(page, "#wc", "Grace")
+    _answers(page, "#app", "Alan")
+    page.screenshot(path=str(shots / "embed-gradio-iframe-and-web-component.png"))
+    page.close()
+
+
+def test_two_gradio_web_components_of_one_space_on_one_page(
+    node: Node, fleet: Fleet, other_origin: OtherOrigin, browser: Any, shots: Path
+) -> None:
+    """The web component snippet pasted twice into one page: each copy answers on its own."""
+    snippet = _embed(node, fleet.gradio)["web_component"]
+    body = (
+        f'<h1>My blog</h1><div id="one">{snippet}</div><p>Again:</p><div id="two">{snippet}</div>'
+    )
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.goto(other_origin.page("gradio-two-web-components.html", body))
+    _answers(page, "#one", "Grace")
+    _answers(page, "#two", "Linus")
+    page.screenshot(path=str(shots / "embed-gradio-two-web-components.png"))
     page.close()
 
 
