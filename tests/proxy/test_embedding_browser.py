@@ -5,6 +5,7 @@ app with `disable_embedding` does not render in a frame."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,23 @@ def test_disable_embedding_refuses_the_frame(
     assert not any(u.startswith(refused) for u in frame_urls), frame_urls
     page.screenshot(path=str(shots / "embed-disabled.png"))
     page.close()
+
+
+def test_app_responses_vary_by_origin(node: Node, fleet: Fleet) -> None:
+    """Gradio answers a request with an Origin with Access-Control-Allow-Origin, and one
+    without without it: both copies must say `Vary: Origin`, or a browser that fetched an
+    asset for the app's own page (the iframe) may reuse it for the web component of the same
+    Space on a page of another origin, where the missing CORS header fails the script."""
+    page = node.app_get(fleet.gradio, "/")
+    assert page.status_code == 200, page.text[:300]
+    assets = re.findall(r'(/assets/[^"\']+\.(?:js|css))', page.text)
+    assert assets, "no Gradio assets on the app's page"
+    other = "http://127.0.0.1:9"
+    for path in [*assets[:2], "/config"]:
+        plain = node.app_get(fleet.gradio, path)
+        cors = node.app_get(fleet.gradio, path, headers={"Origin": other})
+        assert plain.status_code == cors.status_code == 200, path
+        assert cors.headers.get("access-control-allow-origin") == other, path
+        for r in (plain, cors):
+            vary = [v.strip().lower() for v in r.headers.get("vary", "").split(",")]
+            assert "origin" in vary, f"{path}: Vary is {r.headers.get('vary')!r}"

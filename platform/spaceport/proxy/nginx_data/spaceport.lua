@@ -217,6 +217,27 @@ function M.balance()
   end
 end
 
+-- Apps answer cross-origin requests by Origin (Gradio's CORS headers: Access-Control-Allow-
+-- Origin only when one was sent) but say `Vary: Origin` only then. A browser that fetched an
+-- asset for the app's own page (no Origin) could reuse that copy for a <gradio-app> of the same
+-- Space on another page, where it lacks the CORS header and fails: every app response varies
+-- by Origin.
+local function vary_by_origin()
+  local vary = ngx.header["Vary"]
+  if type(vary) == "table" then
+    vary = table.concat(vary, ", ")
+  end
+  if vary == nil or vary == "" then
+    ngx.header["Vary"] = "Origin"
+    return
+  end
+  local low = string.lower(vary)
+  if low:find("origin", 1, true) or low:find("*", 1, true) then
+    return
+  end
+  ngx.header["Vary"] = vary .. ", Origin"
+end
+
 -- the README's headers (embedding policy, custom_headers) win over the app's own
 function M.header_filter()
   local set = ngx.ctx.response
@@ -224,6 +245,10 @@ function M.header_filter()
     for name, value in pairs(set) do
       ngx.header[name] = value
     end
+  end
+  local space = ngx.var.sp_space
+  if space ~= nil and space ~= "" then
+    vary_by_origin()
   end
 end
 
