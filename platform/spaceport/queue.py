@@ -93,4 +93,4 @@ def chain(name: str, *args: Any) -> Any:
     if task is None:
         celery_app().send_task(name, args=list(args))
         return None
-    return task.apply(args=list(args), throw=True).get()
+    return task(*args)  # in this process, as a plain call (no result backend, no waiting)
