@@ -32,9 +32,9 @@ import docker
 import httpx
 from bench_proxy import comparison, say, table  # this folder is on sys.path when the script runs
 
-from spaceport.runtime import app_init
-from spaceport.runtime.base import ContainerSpec
-from spaceport.runtime.docker_backend import DockerBackend
+from spaceport.engine import app_init
+from spaceport.engine.base import ContainerSpec
+from spaceport.engine.docker_backend import DockerBackend
 from spaceport.settings import Settings
 
 IMAGE = "spaceport/python:3.11"

@@ -30,9 +30,9 @@ from pathlib import Path
 import docker
 import httpx
 
+from spaceport.engine.base import ContainerSpec, ContainerState, RuntimeBackendError
+from spaceport.engine.docker_backend import DockerBackend
 from spaceport.flavors import get_flavor
-from spaceport.runtime.base import ContainerSpec, ContainerState, RuntimeBackendError
-from spaceport.runtime.docker_backend import DockerBackend
 from spaceport.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +157,7 @@ def main() -> int:
                 # Frozen one app late: Gradio's launch() checks its own URL after the server
                 # answers, and an app frozen during that check fails it when thawed and exits
                 # ("When localhost is not accessible..."); Spaceport freezes only after
-                # runtime/sleeper.py's minimum awake time.
+                # lifecycle/sleeper.py's minimum awake time.
                 if len(states) == args.awake:
                     for s in states[:-1]:
                         backend.pause(s.id)

@@ -106,7 +106,7 @@ def idle_memory_mib(space_id: str) -> float:
     """Like `docker stats`: the cgroup's usage minus inactive page cache."""
     client = docker.from_env()
     found = client.containers.list(filters={"label": f"org.spaceport.space={space_id}"})
-    # Not the Space's standby container (runtime/standby.py), if it has one yet.
+    # Not the Space's standby container (lifecycle/standby.py), if it has one yet.
     [container] = [c for c in found if "org.spaceport.standby" not in c.labels]
     stats = container.stats(stream=False)["memory_stats"]
     cache = stats.get("stats", {}).get("inactive_file", 0)

@@ -314,7 +314,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             filters={"label": f"org.spaceport.instance={settings.instance}"}
         ):
             vol.remove(force=True)
-        from spaceport.runtime import data_disks
+        from spaceport.engine import data_disks
 
         data_disks.release_all(settings)
         for k, v in old.items():

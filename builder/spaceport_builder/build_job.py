@@ -23,11 +23,11 @@ from spaceport import queue
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
+from spaceport.engine.base import LABEL_COMMIT, LABEL_INSTANCE, LABEL_SPACE, LABEL_SPACE_PK
 from spaceport.flavors import UnknownFlavor, get_flavor
 from spaceport.front_matter import ConfigError, NoAppFile, SpaceConfig, load_config
 from spaceport.git.repos import export_tree, repo_path
 from spaceport.logstream import LogWriter, build_key
-from spaceport.runtime.base import LABEL_COMMIT, LABEL_INSTANCE, LABEL_SPACE, LABEL_SPACE_PK
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, Stage, building_stage
 from spaceport_builder import compiled_deps, prewarm

@@ -1,6 +1,6 @@
 """Which modules a standby container may import before the app's own code runs.
 
-A standby (platform's runtime/standby.py) imports the SDK first and runs the app later, in the
+A standby (platform's lifecycle/standby.py) imports the SDK first and runs the app later, in the
 same interpreter. That behaves like `python app.py` only when nothing the app does before its
 SDK import could change what that import does: an environment variable it sets, a `sys.path`
 change, a module that must be imported first (Hugging Face's `spaces` before torch). So a

@@ -1,5 +1,5 @@
 """The standby task: after a deploy, choose what the Space's standby container starts from and
-chain the control plane's task that starts it (runtime/standby.py).
+chain the control plane's task that starts it (lifecycle/standby.py).
 
 The builder knows what the runtime cannot: which image holds exactly the build's compiled
 dependencies (the image its next code-only version will be built on) and which modules the

@@ -73,7 +73,7 @@ def ensure_docker(settings: Settings, say: Say) -> None:
 def ensure_app_init(settings: Settings, say: Say) -> None:
     """spaceport-init, which every app starts under: built now (once per node), so that a
     missing compiler stops `up` with the fix instead of failing each app's start."""
-    from spaceport.runtime import app_init
+    from spaceport.engine import app_init
 
     if not app_init.enabled(settings):
         return
@@ -88,7 +88,7 @@ def isolate_builds(settings: Settings, say: Say) -> None:
     step cannot reach host services or a metadata address (it keeps the internet and DNS)."""
     if not settings.build_isolation or os.geteuid() != 0:
         return
-    from spaceport.runtime import network_policy
+    from spaceport.engine import network_policy
 
     try:
         if network_policy.apply(settings.build_bridge):
@@ -161,22 +161,9 @@ def ensure_worker(settings: Settings, say: Say) -> None:
         say("started the build worker")
 
 
-def ensure_resolver(settings: Settings, say: Say) -> None:
-    from spaceport.proxy.resolver import answers_probe, resolver_address
-
-    if start_process(
-        settings,
-        "resolver",
-        [sys.executable, "-m", "spaceport.cli.main", "resolver"],
-        lambda: answers_probe(settings, timeout=0.2),
-        timeout_s=30,
-    ):
-        say(f"started the app resolver on udp {resolver_address(settings)}")
-
-
 def ensure_proxy(settings: Settings, say: Say) -> None:
+    from spaceport.lifecycle.proxy_routes import sync_routes
     from spaceport.proxy import proxy_process
-    from spaceport.proxy.sync import sync_routes
 
     proxy = proxy_process(settings)
     if not proxy.is_running():
@@ -188,7 +175,8 @@ def ensure_proxy(settings: Settings, say: Say) -> None:
 def up(
     settings: Settings, say: Say = print, *, examples: Path | None = None, wait: bool = True
 ) -> UpReport:
-    from spaceport.api.app import prepare
+    from spaceport.composition import prepare
+    from spaceport.proxy.resolver import ensure_resolver
     from spaceport_builder.base_images import ensure_base_image
 
     settings.ensure_dirs()
@@ -240,7 +228,7 @@ def stop_apps(settings: Settings, say: Say) -> None:
     """Stop (not remove) this node's app containers; the reconciler starts them on `up`."""
     if not docker_ok():
         return
-    from spaceport.runtime.base import LABEL_INSTANCE
+    from spaceport.engine.base import LABEL_INSTANCE
 
     client = docker.from_env()
     running = client.containers.list(filters={"label": f"{LABEL_INSTANCE}={settings.instance}"})

@@ -22,13 +22,14 @@ from functools import partial
 import structlog
 
 from spaceport.db.session import session_scope
+from spaceport.engine import make_backend
+from spaceport.engine.base import RuntimeBackend
+from spaceport.lifecycle import crashes, janitor, jobs, sleeper, standby
+from spaceport.lifecycle import gpu_allocator as allocator
+from spaceport.lifecycle.proxy_routes import desired_routes, sync_routes
+from spaceport.lifecycle.thaw import ThawWatcher
 from spaceport.proxy import make_proxy
-from spaceport.proxy.sync import desired_routes, sync_routes
 from spaceport.proxy.traffic import record_activity
-from spaceport.runtime import crashes, janitor, jobs, make_backend, sleeper, standby
-from spaceport.runtime.base import RuntimeBackend
-from spaceport.runtime.gpus import allocator
-from spaceport.runtime.thaw import ThawWatcher
 from spaceport.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -36,7 +37,7 @@ log = structlog.get_logger(__name__)
 
 def start_due(settings: Settings) -> int:
     """Hand every Space whose (re)start is due to the background starters."""
-    from spaceport.runtime.deployer import deploy
+    from spaceport.lifecycle.deployer import deploy
 
     started = 0
     for space_pk, since in crashes.restarts_due(settings):
@@ -68,12 +69,11 @@ def _step(name: str, fn: Callable[[], object]) -> None:
 def keep_resolver(settings: Settings) -> None:
     """Embedded mode (`up` started the resolver): start it again if it stopped answering, as
     every app route depends on it (proxy/resolver.py)."""
-    from spaceport import node
-    from spaceport.proxy.resolver import answers_probe
+    from spaceport.proxy.resolver import answers_probe, ensure_resolver
     from spaceport.supervisor import pidfile
 
     if pidfile(settings, "resolver").exists() and not answers_probe(settings, timeout=0.5):
-        node.ensure_resolver(settings, lambda msg: log.warning("reconcile.resolver", message=msg))
+        ensure_resolver(settings, lambda msg: log.warning("reconcile.resolver", message=msg))
 
 
 def keep_proxy(settings: Settings) -> None:

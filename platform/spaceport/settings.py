@@ -218,7 +218,7 @@ class Settings(BaseSettings):
     log_rate: ByteSize = Field(
         default=ByteSize(1024**2),
         description="Most bytes per second each app's stdout, and its stderr, pass to its log; "
-        "past it lines are dropped, with a note per second of how much (runtime/app_init.py). "
+        "past it lines are dropped, with a note per second of how much (engine/app_init.py). "
         "0: no rate cap (the size cap of 2 x 10 MB still holds).",
     )
     log_burst: ByteSize = Field(

@@ -193,7 +193,7 @@ def _previous_version_stopped(node: Node, space_id: str, sha: str) -> None:
     interface leaving this host makes a browser here abort its requests
     (net::ERR_NETWORK_CHANGED), so tests start once it is gone. Bounded: a version that failed
     to start leaves the previous one serving."""
-    from spaceport.runtime.base import LABEL_COMMIT
+    from spaceport.engine.base import LABEL_COMMIT
     from tests.runtime.helpers import containers
 
     deadline = time.monotonic() + node.settings.drain_s + 15

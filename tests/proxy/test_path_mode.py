@@ -22,9 +22,9 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from spaceport.lifecycle.proxy_routes import route_for
 from spaceport.proxy import make_proxy
 from spaceport.proxy.resolver import serve_in_thread
-from spaceport.proxy.sync import route_for
 from spaceport.settings import Settings
 from tests.conftest import Node
 from tests.proxy.conftest import Fleet, free_port, run_async
@@ -43,7 +43,7 @@ def _start_app(client: docker.DockerClient, settings: Settings, space_id: str) -
     """Run the Space's image as the runtime would in path mode; returns (container, upstream)."""
     from spaceport.db.models import Deployment, Space
     from spaceport.db.session import session_scope
-    from spaceport.runtime.env import app_env, app_port
+    from spaceport.lifecycle.env import app_env, app_port
     from spaceport.stages import DeploymentStatus
 
     owner, name = space_id.split("/")

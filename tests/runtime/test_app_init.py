@@ -1,4 +1,4 @@
-"""spaceport-init (runtime/app_init.py), the first process of every app container: the binary
+"""spaceport-init (engine/app_init.py), the first process of every app container: the binary
 this node compiles, run here as an app would run under it, then in a real container."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from spaceport.runtime import app_init
+from spaceport.engine import app_init
 from spaceport.settings import Settings
 from tests.conftest import Node
 from tests.runtime.helpers import echo_space, hf, the_container

@@ -20,7 +20,7 @@ def test_delete_removes_everything(node: Node) -> None:
 
     from spaceport.db.models import Space
     from spaceport.db.session import session_scope
-    from spaceport.runtime.storage import volume_name
+    from spaceport.lifecycle.storage import volume_name
 
     space_id = echo_space(node, "doomed")
     owner, name = space_id.split("/")
@@ -106,7 +106,7 @@ def test_stop_returns_once_a_removal_by_another_process_is_over(node: Node) -> N
     once it is gone, as the delete removes its /data volume next (CI saw "volume is in use")."""
     import threading
 
-    from spaceport.runtime.docker_backend import DockerBackend
+    from spaceport.engine.docker_backend import DockerBackend
 
     client = docker.from_env()
     image = f"{node.settings.base_image_repo}:{node.settings.default_python}"

@@ -119,7 +119,7 @@ def test_allocator_never_books_a_device_twice_under_concurrency(
 ) -> None:
     from spaceport.db.models import Deployment, Space
     from spaceport.db.session import session_scope
-    from spaceport.runtime.gpus import allocator
+    from spaceport.lifecycle import gpu_allocator as allocator
 
     with session_scope() as session:
         space = Space(owner="admin", name=f"alloc-{id(session)}", card_data={})
@@ -155,10 +155,9 @@ def test_allocator_never_books_a_device_twice_under_concurrency(
 
 @pytest.mark.parametrize("mode", ["device-requests", "cdi", "devices"])
 def test_each_gpu_mode_records_the_right_container_spec(node: Node, mode: str) -> None:
-    from spaceport.runtime.base import ContainerSpec
-    from spaceport.runtime.docker_backend import DockerBackend
-    from spaceport.runtime.gpus.attach import attachment
-    from spaceport.runtime.gpus.inventory import Gpu
+    from spaceport.engine.base import ContainerSpec
+    from spaceport.engine.docker_backend import DockerBackend
+    from spaceport.engine.gpus.inventory import Gpu
 
     settings = node.settings.model_copy(update={"gpu_mode": mode})
     fake = Gpu(1, FAKE_UUIDS[1], "Fake GPU (tests)", node.settings.gpus[1].device)
@@ -169,7 +168,7 @@ def test_each_gpu_mode_records_the_right_container_spec(node: Node, mode: str) -
         image=f"{settings.base_image_repo}:{settings.default_python}",
         name=f"spaceport-gpu-spec-{mode}-{settings.instance}",
         port=7860,
-        gpus=attachment(settings, [fake]),
+        gpus=[fake],
     )
     state = backend.create(spec)  # not started: the first two need NVIDIA's runtime
     try:

@@ -312,7 +312,8 @@ def test_a_pause_during_the_crash_check_is_not_a_crash(node: Node) -> None:
     a paused Space into RUNTIME_ERROR "exited (code 143)")."""
     from spaceport.db.models import Deployment, Space
     from spaceport.db.session import session_scope
-    from spaceport.runtime import crashes, make_backend
+    from spaceport.engine import make_backend
+    from spaceport.lifecycle import crashes
 
     space_id = node.create_space(f"pause-race-{time.time_ns()}", sdk="docker")
     owner, name = space_id.split("/")

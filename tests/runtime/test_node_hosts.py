@@ -1,6 +1,6 @@
-"""How apps find this node from inside their containers (runtime/env.py): HF_ENDPOINT and the
+"""How apps find this node from inside their containers (lifecycle/env.py): HF_ENDPOINT and the
 names mapped to the entry point, in subdomain and path mode, on `localhost` and on a real
-domain; and the firewall rules that open the entry point only (runtime/network_policy.py).
+domain; and the firewall rules that open the entry point only (engine/network_policy.py).
 The end-to-end calls between real apps are in tests/safety/test_space_calls.py."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from spaceport.db.models import Base, Space
-from spaceport.runtime import network_policy
-from spaceport.runtime.env import app_endpoint, node_hosts
+from spaceport.engine import network_policy
+from spaceport.lifecycle.env import app_endpoint, node_hosts
 from spaceport.settings import Settings
 
 

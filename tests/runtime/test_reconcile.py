@@ -130,7 +130,7 @@ def test_killed_resolver_is_started_again(node: Node, pair: tuple[str, str]) -> 
     (proxy/resolver.py), so `up` starts it: killed, it is started again by the reconciler, and
     the apps answer as before. (The node may run nginx, which needs no resolver: the resolver
     is started here as `up` starts it for Caddy.)"""
-    from spaceport.node import ensure_resolver
+    from spaceport.proxy.resolver import ensure_resolver
 
     running, paused = pair
     builds, serving = build_count(pair), settled(node, running).id

@@ -1,4 +1,4 @@
-"""Standby containers (runtime/standby.py): after a Gradio Space deploys, the worker prepares a
+"""Standby containers (lifecycle/standby.py): after a Gradio Space deploys, the worker prepares a
 container that already imported Gradio; the next code-only version starts in it. A version
 with other dependencies does not, and a paused Space keeps no standby."""
 

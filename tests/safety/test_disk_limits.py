@@ -46,8 +46,8 @@ def space_pk(space_id: str) -> int:
 
 
 def test_filling_data_hits_the_tier_size_not_the_node_disk(node: Node) -> None:
-    from spaceport.runtime import data_disks
-    from spaceport.runtime.storage import volume_name
+    from spaceport.engine import data_disks
+    from spaceport.lifecycle.storage import volume_name
 
     need(data_disks.unavailable_reason() is None, f"{data_disks.unavailable_reason()}")
     space_id = echo_space(node, "filler")

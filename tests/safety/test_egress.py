@@ -1,4 +1,4 @@
-"""Apps' outbound traffic follows the operator's policy (runtime/network_policy.py): all of
+"""Apps' outbound traffic follows the operator's policy (engine/network_policy.py): all of
 it, only the allowed ports (mining pools listen elsewhere), or none.
 
 The "internet" is a network namespace of the test's own behind a veth pair, at a public
@@ -21,7 +21,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from spaceport.runtime import network_policy
+from spaceport.engine import network_policy
 from tests.conftest import Node, need, unique
 from tests.runtime.helpers import the_container
 from tests.safety.test_isolation import PROBE, probe

@@ -85,8 +85,8 @@ def test_cannot_reach_control_plane_or_data_stores(node: Node, probes: list[str]
 def test_app_runtime_setting_picks_the_oci_runtime(node: Node) -> None:
     """SPACEPORT_APP_RUNTIME (gVisor's `runsc` where installed) is the runtime app containers
     get; one the engine does not know fails the start with what to do."""
-    from spaceport.runtime.base import ContainerSpec, RuntimeBackendError
-    from spaceport.runtime.docker_backend import DockerBackend
+    from spaceport.engine.base import ContainerSpec, RuntimeBackendError
+    from spaceport.engine.docker_backend import DockerBackend
 
     def spec(name: str) -> ContainerSpec:
         return ContainerSpec(

@@ -1,7 +1,7 @@
 """An app calls another Space as it would on Hugging Face (one demo chaining another with
 gradio_client): through HF_ENDPOINT and the Space's host, both of which must resolve and be
 reachable from inside its container. It reaches the node's public entry point as any visitor
-does, and nothing else of the host (runtime/network_policy.py).
+does, and nothing else of the host (engine/network_policy.py).
 
 Three Spaces run the probe app (`/call?space=` does what gradio_client does: the Space's info
 from HF_ENDPOINT, then its host, with HF_TOKEN if set): `pub`, public, no token; `tok`, public,

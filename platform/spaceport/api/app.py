@@ -8,7 +8,6 @@ from urllib.parse import urlparse
 
 import structlog
 from fastapi import Depends, FastAPI, Request
-from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spaceport import __version__
@@ -35,27 +34,11 @@ from spaceport.api.routes import (
     users,
     whoami,
 )
-from spaceport.auth.bootstrap import ensure_admin
-from spaceport.db.migrate import upgrade
-from spaceport.db.models import Space
-from spaceport.db.session import session_scope
-from spaceport.git.repos import init_repo
+from spaceport.composition import prepare
 from spaceport.reconciler import Reconciler
 from spaceport.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
-
-
-def prepare(settings: Settings) -> str | None:
-    """Migrate the database and make sure the admin exists; returns a new admin token."""
-    settings.ensure_dirs()
-    upgrade()
-    with session_scope() as session:
-        token = ensure_admin(session, settings)
-        # Re-apply the hardened repo config (hooks path, limits) to every repo on start.
-        for space in session.scalars(select(Space)):
-            init_repo(settings, space.owner, space.name, settings.git_max_push_bytes)
-        return token
 
 
 class AppHostMiddleware:

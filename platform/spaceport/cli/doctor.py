@@ -215,7 +215,7 @@ def check_disk(settings: Settings) -> Check:
 
 
 def check_data_disks(settings: Settings) -> Check:
-    from spaceport.runtime import data_disks
+    from spaceport.engine import data_disks
 
     if settings.data_disks == "off":
         return Check(
@@ -244,7 +244,7 @@ def check_runtimes(settings: Settings) -> Check:
     (else each start of such an app fails)."""
     import docker
 
-    from spaceport.runtime.hardware import flavor_table
+    from spaceport.lifecycle.hardware import flavor_table
 
     wanted: dict[str, list[str]] = {}
     if settings.app_runtime:
@@ -269,7 +269,7 @@ def check_runtimes(settings: Settings) -> Check:
 
 
 def check_gpus(settings: Settings) -> Check:
-    from spaceport.runtime.gpus.inventory import discover
+    from spaceport.engine.gpus.inventory import discover
 
     try:
         gpus = discover(settings)
@@ -282,7 +282,7 @@ def check_gpus(settings: Settings) -> Check:
 
 
 def check_app_init(settings: Settings) -> Check:
-    from spaceport.runtime import app_init
+    from spaceport.engine import app_init
 
     if not app_init.enabled(settings):
         return Check("log rate cap", "warn", "off (SPACEPORT_LOG_RATE=0): a flood costs the node")

@@ -174,9 +174,9 @@ def proxy(
     every app's route from the database."""
     import asyncio
 
-    from spaceport.node import ensure_resolver
+    from spaceport.lifecycle.proxy_routes import sync_routes
     from spaceport.proxy import proxy_process
-    from spaceport.proxy.sync import sync_routes
+    from spaceport.proxy.resolver import ensure_resolver
 
     settings = get_settings()
     if foreground:

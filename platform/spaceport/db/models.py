@@ -81,7 +81,7 @@ class Space(Base):
     hardware_current: Mapped[str | None] = mapped_column(String(40))
     sleep_time: Mapped[int | None] = mapped_column(Integer)
     storage: Mapped[str | None] = mapped_column(String(20))
-    # What the runtime drives it towards: see spaceport.runtime.desired.Desired.
+    # What the runtime drives it towards: see spaceport.lifecycle.desired.Desired.
     desired: Mapped[str] = mapped_column(String(20), default="running")
     stage: Mapped[str] = mapped_column(String(30), default=Stage.NO_APP_FILE.value)
     error_message: Mapped[str | None] = mapped_column(Text)

@@ -6,9 +6,9 @@ The builder builds and reports; it chains these by name (`queue.chain`) and neve
 
 from __future__ import annotations
 
+from spaceport.lifecycle import standby
+from spaceport.lifecycle.deployer import deploy
 from spaceport.queue import DEPLOY_TASK, START_STANDBY_TASK, celery_app, send_standby
-from spaceport.runtime import standby
-from spaceport.runtime.deployer import deploy
 from spaceport.settings import get_settings
 
 app = celery_app()

@@ -23,8 +23,9 @@ import ipaddress
 import json
 import os
 import socket
+import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ import dns.rrset
 import structlog
 
 from spaceport.settings import Settings
+from spaceport.supervisor import start_process
 
 log = structlog.get_logger(__name__)
 
@@ -207,3 +209,16 @@ def answers_probe(settings: Settings, timeout: float = 1.0) -> bool:
         except (OSError, dns.exception.DNSException):
             return False
     return reply.id == query.id and reply.rcode() == dns.rcode.NXDOMAIN
+
+
+def ensure_resolver(settings: Settings, say: Callable[[str], None]) -> None:
+    """Start the resolver as a process of this node unless it answers (embedded mode: `up`
+    starts it, the reconciler starts it again should it stop)."""
+    if start_process(
+        settings,
+        "resolver",
+        [sys.executable, "-m", "spaceport.cli.main", "resolver"],
+        lambda: answers_probe(settings, timeout=0.2),
+        timeout_s=30,
+    ):
+        say(f"started the app resolver on udp {resolver_address(settings)}")

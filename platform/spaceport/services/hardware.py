@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from spaceport.runtime.gpus.allocator import usage as gpu_usage
-from spaceport.runtime.hardware import flavor_table
+from spaceport.lifecycle.gpu_allocator import usage as gpu_usage
+from spaceport.lifecycle.hardware import flavor_table
 from spaceport.settings import Settings
 
 

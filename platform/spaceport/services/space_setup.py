@@ -18,9 +18,9 @@ from spaceport.errors import Conflict, SpaceportError
 from spaceport.flavors import UnknownFlavor
 from spaceport.git.commits import copy_branches
 from spaceport.git.repos import head_sha, init_repo, repo_path
+from spaceport.lifecycle.hardware import resolve_flavor
+from spaceport.lifecycle.proxy_routes import sync_routes, try_sync_routes
 from spaceport.names import check_name
-from spaceport.proxy.sync import sync_routes, try_sync_routes
-from spaceport.runtime.hardware import resolve_flavor
 from spaceport.services import spaces
 from spaceport.services import variables as env
 from spaceport.settings import Settings
@@ -128,7 +128,7 @@ def duplicate_space(
     )
     copy_branches(repo_path(settings, source.owner, source.name), repo_path(settings, owner, name))
     session.commit()
-    try_sync_routes(settings)  # its route, not live until it runs (see proxy/sync.py)
+    try_sync_routes(settings)  # its route, not live until it runs (see lifecycle/proxy_routes.py)
     spaces.on_new_commit(session, copy.id, None, pusher)
     log.info("space.duplicated", source=source.space_id, copy=copy.space_id)
     return copy

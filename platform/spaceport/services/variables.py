@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from spaceport.auth.crypto import encrypt
 from spaceport.db.models import Space, SpaceVariable
 from spaceport.errors import SpaceportError
-from spaceport.services.lifecycle import apply_change
+from spaceport.services.operations import apply_change
 from spaceport.settings import Settings
 
 KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")

@@ -15,12 +15,11 @@ import sys
 
 from spaceport.db.models import Base, Deployment, Space
 from spaceport.db.session import get_engine, session_scope
-from spaceport.runtime.base import ContainerSpec
-from spaceport.runtime.docker_backend import DockerBackend
-from spaceport.runtime.gpus import allocator
-from spaceport.runtime.gpus.attach import attachment
-from spaceport.runtime.gpus.inventory import discover
-from spaceport.runtime.hardware import resolve_flavor
+from spaceport.engine.base import ContainerSpec
+from spaceport.engine.docker_backend import DockerBackend
+from spaceport.engine.gpus.inventory import discover
+from spaceport.lifecycle import gpu_allocator as allocator
+from spaceport.lifecycle.hardware import resolve_flavor
 from spaceport.settings import get_settings
 
 IMAGE = "spaceport/gpu-check:1"
@@ -58,7 +57,7 @@ def main() -> int:
         cpus=flavor.cpus,
         memory_bytes=min(flavor.memory_bytes, 8 * 1024**3),
         pids=flavor.pids,
-        gpus=attachment(settings, booked),
+        gpus=booked,
     )
     backend.ensure_network = lambda egress=True: "none"  # type: ignore[method-assign]  # no bridge there
     options = backend._run_options(spec)

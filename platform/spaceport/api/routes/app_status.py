@@ -182,9 +182,9 @@ async def status_page(settings: Settings, request: Request, visit: Visit) -> Res
     assert space is not None
     stage = Stage(space.stage)
     if stage == Stage.SLEEPING:
-        from spaceport.services import lifecycle
+        from spaceport.services import operations
 
-        woke = await asyncio.to_thread(lifecycle.wake, settings, space.id)
+        woke = await asyncio.to_thread(operations.wake, settings, space.id)
         log.info("app.wake", space=space.space_id, started=woke)
     proxy_error = request.headers.get("x-spaceport-proxy-error")
     message, waiting = STATUS_MESSAGES.get(stage, ("", False))

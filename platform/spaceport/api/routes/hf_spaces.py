@@ -25,8 +25,8 @@ from spaceport.api.schemas import SpaceOptions
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, SpaceportError
+from spaceport.lifecycle.proxy_routes import sync_routes
 from spaceport.names import split_space_id
-from spaceport.proxy.sync import sync_routes
 from spaceport.services import access, spaces
 from spaceport.services.space_setup import duplicate_space
 from spaceport.services.views import space_summary

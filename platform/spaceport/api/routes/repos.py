@@ -17,10 +17,10 @@ from spaceport.api.links import space_url
 from spaceport.api.schemas import SpaceOptions
 from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, RepoNotFound, SpaceportError
+from spaceport.lifecycle.proxy_routes import try_sync_routes
 from spaceport.names import split_space_id
-from spaceport.proxy.sync import try_sync_routes
 from spaceport.services import access, spaces
-from spaceport.services.lifecycle import delete_space
+from spaceport.services.operations import delete_space
 from spaceport.services.space_setup import check_env, check_hardware, move_space, store_env
 from spaceport.settings import get_settings
 

@@ -21,9 +21,9 @@ from spaceport.api.deps import Principal, optional_principal, readable_space, re
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, Unauthorized
-from spaceport.runtime import run_logs
-from spaceport.runtime.gpus import allocator
-from spaceport.services import access, lifecycle, spaces
+from spaceport.lifecycle import gpu_allocator as allocator
+from spaceport.lifecycle import run_logs
+from spaceport.services import access, operations, spaces
 from spaceport.services import variables as env
 from spaceport.services.views import runtime_dict
 from spaceport.settings import get_settings
@@ -87,7 +87,7 @@ def restart(
     space: Space = Depends(owned_space),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
-    lifecycle.restart(session, get_settings(), space, factory=factory)
+    operations.restart(session, get_settings(), space, factory=factory)
     return _runtime(space)
 
 
@@ -96,7 +96,7 @@ def restart(
 def pause(
     space: Space = Depends(owned_space), session: Session = Depends(get_session)
 ) -> dict[str, Any]:
-    lifecycle.pause(session, get_settings(), space)
+    operations.pause(session, get_settings(), space)
     return _runtime(space)
 
 
@@ -106,7 +106,7 @@ def request_hardware(
     space: Space = Depends(owned_space),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
-    lifecycle.set_hardware(session, get_settings(), space, body.flavor, body.sleep_time)
+    operations.set_hardware(session, get_settings(), space, body.flavor, body.sleep_time)
     return _runtime(space)
 
 
@@ -114,7 +114,7 @@ def request_hardware(
 def set_sleep_time(
     body: SleepBody, space: Space = Depends(owned_space), session: Session = Depends(get_session)
 ) -> dict[str, Any]:
-    lifecycle.set_sleep_time(session, space, body.seconds)
+    operations.set_sleep_time(session, space, body.seconds)
     return _runtime(space)
 
 
@@ -169,7 +169,7 @@ def request_storage(
 ) -> dict[str, Any]:
     """Persistent storage at /data: small, medium or large (SPACEPORT_DATA_SIZES; with data
     disks on, /data is a filesystem of that size). A tier can grow, never shrink (409)."""
-    lifecycle.set_storage(session, get_settings(), space, body.tier)
+    operations.set_storage(session, get_settings(), space, body.tier)
     return _runtime(space)
 
 
@@ -179,7 +179,7 @@ def delete_storage(
     space: Space = Depends(owned_space), session: Session = Depends(get_session)
 ) -> dict[str, Any]:
     """Drop the /data volume and everything in it."""
-    lifecycle.set_storage(session, get_settings(), space, None)
+    operations.set_storage(session, get_settings(), space, None)
     return _runtime(space)
 
 
@@ -208,7 +208,7 @@ def stop(
     space: Space = Depends(owned_space), session: Session = Depends(get_session)
 ) -> dict[str, Any]:
     """Stop the app (visitors do not wake it) until `start` or `restart`."""
-    lifecycle.stop(session, get_settings(), space)
+    operations.stop(session, get_settings(), space)
     return _runtime(space)
 
 
@@ -216,7 +216,7 @@ def stop(
 def start(
     space: Space = Depends(owned_space), session: Session = Depends(get_session)
 ) -> dict[str, Any]:
-    lifecycle.start(session, get_settings(), space)
+    operations.start(session, get_settings(), space)
     return _runtime(space)
 
 
@@ -225,7 +225,7 @@ def wake(
     space: Space = Depends(readable_space), session: Session = Depends(get_session)
 ) -> dict[str, Any]:
     """What a visitor's request does to a SLEEPING Space; anyone who can see it may."""
-    lifecycle.wake(get_settings(), space.id)
+    operations.wake(get_settings(), space.id)
     session.refresh(space)
     return _runtime(space)
 
@@ -238,7 +238,7 @@ def sleep(
 ) -> dict[str, Any]:
     """Put the Space to sleep now, as its sleep timer would; the next visitor wakes it."""
     session.commit()
-    lifecycle.sleep_now(get_settings(), space, deep=deep)
+    operations.sleep_now(get_settings(), space, deep=deep)
     session.refresh(space)
     return _runtime(space)
 

@@ -30,13 +30,17 @@ from spaceport.runtime.base import (
     ContainerState,
     ImageRef,
     LogStream,
+    NodeOps,
     RuntimeBackend,
     RuntimeBackendError,
 )
+from spaceport.runtime.gpus.attach import attachment
 from spaceport.settings import Settings
 
 
-class DockerBackend(RuntimeBackend):
+class DockerBackend(RuntimeBackend, NodeOps):
+    """One Docker engine: the workloads of this node and the node itself."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._ncpu: float | None = None
@@ -46,6 +50,9 @@ class DockerBackend(RuntimeBackend):
             raise RuntimeBackendError(
                 f"cannot reach the Docker engine ({exc}); start dockerd or set DOCKER_HOST"
             ) from exc
+
+    def node_ops(self) -> NodeOps:
+        return self
 
     def network_name(self, egress: bool = True) -> str:
         """The apps' network: the operator's outbound policy applies on it; apps whose README
@@ -124,13 +131,14 @@ class DockerBackend(RuntimeBackend):
         runtime = self._runtime(spec)
         if runtime:  # e.g. runsc: gVisor between the app and the kernel
             options["runtime"] = runtime
-        if spec.gpus is not None:
-            env.update(spec.gpus.env)
-            volumes.update(spec.gpus.volumes)
-            if spec.gpus.device_requests:
-                options["device_requests"] = spec.gpus.device_requests
-            if spec.gpus.devices:
-                options["devices"] = spec.gpus.devices
+        gpus = attachment(self.settings, spec.gpus or [])  # the engine's own GPU options
+        if gpus is not None:
+            env.update(gpus.env)
+            volumes.update(gpus.volumes)
+            if gpus.device_requests:
+                options["device_requests"] = gpus.device_requests
+            if gpus.devices:
+                options["devices"] = gpus.devices
         network = self.ensure_network(spec.egress)
         if spec.node_hosts and spec.egress and self.settings.app_egress:
             gateway = self._gateway(network)

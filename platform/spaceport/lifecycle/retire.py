@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from spaceport.db.models import Deployment, utcnow
 from spaceport.db.session import session_scope
-from spaceport.runtime.base import RuntimeBackend
-from spaceport.runtime.gpus import allocator
+from spaceport.engine.base import RuntimeBackend
+from spaceport.lifecycle import gpu_allocator as allocator
 from spaceport.stages import DeploymentStatus
 
 

@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from spaceport.db.models import Deployment, Space
 from spaceport.db.session import session_scope
-from spaceport.runtime import make_backend
-from spaceport.runtime.base import RuntimeBackend, RuntimeBackendError
-from spaceport.runtime.masking import mask, secret_values
+from spaceport.engine import make_backend
+from spaceport.engine.base import RuntimeBackend, RuntimeBackendError
+from spaceport.lifecycle.masking import mask, secret_values
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus
 

@@ -27,16 +27,17 @@ from sqlalchemy.orm import Session
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
-from spaceport.proxy.sync import sync_routes
-from spaceport.runtime import jobs, make_backend
-from spaceport.runtime.base import RuntimeBackend, RuntimeBackendError
-from spaceport.runtime.deployer import deploy, startup_timeout
-from spaceport.runtime.desired import Desired
-from spaceport.runtime.gpus import allocator
-from spaceport.runtime.locks import is_locked, renew, space_lock
-from spaceport.runtime.readiness import wait_ready
-from spaceport.runtime.retire import retire
-from spaceport.runtime.thaw import thaw, watchable
+from spaceport.engine import make_backend
+from spaceport.engine.base import RuntimeBackend, RuntimeBackendError
+from spaceport.lifecycle import gpu_allocator as allocator
+from spaceport.lifecycle import jobs
+from spaceport.lifecycle.deployer import deploy, startup_timeout
+from spaceport.lifecycle.desired import Desired
+from spaceport.lifecycle.locks import is_locked, renew, space_lock
+from spaceport.lifecycle.proxy_routes import sync_routes
+from spaceport.lifecycle.readiness import wait_ready
+from spaceport.lifecycle.retire import retire
+from spaceport.lifecycle.thaw import thaw, watchable
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus, Stage
 
@@ -117,7 +118,7 @@ def _freeze(
 ) -> None:
     if not container:
         return
-    keep_route = watchable(backend.pid(container))
+    keep_route = watchable(backend.node_ops().pid(container))
     with space_lock(settings, space_pk, wait_s=0) as lock:
         if lock is None:
             return

@@ -1,4 +1,7 @@
-"""Container options that give a container its GPUs, in the mode the operator chose.
+"""Docker container options that give a container its GPUs, in the mode the operator chose.
+
+The Docker backend's own translation of a spec's GPUs (Spaceport's `Gpu` devices) into engine
+options; nothing above the engine sees these types.
 
 - `device-requests`: the engine's standard GPU request (hosts with NVIDIA's container toolkit).
 - `cdi`: CDI device names (`nvidia.com/gpu=N`), resolved by an engine with CDI enabled.
@@ -23,6 +26,10 @@ from spaceport.settings import Settings
 log = structlog.get_logger(__name__)
 
 DRIVER_MOUNT = "/usr/local/nvidia/lib64"
+DRIVER_DIR_MISSING = (
+    "gpu_mode 'devices' needs gpu_driver_dir: the host folder holding the driver's "
+    "libraries (libcuda.so.1, libnvidia-ml.so.1), e.g. /usr/local/nvidia/lib64"
+)
 
 
 class GpuConfigError(RuntimeError):
@@ -48,6 +55,12 @@ def _control_devices(settings: Settings) -> list[str]:
     return out
 
 
+def check_mode(settings: Settings) -> None:
+    """Raise GpuConfigError when the node's GPU mode cannot give a container its devices."""
+    if settings.gpu_mode not in ("device-requests", "cdi") and settings.gpu_driver_dir is None:
+        raise GpuConfigError(DRIVER_DIR_MISSING)
+
+
 def attachment(settings: Settings, gpus: list[Gpu]) -> GpuAttachment | None:
     if not gpus:
         return None
@@ -67,10 +80,7 @@ def attachment(settings: Settings, gpus: list[Gpu]) -> GpuAttachment | None:
         )
         return GpuAttachment(env=env, device_requests=[request])
     if settings.gpu_driver_dir is None:
-        raise GpuConfigError(
-            "gpu_mode 'devices' needs gpu_driver_dir: the host folder holding the driver's "
-            "libraries (libcuda.so.1, libnvidia-ml.so.1), e.g. /usr/local/nvidia/lib64"
-        )
+        raise GpuConfigError(DRIVER_DIR_MISSING)
     devices = [f"{g.device}:{g.container_device}:rwm" for g in gpus] + _control_devices(settings)
     env["LD_LIBRARY_PATH"] = DRIVER_MOUNT
     volumes = {str(settings.gpu_driver_dir): {"bind": DRIVER_MOUNT, "mode": "ro"}}

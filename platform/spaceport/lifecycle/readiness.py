@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from spaceport.runtime.base import RuntimeBackend
+from spaceport.engine.base import RuntimeBackend
 
 
 @dataclass

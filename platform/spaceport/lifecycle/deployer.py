@@ -10,7 +10,6 @@ with the app's last lines and schedules a retry with backoff (`crashes`).
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,38 +22,33 @@ from sqlalchemy.orm import Session
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
-from spaceport.flavors import Flavor, UnknownFlavor
-from spaceport.proxy.sync import sync_routes
-from spaceport.runtime import make_backend, standby
-from spaceport.runtime.base import (
-    LABEL_COMMIT,
+from spaceport.engine import make_backend
+from spaceport.engine.base import (
     ContainerSpec,
     ContainerState,
     RuntimeBackend,
     RuntimeBackendError,
 )
-from spaceport.runtime.crashes import needs_owner, record_failure
-from spaceport.runtime.desired import Desired, resting_stage
-from spaceport.runtime.env import app_env, app_port, node_hosts
-from spaceport.runtime.gpus import allocator
-from spaceport.runtime.gpus.attach import GpuConfigError, attachment
-from spaceport.runtime.hardware import parse_duration, resolve_flavor
-from spaceport.runtime.locks import renew, space_lock
-from spaceport.runtime.masking import mask, secret_values
-from spaceport.runtime.readiness import wait_ready
-from spaceport.runtime.retire import mark_stopped, retire
-from spaceport.runtime.storage import tier_bytes, volume_name
+from spaceport.engine.gpus.attach import GpuConfigError, check_mode
+from spaceport.flavors import Flavor, UnknownFlavor
+from spaceport.lifecycle import gpu_allocator as allocator
+from spaceport.lifecycle import standby
+from spaceport.lifecycle.crashes import needs_owner, record_failure
+from spaceport.lifecycle.desired import Desired, resting_stage
+from spaceport.lifecycle.hardware import parse_duration, resolve_flavor
+from spaceport.lifecycle.locks import renew, space_lock
+from spaceport.lifecycle.masking import mask, secret_values
+from spaceport.lifecycle.proxy_routes import sync_routes
+from spaceport.lifecycle.readiness import wait_ready
+from spaceport.lifecycle.retire import mark_stopped, retire
+from spaceport.lifecycle.spec import container_spec
+from spaceport.lifecycle.storage import tier_bytes
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, DeploymentStatus, Stage, starting_stage
 
 log = structlog.get_logger(__name__)
 
 STARTING = (Stage.APP_STARTING.value, Stage.RUNNING_APP_STARTING.value)
-
-
-def container_name(space: Space, deployment_id: int) -> str:
-    slug = re.sub(r"[^a-z0-9_.-]", "-", f"{space.owner}-{space.name}".lower())
-    return f"spaceport-{slug}-{deployment_id}"
 
 
 def tail(text: str, lines: int = 20) -> str:
@@ -78,34 +72,6 @@ def release_image(session: Session, space: Space) -> tuple[str, str, int | None]
         select(Deployment).where(Deployment.space_id == space.id).order_by(Deployment.id.desc())
     )
     return (dep.image, dep.commit_sha or "", dep.build_id) if dep else None
-
-
-def container_spec(
-    session: Session,
-    settings: Settings,
-    space: Space,
-    dep_id: int,
-    image: str,
-    commit: str | None,
-    flavor: Flavor,
-) -> ContainerSpec:
-    """How the Space's deployment `dep_id` runs (GPUs are attached later, when booked)."""
-    return ContainerSpec(
-        space_id=space.space_id,
-        deployment_id=dep_id,
-        image=image,
-        name=container_name(space, dep_id),
-        port=app_port(space),
-        env=app_env(session, settings, space, commit),
-        node_hosts=node_hosts(session, settings, space),
-        labels={LABEL_COMMIT: commit or ""},
-        cpus=flavor.cpus,
-        memory_bytes=flavor.memory_bytes,
-        pids=flavor.pids,
-        runtime=flavor.runtime,
-        egress=(space.card_data or {}).get("egress") is not False,
-        data_volume=volume_name(settings, space.id) if space.storage else None,
-    )
 
 
 def startup_timeout(settings: Settings, space: Space) -> float:
@@ -242,7 +208,8 @@ def _book_gpus(settings: Settings, backend: RuntimeBackend, plan: Plan, space_pk
     _retire_old_first(settings, backend, plan)
     try:
         gpus = allocator.allocate(settings, space_pk, plan.dep_id, plan.flavor.gpus)
-        plan.spec.gpus = attachment(settings, gpus)
+        check_mode(settings)  # the engine can give them in the node's GPU mode
+        plan.spec.gpus = gpus
     except allocator.GpuUnavailable as exc:
         with session_scope() as session:
             space = session.get(Space, space_pk)
@@ -273,11 +240,11 @@ def _run(
     if plan.flavor.gpus and not _book_gpus(settings, backend, plan, plan.space_pk):
         return False
     if plan.storage_bytes and plan.spec.data_volume:
-        size = backend.volume_size(plan.spec.data_volume)
+        size = backend.node_ops().volume_size(plan.spec.data_volume)
         if size is not None and size < plan.storage_bytes:  # a larger tier: the disk grows
             _retire_old_first(settings, backend, plan)
         try:
-            backend.ensure_volume(
+            backend.node_ops().ensure_volume(
                 plan.spec.data_volume, plan.space_id, plan.spec.image, plan.storage_bytes
             )
         except RuntimeBackendError as exc:
@@ -318,7 +285,7 @@ def _run(
 
 
 def _take_standby(backend: RuntimeBackend, plan: Plan) -> ContainerState | None:
-    """The Space's standby container, with the new version moved in (runtime/standby.py);
+    """The Space's standby container, with the new version moved in (lifecycle/standby.py);
     None when it has none that fits. The plan's deployment becomes the standby's row."""
     taken = standby.take(backend, plan.space_pk, plan.dep_id, plan.spec)
     if taken is None:

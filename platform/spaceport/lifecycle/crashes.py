@@ -17,11 +17,11 @@ from sqlalchemy import select
 
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.session import session_scope
-from spaceport.runtime.base import ContainerState, RuntimeBackend
-from spaceport.runtime.desired import Desired
-from spaceport.runtime.locks import is_locked
-from spaceport.runtime.masking import mask, secret_values
-from spaceport.runtime.retire import retire
+from spaceport.engine.base import ContainerState, RuntimeBackend
+from spaceport.lifecycle.desired import Desired
+from spaceport.lifecycle.locks import is_locked
+from spaceport.lifecycle.masking import mask, secret_values
+from spaceport.lifecycle.retire import retire
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus, Stage
 
@@ -159,7 +159,7 @@ def check_writable_layers(settings: Settings, backend: RuntimeBackend) -> list[i
     if every <= 0 or time.monotonic() - _last_disk_check < every:
         return []
     _last_disk_check = time.monotonic()
-    sizes = backend.writable_sizes()
+    sizes = backend.node_ops().writable_sizes()
     limit = int(settings.app_writable_max)
     over = {cid: size for cid, size in sizes.items() if size > limit}
     if not over:

@@ -19,9 +19,9 @@ from sqlalchemy import select, update
 
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.session import session_scope
-from spaceport.runtime import make_backend
-from spaceport.runtime.base import RuntimeBackend, RuntimeBackendError
-from spaceport.runtime.desired import Desired
+from spaceport.engine import make_backend
+from spaceport.engine.base import RuntimeBackend, RuntimeBackendError
+from spaceport.lifecycle.desired import Desired
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus, Stage
 
@@ -111,7 +111,7 @@ class ThawWatcher:
 
     def _pid(self, backend: RuntimeBackend, container_id: str) -> int | None:
         if container_id not in self._pids:
-            pid = backend.pid(container_id)
+            pid = backend.node_ops().pid(container_id)
             if not watchable(pid):
                 return None
             self._pids[container_id] = int(pid or 0)

@@ -13,17 +13,17 @@ from sqlalchemy import select
 
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.session import session_scope
-from spaceport.runtime.base import LABEL_DEPLOYMENT, LABEL_SPACE_PK, RuntimeBackend
-from spaceport.runtime.locks import is_locked
-from spaceport.runtime.retire import retire
-from spaceport.runtime.storage import volume_name, volume_prefix
+from spaceport.engine.base import LABEL_DEPLOYMENT, LABEL_SPACE_PK, RuntimeBackend
+from spaceport.lifecycle.locks import is_locked
+from spaceport.lifecycle.retire import retire
+from spaceport.lifecycle.storage import volume_name, volume_prefix
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus
 
 log = structlog.get_logger(__name__)
 
 GRACE_S = 60  # a stopped deployment's container may still be draining this long
-# Standbys (runtime/standby.py) too: the reconciler's standby sweep decides when they go.
+# Standbys (lifecycle/standby.py) too: the reconciler's standby sweep decides when they go.
 LIVE = (
     DeploymentStatus.STARTING.value,
     DeploymentStatus.ACTIVE.value,
@@ -70,9 +70,9 @@ def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:
     with session_scope() as session:
         space_pks = {pk for pk in session.scalars(select(Space.id))}
     wanted = {volume_name(settings, pk) for pk in space_pks}
-    for name in backend.volumes():
+    for name in backend.node_ops().volumes():
         if name.startswith(volume_prefix(settings)) and name not in wanted:
-            backend.remove_volume(name)
+            backend.node_ops().remove_volume(name)
             removed += 1
             log.info("janitor.volume_removed", volume=name)
     return removed + _remove_images_of_deleted(backend, space_pks)
@@ -81,12 +81,12 @@ def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:
 def _remove_images_of_deleted(backend: RuntimeBackend, space_pks: set[int]) -> int:
     """Images built for Spaces that no longer exist (a build that ended after the delete)."""
     removed = 0
-    for image in backend.images():
+    for image in backend.node_ops().images():
         pk = image.labels.get(LABEL_SPACE_PK, "")
         if not pk.isdigit() or int(pk) in space_pks:
             continue
         for ref in image.tags or [image.id]:  # by tag: an id with several tags is refused
-            backend.remove_image(ref)
+            backend.node_ops().remove_image(ref)
         removed += 1
         log.info("janitor.image_removed", image=image.tags or image.id, space_pk=pk)
     return removed

@@ -32,16 +32,17 @@ from sqlalchemy import select
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment, deployments
 from spaceport.db.session import session_scope
-from spaceport.runtime.base import (
+from spaceport.engine.base import (
     LABEL_COMMIT,
     ContainerSpec,
     ContainerState,
     RuntimeBackend,
     RuntimeBackendError,
 )
-from spaceport.runtime.desired import Desired
-from spaceport.runtime.locks import is_locked, space_lock
-from spaceport.runtime.retire import retire
+from spaceport.lifecycle.desired import Desired
+from spaceport.lifecycle.locks import is_locked, space_lock
+from spaceport.lifecycle.retire import retire
+from spaceport.lifecycle.spec import container_spec
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus, Stage
 
@@ -91,9 +92,11 @@ else:
 
 def spec_digest(spec: ContainerSpec) -> str:
     """What must be equal for a standby to run a new version: everything but the image, the
-    command, the names and the per-version variables."""
+    command, the names and the per-version variables. The node's host names (`node_hosts`:
+    other Spaces it may call) are left out too: every new public Space adds one, and a standby
+    made minutes ago resolves all but the newest, as a running app does until it restarts."""
     fields = asdict(spec)
-    for key in ("image", "name", "deployment_id", "command", "cpu_shares", "labels"):
+    for key in ("image", "name", "deployment_id", "command", "cpu_shares", "labels", "node_hosts"):
         fields.pop(key, None)
     fields["env"] = {k: v for k, v in spec.env.items() if k not in VOLATILE_ENV}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
@@ -103,10 +106,9 @@ def prepare(
     settings: Settings, space_pk: int, build_id: int, image: str, modules: list[str]
 ) -> bool:
     """Start a standby of the Space, which is serving `build_id` (else nothing is done)."""
+    from spaceport.engine import make_backend
     from spaceport.flavors import UnknownFlavor
-    from spaceport.runtime import make_backend
-    from spaceport.runtime.deployer import container_spec
-    from spaceport.runtime.hardware import resolve_flavor
+    from spaceport.lifecycle.hardware import resolve_flavor
 
     backend = make_backend(settings)
     with space_lock(settings, space_pk, wait_s=0) as lock:
@@ -190,11 +192,12 @@ def take(
         retire(backend, standby_id, timeout=0)  # stale: a fresh one follows this deploy
         return None
     try:
-        argv = backend.image_command(spec.image)
-        backend.copy_from_image(spec.image, APP_DIR, container)
+        node = backend.node_ops()  # node-local: the standby runs on this node
+        argv = node.image_command(spec.image)
+        node.copy_from_image(spec.image, APP_DIR, container)
         env = {k: spec.env[k] for k in VOLATILE_ENV if k in spec.env}
-        backend.put_file(container, GO_FILE, json.dumps({"argv": argv, "env": env}).encode())
-        backend.set_cpu_shares(container, SERVING_CPU_SHARES)
+        node.put_file(container, GO_FILE, json.dumps({"argv": argv, "env": env}).encode())
+        node.set_cpu_shares(container, SERVING_CPU_SHARES)
     except RuntimeBackendError as exc:
         log.warning("standby.take_failed", container=state.name, error=str(exc))
         retire(backend, standby_id, timeout=0)
@@ -215,8 +218,8 @@ def take(
 
 def _extends(backend: RuntimeBackend, image: str, base: str) -> bool:
     """`image` is `base` plus layers: the same dependencies, byte for byte, and more."""
-    base_layers = backend.image_layers(base)
-    layers = backend.image_layers(image)
+    base_layers = backend.node_ops().image_layers(base)
+    layers = backend.node_ops().image_layers(image)
     return (
         bool(base_layers)
         and len(layers) > len(base_layers)

@@ -16,17 +16,18 @@ from sqlalchemy.orm import Session
 
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment
+from spaceport.engine import make_backend
 from spaceport.errors import Conflict, SpaceportError
 from spaceport.flavors import UnknownFlavor
 from spaceport.git.repos import delete_repo
-from spaceport.proxy.sync import sync_routes
-from spaceport.runtime import jobs, make_backend, sleeper
-from spaceport.runtime.deployer import deploy, release_image
-from spaceport.runtime.desired import Desired, resting_stage
-from spaceport.runtime.hardware import resolve_flavor
-from spaceport.runtime.locks import space_lock
-from spaceport.runtime.retire import retire
-from spaceport.runtime.storage import TIERS, is_downgrade, volume_name
+from spaceport.lifecycle import jobs, sleeper
+from spaceport.lifecycle.deployer import deploy, release_image
+from spaceport.lifecycle.desired import Desired, resting_stage
+from spaceport.lifecycle.hardware import resolve_flavor
+from spaceport.lifecycle.locks import space_lock
+from spaceport.lifecycle.proxy_routes import sync_routes
+from spaceport.lifecycle.retire import retire
+from spaceport.lifecycle.storage import TIERS, is_downgrade, volume_name
 from spaceport.services.spaces import enqueue_build
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, DeploymentStatus, Stage, starting_stage
@@ -218,8 +219,8 @@ def _remove_runtime(settings: Settings, space_pk: int, space_id: str, images: se
     for state in backend.list(space_id):
         backend.stop(state.id, timeout=0)
     for image in images:
-        backend.remove_image(image)
-    backend.remove_volume(volume_name(settings, space_pk))
+        backend.node_ops().remove_image(image)
+    backend.node_ops().remove_volume(volume_name(settings, space_pk))
 
 
 def _sweep(settings: Settings, space_pk: int, space_id: str, images: set[str]) -> None:

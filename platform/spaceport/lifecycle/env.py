@@ -4,7 +4,7 @@ Apps call other Spaces as they do on Hugging Face (gradio_client, huggingface_hu
 `HF_ENDPOINT` and each Space's host. Both must lead back to this node's public entry point from
 inside a container, where `localhost` is the container itself and `*.localhost` resolves to
 nothing: `node_hosts` names what the container maps to its bridge's gateway (the firewall
-opens the entry point there, runtime/network_policy.py), and `app_endpoint` is the console's
+opens the entry point there, engine/network_policy.py), and `app_endpoint` is the console's
 URL under a name that can be mapped.
 """
 

@@ -1,7 +1,16 @@
 """The contract between the control plane and whatever runs containers.
 
+Two interfaces, in Spaceport's own types (no engine SDK object crosses them):
+- `RuntimeBackend`: workloads, what any engine (one Docker host, a Swarm, Kubernetes) can do:
+  start one from a spec, stop, pause/resume, status and address, logs. Shape after
+  JupyterHub's Spawner.
+- `NodeOps`: what only the engine of one node can do (a process id, files copied into a
+  running container, CPU shares, image layers, volumes, writable-layer sizes). A cluster
+  backend runs these on the node that holds the container (its node agent); a single engine
+  is its own node (`node_ops()` returns itself).
+
 Methods are synchronous: the docker SDK is, and both callers (Celery tasks, the reconciler
-thread) are happy to block. Shape after JupyterHub's Spawner: start, stop, poll, logs.
+thread) are happy to block.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from spaceport.runtime.gpus.attach import GpuAttachment
+from spaceport.runtime.gpus.inventory import Gpu
 
 LABEL_SPACE = "org.spaceport.space"
 LABEL_COMMIT = "org.spaceport.commit"
@@ -35,13 +44,13 @@ class ContainerSpec:
     cpus: float = 2
     memory_bytes: int = 16 * 1024**3
     pids: int = 2048
-    gpus: GpuAttachment | None = None
+    gpus: builtins.list[Gpu] | None = None  # the devices booked for it (gpu_allocator)
     data_volume: str | None = None
     command: list[str] | None = None  # None: the image's own CMD
     cpu_shares: int | None = None  # CPU weight against other containers (None: the default)
     runtime: str | None = None  # OCI runtime (None: the node's app_runtime, else the engine's)
     egress: bool = True  # False: on the apps' network without outbound access
-    # Names resolving to this node's public entry point inside the app (runtime/env.py).
+    # Names resolving to this node's public entry point inside the app (lifecycle/env.py).
     node_hosts: list[str] = field(default_factory=list)
 
 
@@ -79,6 +88,8 @@ class RuntimeBackendError(RuntimeError):
 
 
 class RuntimeBackend(ABC):
+    """Workloads: what any engine can do with a Space's containers."""
+
     @abstractmethod
     def create(self, spec: ContainerSpec) -> ContainerState:
         """Create a container without starting it (what `start` does first)."""
@@ -90,10 +101,6 @@ class RuntimeBackend(ABC):
     @abstractmethod
     def inspect(self, container_id: str) -> ContainerState | None:
         """Current state, or None when the container no longer exists."""
-
-    @abstractmethod
-    def pid(self, container_id: str) -> int | None:
-        """The container's main process id on the engine's host (None if not running)."""
 
     @abstractmethod
     def restart(self, container_id: str) -> ContainerState:
@@ -128,6 +135,18 @@ class RuntimeBackend(ABC):
         """Containers this platform manages, optionally of one Space."""
 
     @abstractmethod
+    def node_ops(self) -> NodeOps:
+        """This node's engine, for what only it can do (runtime/base.py, `NodeOps`)."""
+
+
+class NodeOps(ABC):
+    """What only the engine of the node holding a container (or image, volume) can do."""
+
+    @abstractmethod
+    def pid(self, container_id: str) -> int | None:
+        """The container's main process id on the engine's host (None if not running)."""
+
+    @abstractmethod
     def writable_sizes(self) -> dict[str, int]:
         """Bytes each running container of this node wrote to its own files (its writable
         layer, volumes not counted), by container id."""
@@ -156,9 +175,6 @@ class RuntimeBackend(ABC):
     @abstractmethod
     def volumes(self) -> builtins.list[str]:
         """Names of the volumes this platform manages on this node."""
-
-    # Standby containers (runtime/standby.py): a new version's code moved into a container
-    # whose interpreter already imported the app's SDK.
 
     @abstractmethod
     def image_layers(self, image: str) -> builtins.list[str]:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from spaceport.db.models import Deployment, GpuAllocation, Space
 from spaceport.db.session import session_scope
-from spaceport.runtime.gpus.inventory import Gpu, discover
+from spaceport.engine.gpus.inventory import Gpu, discover
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus
 

@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from spaceport.db.models import Deployment, Space
 from spaceport.db.session import session_scope
+from spaceport.lifecycle.desired import Desired
+from spaceport.lifecycle.env import app_port
 from spaceport.proxy import embedding, make_proxy
 from spaceport.proxy.base import ProxyError, Route
 from spaceport.proxy.resolver import UNKNOWN_ADDRESS
-from spaceport.runtime.desired import Desired
-from spaceport.runtime.env import app_port
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus
 
