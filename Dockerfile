@@ -1,6 +1,6 @@
 # The Spaceport control plane and worker image, used by compose.yaml on a production host.
 FROM python:3.11-slim-bookworm
-# gcc, libc6-dev: spaceport-init, compiled once per node (platform/spaceport/runtime/app_init.py)
+# gcc, libc6-dev: spaceport-init, compiled once per node (platform/spaceport/engine/app_init.py)
 # nginx, libnginx-mod-http-lua, lua-cjson: the proxy (platform/spaceport/proxy/nginx.py)
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \

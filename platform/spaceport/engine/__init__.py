@@ -6,11 +6,11 @@ implementation directly (docker now; swarm later).
 
 from __future__ import annotations
 
-from spaceport.runtime.base import RuntimeBackend
+from spaceport.engine.base import RuntimeBackend
 from spaceport.settings import Settings
 
 
 def make_backend(settings: Settings) -> RuntimeBackend:
-    from spaceport.runtime.docker_backend import DockerBackend
+    from spaceport.engine.docker_backend import DockerBackend
 
     return DockerBackend(settings)

@@ -1,5 +1,5 @@
 /*
- * spaceport-init: the first process of every app container (runtime/app_init.py).
+ * spaceport-init: the first process of every app container (engine/app_init.py).
  *
  * It runs the app with its stdout and stderr on pipes of its own and passes at most RATE bytes
  * per second of each to the engine's log (a token bucket holding BURST bytes), in whole lines.

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from spaceport.runtime.gpus.inventory import Gpu
+from spaceport.engine.gpus.inventory import Gpu
 
 LABEL_SPACE = "org.spaceport.space"
 LABEL_COMMIT = "org.spaceport.commit"
@@ -136,7 +136,7 @@ class RuntimeBackend(ABC):
 
     @abstractmethod
     def node_ops(self) -> NodeOps:
-        """This node's engine, for what only it can do (runtime/base.py, `NodeOps`)."""
+        """This node's engine, for what only it can do (engine/base.py, `NodeOps`)."""
 
 
 class NodeOps(ABC):

@@ -20,8 +20,8 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from spaceport.runtime import app_init, data_disks, network_policy
-from spaceport.runtime.base import (
+from spaceport.engine import app_init, data_disks, network_policy
+from spaceport.engine.base import (
     LABEL_DEPLOYMENT,
     LABEL_INSTANCE,
     LABEL_MANAGED,
@@ -34,7 +34,7 @@ from spaceport.runtime.base import (
     RuntimeBackend,
     RuntimeBackendError,
 )
-from spaceport.runtime.gpus.attach import attachment
+from spaceport.engine.gpus.attach import attachment
 from spaceport.settings import Settings
 
 
@@ -80,7 +80,7 @@ class DockerBackend(RuntimeBackend, NodeOps):
     _isolated: ClassVar[set[str]] = set()
 
     def _isolate(self, network: Network, egress: bool) -> None:
-        """Firewall the apps' bridge once per process (see runtime/network_policy.py)."""
+        """Firewall the apps' bridge once per process (see engine/network_policy.py)."""
         options = network.attrs.get("Options") or {}
         bridge = options.get("com.docker.network.bridge.name") or f"br-{(network.id or '')[:12]}"
         if bridge in self._isolated:
@@ -220,7 +220,7 @@ class DockerBackend(RuntimeBackend, NodeOps):
         return self._state(container)
 
     def _under_init(self, spec: ContainerSpec, options: dict[str, Any]) -> bool:
-        """Run the image's entrypoint and command under spaceport-init (runtime/app_init.py):
+        """Run the image's entrypoint and command under spaceport-init (engine/app_init.py):
         it comes first, the rest keeps its order. False when the image names no program."""
         try:
             config = self.client.api.inspect_image(spec.image).get("Config") or {}

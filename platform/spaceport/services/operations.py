@@ -170,7 +170,7 @@ def set_storage(session: Session, settings: Settings, space: Space, tier: str | 
 def _drop_volume(settings: Settings, space_pk: int, after_restart: bool) -> None:
     if after_restart:  # the running container still mounts it until its successor starts
         deploy(settings, space_pk, requested_at=utcnow())
-    make_backend(settings).remove_volume(volume_name(settings, space_pk))
+    make_backend(settings).node_ops().remove_volume(volume_name(settings, space_pk))
 
 
 def wake(settings: Settings, space_pk: int) -> bool:

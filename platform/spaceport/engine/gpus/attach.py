@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from docker.types import DeviceRequest
 
-from spaceport.runtime.gpus.inventory import Gpu
+from spaceport.engine.gpus.inventory import Gpu
 from spaceport.settings import Settings
 
 log = structlog.get_logger(__name__)
