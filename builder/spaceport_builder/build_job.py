@@ -28,11 +28,12 @@ from spaceport.flavors import UnknownFlavor, get_flavor
 from spaceport.front_matter import ConfigError, NoAppFile, SpaceConfig, load_config
 from spaceport.git.repos import export_tree, repo_path
 from spaceport.logstream import LogWriter, build_key
+from spaceport.queue.lease import BuildLease
+from spaceport.queue.recovery import MAX_ATTEMPTS, fail_lost_build, note_attempt
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, Stage, building_stage
 from spaceport_builder import compiled_deps, prewarm
 from spaceport_builder.base_images import BaseImageError, ensure_base_image, torch_index_url
-from spaceport_builder.build_lease import BuildLease
 from spaceport_builder.build_limits import apply_build_limits
 from spaceport_builder.build_secrets import docker_request
 from spaceport_builder.image_build import (
@@ -44,7 +45,6 @@ from spaceport_builder.image_build import (
 )
 from spaceport_builder.packs import BuildContext, BuildPack, pack_for
 from spaceport_builder.packs.base import DEPS_STAGE, SDK_STAGE
-from spaceport_builder.recovery import MAX_ATTEMPTS, fail_lost_build, note_attempt
 
 log = structlog.get_logger(__name__)
 

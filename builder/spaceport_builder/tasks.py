@@ -2,7 +2,7 @@
 
 Late acks plus reject-on-worker-lost mean a worker killed mid-build gives its task back to the
 queue instead of losing it; the redelivered build waits for the Space's build lease and runs
-again (build_job.claim counts attempts). The reconciler catches the rest (recovery.py). The
+again (build_job.claim counts attempts). The reconciler catches the rest (queue/recovery.py). The
 node's worker process (spaceport.worker) registers these next to the control plane's tasks.
 """
 

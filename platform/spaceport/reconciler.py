@@ -113,8 +113,8 @@ def reconcile_once(settings: Settings) -> None:
 
 def _recover_builds(settings: Settings) -> None:
     """Builds whose worker died mid-build are built again or failed, and builds whose queued
-    task Redis lost are sent again (builder's recovery.py)."""
-    from spaceport_builder.recovery import recover_stuck_builds, resend_lost_queued
+    task Redis lost are sent again (queue/recovery.py)."""
+    from spaceport.queue.recovery import recover_stuck_builds, resend_lost_queued
 
     recover_stuck_builds(settings)
     resend_lost_queued(settings)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from spaceport.queue.lease import BuildLease, heartbeat
 from spaceport.settings import Settings
-from spaceport_builder.build_lease import BuildLease, heartbeat
 from spaceport_builder.build_limits import apply_build_limits, planned_limits
 from spaceport_builder.image_build import (
     BuildCancelled,

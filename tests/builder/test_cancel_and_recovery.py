@@ -94,7 +94,7 @@ def test_killed_worker_build_is_built_again(
     it runs again once the dead worker's lease expires; the build step dies with the worker."""
     import redis
 
-    from spaceport_builder.build_lease import heartbeat
+    from spaceport.queue.lease import heartbeat
 
     space_id = node.create_space(unique("killed"), sdk="docker")
     space_ids.append(space_id)
@@ -124,7 +124,7 @@ def test_reconciler_requeues_or_fails_builds_without_a_worker(
     reconciler builds it again; once it ran out of attempts it is failed with a reason."""
     import redis
 
-    from spaceport_builder.recovery import MAX_ATTEMPTS, attempts_key
+    from spaceport.queue.recovery import MAX_ATTEMPTS, attempts_key
 
     client = redis.Redis.from_url(node.settings.redis_url)
     requeued = node.create_space(unique("lost"), sdk="static")

@@ -93,7 +93,7 @@ def enqueue_build(session: Session, space: Space, sha: str, *, no_cache: bool = 
 
     Cancelling is a row update: a running build's watchdog sees it within a fraction of a
     second and stops `docker build`, and the new build waits for the Space's build lease
-    (builder's build_lease.py), so one Space never has two builds running.
+    (queue/lease.py), so one Space never has two builds running.
     """
     for old in session.scalars(
         select(Build).where(

@@ -5,7 +5,7 @@ push) never stay queued: `resend_lost_queued` sends them again.
 Two paths bring running builds back. Celery's late acks give a killed worker's task back to
 the queue; the redelivered task waits for the Space's build lease to expire and builds again
 (claim() counts the attempt). And the reconciler calls `recover_stuck_builds` every pass: a
-build that is `running` in the database without a heartbeat (build_lease.py) has lost its
+build that is `running` in the database without a heartbeat (lease.py) has lost its
 worker, so it is queued again, or, after MAX_ATTEMPTS, marked failed with a reason the owner
 can act on.
 """
@@ -24,9 +24,9 @@ from spaceport.db.models import Build, utcnow
 from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
 from spaceport.logstream import LogWriter, build_key
+from spaceport.queue.lease import LEASE_TTL_S, heartbeat_key
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, Stage
-from spaceport_builder.build_lease import LEASE_TTL_S, heartbeat_key
 
 log = structlog.get_logger(__name__)
 

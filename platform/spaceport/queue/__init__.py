@@ -42,7 +42,7 @@ def celery_app() -> Celery:
 
 # A queued build's task may be lost with Redis (restarted without persistence, or down when
 # the push came): this key, written with the task, says it is still in the queue. A queued
-# build without it is sent again by the reconciler (builder's recovery.py); duplicates are
+# build without it is sent again by the reconciler (queue/recovery.py); duplicates are
 # harmless, the worker skips a build that is no longer queued.
 SENT_TTL_S = 24 * 3600
 
