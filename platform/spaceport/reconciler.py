@@ -103,6 +103,7 @@ def reconcile_once(settings: Settings) -> None:
         _step("disk", lambda: crashes.check_writable_layers(settings, engine))
         _step("sleep", lambda: sleeper.check_sleep(settings, engine))
         _step("stale_starts", lambda: janitor.fail_stale_starts(settings, engine))
+        _step("holds", lambda: janitor.finish_holds(settings, engine))
         _step("start_due", lambda: start_due(settings))
         _step("gpus", allocator.release_stale)
         _step("orphans", lambda: janitor.remove_orphans(settings, engine))

@@ -9,8 +9,8 @@ import time
 import docker
 import pytest
 
-from tests.conftest import Node
-from tests.runtime.helpers import app_text, containers, echo_space, hf, settled, wait_for
+from tests.conftest import Node, need, unique
+from tests.runtime.helpers import ECHO, app_text, containers, echo_space, hf, settled, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -121,3 +121,56 @@ def test_stop_returns_once_a_removal_by_another_process_is_over(node: Node) -> N
         with pytest.raises(docker.errors.NotFound):
             client.containers.get(c.id)
         other.join()
+
+
+def test_a_delete_during_a_start_leaves_nothing_behind(node: Node) -> None:
+    """A start in flight when its Space is deleted creates nothing afterwards: once the delete
+    has answered, no container or volume of the Space exists or appears. The start here is
+    stopping the old version first (its /data disk grows), which takes the engine's whole
+    grace (the app ignores SIGTERM); it once went on to create the volume again."""
+    from sqlalchemy import select
+
+    from spaceport.db.models import Space
+    from spaceport.db.session import session_scope
+    from spaceport.engine import data_disks
+    from spaceport.lifecycle.locks import is_locked
+    from spaceport.lifecycle.storage import volume_name
+
+    need(data_disks.unavailable_reason() is None, "size-limited /data disks (root, loop devices)")
+    space_id = node.create_space(unique("midstart"), sdk="docker")
+    owner, name = space_id.split("/")
+    api = hf(node)
+    api.add_space_variable(space_id, "IGNORE_SIGTERM", "1")
+    with node.api() as c:
+        assert c.post(f"/api/spaces/{space_id}/storage", json={"tier": "small"}).status_code == 200
+    assert node.push(ECHO, space_id).returncode == 0
+    node.wait_stage(space_id, {"RUNNING"}, timeout=180)
+    settled(node, space_id)
+    with session_scope() as session:
+        pk = session.scalar(select(Space.id).where(Space.owner == owner, Space.name == name))
+    assert pk is not None
+    volume = volume_name(node.settings, pk)
+    client = docker.from_env()
+    client.volumes.get(volume)
+
+    with node.api() as c:  # a larger disk: the old version stops before the new one starts
+        assert c.post(f"/api/spaces/{space_id}/storage", json={"tier": "medium"}).status_code == 200
+    wait_for(lambda: node.app_get(space_id).status_code == 503, 30)  # the old one stops
+    assert is_locked(node.settings, pk)  # the start is in flight
+
+    api.delete_repo(space_id, repo_type="space")
+    answered = int(time.time())
+    wait_for(lambda: not is_locked(node.settings, pk), 60)  # the start in flight is over
+
+    assert containers(space_id, all=True) == []
+    assert volume not in {v.name for v in client.volumes.list()}
+    events = client.events(
+        since=answered, until=int(time.time()) + 1, decode=True, filters={"event": "create"}
+    )
+    created = [
+        e
+        for e in events
+        if e["Actor"]["Attributes"].get("org.spaceport.space") == space_id
+        or e["Actor"].get("ID") == volume
+    ]
+    assert created == [], created

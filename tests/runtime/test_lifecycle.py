@@ -8,6 +8,7 @@ Every test here drives one echo-app Space (a stdlib HTTP app that starts in mill
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,8 +18,9 @@ import httpx
 import pytest
 from huggingface_hub import SpaceHardware
 
-from tests.conftest import PUBLIC_PORT, Node
+from tests.conftest import PUBLIC_PORT, Node, need, unique
 from tests.runtime.helpers import (
+    ECHO,
     app_text,
     containers,
     echo_space,
@@ -114,7 +116,11 @@ def test_variables_and_secrets_reach_the_app_and_secrets_stay_hidden(
     assert the_container(space).id != first
 
     # Encrypted at rest: the database file never holds the value.
-    db = (node.settings.data / "spaceport.db").read_bytes()
+    # Read by another process: closing a file descriptor of the database in this one would drop
+    # every POSIX lock SQLite holds on it here (this process reads the database as the node runs).
+    db = subprocess.run(
+        ["cat", str(node.settings.data / "spaceport.db")], capture_output=True, check=True
+    ).stdout
     assert b"s3cr3t-value-42" not in db
 
     # Masked in the run logs, as huggingface_hub reads them.
@@ -335,3 +341,85 @@ def test_a_pause_during_the_crash_check_is_not_a_crash(node: Node) -> None:
     assert rt["stage"] == "PAUSED", rt
     assert not rt.get("errorMessage")
     hf(node).delete_repo(space_id, repo_type="space")
+
+
+@pytest.fixture(scope="module")
+def slow_gpu_space(node: Node) -> Iterator[str]:
+    """An echo app on a (fake) GPU that is slow to stop: it ignores SIGTERM, so stopping its
+    container takes the engine's whole grace (10 s), then SIGKILL."""
+    need(len(node.settings.gpus) == 2, "the fake GPU inventory (device nodes need root)")
+    space_id = node.create_space(unique("slowstop"), sdk="docker", hardware="t4-small")
+    hf(node).add_space_variable(space_id, "IGNORE_SIGTERM", "1")
+    assert node.push(ECHO, space_id).returncode == 0
+    node.wait_stage(space_id, {"RUNNING"}, timeout=180)
+    yield space_id
+    hf(node).delete_repo(space_id, repo_type="space", missing_ok=True)
+
+
+def gpu_holders(node: Node) -> set[str]:
+    with node.api() as c:
+        return {g["space"] for g in c.get("/api/v1/gpus").json() if g["space"]}
+
+
+def running_again(node: Node, space_id: str) -> None:
+    if node.runtime(space_id)["stage"] != "RUNNING":
+        hf(node).restart_space(space_id)
+    settled(node, space_id)
+
+
+def test_pause_and_stop_answer_once_container_and_gpu_are_released(
+    node: Node, slow_gpu_space: str
+) -> None:
+    """The stage never lies: when the API says PAUSED (STOPPED), no container of the Space
+    exists and its GPU is free, even for an app that takes the engine's whole grace to stop
+    (it once said PAUSED while the container ran on for seconds, holding its GPU)."""
+    space = slow_gpu_space
+    running_again(node, space)
+    assert space in gpu_holders(node)
+    assert hf(node).pause_space(space).stage == "PAUSED"
+    assert containers(space, all=True) == []  # at the moment the answer came
+    assert space not in gpu_holders(node)
+    assert node.runtime(space)["stage"] == "PAUSED"
+
+    running_again(node, space)
+    assert space in gpu_holders(node)
+    with node.api() as c:
+        r = c.post(f"/api/v1/spaces/{space}/stop")
+    assert r.status_code == 200 and r.json()["stage"] == "STOPPED"
+    assert containers(space, all=True) == []
+    assert space not in gpu_holders(node)
+    running_again(node, space)
+
+
+def test_hardware_change_never_claims_a_version_serves_while_none_does(
+    node: Node, slow_gpu_space: str
+) -> None:
+    """A GPU Space is recreated on a hardware change (its old version stops first, here for
+    the engine's whole grace): while nothing serves, the stage visitors and the API see is
+    APP_STARTING, never RUNNING_APP_STARTING ("the previous version keeps serving")."""
+    space = slow_gpu_space
+    running_again(node, space)
+    flavor = "t4-medium" if node.runtime(space)["hardware"]["current"] == "t4-small" else "t4-small"
+    seen: list[str] = []  # the stage the app's URL answered with, while it had no app
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                r = node.app_get(space, headers={"Accept": "application/json"})
+            except httpx.HTTPError:
+                continue
+            if r.status_code in (502, 503):
+                seen.append(r.json()["stage"])
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        hf(node).request_space_hardware(space, SpaceHardware(flavor))
+        wait_for(lambda: node.runtime(space)["hardware"]["current"] == flavor, 120)
+        node.wait_stage(space, {"RUNNING"}, timeout=60)
+    finally:
+        done.set()
+        watcher.join()
+    assert "APP_STARTING" in seen, seen  # the old version stopped before the new one served
+    assert not {"RUNNING", "RUNNING_APP_STARTING", "RUNNING_BUILDING"} & set(seen), seen

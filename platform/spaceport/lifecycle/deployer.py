@@ -4,7 +4,9 @@ Zero-downtime by construction: the new container must pass readiness before the 
 to it, and the old one is drained and stopped only after the route points at the new one.
 GPU Spaces are recreated instead (old one first) so that one device is enough. One deploy
 at a time per Space (`locks`); a failure keeps the serving version, or reports RUNTIME_ERROR
-with the app's last lines and schedules a retry with backoff (`crashes`).
+with the app's last lines and schedules a retry with backoff (`crashes`). A start gives up as
+soon as its Space no longer wants to run (paused, stopped, deleted: `StartCancelled`), removing
+what it started, so that whoever holds the Space next finds nothing of it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,22 @@ log = structlog.get_logger(__name__)
 STARTING = (Stage.APP_STARTING.value, Stage.RUNNING_APP_STARTING.value)
 
 
+class StartCancelled(Exception):
+    """The Space stopped wanting this start (paused, stopped or deleted meanwhile)."""
+
+
+def wanted(space_pk: int) -> bool:
+    """Whether the Space still exists and should run (what every start checks as it goes)."""
+    with session_scope() as session:
+        space = session.get(Space, space_pk)
+        return space is not None and space.desired == Desired.RUNNING
+
+
+def check_wanted(space_pk: int) -> None:
+    if not wanted(space_pk):
+        raise StartCancelled
+
+
 def tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
@@ -93,6 +111,7 @@ class Plan:
     secrets: list[str]
     storage_bytes: int | None  # the /data tier's size; None: no storage
     planned_at: datetime
+    container: str | None = None  # the new version's container, once created
 
 
 def deploy(
@@ -115,8 +134,16 @@ def deploy(
         plan = _plan(settings, space_pk, build_id, requested_at)
         if plan is None:
             return False
+
+        def heartbeat() -> None:
+            renew(lock)
+            check_wanted(space_pk)
+
         try:
-            return _run(settings, backend, plan, lambda: renew(lock))
+            return _run(settings, backend, plan, heartbeat)
+        except StartCancelled:
+            _cancelled(backend, plan)
+            return False
         except Exception as exc:  # never leave a STARTING row or a booked GPU behind
             log.exception("deploy.crashed", space=plan.space_id)
             _fail(settings, backend, plan, None, f"internal error while starting: {exc}")
@@ -198,6 +225,9 @@ def _retire_old_first(settings: Settings, backend: RuntimeBackend, plan: Plan) -
         old = session.get(Deployment, plan.old_id)
         if old is not None:
             mark_stopped(old)
+        space = session.get(Space, plan.space_pk)
+        if space is not None and space.stage == Stage.RUNNING_APP_STARTING:
+            space.stage = Stage.APP_STARTING.value  # nothing serves until the new one does
     sync_routes(settings)
     retire(backend, plan.old_id)
     plan.old_id = plan.old_container = None
@@ -243,6 +273,7 @@ def _run(
         size = backend.node_ops().volume_size(plan.spec.data_volume)
         if size is not None and size < plan.storage_bytes:  # a larger tier: the disk grows
             _retire_old_first(settings, backend, plan)
+        check_wanted(plan.space_pk)  # (stopping the old version took a while)
         try:
             backend.node_ops().ensure_volume(
                 plan.spec.data_volume, plan.space_id, plan.spec.image, plan.storage_bytes
@@ -250,6 +281,7 @@ def _run(
         except RuntimeBackendError as exc:
             _fail(settings, backend, plan, None, str(exc))
             return False
+    check_wanted(plan.space_pk)
     log.info("deploy.start", space=plan.space_id, image=plan.spec.image, deployment=plan.dep_id)
     try:
         state = None if plan.flavor.gpus else _take_standby(backend, plan)
@@ -257,6 +289,8 @@ def _run(
     except RuntimeBackendError as exc:
         _fail(settings, backend, plan, None, str(exc))
         return False
+    plan.container = state.id
+    check_wanted(plan.space_pk)
     with session_scope() as session:
         dep = session.get(Deployment, plan.dep_id)
         if dep is not None:
@@ -298,14 +332,9 @@ def _take_standby(backend: RuntimeBackend, plan: Plan) -> ContainerState | None:
 def _promote(settings: Settings, backend: RuntimeBackend, plan: Plan, upstream: str) -> bool:
     with session_scope() as session:
         new = session.get(Deployment, plan.dep_id)
-        if new is None:  # the Space was deleted meanwhile: its delete sweeps the container
-            return False
-        space = session.get(Space, new.space_id)
-        if space is None or space.desired != Desired.RUNNING:
-            # Paused, stopped or deleted while starting: the new one must not serve.
-            mark_stopped(new)
-            keep = False
-        else:
+        space = session.get(Space, new.space_id) if new is not None else None
+        keep = new is not None and space is not None and space.desired == Desired.RUNNING
+        if new is not None and space is not None and keep:
             new.status, new.ready_at, new.upstream = (
                 DeploymentStatus.ACTIVE.value,
                 utcnow(),
@@ -318,10 +347,8 @@ def _promote(settings: Settings, backend: RuntimeBackend, plan: Plan, upstream: 
             old = session.get(Deployment, plan.old_id) if plan.old_id else None
             if old is not None:
                 mark_stopped(old)
-            keep = True
-    if not keep:
-        retire(backend, plan.dep_id)
-        return False
+    if not keep:  # paused, stopped or deleted while starting: the new one must not serve
+        raise StartCancelled
     try:
         sync_routes(settings)
     finally:  # RUNNING means reachable: said only once the route is in (or being retried)
@@ -342,6 +369,15 @@ def _promote(settings: Settings, backend: RuntimeBackend, plan: Plan, upstream: 
     return True
 
 
+def _cancelled(backend: RuntimeBackend, plan: Plan) -> None:
+    """The Space no longer wants this start: remove what it started (its row may be gone with
+    a deleted Space, so by the container's id too) and free its GPUs; no failure recorded."""
+    retire(backend, plan.dep_id, timeout=0)
+    if plan.container:
+        backend.stop(plan.container, timeout=0)
+    log.info("deploy.cancelled", space=plan.space_id, deployment=plan.dep_id)
+
+
 def _fail(
     settings: Settings,
     backend: RuntimeBackend,
@@ -360,8 +396,8 @@ def _fail(
     serving = plan.old_id is not None
     with session_scope() as session:
         space = session.get(Space, plan.space_pk)
-        if space is None:
-            return
+        if space is None or space.desired != Desired.RUNNING:
+            return  # deleted, paused or stopped meanwhile: not a failure of the app
         if serving:  # the previous version keeps serving: report, do not retry
             space.stage, space.retry_at = Stage.RUNNING.value, None
             space.error_message = f"The new version did not start: {message}"

@@ -14,11 +14,12 @@ from sqlalchemy import select
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.session import session_scope
 from spaceport.engine.base import LABEL_DEPLOYMENT, LABEL_SPACE_PK, RuntimeBackend
+from spaceport.lifecycle.desired import Desired, resting_stage
 from spaceport.lifecycle.locks import is_locked
 from spaceport.lifecycle.retire import retire
 from spaceport.lifecycle.storage import volume_name, volume_prefix
 from spaceport.settings import Settings
-from spaceport.stages import DeploymentStatus
+from spaceport.stages import DeploymentStatus, Stage
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +49,47 @@ def fail_stale_starts(settings: Settings, backend: RuntimeBackend) -> int:
         retire(backend, dep_id, timeout=0, status=DeploymentStatus.FAILED)
         log.warning("janitor.stale_start", deployment=dep_id)
     return len(stale)
+
+
+def finish_holds(settings: Settings, backend: RuntimeBackend) -> int:
+    """Paused and stopped Spaces whose pause or stop did not finish (the process died during
+    it): their deployments are taken out of service and their stage says PAUSED (STOPPED)."""
+    held = (Desired.PAUSED.value, Desired.STOPPED.value)
+    resting = (Stage.PAUSED.value, Stage.STOPPED.value)
+    with session_scope() as session:
+        rows = session.execute(
+            select(Space.id, Space.desired)
+            .outerjoin(
+                Deployment,
+                (Deployment.space_id == Space.id) & Deployment.status.in_(LIVE),
+            )
+            .where(
+                Space.desired.in_(held),
+                Space.updated_at < utcnow() - timedelta(seconds=GRACE_S),  # not one under way
+                (Deployment.id.is_not(None)) | Space.stage.not_in(resting),
+            )
+            .distinct()
+        ).all()
+    finished = 0
+    for space_pk, desired in rows:
+        if is_locked(settings, space_pk):
+            continue  # a pause or stop is under way
+        with session_scope() as session:
+            live = session.scalars(
+                select(Deployment.id).where(
+                    Deployment.space_id == space_pk, Deployment.status.in_(LIVE)
+                )
+            ).all()
+        for dep_id in live:
+            retire(backend, dep_id, timeout=0)
+        with session_scope() as session:
+            space = session.get(Space, space_pk)
+            stage = resting_stage(desired)
+            if space is not None and space.desired == desired and stage is not None:
+                space.stage = stage.value
+        finished += 1
+        log.warning("janitor.hold_finished", space_pk=space_pk, desired=desired)
+    return finished
 
 
 def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:

@@ -31,7 +31,7 @@ from spaceport.engine import make_backend
 from spaceport.engine.base import RuntimeBackend, RuntimeBackendError
 from spaceport.lifecycle import gpu_allocator as allocator
 from spaceport.lifecycle import jobs
-from spaceport.lifecycle.deployer import deploy, startup_timeout
+from spaceport.lifecycle.deployer import StartCancelled, check_wanted, deploy, startup_timeout
 from spaceport.lifecycle.desired import Desired
 from spaceport.lifecycle.locks import is_locked, renew, space_lock
 from spaceport.lifecycle.proxy_routes import sync_routes
@@ -267,24 +267,24 @@ def _resume(
             with session_scope() as session:
                 space = session.get(Space, space_pk)
                 timeout = startup_timeout(settings, space) if space else 60.0
+
+            def heartbeat() -> None:
+                renew(lock)
+                check_wanted(space_pk)  # paused, stopped or deleted meanwhile: give up
+
             ready = wait_ready(
-                backend,
-                container,
-                state.upstream,
-                timeout,
-                settings.readiness_poll_s,
-                on_poll=lambda: renew(lock),
+                backend, container, state.upstream, timeout, settings.readiness_poll_s, heartbeat
             )
             if not ready.ready:
                 log.warning("wake.resume_failed", space_pk=space_pk, reason=ready.reason)
                 return False
-    except RuntimeBackendError as exc:
-        log.warning("wake.resume_failed", space_pk=space_pk, error=str(exc))
+    except (RuntimeBackendError, StartCancelled) as exc:
+        log.warning("wake.resume_failed", space_pk=space_pk, error=repr(exc))
         return False
     with session_scope() as session:
         space = session.get(Space, space_pk)
         dep = session.get(Deployment, dep_id)
-        if space is None or dep is None:
+        if space is None or dep is None or space.desired != RUNNING:
             return False
         if state is not None and state.upstream:
             dep.upstream = state.upstream

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment
+from spaceport.db.session import session_scope
 from spaceport.engine import make_backend
 from spaceport.errors import Conflict, SpaceportError
 from spaceport.flavors import UnknownFlavor
@@ -72,36 +73,53 @@ def start(session: Session, settings: Settings, space: Space) -> None:
     _start(session, settings, space)
 
 
+RELEASE_WAIT_S = 30.0
+"""How long a pause, stop or delete waits for a start in flight to give up (it checks at each
+step and every few readiness polls); past it, what exists is removed anyway."""
+
+
 def hold(session: Session, settings: Settings, space: Space, desired: Desired) -> None:
-    """Pause or stop: no container, no route, no GPU, and visitors do not wake it."""
+    """Pause or stop: no container, no route, no GPU, and visitors do not wake it.
+
+    Answers once that is true: the stage says PAUSED (STOPPED) only after the Space's
+    containers are gone and its GPUs free; until then it keeps saying what runs.
+    """
     space.desired = desired.value
-    space.stage = (resting_stage(desired) or Stage.STOPPED).value
     space.error_message, space.retry_at = None, None
-    deps = [
-        d.id
-        for d in session.scalars(
-            select(Deployment).where(
-                Deployment.space_id == space.id,
-                Deployment.status.in_(
-                    (
-                        DeploymentStatus.ACTIVE.value,
-                        DeploymentStatus.STARTING.value,
-                        DeploymentStatus.STANDBY.value,
-                    )
-                ),
-            )
-        )
-    ]
     session.commit()
-    sync_routes(settings)
-    jobs.submit(settings, f"hold:{space.id}", _retire_all, settings, deps)
+    sync_routes(settings)  # the route goes first: visitors get the status page, not an error
+    release(settings, space.id, space.space_id)
+    space.stage = (resting_stage(desired) or Stage.STOPPED).value
+    session.commit()
     log.info("space.held", space=space.space_id, desired=desired.value)
 
 
-def _retire_all(settings: Settings, deployment_ids: list[int]) -> None:
+def release(settings: Settings, space_pk: int, space_id: str) -> None:
+    """Stop every container of a Space that should not run, and free its GPUs, now.
+
+    Taken under the Space's start lock: a start in flight sees that its Space no longer wants
+    to run and gives up first (removing what it started), so nothing of it appears later."""
     backend = make_backend(settings)
-    for dep_id in deployment_ids:
-        retire(backend, dep_id)
+    with space_lock(settings, space_pk, wait_s=RELEASE_WAIT_S) as lock:
+        if lock is None:
+            log.warning("space.release_lock_timeout", space=space_id)
+        with session_scope() as session:
+            live = session.scalars(
+                select(Deployment.id).where(
+                    Deployment.space_id == space_pk,
+                    Deployment.status.in_(
+                        (
+                            DeploymentStatus.ACTIVE.value,
+                            DeploymentStatus.STARTING.value,
+                            DeploymentStatus.STANDBY.value,
+                        )
+                    ),
+                )
+            ).all()
+        for dep_id in live:
+            retire(backend, dep_id)
+        for state in backend.list(space_id):  # kept ones (a deep sleep's), anything unrecorded
+            backend.stop(state.id, timeout=0)
 
 
 def pause(session: Session, settings: Settings, space: Space) -> None:
@@ -189,7 +207,10 @@ def sleep_now(settings: Settings, space: Space, *, deep: bool) -> None:
 
 
 def delete_space(session: Session, settings: Settings, space: Space) -> None:
-    """Remove everything: builds in flight, containers, images, volume, routes, repo, the row."""
+    """Remove everything: builds in flight, containers, images, volume, routes, repo, the row.
+
+    Answers once the Space's containers, images and volume are gone: a start in flight sees
+    its Space gone and gives up first (the delete waits for it under the Space's lock)."""
     space_id, space_pk = space.space_id, space.id
     for build in session.scalars(select(Build).where(Build.space_id == space.id)):
         if build.status in (BuildStatus.QUEUED, BuildStatus.RUNNING):
@@ -207,10 +228,14 @@ def delete_space(session: Session, settings: Settings, space: Space) -> None:
     session.delete(space)
     session.commit()
     sync_routes(settings)
-    _remove_runtime(settings, space_pk, space_id, images)
+    backend = make_backend(settings)
+    for state in backend.list(space_id):  # at once: a start stopping its old one goes on now
+        backend.stop(state.id, timeout=0)
+    with space_lock(settings, space_pk, wait_s=RELEASE_WAIT_S) as lock:
+        _remove_runtime(settings, space_pk, space_id, images)
+    if lock is None:  # the start in flight did not give up in time: sweep once it is over
+        jobs.submit(settings, f"delete:{space_pk}", _sweep, settings, space_pk, space_id, images)
     delete_repo(settings, owner, name)
-    # A start in flight may still create a container: once it is over, sweep again.
-    jobs.submit(settings, f"delete:{space_pk}", _sweep, settings, space_pk, space_id, images)
     log.info("space.deleted", space=space_id)
 
 

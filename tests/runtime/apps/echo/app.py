@@ -1,7 +1,9 @@
 """Echo: the runtime tests' app. GET / -> "echo <container>", /env/NAME -> $NAME,
-/data -> a visit counter kept in /data. CRASH=1 makes it exit; SHOW_SECRET=NAME prints $NAME."""
+/data -> a visit counter kept in /data. CRASH=1 makes it exit; SHOW_SECRET=NAME prints $NAME;
+IGNORE_SIGTERM=1 makes it slow to stop (the engine's grace runs out, then SIGKILL)."""
 
 import os
+import signal
 import socket
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +13,8 @@ HOST = socket.gethostname()
 print(f"echo app starting in {HOST}", flush=True)
 if os.environ.get("SHOW_SECRET"):
     print(f"the secret is {os.environ.get(os.environ['SHOW_SECRET'], '')}", flush=True)
+if os.environ.get("IGNORE_SIGTERM"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 if os.environ.get("CRASH"):
     print("boom: CRASH is set, exiting", flush=True)
     sys.exit(3)
