@@ -106,8 +106,9 @@ def idle_memory_mib(space_id: str) -> float:
     """Like `docker stats`: the cgroup's usage minus inactive page cache."""
     client = docker.from_env()
     found = client.containers.list(filters={"label": f"org.spaceport.space={space_id}"})
-    # Not the Space's standby container (lifecycle/standby.py), if it has one yet.
-    [container] = [c for c in found if "org.spaceport.standby" not in c.labels]
+    # Not the Space's standby container (lifecycle/standby.py), if it has one yet: it waits at
+    # a low CPU weight (STANDBY_CPU_SHARES) until it takes a version (labels cannot say so).
+    [container] = [c for c in found if c.attrs["HostConfig"].get("CpuShares") != 64]
     stats = container.stats(stream=False)["memory_stats"]
     cache = stats.get("stats", {}).get("inactive_file", 0)
     return float((stats["usage"] - cache) / 1024**2)

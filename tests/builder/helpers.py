@@ -199,7 +199,7 @@ def _previous_version_stopped(node: Node, space_id: str, sha: str) -> None:
     deadline = time.monotonic() + node.settings.drain_s + 15
     while time.monotonic() < deadline:
         if all(
-            c.labels.get(LABEL_COMMIT) in (sha, "") for c in containers(space_id)
-        ):  # "": a standby
+            c.labels.get(LABEL_COMMIT, "") in (sha, "") for c in containers(space_id)
+        ):  # none: a standby
             return
         time.sleep(0.2)

@@ -5,6 +5,7 @@ with other dependencies does not, and a paused Space keeps no standby."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.runtime.helpers import containers, hf, kill_process, wait_for
 
 pytestmark = pytest.mark.slow
 
+LABEL_SPACE = "org.spaceport.space"
 STANDBY_ENV = {"SPACEPORT_STANDBY_TTL_S": "600", "SPACEPORT_STANDBY_DELAY_S": "1"}
 # The app answers with the commit it runs: a variable that differs per version.
 APP = """import os
@@ -47,13 +49,20 @@ st.write("commit " + os.environ.get("SPACE_COMMIT_SHA", "none"))
 @pytest.fixture
 def standby_worker(node: Node) -> Iterator[None]:
     """The suite's node runs with standbys off (its tests count containers); here its worker
-    runs with them on, as every node does by default."""
-    from spaceport.node import ensure_worker
+    (which prepares them) and its API (whose reconciler removes them after their lifetime) run
+    with them on, as every node does by default."""
+    from spaceport.node import ensure_api, ensure_worker
+    from spaceport.supervisor import stop_process
+
+    def restart() -> None:
+        kill_process(node, "worker")
+        ensure_worker(node.settings, print)
+        stop_process(node.settings, "api")
+        ensure_api(node.settings, print)
 
     saved = {k: os.environ.get(k) for k in STANDBY_ENV}
     os.environ.update(STANDBY_ENV)
-    kill_process(node, "worker")
-    ensure_worker(node.settings, print)
+    restart()
     try:
         yield
     finally:
@@ -62,8 +71,7 @@ def standby_worker(node: Node) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        kill_process(node, "worker")
-        ensure_worker(node.settings, print)
+        restart()
 
 
 def deployments(space_id: str) -> list[dict[str, Any]]:
@@ -230,3 +238,61 @@ def test_streamlit_code_only_push_starts_in_the_standby(
         assert docker.from_env().images.get(image).tags, image
     finally:
         clean_later([space_id])
+
+
+def test_a_taken_standby_is_labelled_as_what_it_now_is(
+    node: Node, standby_worker: None, tmp_path: Path
+) -> None:
+    """Labels cannot change: a standby carries none that stops being true once it takes a
+    version (it once kept `org.spaceport.standby` while serving the Space)."""
+    space_id = node.create_space(unique("taken"), sdk="gradio")
+    requirements = f"# {uuid.uuid4().hex}\n"
+    try:
+        push_app(node, tmp_path, space_id, "Hello", requirements)
+        standby = warm_standby(space_id)
+        sha = push_app(node, tmp_path, space_id, "Howdy", requirements)
+        active = serving(space_id)
+        assert active["container"] == standby  # taken
+        labels = docker.from_env().containers.get(standby).labels
+        assert not [k for k in labels if "standby" in k], labels
+        assert labels["org.spaceport.space"] == space_id
+        assert labels["org.spaceport.deployment"] == str(active["id"])
+        assert labels["org.spaceport.instance"] == node.settings.instance
+        assert labels.get("org.spaceport.commit", sha) == sha, labels  # never another one
+    finally:
+        clean_later([space_id])
+
+
+def test_the_code_copy_container_is_labelled_with_the_node(node: Node) -> None:
+    """Taking a standby copies the new version's code out of its image through a container
+    the engine creates: it carries this node's labels and the Space's, whatever the image
+    says (it had none of its own: an image without them left a container no sweep of the
+    node's containers could see)."""
+    from spaceport.engine.docker_backend import DockerBackend
+
+    client = docker.from_env()
+    image = f"{node.settings.base_image_repo}:{node.settings.default_python}"
+    assert "org.spaceport.instance" not in (client.images.get(image).labels or {})
+    space_id = f"admin/{unique('copy')}"
+    target = client.containers.create(image, ["sleep", "300"], labels={LABEL_SPACE: space_id})
+    since = int(time.time())
+    try:
+        DockerBackend(node.settings).copy_from_image(image, "/usr/lib/os-release", target.id or "")
+        target.reload()
+        events = client.events(
+            since=since,
+            until=int(time.time()) + 1,
+            decode=True,
+            filters={"type": "container", "event": "create", "image": image},
+        )
+        copies = [e for e in events if e["Actor"]["ID"] != target.id]
+    finally:
+        target.remove(force=True)
+    assert copies
+    for event in copies:
+        attributes = event["Actor"]["Attributes"]
+        assert attributes.get("org.spaceport.instance") == node.settings.instance, attributes
+        assert attributes.get("org.spaceport.managed") == "true", attributes
+        assert attributes.get(LABEL_SPACE) == space_id, attributes
+        with pytest.raises(docker.errors.NotFound):  # and it is gone
+            client.containers.get(event["Actor"]["ID"])

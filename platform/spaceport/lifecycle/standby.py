@@ -11,7 +11,10 @@ image is that image plus layers (so the dependencies are the same bytes). The ne
 code is copied in, the launcher is told to run it, and the container gets the normal CPU
 weight. Anything else (new dependencies, a changed variable, a GPU Space) starts a fresh
 container as before. Standbys are deployment rows with status `standby`; the reconciler
-removes them after their lifetime (`standby_ttl_s`) or when their Space stops running.
+removes them after their lifetime (`standby_ttl_s` from the row's creation) or when their
+Space stops running. A container's labels cannot change, and a standby becomes the Space's app:
+so it carries only labels that stay true (its Space, deployment row, spec digest), never one
+that says "standby" (the row's status says it).
 
 What the app sees is the same as `python app.py`: its file runs as `__main__` with its
 directory first on `sys.path`, and variables that differ per version (the commit) are set
@@ -23,8 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import asdict
+from datetime import timedelta
 
 import structlog
 from sqlalchemy import select
@@ -33,7 +36,6 @@ from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment, deployments
 from spaceport.db.session import session_scope
 from spaceport.engine.base import (
-    LABEL_COMMIT,
     ContainerSpec,
     ContainerState,
     RuntimeBackend,
@@ -48,8 +50,7 @@ from spaceport.stages import DeploymentStatus, Stage
 
 log = structlog.get_logger(__name__)
 
-LABEL_STANDBY = "org.spaceport.standby"  # the spec digest it was made for
-LABEL_EXPIRES = "org.spaceport.standby-expires"  # unix time after which it is removed
+LABEL_SPEC = "org.spaceport.spec"  # the digest of the spec it was made for (`spec_digest`)
 APP_DIR = "/home/user/app"
 GO_FILE = "/tmp/.spaceport-go"
 STANDBY_CPU_SHARES = 64  # while importing: far behind every serving app (1024)
@@ -141,15 +142,14 @@ def prepare(
         digest = spec_digest(spec)
         for old_id, container, old_image in old:
             state = backend.inspect(container) if container else None
-            same = state is not None and state.labels.get(LABEL_STANDBY) == digest
+            same = state is not None and state.labels.get(LABEL_SPEC) == digest
             if same and old_image == image and state is not None and state.running:
                 _drop_row(dep_id)  # the one it has is still right
                 return False
             retire(backend, old_id, timeout=0)  # one standby per Space: the newest
         spec.command = ["python", "-c", LAUNCHER, *modules]
         spec.cpu_shares = STANDBY_CPU_SHARES
-        expires = int(time.time() + settings.standby_ttl_s)
-        spec.labels = {LABEL_COMMIT: "", LABEL_STANDBY: digest, LABEL_EXPIRES: str(expires)}
+        spec.labels = {LABEL_SPEC: digest}  # no commit: the one it will run is not known yet
         try:
             state = backend.start(spec)
         except RuntimeBackendError as exc:
@@ -185,7 +185,7 @@ def take(
     fits = (
         state is not None
         and state.running
-        and state.labels.get(LABEL_STANDBY) == spec_digest(spec)
+        and state.labels.get(LABEL_SPEC) == spec_digest(spec)
         and _extends(backend, spec.image, image)
     )
     if not fits or state is None:
@@ -238,23 +238,24 @@ def sweep(settings: Settings, backend: RuntimeBackend) -> int:
                 Deployment.id,
                 Deployment.space_id,
                 Deployment.container_id,
+                Deployment.created_at,
                 Space.desired,
                 Space.stage,
             )
             .join(Space, Space.id == Deployment.space_id)
             .where(Deployment.status == DeploymentStatus.STANDBY)
         ).all()
-    for dep_id, space_pk, container, desired, stage in rows:
+    for dep_id, space_pk, container, created_at, desired, stage in rows:
         if is_locked(settings, space_pk):
             continue
         state = backend.inspect(container) if container else None
-        expires = int((state.labels.get(LABEL_EXPIRES) if state else None) or 0)
+        expires = created_at + timedelta(seconds=settings.standby_ttl_s)
         if (
             desired == Desired.RUNNING
             and stage != Stage.SLEEPING
             and state is not None
             and state.running
-            and expires > time.time()
+            and expires > utcnow()
         ):
             continue
         retire(backend, dep_id, timeout=0)
