@@ -10,8 +10,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -98,29 +96,3 @@ def push_examples(settings: Settings, examples: Path, say: object = print) -> di
 
         session.query(Token).filter_by(token_hash=hash_token(token)).delete()
     return apps
-
-
-SETTLED = {"RUNNING", "BUILD_ERROR", "CONFIG_ERROR", "NO_APP_FILE", "RUNTIME_ERROR", "PAUSED"}
-
-
-def wait_examples(
-    settings: Settings, space_ids: list[str], say: Callable[[str], None], timeout_s: float = 600
-) -> dict[str, str]:
-    """Follow the examples' stages until each settles, printing every change as it happens."""
-    from spaceport.db.models import Space
-
-    last: dict[str, str] = {}
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with session_scope() as session:
-            for space_id in space_ids:
-                owner, name = space_id.split("/", 1)
-                space = find_space(session, owner, name)
-                stage = space.stage if isinstance(space, Space) else "DELETING"
-                if last.get(space_id) != stage:
-                    last[space_id] = stage
-                    say(f"{space_id}: {stage}")
-        if all(stage in SETTLED for stage in last.values()):
-            break
-        time.sleep(1)
-    return last

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,12 +199,71 @@ def up(
     if token:
         say(f"admin token (shown once): {token}")
     if examples is not None and examples.is_dir():
-        from spaceport.examples import push_examples, wait_examples
+        from spaceport.examples import push_examples
 
         report.apps = push_examples(settings, examples, say)
-        if wait:
-            report.stages = wait_examples(settings, list(report.apps), say)
+    if wait:
+        report.stages = wait_settled(settings, say)
     return report
+
+
+# Stages on the way to another: `up` waits while any Space shows one.
+TRANSITIONAL = frozenset(
+    {"BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING", "DELETING"}
+)
+
+
+def stages_now(settings: Settings) -> dict[str, tuple[str, bool]]:
+    """Every Space's stage, and whether it has settled: not on its way to another stage, and
+    RUNNING only with its container running (a Space `up` found stopped is not yet looked at)."""
+    from sqlalchemy import select
+
+    from spaceport.db.models import Deployment, Space
+    from spaceport.db.session import session_scope
+    from spaceport.engine import make_backend
+    from spaceport.stages import DeploymentStatus
+
+    with session_scope() as session:
+        rows = session.execute(
+            select(Space.owner, Space.name, Space.stage, Deployment.container_id)
+            .outerjoin(
+                Deployment,
+                (Deployment.space_id == Space.id)
+                & (Deployment.status == DeploymentStatus.ACTIVE.value),
+            )
+            .order_by(Space.owner, Space.name, Deployment.id)
+        ).all()
+    backend = make_backend(settings)
+    out: dict[str, tuple[str, bool]] = {}
+    for owner, name, stage, container in rows:
+        settled = stage not in TRANSITIONAL
+        if stage == "RUNNING":
+            state = backend.inspect(container) if container else None
+            settled = state is not None and (state.running or state.paused)
+        out[f"{owner}/{name}"] = (stage, settled)
+    return out
+
+
+def wait_settled(settings: Settings, say: Say = print, timeout_s: float = 600) -> dict[str, str]:
+    """Wait (at most `timeout_s`) until no Space is on its way to another stage, printing every
+    change as it happens; returns each Space's stage."""
+    last: dict[str, str] = {}
+    deadline = time.monotonic() + timeout_s
+    first = True
+    while True:
+        now = stages_now(settings)
+        for space_id, (stage, settled) in now.items():
+            if last.get(space_id) != stage and not (first and settled):
+                say(f"{space_id}: {stage}")
+            last[space_id] = stage
+        first = False
+        if all(settled for _, settled in now.values()):
+            return last
+        if time.monotonic() > deadline:
+            waiting = sorted(k for k, (_, settled) in now.items() if not settled)
+            say(f"still on their way after {timeout_s:.0f} s: {', '.join(waiting)}")
+            return last
+        time.sleep(1)
 
 
 def down(settings: Settings, say: Say = print) -> None:
@@ -225,18 +285,55 @@ def down(settings: Settings, say: Say = print) -> None:
 
 
 def stop_apps(settings: Settings, say: Say) -> None:
-    """Stop (not remove) this node's app containers; the reconciler starts them on `up`."""
+    """Stop (not remove) this node's app containers, first recording that Spaceport stops
+    them: on `up` the reconciler starts their Spaces again, and reports no crash."""
     if not docker_ok():
         return
-    from spaceport.engine.base import LABEL_INSTANCE
+    from spaceport.engine.base import LABEL_DEPLOYMENT, LABEL_INSTANCE
 
     client = docker.from_env()
     running = client.containers.list(filters={"label": f"{LABEL_INSTANCE}={settings.instance}"})
+    labels = [(c.labels or {}).get(LABEL_DEPLOYMENT, "") for c in running]
+    try:
+        owed = record_stop(settings, [int(label) for label in labels if label.isdigit()])
+    except Exception as exc:  # the database is gone: stop the apps all the same
+        say(f"warning: could not record that the apps were stopped ({exc})")
+    else:
+        if owed:
+            say(f"{owed} Space(s) will start again on `spaceport up`")
     for container in running:
         with contextlib.suppress(docker.errors.NotFound):  # removed meanwhile by a deploy
             container.stop(timeout=10)
     if running:
         say(f"stopped {len(running)} app container(s)")
+
+
+def record_stop(settings: Settings, deployment_ids: list[int]) -> int:
+    """The node stops these deployments (`down`): not a crash. Each is marked stopped, and a
+    Space that should run is owed a start (APP_STARTING, due now), which the reconciler makes
+    once the node is up again. Returns how many Spaces are owed one."""
+    from sqlalchemy import select
+
+    from spaceport.db.models import Deployment, Space, utcnow
+    from spaceport.db.session import session_scope
+    from spaceport.lifecycle.desired import Desired
+    from spaceport.lifecycle.retire import mark_stopped
+    from spaceport.stages import DeploymentStatus, Stage
+
+    owed = 0
+    with session_scope() as session:
+        for dep in session.scalars(select(Deployment).where(Deployment.id.in_(deployment_ids))):
+            space = session.get(Space, dep.space_id)
+            if space is None:
+                continue
+            if dep.status == DeploymentStatus.STANDBY:
+                mark_stopped(dep)
+            elif dep.status == DeploymentStatus.ACTIVE and space.desired == Desired.RUNNING:
+                mark_stopped(dep)
+                space.stage = Stage.APP_STARTING.value
+                space.retry_at = space.retry_at or utcnow()
+                owed += 1
+    return owed
 
 
 def run_quiet(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:

@@ -1,6 +1,6 @@
 """Reconciliation: kill the parts and every Space ends up where it was, without a new build.
 
-A running Space (its container killed; the API, the build worker and Caddy killed) comes back
+A running Space (its container killed; the API, the build worker and the proxy killed) comes back
 serving; a paused Space stays paused. The machine's dockerd is shared while developing, so
 its restart test runs only in CI (or with SPACEPORT_TEST_RESTART_DOCKERD=1), last.
 """
@@ -88,7 +88,7 @@ def test_killed_control_plane_changes_nothing(node: Node, pair: tuple[str, str])
     running, paused = pair
     builds, serving = build_count(pair), settled(node, running).id
     kill_process(node, "api")
-    assert app_text(node, running)[0] == 200  # Caddy keeps serving without the control plane
+    assert app_text(node, running)[0] == 200  # the proxy keeps serving without the control plane
     ensure_api(node.settings, print)
     time.sleep(2 * node.settings.reconcile_interval_s)  # the new reconciler looked around
     back_where_they_were(node, running, paused)
@@ -148,6 +148,68 @@ def test_killed_resolver_is_started_again(node: Node, pair: tuple[str, str]) -> 
     wait_for(restarted, 30)
     back_where_they_were(node, running, paused, timeout=30)
     assert [c.id for c in containers(running)] == [serving]
+    assert build_count(pair) == builds
+
+
+def test_node_down_and_up_is_not_a_crash(node: Node, pair: tuple[str, str]) -> None:
+    """`spaceport down` then `spaceport up` (what a reboot of the machine looks like): the
+    app containers `down` stopped (exit 143) are no crash. The Space never shows RUNTIME_ERROR
+    and records no failure, `up` reports it once it settled (RUNNING), and it serves again.
+    (It once read "The app exited (code 143)" and printed "Not running: RUNTIME_ERROR".)"""
+    import threading
+
+    from sqlalchemy import select
+
+    from spaceport import node as node_mod
+    from spaceport.db.models import Space
+    from spaceport.db.session import session_scope
+
+    running, paused = pair
+    builds, before = build_count(pair), settled(node, running)
+    owner, name = running.split("/")
+
+    def row() -> tuple[str, int, str | None]:
+        with session_scope() as session:
+            space = session.scalars(
+                select(Space).where(Space.owner == owner, Space.name == name)
+            ).one()
+            return space.stage, space.crash_count, space.error_message
+
+    crashes_before = row()[1]
+    api_log = node.settings.logs_dir / "api.log"
+    log_offset = api_log.stat().st_size
+    node_mod.down(node.settings, print)
+    before.reload()
+    assert before.status == "exited"  # stopped, kept: SIGTERM's exit code (143) or SIGKILL's
+
+    seen: list[str] = []  # every stage the database shows from now on
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            stage = row()[0]
+            if not seen or seen[-1] != stage:
+                seen.append(stage)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        report = node_mod.up(node.settings, print, examples=None)
+        assert report.stages[running] == "RUNNING", report.stages
+        assert report.stages[paused] == "PAUSED", report.stages
+        back_where_they_were(node, running, paused)
+    finally:
+        done.set()
+        watcher.join()
+    assert "RUNTIME_ERROR" not in seen, seen
+    assert row() == ("RUNNING", crashes_before, None)
+    assert not node.runtime(running).get("errorMessage")
+    with api_log.open("rb") as fh:
+        fh.seek(log_offset)
+        lines = fh.read().decode(errors="replace").splitlines()
+    crashed = [line for line in lines if "runtime.crashed" in line and running in line]
+    assert crashed == []
     assert build_count(pair) == builds
 
 

@@ -106,7 +106,7 @@ def worker(concurrency: int = typer.Option(2, help="Builds run at once.")) -> No
 def up(
     examples: Path = typer.Option(Path("examples"), help="Example Spaces to push."),
     no_examples: bool = typer.Option(False, "--no-examples"),
-    wait: bool = typer.Option(True, help="Wait until the examples run (or fail)."),
+    wait: bool = typer.Option(True, help="Wait until every Space settles (runs, or fails)."),
 ) -> None:
     """Start every component that is not running, then push the examples."""
     from spaceport.node import up as node_up
@@ -130,9 +130,13 @@ def up(
         stage = report.stages.get(space_id, "")
         color = "green" if stage == "RUNNING" else "yellow"
         console.print(f"  {space_id}: {url} [{color}]{stage}[/]")
+    for space_id, stage in report.stages.items():
+        if space_id not in report.apps:
+            console.print(f"  {space_id}: {stage}")
     if report.apps and not wait:
         console.print("Example apps are building; each URL shows its progress until it runs.")
-    bad = {k: v for k, v in report.stages.items() if v != "RUNNING"}
+    held = ("RUNNING", "PAUSED", "STOPPED", "SLEEPING")  # what its owner (or idleness) chose
+    bad = {k: v for k, v in report.stages.items() if v not in held}
     if bad:
         console.print(f"[yellow]Not running:[/] {bad}; see {report.console_url}/spaces/<id>")
 
