@@ -32,7 +32,7 @@ from spaceport.queue.lease import BuildLease
 from spaceport.queue.recovery import MAX_ATTEMPTS, fail_lost_build, note_attempt
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, Stage, building_stage
-from spaceport_builder import compiled_deps, prewarm
+from spaceport_builder import compiled_deps, prewarm, registry_push
 from spaceport_builder.base_images import BaseImageError, ensure_base_image, torch_index_url
 from spaceport_builder.build_limits import apply_build_limits
 from spaceport_builder.build_secrets import docker_request
@@ -269,6 +269,8 @@ def run_build_job(
         if pack.has_compiled_stage():
             stages = compiled_deps.choose(settings, pack, req, base, compiled=False)
         report = run_build(settings, req, writer.write, cancelled=lambda: is_cancelled(build_id))
+        if registry_push.enabled(settings):  # cluster mode: the nodes pull it from there
+            registry_push.push(settings, req.tag, writer.write)
         cache = {
             **report.as_dict(),
             **(stages or compiled_deps.Stages("", "")).report(),

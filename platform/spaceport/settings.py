@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ByteSize, Field, field_validator
+from pydantic import BaseModel, ByteSize, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -99,6 +99,37 @@ class Settings(BaseSettings):
         description="The proxy apps are reached through: nginx with its Lua module (route "
         "table in shared memory; about 3x Caddy's requests per second here, docs/benchmarks.md) or "
         "caddy (admin API, app addresses from the resolver).",
+    )
+    runtime: Literal["docker", "swarm"] = Field(
+        default="docker",
+        description="Where apps run: `docker`, this machine's Docker engine; `swarm`, a Docker "
+        "Swarm cluster (each Space a service; images pulled from `registry`; "
+        'docs/operations.md, "Several machines").',
+    )
+    swarm_managers: list[str] = Field(
+        default_factory=list,
+        description="Cluster mode: the engine API URLs of Swarm managers, tried in order "
+        "(e.g. `unix:///run/spaceport-cluster/node1.sock`, `tcp://10.0.0.2:2376`); empty: "
+        "DOCKER_HOST. Each node's own engine is found through its node label "
+        "`org.spaceport.engine`.",
+    )
+    registry: str | None = Field(
+        default=None,
+        description="Cluster mode: the registry every build is pushed to and every node pulls "
+        "from (`host:port`).",
+    )
+    registry_push: str | None = Field(
+        default=None,
+        description="Cluster mode: where the build engine pushes, when it reaches the same "
+        "registry by another address (the dev cluster's loopback); default: `registry`.",
+    )
+    swarm_reservation: float = Field(
+        default=0.0625,
+        ge=0,
+        le=1,
+        description="Cluster mode: the share of a flavor's CPU and memory limits a Space "
+        "reserves on its node (Swarm places Spaces by reservations; 1 reserves the whole "
+        "flavor, as dedicated hardware does).",
     )
     caddy_bin: str | None = Field(default=None, description="caddy binary; default: the venv's.")
     nginx_bin: str | None = Field(default=None, description="nginx binary; default: on PATH.")
@@ -189,7 +220,8 @@ class Settings(BaseSettings):
         default=600,
         description="After a Gradio or Streamlit Space deploys, keep a standby container that "
         "already imported its SDK for this long: the Space's next code-only version starts in "
-        "it (about a second instead of the SDK's whole import). 0 turns standbys off.",
+        "it (about a second instead of the SDK's whole import). 0 turns standbys off; always off "
+        "in cluster mode (`runtime = swarm`).",
     )
     standby_delay_s: float = Field(
         default=20.0,
@@ -250,6 +282,13 @@ class Settings(BaseSettings):
     gpu_driver_dir: Path | None = Field(
         default=None, description="devices mode: host folder of the driver's libraries."
     )
+
+    @model_validator(mode="after")
+    def _cluster_mode(self) -> Settings:
+        """Standbys are containers prepared on this machine's engine: none in cluster mode."""
+        if self.runtime == "swarm":
+            self.standby_ttl_s = 0
+        return self
 
     @field_validator("data_sizes")
     @classmethod

@@ -66,6 +66,7 @@ class ContainerState:
     paused: bool = False
     oom_killed: bool = False
     created: str = ""
+    node: str = ""  # the cluster node it runs on ("" on a single engine)
 
 
 @dataclass

@@ -41,11 +41,16 @@ from spaceport.settings import Settings
 class DockerBackend(RuntimeBackend, NodeOps):
     """One Docker engine: the workloads of this node and the node itself."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, base_url: str | None = None) -> None:
+        """`base_url`: another engine than DOCKER_HOST's (a cluster node's, engine/swarm)."""
         self.settings = settings
         self._ncpu: float | None = None
         try:
-            self.client = docker.from_env(timeout=120)
+            self.client = (
+                docker.DockerClient(base_url=base_url, timeout=120)
+                if base_url
+                else docker.from_env(timeout=120)
+            )
         except DockerException as exc:
             raise RuntimeBackendError(
                 f"cannot reach the Docker engine ({exc}); start dockerd or set DOCKER_HOST"

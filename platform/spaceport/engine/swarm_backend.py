@@ -1,0 +1,663 @@
+"""Run Spaces on a Docker Swarm cluster: each deployment is a Swarm service of one task.
+
+The contract is the one `DockerBackend` keeps (engine/base.py); what is an id there (a
+container) is a service id here. Shaped after CapRover, which scales the same way:
+
+- Placement is Swarm's: a service asks for a share of its flavor (`swarm_reservation`) and,
+  with GPUs, for n of the `GPU` generic resource its nodes advertise; constraints pin it.
+- Images come from the registry (`registry`); the build engine pushed them there.
+- The proxy reaches an app at its node's address and a port the node publishes for it (host
+  mode: this kernel has no IPVS, so no VIPs or ingress mesh, and the control plane's host is
+  not on the overlay). Apps sit on an attachable overlay network of their own.
+- Swarm restarts nothing (restart condition `none`), so an app that exits is Spaceport's to
+  report and restart with backoff, as on one node. A task lost with its node is the engine's
+  to place again: `inspect` notices the node is down and forces a new task elsewhere.
+- What only a node can do (freeze a container, copy files in) goes to the engine of the node
+  running the task, found through the node's label `org.spaceport.engine`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, cast
+
+import docker
+import structlog
+from docker.errors import APIError, DockerException, NotFound
+
+from spaceport.engine import app_init
+from spaceport.engine.base import (
+    LABEL_DEPLOYMENT,
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_SPACE,
+    ContainerSpec,
+    ContainerState,
+    ImageRef,
+    LogStream,
+    NodeOps,
+    RuntimeBackend,
+    RuntimeBackendError,
+)
+from spaceport.engine.docker_backend import DockerBackend
+from spaceport.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+LABEL_ENGINE = "org.spaceport.engine"
+"""On a Swarm node: the URL of its own engine API (set by `make cluster` or the operator)."""
+SERVICE_LABEL = "com.docker.swarm.service.id"
+GPU_RESOURCE = "GPU"
+"""The generic resource GPU nodes advertise, one value per device (env DOCKER_RESOURCE_GPU)."""
+ACTIVE = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
+START_TIMEOUT_S = 300.0
+
+
+def service_name(spec: ContainerSpec) -> str:
+    """Swarm names are DNS labels (63 characters at most)."""
+    if len(spec.name) <= 63:
+        return spec.name
+    digest = hashlib.sha1(spec.name.encode()).hexdigest()[:8]
+    return f"{spec.name[:54]}-{digest}"
+
+
+class SwarmBackend(RuntimeBackend):
+    """A Swarm cluster, driven through a manager's engine API."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client = self._manager()
+        self.local = DockerBackend(settings)  # the build engine: images are made here
+        self._nodes: dict[str, DockerBackend] = {}
+        self._lock = threading.Lock()
+        self._reschedules: dict[str, float] = {}
+
+    def _manager(self) -> docker.DockerClient:
+        urls: builtins.list[str | None] = [*self.settings.swarm_managers] or [None]
+        errors = []
+        for url in urls:
+            try:
+                client = docker.DockerClient(base_url=url, timeout=60) if url else docker.from_env()
+                if client.info().get("Swarm", {}).get("ControlAvailable"):
+                    return client
+                errors.append(f"{url or 'DOCKER_HOST'}: not a Swarm manager")
+            except DockerException as exc:
+                errors.append(f"{url or 'DOCKER_HOST'}: {exc}")
+        raise RuntimeBackendError(
+            "no Swarm manager answers (SPACEPORT_SWARM_MANAGERS): " + "; ".join(errors)
+        )
+
+    def _api(self) -> Any:
+        """The manager's low-level API; another manager when this one stopped answering."""
+        try:
+            self.client.api.ping()
+        except DockerException:
+            self.client = self._manager()
+        return self.client.api
+
+    def node_ops(self) -> NodeOps:
+        return SwarmNodeOps(self)
+
+    # --- images and networks ----------------------------------------------------------------
+
+    def image(self, image: str) -> str:
+        """The registry's name of a build's image (what the nodes pull)."""
+        registry = self.settings.registry
+        if not registry or image.startswith(f"{registry}/"):
+            return image
+        return f"{registry}/{image}"
+
+    def network_name(self, egress: bool = True) -> str:
+        return self.settings.app_network if egress else f"{self.settings.app_network}-offline"
+
+    def ensure_network(self, egress: bool = True) -> str:
+        name = self.network_name(egress)
+        api = self._api()
+        if not api.networks(names=[name], filters={"driver": "overlay"}):
+            try:
+                api.create_network(
+                    name,
+                    driver="overlay",
+                    attachable=True,
+                    internal=not egress,
+                    labels={LABEL_MANAGED: "true"},
+                )
+            except APIError as exc:
+                if exc.status_code != 409:
+                    raise RuntimeBackendError(f"could not create network {name}: {exc}") from exc
+        return name
+
+    # --- workloads ---------------------------------------------------------------------------
+
+    def _task_template(self, spec: ContainerSpec) -> dict[str, Any]:
+        image = self.image(spec.image)
+        env = dict(spec.env)
+        mounts: list[dict[str, Any]] = []
+        container: dict[str, Any] = {
+            "Image": image,
+            "Env": [f"{k}={v}" for k, v in env.items()],
+            "User": "1000:1000",
+            "CapabilityDrop": ["ALL"],
+            "Labels": self._labels(spec),
+            "Init": False,
+        }
+        entrypoint = self._entrypoint(spec, image)
+        if entrypoint is not None:
+            container["Command"], container["Args"] = entrypoint
+        elif spec.command is not None:
+            container["Args"] = spec.command
+        if app_init.enabled(self.settings) and entrypoint is not None:
+            # The init lives on each node at the same path (the dev cluster's nodes share
+            # this machine's disk; a node of its own gets it from the operator's image).
+            try:
+                source = str(app_init.binary(self.settings))
+            except app_init.AppInitError as exc:
+                raise RuntimeBackendError(str(exc)) from exc
+            mounts.append(
+                {"Type": "bind", "Source": source, "Target": app_init.PATH, "ReadOnly": True}
+            )
+        if spec.data_volume:
+            mounts.append({"Type": "volume", "Source": spec.data_volume, "Target": "/data"})
+        container["Mounts"] = mounts
+        share = self.settings.swarm_reservation
+        limits: dict[str, Any] = {
+            "NanoCPUs": int(spec.cpus * 1e9),
+            "MemoryBytes": spec.memory_bytes,
+            "Pids": spec.pids,
+        }
+        reservations: dict[str, Any] = {
+            "NanoCPUs": int(spec.cpus * share * 1e9),
+            "MemoryBytes": int(spec.memory_bytes * share),
+        }
+        if spec.gpus:
+            reservations["GenericResources"] = [
+                {"DiscreteResourceSpec": {"Kind": GPU_RESOURCE, "Value": len(spec.gpus)}}
+            ]
+        return {
+            "ContainerSpec": container,
+            "Resources": {"Limits": limits, "Reservations": reservations},
+            "RestartPolicy": {"Condition": "none"},
+            "Networks": [{"Target": self.ensure_network(spec.egress)}],
+            "Placement": {"Constraints": self._constraints(spec)},
+            "LogDriver": {
+                "Name": "json-file",
+                "Options": {"max-size": "10m", "max-file": "2", "mode": "non-blocking"},
+            },
+        }
+
+    def _constraints(self, spec: ContainerSpec) -> list[str]:
+        node = spec.labels.get("org.spaceport.node")
+        return [f"node.hostname=={node}"] if node else []
+
+    def _labels(self, spec: ContainerSpec) -> dict[str, str]:
+        return {
+            LABEL_MANAGED: "true",
+            LABEL_INSTANCE: self.settings.instance,
+            LABEL_SPACE: spec.space_id,
+            LABEL_DEPLOYMENT: str(spec.deployment_id),
+            **spec.labels,
+        }
+
+    def _entrypoint(self, spec: ContainerSpec, image: str) -> tuple[list[str], list[str]] | None:
+        """The image's entrypoint and command under spaceport-init, read from the build
+        engine's copy of the image (the nodes have not pulled it yet)."""
+        if not app_init.enabled(self.settings):
+            return None
+        try:
+            config = self.local.client.api.inspect_image(spec.image).get("Config") or {}
+        except DockerException:
+            return None
+        entrypoint = list(config.get("Entrypoint") or [])
+        command = spec.command if spec.command is not None else list(config.get("Cmd") or [])
+        if not entrypoint and not command:
+            return None
+        return app_init.command(self.settings, entrypoint), command
+
+    def _create(self, spec: ContainerSpec, replicas: int) -> str:
+        api = self._api()
+        labels = self._labels(spec)
+        try:
+            created = api.create_service(
+                self._task_template(spec),
+                name=service_name(spec),
+                labels=labels,
+                mode={"Replicated": {"Replicas": replicas}},
+                endpoint_spec={
+                    "Mode": "dnsrr",
+                    "Ports": [{"Protocol": "tcp", "TargetPort": spec.port, "PublishMode": "host"}],
+                },
+            )
+        except APIError as exc:
+            raise RuntimeBackendError(
+                f"could not create a service of {self.image(spec.image)}: {exc.explanation}"
+            ) from exc
+        return str(created["ID"])
+
+    def create(self, spec: ContainerSpec) -> ContainerState:
+        service = self._create(spec, replicas=0)
+        return self._require(service)
+
+    def start(self, spec: ContainerSpec) -> ContainerState:
+        service = self._create(spec, replicas=1)
+        try:
+            return self._wait_running(service)
+        except RuntimeBackendError:
+            self.stop(service, timeout=0)
+            raise
+
+    def _wait_running(self, service: str) -> ContainerState:
+        """Until the service's task runs, or says why it cannot (no node with the flavor's
+        resources left: Swarm keeps it pending, and so does this, with the reason)."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            task = self._task(service)
+            state = (task or {}).get("Status", {}).get("State", "")
+            if task is not None and state == "running":
+                return self._require(service)
+            if task is not None and state in ("failed", "rejected", "complete", "shutdown"):
+                status = task.get("Status", {})
+                why = status.get("Err") or status.get("Message") or state
+                raise RuntimeBackendError(f"the app's task {state}: {why}")
+            if time.monotonic() > deadline:
+                why = (task or {}).get("Status", {}).get("Err") or state or "not scheduled"
+                raise RuntimeBackendError(f"the app did not start on any node: {why}")
+            time.sleep(0.2)
+
+    def _require(self, service: str) -> ContainerState:
+        state = self.inspect(service)
+        if state is None:
+            raise RuntimeBackendError(f"service {service[:12]} is gone")
+        return state
+
+    def _tasks(self, service: str) -> builtins.list[dict[str, Any]]:
+        try:
+            tasks = self._api().tasks(filters={"service": service})
+        except NotFound:
+            return []
+        return sorted(tasks, key=lambda t: (t.get("CreatedAt") or "", t.get("ID")), reverse=True)
+
+    def _task(self, service: str) -> dict[str, Any] | None:
+        """The service's current task: the newest one meant to run, else the newest."""
+        tasks = self._tasks(service)
+        for task in tasks:
+            if task.get("DesiredState") == "running":
+                return task
+        return tasks[0] if tasks else None
+
+    def _node(self, node_id: str) -> dict[str, Any]:
+        try:
+            return cast(dict[str, Any], self._api().inspect_node(node_id))
+        except (NotFound, APIError):
+            return {}
+
+    def node_engine(self, node_id: str) -> DockerBackend | None:
+        """The engine of one node (its label `org.spaceport.engine`), for node-local work."""
+        node = self._node(node_id)
+        url = (node.get("Spec", {}).get("Labels") or {}).get(LABEL_ENGINE)
+        if not url or node.get("Status", {}).get("State") != "ready":
+            return None
+        with self._lock:
+            if url not in self._nodes:
+                self._nodes[url] = DockerBackend(self.settings, base_url=url)
+            return self._nodes[url]
+
+    def container_of(self, service: str) -> tuple[DockerBackend, str] | None:
+        """The node engine and container id running a service's task (None: none runs)."""
+        task = self._task(service)
+        if task is None or task.get("DesiredState") != "running":
+            return None
+        container = task.get("Status", {}).get("ContainerStatus", {}).get("ContainerID")
+        engine = self.node_engine(task.get("NodeID", ""))
+        if not container or engine is None:
+            return None
+        return engine, container
+
+    def inspect(self, container_id: str) -> ContainerState | None:
+        try:
+            service = self._api().inspect_service(container_id)
+        except NotFound:
+            return None
+        except APIError as exc:
+            raise RuntimeBackendError(
+                f"could not inspect service {container_id[:12]}: {exc}"
+            ) from exc
+        return self._state(service)
+
+    def _state(self, service: dict[str, Any]) -> ContainerState:
+        service_id = str(service["ID"])
+        spec = service.get("Spec", {})
+        labels = dict(spec.get("Labels") or {})
+        replicas = spec.get("Mode", {}).get("Replicated", {}).get("Replicas", 1)
+        task = self._task(service_id)
+        base = {"id": service_id, "name": spec.get("Name", ""), "labels": labels}
+        base["created"] = str(service.get("CreatedAt", ""))
+        if task is None or replicas == 0:
+            return ContainerState(
+                running=False, status="created" if replicas else "exited", exit_code=0,
+                upstream=None, **base,
+            )  # fmt: skip
+        status = task.get("Status", {})
+        state = status.get("State", "")
+        node = self._node(task.get("NodeID", "")) if task.get("NodeID") else {}
+        node_name = node.get("Description", {}).get("Hostname", "")
+        node_down = bool(node) and node.get("Status", {}).get("State") != "ready"
+        if node_down and (task.get("DesiredState") == "running" or state == "running"):
+            # Lost with its node: placed again on a live one (see the module's docstring).
+            self._reschedule(service_id, node_name)
+            return ContainerState(
+                running=True, status="rescheduling", exit_code=None, upstream=None,
+                node=node_name, **base,
+            )  # fmt: skip
+        if task.get("DesiredState") == "running" and state in ACTIVE:
+            upstream = None
+            paused = False
+            if state == "running":
+                upstream = self._upstream(node, status)
+                paused = self._paused(task)
+            return ContainerState(
+                running=not paused, status="paused" if paused else state, exit_code=None,
+                upstream=upstream, paused=paused, node=node_name, **base,
+            )  # fmt: skip
+        exit_code = status.get("ContainerStatus", {}).get("ExitCode")
+        return ContainerState(
+            running=False, status="exited", exit_code=exit_code, upstream=None,
+            node=node_name, **base,
+        )  # fmt: skip
+
+    def _reschedule(self, service: str, node: str) -> None:
+        now = time.monotonic()
+        if now - self._reschedules.get(service, 0.0) < 10:
+            return
+        self._reschedules[service] = now
+        try:
+            self._update(service, force=True)
+            log.info("swarm.rescheduled", service=service[:12], lost_node=node)
+        except RuntimeBackendError as exc:
+            log.warning("swarm.reschedule_failed", service=service[:12], error=str(exc))
+
+    def _update(self, service: str, *, replicas: int | None = None, force: bool = False) -> None:
+        api = self._api()
+        try:
+            current = api.inspect_service(service)
+            spec = current["Spec"]
+            template = spec["TaskTemplate"]
+            if force:
+                template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
+            mode = spec.get("Mode")
+            if replicas is not None:
+                mode = {"Replicated": {"Replicas": replicas}}
+            api.update_service(
+                service,
+                version=current["Version"]["Index"],
+                task_template=template,
+                name=spec.get("Name"),
+                labels=spec.get("Labels"),
+                mode=mode,
+                endpoint_spec=spec.get("EndpointSpec"),
+            )
+        except NotFound as exc:
+            raise RuntimeBackendError(f"service {service[:12]} is gone") from exc
+        except APIError as exc:
+            raise RuntimeBackendError(f"could not update service {service[:12]}: {exc}") from exc
+
+    def _upstream(self, node: dict[str, Any], status: dict[str, Any]) -> str | None:
+        addr = node.get("Status", {}).get("Addr")
+        for port in (status.get("PortStatus") or {}).get("Ports") or []:
+            if port.get("PublishMode") == "host" and port.get("PublishedPort") and addr:
+                return f"{addr}:{port['PublishedPort']}"
+        return None
+
+    def _paused(self, task: dict[str, Any]) -> bool:
+        engine = self.node_engine(task.get("NodeID", ""))
+        container = task.get("Status", {}).get("ContainerStatus", {}).get("ContainerID")
+        if engine is None or not container:
+            return False
+        state = engine.inspect(container)
+        return bool(state and state.paused)
+
+    def restart(self, container_id: str) -> ContainerState:
+        self._update(container_id, replicas=1, force=True)
+        return self._wait_running(container_id)
+
+    def stop(self, container_id: str, timeout: int = 10) -> None:
+        located = self.container_of(container_id) if timeout > 0 else None
+        if located is not None:  # the app's grace, as on one node
+            engine, container = located
+            with contextlib.suppress(RuntimeBackendError, DockerException):
+                engine.halt(container, timeout=timeout)
+        containers = self._containers(container_id)
+        try:
+            self._api().remove_service(container_id)
+        except NotFound:
+            pass
+        except APIError as exc:
+            raise RuntimeBackendError(
+                f"could not remove service {container_id[:12]}: {exc}"
+            ) from exc
+        self._wait_gone(containers, timeout_s=60)
+
+    def _containers(self, service: str) -> builtins.list[tuple[DockerBackend, str]]:
+        """Every container of a service's tasks on a live node (to wait for their removal)."""
+        found = []
+        for task in self._tasks(service):
+            container = task.get("Status", {}).get("ContainerStatus", {}).get("ContainerID")
+            engine = self.node_engine(task.get("NodeID", ""))
+            if container and engine is not None:
+                found.append((engine, container))
+        return found
+
+    def _wait_gone(
+        self, containers: builtins.list[tuple[DockerBackend, str]], timeout_s: float
+    ) -> None:
+        """A stop answers once the app's containers are gone (the node agents remove them a
+        moment after the service): its GPU and its /data are free then."""
+        deadline = time.monotonic() + timeout_s
+        for engine, container in containers:
+            while time.monotonic() < deadline:
+                try:
+                    if engine.inspect(container) is None:
+                        break
+                except DockerException:
+                    break  # the node went away: nothing of it runs anywhere we can see
+                time.sleep(0.1)
+
+    def halt(self, container_id: str, timeout: int = 10) -> None:
+        """Scale to zero: the service (and its placement) stays, no task runs."""
+        containers = self._containers(container_id)
+        self._update(container_id, replicas=0)
+        self._wait_gone(containers, timeout_s=timeout + 30)
+
+    def pause(self, container_id: str) -> None:
+        located = self.container_of(container_id)
+        if located is None:
+            raise RuntimeBackendError(f"service {container_id[:12]} runs no task to freeze")
+        engine, container = located
+        engine.pause(container)
+
+    def unpause(self, container_id: str) -> None:
+        located = self.container_of(container_id)
+        if located is None:
+            raise RuntimeBackendError(f"service {container_id[:12]} runs no task")
+        engine, container = located
+        engine.unpause(container)
+
+    def logs(self, container_id: str, tail: int = 50) -> str:
+        try:
+            chunks = self._api().service_logs(
+                container_id, stdout=True, stderr=True, tail=tail, follow=False
+            )
+            raw = b"".join(chunks)
+        except (NotFound, APIError):
+            return ""
+        return raw.decode(errors="replace")
+
+    def stream_logs(self, container_id: str, tail: int | str = "all") -> LogStream:
+        try:
+            stream = self._api().service_logs(
+                container_id, stdout=True, stderr=True, tail=tail, follow=True, timestamps=True
+            )
+        except (APIError, NotFound) as exc:
+            raise RuntimeBackendError(f"no logs for {container_id[:12]}: {exc}") from exc
+        return cast(LogStream, _Stream(stream))
+
+    def list(self, space_id: str | None = None) -> builtins.list[ContainerState]:
+        labels = [f"{LABEL_INSTANCE}={self.settings.instance}"]
+        if space_id:
+            labels.append(f"{LABEL_SPACE}={space_id}")
+        services = self._api().services(filters={"label": labels})
+        return [self._state(s) for s in services]
+
+    # --- the cluster's nodes ---------------------------------------------------------------
+
+    def nodes(self) -> builtins.list[dict[str, Any]]:
+        """Each node of the Swarm: name, state, role, CPUs, memory, GPUs and the Spaces on it."""
+        api = self._api()
+        tasks = [
+            t
+            for t in api.tasks(filters={"desired-state": "running"})
+            if (t.get("Spec", {}).get("ContainerSpec", {}).get("Labels") or {}).get(LABEL_INSTANCE)
+            == self.settings.instance
+        ]
+        out = []
+        for node in api.nodes():
+            desc = node.get("Description", {})
+            res = desc.get("Resources", {})
+            gpus = [
+                r["DiscreteResourceSpec"]["Value"]
+                if "DiscreteResourceSpec" in r
+                else r.get("NamedResourceSpec", {}).get("Value")
+                for r in res.get("GenericResources") or []
+                if (r.get("DiscreteResourceSpec") or r.get("NamedResourceSpec") or {}).get("Kind")
+                == GPU_RESOURCE
+            ]
+            mine = [t for t in tasks if t.get("NodeID") == node["ID"]]
+            used_gpus = sum(
+                len(t.get("AssignedGenericResources") or []) for t in mine
+            )  # one entry per device handed out
+            out.append(
+                {
+                    "name": desc.get("Hostname", ""),
+                    "id": node["ID"],
+                    "state": node.get("Status", {}).get("State", ""),
+                    "availability": node.get("Spec", {}).get("Availability", ""),
+                    "role": node.get("Spec", {}).get("Role", ""),
+                    "address": node.get("Status", {}).get("Addr", ""),
+                    "cpus": res.get("NanoCPUs", 0) / 1e9,
+                    "memory_bytes": res.get("MemoryBytes", 0),
+                    "gpus_total": sum(int(g) for g in gpus if isinstance(g, int))
+                    + sum(1 for g in gpus if isinstance(g, str)),
+                    "gpus_used": used_gpus,
+                    "spaces": sorted(
+                        {
+                            (t["Spec"]["ContainerSpec"].get("Labels") or {}).get(LABEL_SPACE, "")
+                            for t in mine
+                        }
+                    ),
+                }
+            )
+        return sorted(out, key=lambda n: n["name"])
+
+    def drain(self, node_name: str, active: bool = False) -> None:
+        """Move every task off a node (Swarm starts each elsewhere, then stops the old one)
+        or take it back into service."""
+        api = self._api()
+        for node in api.nodes(filters={"name": node_name}):
+            if node.get("Description", {}).get("Hostname") != node_name:
+                continue
+            spec = dict(node["Spec"])
+            spec["Availability"] = "active" if active else "drain"
+            api.update_node(node["ID"], node["Version"]["Index"], spec)
+            return
+        raise RuntimeBackendError(f"no node {node_name!r} in the Swarm")
+
+
+class _Stream:
+    """A service's log stream as `LogStream` (closable from another thread)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._chunks)
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
+
+
+class SwarmNodeOps(NodeOps):
+    """Node-local work, on the engine of the node that runs the service's task; images on
+    the build engine (where builds leave them)."""
+
+    def __init__(self, swarm: SwarmBackend) -> None:
+        self.swarm = swarm
+
+    def _located(self, service: str) -> tuple[DockerBackend, str]:
+        located = self.swarm.container_of(service)
+        if located is None:
+            raise RuntimeBackendError(f"service {service[:12]} runs no task")
+        return located
+
+    def pid(self, container_id: str) -> int | None:
+        return None  # not a process of this machine: sleep wakes through the proxy
+
+    def writable_sizes(self) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        for node in self.swarm.nodes():
+            engine = self.swarm.node_engine(node["id"])
+            if engine is None:
+                continue
+            rows = engine.client.api.containers(
+                size=True, filters={"label": f"{LABEL_INSTANCE}={self.swarm.settings.instance}"}
+            )
+            for row in rows:
+                service = (row.get("Labels") or {}).get(SERVICE_LABEL)
+                if service:
+                    sizes[service] = int(row.get("SizeRw") or 0)
+        return sizes
+
+    def remove_image(self, image: str) -> None:
+        self.swarm.local.remove_image(image)
+
+    def images(self) -> builtins.list[ImageRef]:
+        return self.swarm.local.images()
+
+    def ensure_volume(self, name: str, space_id: str, image: str, size_bytes: int) -> None:
+        raise RuntimeBackendError(
+            "persistent storage (/data) is not available in cluster mode yet: "
+            "remove the Space's storage tier, or run it on a single-node Spaceport"
+        )
+
+    def volume_size(self, name: str) -> int | None:
+        return None
+
+    def remove_volume(self, name: str) -> None:
+        return None
+
+    def volumes(self) -> builtins.list[str]:
+        return []
+
+    def image_layers(self, image: str) -> builtins.list[str]:
+        return self.swarm.local.image_layers(image)
+
+    def image_command(self, image: str) -> builtins.list[str]:
+        return self.swarm.local.image_command(image)
+
+    def copy_from_image(self, image: str, path: str, container_id: str) -> None:
+        engine, container = self._located(container_id)
+        engine.copy_from_image(self.swarm.image(image), path, container)
+
+    def put_file(self, container_id: str, path: str, data: bytes) -> None:
+        engine, container = self._located(container_id)
+        engine.put_file(container, path, data)
+
+    def set_cpu_shares(self, container_id: str, shares: int) -> None:
+        engine, container = self._located(container_id)
+        engine.set_cpu_shares(container, shares)
