@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up down test test-fast test-random test-gpu lint format system
+.PHONY: up down test test-fast test-random test-gpu lint format system cluster cluster-down \
+	up-cluster down-cluster
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +22,24 @@ up: system $(STAMP)
 
 down: $(STAMP)
 	$(BIN)/spaceport down
+
+# A real Swarm of NODES Docker engines on this machine, with a registry (spaceport.devcluster);
+# cluster mode runs on it with its own data dir (.spaceport-cluster), same URLs and port.
+NODES ?= 3
+CLUSTER_ENV = eval "$$($(BIN)/spaceport cluster env)" && export SPACEPORT_DATA=$${SPACEPORT_DATA:-.spaceport-cluster} &&
+
+cluster: system $(STAMP)
+	EXTRA_PACKAGES=docker-registry bash scripts/install-system.sh
+	$(BIN)/spaceport cluster up --nodes $(NODES)
+
+cluster-down: $(STAMP)
+	$(BIN)/spaceport cluster down
+
+up-cluster: cluster
+	$(CLUSTER_ENV) $(BIN)/spaceport up
+
+down-cluster: $(STAMP)
+	$(CLUSTER_ENV) $(BIN)/spaceport down
 
 # Every test target first installs and starts the real parts the tests use
 # (scripts/test-services.sh: Docker with gVisor, Redis, PostgreSQL, Chromium, nginx, wrk, ...),

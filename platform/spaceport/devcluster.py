@@ -281,9 +281,11 @@ def managers() -> list[str]:
 
 
 def stop_node(name: str) -> None:
-    """Kill a node's dockerd and its containerd (SIGKILL: a crash, not a shutdown). Its
-    containers keep running, cut off, as on a partitioned machine."""
+    """A machine failing: the node's link goes down (nothing reaches it, its apps included)
+    and its dockerd and containerd are killed (SIGKILL: a crash, not a shutdown). Its
+    containers stay, cut off, until `start_node`; Swarm shuts them down when it is back."""
     target = node(name)
+    _run("ip", "link", "set", f"spc{target.index}h", "down")
     pid = _pid(target.pidfile)
     if pid is None:
         raise DevClusterError(f"{name}'s engine is not running")
@@ -299,6 +301,7 @@ def stop_node(name: str) -> None:
 def start_node(name: str) -> None:
     """Start a stopped node's engine again; it rejoins the Swarm by itself."""
     target = node(name)
+    _run("ip", "link", "set", f"spc{target.index}h", "up")
     if _pid(target.pidfile) is not None and _engine_ready(target):
         return
     target.pidfile.unlink(missing_ok=True)

@@ -141,6 +141,7 @@ class Deployment(Base):
     commit_sha: Mapped[str | None] = mapped_column(String(40))
     container_id: Mapped[str | None] = mapped_column(String(80))
     upstream: Mapped[str | None] = mapped_column(String(100))
+    node: Mapped[str | None] = mapped_column(String(100))  # its cluster node (cluster mode)
     status: Mapped[str] = mapped_column(String(20), default=DeploymentStatus.STARTING.value)
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -76,6 +76,21 @@ class ImageRef:
     labels: dict[str, str]
 
 
+@dataclass
+class NodeInfo:
+    """One machine of a cluster, as the admin view shows it."""
+
+    name: str
+    state: str  # ready, down, unknown
+    availability: str  # active, pause, drain
+    role: str  # manager, worker
+    address: str
+    cpus: float
+    memory_bytes: int
+    gpus: list[tuple[str, str]]  # (device id, the Space holding it or "")
+    spaces: list[str]  # the Spaces with a container there
+
+
 class LogStream(Protocol):
     """Raw output chunks of a container, live; `close()` ends the iteration from any thread."""
 
@@ -138,6 +153,15 @@ class RuntimeBackend(ABC):
     @abstractmethod
     def node_ops(self) -> NodeOps:
         """This node's engine, for what only it can do (engine/base.py, `NodeOps`)."""
+
+    def nodes(self) -> builtins.list[NodeInfo]:
+        """The cluster's machines; [] for an engine that is one machine (the admin view
+        describes that one itself)."""
+        return []
+
+    def set_availability(self, node: str, availability: str) -> None:
+        """`drain` a node (its Spaces move elsewhere, none lands there) or make it `active`."""
+        raise RuntimeBackendError("this engine is one machine: there is no node to drain")
 
 
 class NodeOps(ABC):

@@ -40,6 +40,7 @@ from spaceport.engine.base import (
     ContainerState,
     ImageRef,
     LogStream,
+    NodeInfo,
     NodeOps,
     RuntimeBackend,
     RuntimeBackendError,
@@ -514,66 +515,70 @@ class SwarmBackend(RuntimeBackend):
 
     # --- the cluster's nodes ---------------------------------------------------------------
 
-    def nodes(self) -> builtins.list[dict[str, Any]]:
-        """Each node of the Swarm: name, state, role, CPUs, memory, GPUs and the Spaces on it."""
+    def node_ids(self) -> builtins.list[str]:
+        return [str(n["ID"]) for n in self._api().nodes()]
+
+    def nodes(self) -> builtins.list[NodeInfo]:
         api = self._api()
         tasks = [
             t
             for t in api.tasks(filters={"desired-state": "running"})
-            if (t.get("Spec", {}).get("ContainerSpec", {}).get("Labels") or {}).get(LABEL_INSTANCE)
-            == self.settings.instance
+            if _container_labels(t).get(LABEL_INSTANCE) == self.settings.instance
         ]
         out = []
         for node in api.nodes():
             desc = node.get("Description", {})
-            res = desc.get("Resources", {})
-            gpus = [
-                r["DiscreteResourceSpec"]["Value"]
-                if "DiscreteResourceSpec" in r
-                else r.get("NamedResourceSpec", {}).get("Value")
-                for r in res.get("GenericResources") or []
-                if (r.get("DiscreteResourceSpec") or r.get("NamedResourceSpec") or {}).get("Kind")
-                == GPU_RESOURCE
-            ]
+            resources = desc.get("Resources", {})
             mine = [t for t in tasks if t.get("NodeID") == node["ID"]]
-            used_gpus = sum(
-                len(t.get("AssignedGenericResources") or []) for t in mine
-            )  # one entry per device handed out
+            held = {
+                _resource_value(r): _container_labels(t).get(LABEL_SPACE, "")
+                for t in mine
+                for r in t.get("AssignedGenericResources") or []
+            }
+            gpus = [
+                (value, held.get(value, ""))
+                for value in map(_resource_value, resources.get("GenericResources") or [])
+                if value
+            ]
             out.append(
-                {
-                    "name": desc.get("Hostname", ""),
-                    "id": node["ID"],
-                    "state": node.get("Status", {}).get("State", ""),
-                    "availability": node.get("Spec", {}).get("Availability", ""),
-                    "role": node.get("Spec", {}).get("Role", ""),
-                    "address": node.get("Status", {}).get("Addr", ""),
-                    "cpus": res.get("NanoCPUs", 0) / 1e9,
-                    "memory_bytes": res.get("MemoryBytes", 0),
-                    "gpus_total": sum(int(g) for g in gpus if isinstance(g, int))
-                    + sum(1 for g in gpus if isinstance(g, str)),
-                    "gpus_used": used_gpus,
-                    "spaces": sorted(
-                        {
-                            (t["Spec"]["ContainerSpec"].get("Labels") or {}).get(LABEL_SPACE, "")
-                            for t in mine
-                        }
-                    ),
-                }
+                NodeInfo(
+                    name=desc.get("Hostname", ""),
+                    state=node.get("Status", {}).get("State", "unknown"),
+                    availability=node.get("Spec", {}).get("Availability", ""),
+                    role=node.get("Spec", {}).get("Role", ""),
+                    address=node.get("Status", {}).get("Addr", ""),
+                    cpus=resources.get("NanoCPUs", 0) / 1e9,
+                    memory_bytes=int(resources.get("MemoryBytes", 0)),
+                    gpus=gpus,
+                    spaces=sorted({_container_labels(t).get(LABEL_SPACE, "") for t in mine}),
+                )
             )
-        return sorted(out, key=lambda n: n["name"])
+        return sorted(out, key=lambda n: n.name)
 
-    def drain(self, node_name: str, active: bool = False) -> None:
-        """Move every task off a node (Swarm starts each elsewhere, then stops the old one)
-        or take it back into service."""
+    def set_availability(self, node: str, availability: str) -> None:
+        """Draining moves every task off the node: Swarm starts each elsewhere and stops the
+        old one; `active` takes the node back (Swarm does not rebalance onto it by itself)."""
+        if availability not in ("active", "drain", "pause"):
+            raise RuntimeBackendError("availability is one of: active, drain, pause")
         api = self._api()
-        for node in api.nodes(filters={"name": node_name}):
-            if node.get("Description", {}).get("Hostname") != node_name:
+        for found in api.nodes():
+            if found.get("Description", {}).get("Hostname") != node:
                 continue
-            spec = dict(node["Spec"])
-            spec["Availability"] = "active" if active else "drain"
-            api.update_node(node["ID"], node["Version"]["Index"], spec)
+            spec = dict(found["Spec"])
+            spec["Availability"] = availability
+            api.update_node(found["ID"], found["Version"]["Index"], spec)
             return
-        raise RuntimeBackendError(f"no node {node_name!r} in the Swarm")
+        raise RuntimeBackendError(f"no node {node!r} in the Swarm")
+
+
+def _container_labels(task: dict[str, Any]) -> dict[str, str]:
+    return dict(task.get("Spec", {}).get("ContainerSpec", {}).get("Labels") or {})
+
+
+def _resource_value(resource: dict[str, Any]) -> str:
+    """A GPU generic resource's device id ("" for other kinds or counted ones)."""
+    named = resource.get("NamedResourceSpec") or {}
+    return str(named.get("Value", "")) if named.get("Kind") == GPU_RESOURCE else ""
 
 
 class _Stream:
@@ -610,8 +615,8 @@ class SwarmNodeOps(NodeOps):
 
     def writable_sizes(self) -> dict[str, int]:
         sizes: dict[str, int] = {}
-        for node in self.swarm.nodes():
-            engine = self.swarm.node_engine(node["id"])
+        for node_id in self.swarm.node_ids():
+            engine = self.swarm.node_engine(node_id)
             if engine is None:
                 continue
             rows = engine.client.api.containers(

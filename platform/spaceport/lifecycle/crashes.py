@@ -63,7 +63,12 @@ def check_containers(settings: Settings, backend: RuntimeBackend) -> list[int]:
     with session_scope() as session:
         rows = session.execute(
             select(
-                Space.id, Space.stage, Deployment.id, Deployment.container_id, Deployment.upstream
+                Space.id,
+                Space.stage,
+                Deployment.id,
+                Deployment.container_id,
+                Deployment.upstream,
+                Deployment.node,
             )
             .join(Deployment, Deployment.space_id == Space.id)
             .where(
@@ -72,7 +77,7 @@ def check_containers(settings: Settings, backend: RuntimeBackend) -> list[int]:
             )
         ).all()
     crashed = []
-    for space_pk, stage, dep_id, container_id, upstream in rows:
+    for space_pk, stage, dep_id, container_id, upstream, node in rows:
         if not container_id or is_locked(settings, space_pk):
             continue
         state = backend.inspect(container_id)
@@ -81,11 +86,12 @@ def check_containers(settings: Settings, backend: RuntimeBackend) -> list[int]:
                 backend.unpause(container_id)
             continue
         if state is not None and state.running:
-            if state.upstream and state.upstream != upstream:
+            moved = state.upstream != upstream or (state.node or None) != node
+            if state.upstream and moved:
                 with session_scope() as session:
                     dep = session.get(Deployment, dep_id)
-                    if dep is not None:
-                        dep.upstream = state.upstream
+                    if dep is not None:  # moved: a cluster node's failure, a restart
+                        dep.upstream, dep.node = state.upstream, state.node or None
             continue
         _crashed(settings, backend, space_pk, dep_id, container_id, state)
         crashed.append(space_pk)

@@ -295,6 +295,7 @@ def _run(
         dep = session.get(Deployment, plan.dep_id)
         if dep is not None:
             dep.container_id, dep.upstream = state.id, state.upstream
+            dep.node = state.node or None
     if not state.upstream:
         # A container that exits at once shows no port binding: report the exit, not the port.
         current = backend.inspect(state.id)

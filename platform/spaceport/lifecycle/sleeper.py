@@ -287,7 +287,7 @@ def _resume(
         if space is None or dep is None or space.desired != RUNNING:
             return False
         if state is not None and state.upstream:
-            dep.upstream = state.upstream
+            dep.upstream, dep.node = state.upstream, state.node or None
         dep.ready_at = utcnow()
         space.stage, space.error_message = Stage.RUNNING.value, None
     sync_routes(settings)

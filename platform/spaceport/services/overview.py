@@ -18,6 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spaceport.db.models import Build, Deployment, Space, utcnow
+from spaceport.engine import make_backend
+from spaceport.engine.base import NodeInfo
 from spaceport.services.hardware import node_gpus
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, DeploymentStatus, Stage
@@ -59,6 +61,39 @@ def local_node(settings: Settings, session: Session) -> dict[str, Any]:
         "apps": len(running),
         "gpus": node_gpus(settings),
     }
+
+
+def cluster_node(node: NodeInfo) -> dict[str, Any]:
+    """A Swarm node in the local node's shape (its disk is its own: not read from here)."""
+    return {
+        "name": node.name,
+        "role": node.role,
+        "state": node.state,
+        "availability": node.availability,
+        "address": node.address,
+        "cpus": node.cpus,
+        "memoryBytes": node.memory_bytes,
+        "diskFreeBytes": None,
+        "diskTotalBytes": None,
+        "apps": len(node.spaces),
+        "spaces": node.spaces,
+        "gpus": [
+            {"index": i, "name": "GPU", "uuid": device, "heldBy": held or None}
+            for i, (device, held) in enumerate(node.gpus)
+        ],
+    }
+
+
+def nodes(settings: Settings, session: Session) -> list[dict[str, Any]]:
+    """The machines apps run on: this one, or each node of the cluster (cluster mode)."""
+    if settings.runtime != "swarm":
+        return [local_node(settings, session)]
+    return [cluster_node(n) for n in make_backend(settings).nodes()]
+
+
+def set_availability(settings: Settings, node: str, availability: str) -> None:
+    """Drain a cluster node (its Spaces move without downtime) or take it back."""
+    make_backend(settings).set_availability(node, availability)
 
 
 def build_row(build: Build, space_id: str) -> dict[str, Any]:
@@ -150,7 +185,7 @@ def overview(session: Session, settings: Settings) -> dict[str, Any]:
     """Nodes and GPUs, the build queue, recent failures: the operator's morning read."""
     stages = stage_counts(session)
     return {
-        "nodes": [local_node(settings, session)],
+        "nodes": nodes(settings, session),
         "buildQueue": build_queue(session),
         "recentFailures": recent_failures(session),
         "spacesInError": spaces_in_error(session),

@@ -128,6 +128,7 @@ def summary(
             "deployment": deployment.id,
             "sha": deployment.commit_sha,
             "since": iso_seconds(deployment.ready_at or deployment.created_at),
+            "node": deployment.node,  # cluster mode: the machine it runs on
         }
     if build is not None:
         out["lastBuild"] = {

@@ -11,9 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from spaceport.db.models import Space
+from spaceport.db.queries import active_deployment
 from spaceport.front_matter import ConfigError, split_front_matter
 from spaceport.git import browse
 from spaceport.git.repos import repo_path
@@ -41,6 +42,10 @@ def runtime_dict(settings: Settings, space: Space) -> dict[str, Any]:
     }
     if space.error_message:
         out["errorMessage"] = space.error_message
+    session = object_session(space)
+    dep = active_deployment(session, space.id) if session is not None and serving else None
+    if dep is not None and dep.node:
+        out["node"] = dep.node  # cluster mode: the node running it
     return out
 
 

@@ -185,6 +185,7 @@
     kv('stage', label(s.stage));
     document.querySelector('#runtime [data-k="stage"]').title = s.stage;
     kv('container', cid || '—');
+    kv('node', (s.container && s.container.node) || '—');  // cluster mode: it may move
     kv('sha', (s.sha || '—').slice(0, 12));
     kv('hardware', s.hardware.current || s.hardware.requested);
     kv('sleep', s.sleepTime && s.sleepTime > 0 ? `after ${Math.round(s.sleepTime / 60)} min idle` : 'never');
