@@ -1,0 +1,183 @@
+"""Cluster mode on a real 3-node Swarm: Spaces spread over nodes and answer through the proxy,
+images travel through the registry, a node failure or a drain moves Spaces without an owner
+doing anything, sleep and wake work on any node.
+
+Every test leaves the cluster as it found it (nodes up and active), so each passes alone and
+in any order; the Spaces are shared by the module.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.conftest import ClusterNode, wait_for
+from tests.conftest import EXAMPLES, hosts_entries, unique
+
+pytestmark = pytest.mark.slow
+
+GRADIO_PREDICT = """
+import sys
+from gradio_client import Client
+print(Client(sys.argv[1], verbose=False).predict("Swarm", api_name="/greet"))
+"""
+
+
+def static_app(where: Path, marker: str) -> Path:
+    app = where / marker
+    shutil.copytree(EXAMPLES / "static-site", app)
+    (app / "index.html").write_text(f"<!doctype html><title>{marker}</title><p id=m>{marker}</p>")
+    return app
+
+
+def deploy(cluster: ClusterNode, name: str, src: Path, sdk: str) -> str:
+    space_id = cluster.create_space(name, sdk=sdk)
+    pushed = cluster.push(src, space_id)
+    assert pushed.returncode == 0, pushed.stderr
+    cluster.wait_stage(space_id, {"RUNNING"}, timeout=600)
+    return space_id
+
+
+def answers(cluster: ClusterNode, space_id: str, marker: str) -> bool:
+    r = cluster.app_get(space_id)
+    return r.status_code == 200 and marker in r.text
+
+
+def node_of(cluster: ClusterNode, space_id: str) -> str:
+    return str(cluster.runtime(space_id).get("node") or "")
+
+
+def nodes(cluster: ClusterNode) -> dict[str, dict[str, object]]:
+    with cluster.api() as c:
+        r = c.get("/api/v1/nodes")
+        r.raise_for_status()
+        return {n["name"]: n for n in r.json()}
+
+
+def containers_of(cluster: ClusterNode, node: str, space_id: str) -> list[str]:
+    """The Space's containers that run on a node (its engine's own view)."""
+    found = cluster.engine(node).containers.list(
+        filters={"label": f"org.spaceport.space={space_id}"}
+    )
+    return [c.name or "" for c in found]
+
+
+@pytest.fixture(scope="module")
+def spaces(cluster: ClusterNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A Gradio Space and a static one, running; their markers."""
+    where = tmp_path_factory.mktemp("cluster-apps")
+    marker = unique("swarm-static")
+    static = deploy(cluster, marker, static_app(where, marker), "static")
+    gradio = deploy(cluster, unique("swarm-gradio"), EXAMPLES / "gradio-hello", "gradio")
+    hosts = [cluster.app_host(s).split(":")[0] for s in (static, gradio)]
+    with hosts_entries(*hosts):
+        yield {"static": static, "gradio": gradio, "marker": marker}
+
+
+def test_spaces_spread_over_nodes_pulled_from_the_registry(
+    cluster: ClusterNode, spaces: dict
+) -> None:
+    static, gradio = spaces["static"], spaces["gradio"]
+    on_static, on_gradio = node_of(cluster, static), node_of(cluster, gradio)
+    assert on_static and on_gradio and on_static != on_gradio, (on_static, on_gradio)
+
+    # Through the proxy at the platform's one address, whatever node runs them.
+    assert answers(cluster, static, spaces["marker"])
+    url = f"http://{cluster.app_host(gradio)}/"
+    out = subprocess.run(
+        [sys.executable, "-c", GRADIO_PREDICT, url], capture_output=True, text=True, timeout=120
+    )
+    assert "Hello, Swarm!" in out.stdout, out.stdout + out.stderr
+
+    # Built on this machine's engine, run from the registry: the node pulled the image.
+    pulled = [
+        tag
+        for img in cluster.engine(on_gradio).images.list()
+        for tag in img.tags
+        if "/spaceport/space-" in tag
+    ]
+    assert any(t.startswith("10.99.0.1:5055/") for t in pulled), pulled
+
+    # The admin view: every node, its state and its Spaces; the fake GPU on the last node.
+    listed = nodes(cluster)
+    assert sorted(listed) == ["node1", "node2", "node3"]
+    assert all(n["state"] == "ready" for n in listed.values())
+    assert static in listed[on_static]["spaces"] and gradio in listed[on_gradio]["spaces"]
+    assert [g["uuid"] for g in listed["node3"]["gpus"]] == ["GPU-fake-3-0"]
+    with cluster.api() as c:
+        overview = c.get("/api/v1/admin/overview").json()
+    assert sorted(n["name"] for n in overview["nodes"]) == sorted(listed)
+
+
+def test_node_failure_moves_the_space_and_the_route(cluster: ClusterNode, spaces: dict) -> None:
+    static, marker = spaces["static"], spaces["marker"]
+    before = cluster.runtime(static)
+    dead = before["node"]
+    stop = cluster.spaceport("cluster", "stop-node", dead)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    started = time.monotonic()
+    try:
+        moved = wait_for(
+            lambda: (n := node_of(cluster, static)) != dead and n, 90, "moved to a live node"
+        )
+        wait_for(lambda: answers(cluster, static, marker), 60, "answers from its new node")
+        took = time.monotonic() - started
+        print(f"failover: {dead} -> {moved} in {took:.1f} s")
+        after = cluster.runtime(static)
+        assert after["stage"] == "RUNNING" and after["sha"] == before["sha"]
+        assert nodes(cluster)[dead]["state"] == "down"
+    finally:
+        back = cluster.spaceport("cluster", "start-node", dead)
+        assert back.returncode == 0, back.stdout + back.stderr
+    wait_for(lambda: nodes(cluster)[dead]["state"] == "ready", 60, f"{dead} ready again")
+    # Back, it runs nothing twice: Swarm shuts the lost task's container down.
+    wait_for(lambda: containers_of(cluster, dead, static) == [], 60, "no duplicate on its return")
+    assert answers(cluster, static, marker)
+    assert node_of(cluster, static) == moved
+
+
+def test_drain_moves_spaces_off_a_node(cluster: ClusterNode, spaces: dict) -> None:
+    static, marker = spaces["static"], spaces["marker"]
+    source = node_of(cluster, static)
+    drain = cluster.spaceport(
+        "--url", cluster.url, "--token", cluster.token, "nodes", "drain", source
+    )
+    assert drain.returncode == 0, drain.stdout + drain.stderr
+    try:
+        assert nodes(cluster)[source]["availability"] == "drain"
+        target = wait_for(
+            lambda: (n := node_of(cluster, static)) != source and n, 90, "moved off the node"
+        )
+        wait_for(lambda: answers(cluster, static, marker), 60, "answers after the drain")
+        wait_for(lambda: containers_of(cluster, source, static) == [], 60, "gone from the node")
+        assert target != source
+    finally:
+        cluster.spaceport(
+            "--url", cluster.url, "--token", cluster.token, "nodes", "activate", source
+        )
+    assert nodes(cluster)[source]["availability"] == "active"
+
+
+def test_sleep_and_wake_on_a_node(cluster: ClusterNode, spaces: dict) -> None:
+    static, marker = spaces["static"], spaces["marker"]
+    node = node_of(cluster, static)
+    with cluster.api() as c:
+        assert c.post(f"/api/spaces/{static}/sleeptime", json={"seconds": 4}).status_code == 200
+    try:
+        cluster.wait_stage(static, {"SLEEPING"}, timeout=60)
+        # Asleep long enough: its task is stopped, the node gives its memory back.
+        wait_for(lambda: containers_of(cluster, node, static) == [], 60, "stopped while asleep")
+    finally:
+        with cluster.api() as c:
+            c.post(f"/api/spaces/{static}/sleeptime", json={"seconds": -1})
+    # A visitor wakes it through the proxy: the status page first, then the app.
+    first = cluster.app_get(static)
+    assert first.status_code in (200, 503), first.text[:300]
+    wait_for(lambda: answers(cluster, static, marker), 90, "woken by a visit")
+    cluster.wait_stage(static, {"RUNNING"}, timeout=30)
