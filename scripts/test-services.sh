@@ -65,7 +65,14 @@ main() {
   fi
   pg_isready -q -h 127.0.0.1 || { echo "postgresql did not start"; exit 1; }
   as_postgres() { if [ -z "$SUDO" ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
-  PGPASS=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+  # One password per machine, kept root-only: test runs side by side share the role, and a new
+  # password would cut off a run in progress.
+  local saved=/var/lib/postgresql/.spaceport_test_password
+  PGPASS=$($SUDO cat "$saved" 2>/dev/null || true)
+  if [ -z "$PGPASS" ]; then
+    PGPASS=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+    echo "$PGPASS" | $SUDO sh -c "umask 077 && cat > $saved"
+  fi
   as_postgres psql -qtc "SELECT 1 FROM pg_roles WHERE rolname='spaceport_test'" | grep -q 1 || \
     as_postgres psql -qc "CREATE ROLE spaceport_test LOGIN CREATEDB"
   as_postgres psql -qc "ALTER ROLE spaceport_test PASSWORD '$PGPASS'"

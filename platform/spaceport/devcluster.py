@@ -332,13 +332,17 @@ def down() -> None:
             ids = _docker(n, "ps", "-aq", check=False).split()
             if ids:
                 _docker(n, "rm", "-f", *ids, check=False)
-    for pidfile in [n.pidfile for n in made] + list(RUN.glob("registry-*.pid")):
-        pid = _pid(pidfile)
-        if pid is not None:
+    # Every engine at once (each takes seconds to shut down), killed if it takes too long.
+    pidfiles = [n.pidfile for n in made] + list(RUN.glob("registry-*.pid"))
+    for pidfile in pidfiles:
+        if (pid := _pid(pidfile)) is not None:
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 20
-            while _pid(pidfile) is not None and time.monotonic() < deadline:
-                time.sleep(0.1)
+    deadline = time.monotonic() + 5
+    while any(_pid(p) is not None for p in pidfiles) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pidfile in pidfiles:
+        if (pid := _pid(pidfile)) is not None:
+            os.kill(pid, signal.SIGKILL)
     # containerd and shims of our engines (their arguments name our exec root)
     for line in _run("pgrep", "-af", str(RUN), check=False).splitlines():
         pid_s, _, _ = line.partition(" ")

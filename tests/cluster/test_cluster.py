@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from huggingface_hub import HfApi
 
 from tests.cluster.conftest import ClusterNode, wait_for
 from tests.conftest import EXAMPLES, hosts_entries, unique
@@ -181,3 +182,38 @@ def test_sleep_and_wake_on_a_node(cluster: ClusterNode, spaces: dict) -> None:
     assert first.status_code in (200, 503), first.text[:300]
     wait_for(lambda: answers(cluster, static, marker), 90, "woken by a visit")
     cluster.wait_stage(static, {"RUNNING"}, timeout=30)
+
+
+def test_gpu_space_lands_on_the_gpu_node_and_a_second_waits(
+    cluster: ClusterNode, dev_cluster: list
+) -> None:
+    """node3 advertises one fake GPU (the Swarm generic resource `GPU`): a GPU Space runs
+    there and gets that device; a second GPU Space waits, saying why, until it is free."""
+    from tests.runtime.helpers import ECHO
+
+    first = cluster.create_space(unique("swarm-gpu-a"), sdk="docker", hardware="t4-small")
+    second = cluster.create_space(unique("swarm-gpu-b"), sdk="docker", hardware="t4-small")
+    try:
+        assert cluster.push(ECHO, first).returncode == 0
+        cluster.wait_stage(first, {"RUNNING"}, timeout=600)
+        assert node_of(cluster, first) == "node3"
+        [name] = containers_of(cluster, "node3", first)
+        env = cluster.engine("node3").containers.get(name).attrs["Config"]["Env"]
+        assert "DOCKER_RESOURCE_GPU=GPU-fake-3-0" in env
+        assert [g["heldBy"] for g in nodes(cluster)["node3"]["gpus"]] == [first]
+
+        assert cluster.push(ECHO, second).returncode == 0
+        waiting = wait_for(
+            lambda: "waiting for a free GPU" in (cluster.runtime(second).get("errorMessage") or ""),
+            300,
+            "the second GPU Space says it waits",
+        )
+        assert waiting and cluster.runtime(second)["stage"] == "APP_STARTING"
+        with cluster.api() as c:
+            assert c.post(f"/api/spaces/{first}/pause").status_code == 200
+        cluster.wait_stage(second, {"RUNNING"}, timeout=120)
+        assert node_of(cluster, second) == "node3"
+    finally:  # deleted: their device is free for whatever runs next
+        api = HfApi(endpoint=cluster.url, token=cluster.token)
+        for space in (first, second):
+            api.delete_repo(space, repo_type="space", missing_ok=True)

@@ -166,13 +166,14 @@ class SwarmBackend(RuntimeBackend):
             mounts.append({"Type": "volume", "Source": spec.data_volume, "Target": "/data"})
         container["Mounts"] = mounts
         share = self.settings.swarm_reservation
+        cpus = min(spec.cpus, self._node_cpus())  # an engine refuses more than its machine has
         limits: dict[str, Any] = {
-            "NanoCPUs": int(spec.cpus * 1e9),
+            "NanoCPUs": int(cpus * 1e9),
             "MemoryBytes": spec.memory_bytes,
             "Pids": spec.pids,
         }
         reservations: dict[str, Any] = {
-            "NanoCPUs": int(spec.cpus * share * 1e9),
+            "NanoCPUs": int(cpus * share * 1e9),
             "MemoryBytes": int(spec.memory_bytes * share),
         }
         if spec.gpus:
@@ -191,9 +192,20 @@ class SwarmBackend(RuntimeBackend):
             },
         }
 
+    def _node_cpus(self) -> float:
+        """The CPUs of the smallest node (a flavor asking more is capped to it, as on one
+        machine)."""
+        counts = [
+            n.get("Description", {}).get("Resources", {}).get("NanoCPUs", 0) / 1e9
+            for n in self._api().nodes()
+        ]
+        return min((c for c in counts if c > 0), default=1.0)
+
     def _constraints(self, spec: ContainerSpec) -> list[str]:
-        node = spec.labels.get("org.spaceport.node")
-        return [f"node.hostname=={node}"] if node else []
+        """GPUs booked by the allocator are on one node: the service goes there, and Swarm
+        hands it that many of the node's `GPU` resources (env DOCKER_RESOURCE_GPU)."""
+        nodes = {g.node for g in spec.gpus or [] if g.node}
+        return [f"node.hostname=={node}" for node in sorted(nodes)]
 
     def _labels(self, spec: ContainerSpec) -> dict[str, str]:
         return {

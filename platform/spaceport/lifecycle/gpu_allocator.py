@@ -35,14 +35,32 @@ class GpuUse:
     deployment_id: int | None
 
 
+def _one_node(free: list[Gpu], count: int) -> list[Gpu]:
+    """The free devices of the first node with `count` of them (a container's GPUs are on its
+    own machine); all of them when none has enough (the count then says it waits)."""
+    by_node: dict[str, list[Gpu]] = {}
+    for gpu in free:
+        by_node.setdefault(gpu.node, []).append(gpu)
+    return next((g for g in by_node.values() if len(g) >= count), free)
+
+
 def allocate(settings: Settings, space_pk: int, deployment_id: int, count: int) -> list[Gpu]:
     """Book `count` free GPUs for a deployment (lowest index first) or raise GpuUnavailable."""
     if count <= 0:
         return []
     inventory = discover(settings)
+    cluster = settings.runtime == "swarm"
+    has, on = (
+        ("the cluster's ready nodes have", "in the cluster")
+        if cluster
+        else (
+            "this node has",
+            "on this node",
+        )
+    )
     if count > len(inventory):
         raise GpuUnavailable(
-            f"this hardware needs {count} GPU(s) and this node has {len(inventory)}: choose "
+            f"this hardware needs {count} GPU(s) and {has} {len(inventory)}: choose "
             "another hardware flavor (or run Spaceport on a node with more GPUs)",
             permanent=True,
         )
@@ -53,11 +71,11 @@ def allocate(settings: Settings, space_pk: int, deployment_id: int, count: int) 
                     select(GpuAllocation.device_uuid).where(GpuAllocation.node == settings.instance)
                 )
             )
-        free = [g for g in inventory if g.uuid not in taken]
+        free = _one_node([g for g in inventory if g.uuid not in taken], count)
         if len(free) < count:
             raise GpuUnavailable(
                 f"waiting for a free GPU: this hardware needs {count}, {len(free)} of "
-                f"{len(inventory)} are free on this node; the Space starts as soon as one is "
+                f"{len(inventory)} are free {on}; the Space starts as soon as one is "
                 "released",
                 permanent=False,
             )

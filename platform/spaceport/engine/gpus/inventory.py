@@ -29,6 +29,7 @@ class Gpu:
     uuid: str
     name: str
     device: str  # the host's device node
+    node: str = ""  # cluster mode: the node that has it ("" on one machine)
 
     @property
     def container_device(self) -> str:
@@ -67,8 +68,24 @@ def _from_nvml() -> list[Gpu]:
         pynvml.nvmlShutdown()
 
 
+def _from_swarm(settings: Settings) -> list[Gpu]:
+    """The `GPU` generic resources the Swarm's ready nodes advertise, one per device."""
+    from spaceport.engine.swarm_backend import SwarmBackend  # it builds on this module
+
+    gpus: list[Gpu] = []
+    for node in SwarmBackend(settings).nodes():
+        if node.state != "ready" or node.availability != "active":
+            continue
+        for device, _ in node.gpus:
+            gpus.append(Gpu(len(gpus), device, "GPU", f"swarm:{node.name}", node=node.name))
+    return gpus
+
+
 def discover(settings: Settings) -> list[Gpu]:
-    """This node's GPUs (cached per process: devices do not come and go while it runs)."""
+    """This node's GPUs (cached per process: devices do not come and go while it runs); in
+    cluster mode, every ready node's (asked each time: nodes come and go)."""
+    if settings.runtime == "swarm":
+        return _from_swarm(settings)
     key = (settings.gpu_discovery, tuple(g.model_dump_json() for g in settings.gpus))
     with _lock:
         if key in _cache:
