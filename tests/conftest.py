@@ -278,6 +278,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         # No standby containers (on by default): the tests count a Space's containers, and
         # tests/runtime/test_standby.py turns them on for its own worker.
         "SPACEPORT_STANDBY_TTL_S": "0",
+        # Pages of 3 Spaces in GET /api/spaces: walking every page takes a few Spaces to test.
+        "SPACEPORT_LIST_PAGE_MAX": "3",
     }
     from tests.runtime.fake_gpus import fake_gpu_env
 

@@ -92,3 +92,28 @@ def test_secrets_round_trip_and_are_not_plaintext(tmp_path: Path) -> None:
     assert decrypt(settings, sealed) == "hunter2"
     key = tmp_path / "secret.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("default", "own", "after"),
+    [
+        (600, None, 600.0),  # no sleep time of its own: the node's default
+        (600, 30, 30.0),  # its own wins
+        (600, -1, None),  # its own "never" wins too
+        (0, None, None),  # 0: the default puts nobody to sleep
+        ("none", None, None),  # so does none, as the old setting's null did
+        (0, 30, 30.0),
+    ],
+)
+def test_default_sleep_time(default: object, own: int | None, after: float | None) -> None:
+    from spaceport.lifecycle.sleeper import sleep_after_s
+
+    settings = Settings(default_sleep_s=default)
+    assert sleep_after_s(settings, own) == after
+
+
+def test_default_sleep_old_name_is_still_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPACEPORT_DEFAULT_SLEEP_TIME_S", "900")
+    assert Settings().default_sleep_s == 900
+    monkeypatch.setenv("SPACEPORT_DEFAULT_SLEEP_S", "120")  # the new name wins
+    assert Settings().default_sleep_s == 120

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ByteSize, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ByteSize, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -196,6 +196,18 @@ class Settings(BaseSettings):
         "this host); off: left to DNS.",
     )
     git_max_push_bytes: int = Field(default=1_000_000_000, description="receive.maxInputSize")
+    list_page_size: int = Field(
+        default=100,
+        ge=1,
+        description="Spaces in one page of GET /api/spaces when the client asks no `limit` "
+        '(huggingface_hub\'s list_spaces follows the `Link: rel="next"` header to the end).',
+    )
+    list_page_max: int = Field(
+        default=1000,
+        ge=1,
+        description="Most Spaces in one page of GET /api/spaces, whatever `limit` asks "
+        "(the Hub's cap); the client pages on.",
+    )
     upload_max_file_bytes: int = Field(
         default=10 * 1024**2,
         description="Largest file huggingface_hub may upload inline (upload_file/create_commit).",
@@ -208,8 +220,18 @@ class Settings(BaseSettings):
     startup_timeout_s: int = 1800
     readiness_poll_s: float = 0.1
     reconcile_interval_s: float = 5.0
-    default_sleep_time_s: int | None = Field(
-        default=None, description="Sleep time of Spaces that set none; None: they never sleep."
+    default_sleep_s: int = Field(
+        default=0,
+        validation_alias=AliasChoices(
+            "SPACEPORT_DEFAULT_SLEEP_S",
+            "default_sleep_s",
+            "SPACEPORT_DEFAULT_SLEEP_TIME_S",  # its earlier name: still read
+            "default_sleep_time_s",
+        ),
+        description="Idle seconds after which a Space that set no sleep time of its own "
+        "deep-sleeps (container stopped, memory given back; a visitor wakes it). A Space's own "
+        "sleep time wins, -1 (never) included. 0 or none: such Spaces never sleep. Also read "
+        "as SPACEPORT_DEFAULT_SLEEP_TIME_S.",
     )
     light_sleep_s: int = Field(
         default=300,
@@ -297,6 +319,14 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown storage tiers {sorted(unknown)}: small, medium, large")
         return {**DEFAULT_DATA_SIZES, **v}
+
+    @field_validator("default_sleep_s", mode="before")
+    @classmethod
+    def _no_sleep(cls, v: object) -> object:
+        """none/null/empty (and the old setting's null default) mean what 0 means: off."""
+        if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none", "null")):
+            return 0
+        return v
 
     @field_validator("data")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.utils import build_hf_headers, paginate
@@ -43,6 +44,45 @@ def test_list_spaces_pages_with_link_header(node: Node, listed: list[str]) -> No
         )
     )
     assert [i["id"] for i in items] == listed
+
+
+def test_list_spaces_returns_every_space_across_pages(node: Node, api: HfApi) -> None:
+    """Pages hold 3 Spaces on the test node (SPACEPORT_LIST_PAGE_MAX): the client follows
+    `Link` to the end, in the database's order or (tags) its own, and sees each Space once."""
+    from sqlalchemy import func, select
+
+    from spaceport.db.models import Space
+    from spaceport.db.session import session_scope
+
+    word = unique("pg")
+    made = [node.create_space(f"{word}-{i}", sdk="static") for i in range(7)]  # rows: no build
+    assert [s.id for s in api.list_spaces(search=word)] == made[::-1]
+    assert [s.id for s in api.list_spaces(search=word, limit=5)] == made[:1:-1]
+    assert [s.id for s in api.list_spaces(search=word, filter="static")] == made[::-1]
+    everything = [s.id for s in api.list_spaces()]
+    with session_scope() as session:
+        count = session.scalar(select(func.count(Space.id)))
+    assert len(set(everything)) == len(everything) == count and set(made) <= set(everything)
+
+
+@pytest.mark.parametrize("direction", [-1, 1])
+def test_list_cursor_survives_a_space_created_between_pages(node: Node, direction: int) -> None:
+    """A Space created after the first page neither repeats nor hides one of the pages after
+    (an offset would: newest first, every item moves one place down)."""
+    word = unique("cur")
+    made = [node.create_space(f"{word}-{i}", sdk="static") for i in range(5)]
+    headers = build_hf_headers(token=node.token)
+    params = {"search": word, "direction": direction}
+    first = httpx.get(f"{node.url}/api/spaces", params=params, headers=headers)
+    first.raise_for_status()
+    newest = node.create_space(f"{word}-9", sdk="static")
+    seen, url = [i["id"] for i in first.json()], first.links["next"]["url"]
+    while url:  # as huggingface_hub's paginator: GET the next link as it is
+        r = httpx.get(url, headers=headers)
+        r.raise_for_status()
+        seen += [i["id"] for i in r.json()]
+        url = r.links.get("next", {}).get("url")
+    assert seen == (made[::-1] if direction < 0 else [*made, newest])
 
 
 def test_private_spaces_are_listed_only_for_their_owner(

@@ -83,3 +83,35 @@ def test_long_idle_space_stops_then_a_visitor_starts_it(node: Node, sleepy: str)
     assert settled(node, sleepy).id == before  # started again, not rebuilt or recreated
 
     hf(node).set_space_sleep_time(sleepy, -1)  # never again
+
+
+def test_default_sleep_time_puts_to_sleep_only_spaces_without_their_own(node: Node) -> None:
+    """SPACEPORT_DEFAULT_SLEEP_S, as the reconciler's sleep step applies it (called here with
+    the node's settings and that one value changed): a Space that set no sleep time
+    deep-sleeps once idle for the default, not before; one with its own keeps its own; 0 (the
+    test node's, and the shipped default) puts nobody to sleep."""
+    from spaceport.engine import make_backend
+    from spaceport.lifecycle.sleeper import check_sleep
+
+    plain, own = echo_space(node, "dfltsleep"), echo_space(node, "ownsleep")
+    try:
+        hf(node).set_space_sleep_time(own, 3600)
+        backend = make_backend(node.settings)
+
+        def sweep(default_s: int) -> dict[str, str]:
+            settings = node.settings.model_copy(
+                update={"default_sleep_s": default_s, "light_sleep_s": 0}
+            )
+            check_sleep(settings, backend)
+            return {s: node.runtime(s)["stage"] for s in (plain, own)}
+
+        time.sleep(3)  # both idle for longer than the default below
+        assert sweep(0) == {plain: "RUNNING", own: "RUNNING"}
+        assert sweep(600) == {plain: "RUNNING", own: "RUNNING"}  # not idle that long
+        assert sweep(2) == {plain: "SLEEPING", own: "RUNNING"}
+        wait_for(lambda: containers(plain) == [], 30)  # deep sleep: nothing of it runs
+        assert len(containers(own)) == 1
+        assert node.runtime(plain)["gcTimeout"] is None  # its own setting is still none
+    finally:
+        for space_id in (plain, own):
+            hf(node).delete_repo(space_id, repo_type="space", missing_ok=True)

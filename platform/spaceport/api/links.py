@@ -41,9 +41,14 @@ def decode_cursor(cursor: str | None) -> int:
 
 def set_next_link(request: Request, response: Response, offset: int | None) -> None:
     """Point `Link: rel="next"` at the page starting at `offset` (None: this is the last page)."""
-    if offset is None:
+    if offset is not None:
+        set_next_cursor(request, response, base64.urlsafe_b64encode(str(offset).encode()).decode())
+
+
+def set_next_cursor(request: Request, response: Response, cursor: str | None) -> None:
+    """Point `Link: rel="next"` at this URL with `cursor` (None: this is the last page)."""
+    if cursor is None:
         return
-    cursor = base64.urlsafe_b64encode(str(offset).encode()).decode()
     url = request.url.include_query_params(cursor=cursor)
     base = public_base(request)
     target = f"{base}{url.path}?{url.query}"

@@ -86,7 +86,7 @@ class Space(Base):
     stage: Mapped[str] = mapped_column(String(30), default=Stage.NO_APP_FILE.value)
     error_message: Mapped[str | None] = mapped_column(Text)
     head_sha: Mapped[str | None] = mapped_column(String(40))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     last_request_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Crash handling: consecutive failed starts/exits, and when the runtime tries again
@@ -114,7 +114,7 @@ class Build(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
     commit_sha: Mapped[str] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(20), default=BuildStatus.QUEUED.value)
+    status: Mapped[str] = mapped_column(String(20), default=BuildStatus.QUEUED.value, index=True)
     no_cache: Mapped[bool] = mapped_column(Boolean, default=False)
     image: Mapped[str | None] = mapped_column(String(300))
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -142,7 +142,9 @@ class Deployment(Base):
     container_id: Mapped[str | None] = mapped_column(String(80))
     upstream: Mapped[str | None] = mapped_column(String(100))
     node: Mapped[str | None] = mapped_column(String(100))  # its cluster node (cluster mode)
-    status: Mapped[str] = mapped_column(String(20), default=DeploymentStatus.STARTING.value)
+    status: Mapped[str] = mapped_column(
+        String(20), default=DeploymentStatus.STARTING.value, index=True
+    )
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     ready_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.session import session_scope
@@ -96,16 +96,22 @@ def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:
     """Containers of no live deployment (after a grace); volumes and images of deleted Spaces."""
     removed = 0
     cutoff = utcnow() - timedelta(seconds=GRACE_S)
-    for state in backend.list():
-        label = state.labels.get(LABEL_DEPLOYMENT, "")
-        if not label.isdigit():
-            continue
-        with session_scope() as session:
-            dep = session.get(Deployment, int(label))
-            keep = dep is not None and (
-                dep.status in LIVE or (dep.stopped_at is not None and dep.stopped_at > cutoff)
+    states = [s for s in backend.list() if s.labels.get(LABEL_DEPLOYMENT, "").isdigit()]
+    ids = {int(s.labels[LABEL_DEPLOYMENT]) for s in states}
+    with session_scope() as session:  # one query for every container, not one each
+        kept = set(
+            session.scalars(
+                select(Deployment.id).where(
+                    Deployment.id.in_(ids),
+                    or_(
+                        Deployment.status.in_(LIVE),
+                        Deployment.stopped_at > cutoff,
+                    ),
+                )
             )
-        if not keep:
+        )
+    for state in states:
+        if int(state.labels[LABEL_DEPLOYMENT]) not in kept:
             backend.stop(state.id, timeout=0)
             removed += 1
             log.info("janitor.container_removed", container=state.name)

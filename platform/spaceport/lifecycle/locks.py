@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import lru_cache
 
 import redis
 from redis.lock import Lock
@@ -22,7 +23,14 @@ def _key(space_pk: int) -> str:
 
 
 def _client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url)
+    return _client_for(settings.redis_url)
+
+
+@lru_cache(maxsize=8)
+def _client_for(url: str) -> redis.Redis:
+    """One client (one connection pool) per URL: the reconciler asks about every running Space
+    each pass, and a new client per question opened a new connection each time."""
+    return redis.Redis.from_url(url)
 
 
 @contextmanager

@@ -52,8 +52,10 @@ def _changed(session: Session, statement: Update) -> int:
 
 
 def sleep_after_s(settings: Settings, sleep_time: int | None) -> float | None:
-    """Seconds of idleness before the full sleep; None: this Space never sleeps."""
-    value = sleep_time if sleep_time is not None else settings.default_sleep_time_s
+    """Seconds of idleness before the full sleep; None: this Space never sleeps.
+
+    A Space's own sleep time wins (-1: never); without one, the node's `default_sleep_s`."""
+    value = sleep_time if sleep_time is not None else settings.default_sleep_s
     return float(value) if value is not None and value > 0 else None
 
 

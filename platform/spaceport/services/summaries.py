@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from spaceport.auth.principal import Principal
 from spaceport.db.models import Build, Deployment, Space, SpaceVariable
@@ -60,12 +60,19 @@ def color(name: object, fallback: str) -> str:
 
 
 def latest_builds(session: Session, ids: list[int]) -> dict[int, Build]:
+    """Each Space's newest build, without its log and cache report (what a summary shows):
+    a list of 1,000 Spaces read 1,000 build logs otherwise (docs/benchmarks.md)."""
     if not ids:
         return {}
     newest = (
         select(func.max(Build.id)).where(Build.space_id.in_(ids)).group_by(Build.space_id)
     ).scalar_subquery()
-    return {b.space_id: b for b in session.scalars(select(Build).where(Build.id.in_(newest)))}
+    query = (
+        select(Build)
+        .where(Build.id.in_(newest))
+        .options(defer(Build.log), defer(Build.cache_report))
+    )
+    return {b.space_id: b for b in session.scalars(query)}
 
 
 def active_deployments(session: Session, ids: list[int]) -> dict[int, Deployment]:
@@ -161,24 +168,46 @@ def summaries(
     stage: str = "",
     owner: str = "",
 ) -> list[dict[str, Any]]:
-    spaces = visible_spaces(session, who)
-    needle = search.strip().lower()
-    if needle:
-        spaces = [
-            s
-            for s in spaces
-            if needle in s.space_id.lower()
-            or needle in str((s.card_data or {}).get("title") or "").lower()
-        ]
-    if owner:
-        spaces = [s for s in spaces if s.owner == owner]
-    if stage:
-        wanted = {x.strip().upper() for x in stage.split(",") if x.strip()}
-        groups = {x.lower() for x in wanted}
-        spaces = [s for s in spaces if s.stage in wanted or STAGE_GROUPS.get(s.stage) in groups]
+    spaces = [s for s in visible_spaces(session, who) if matches(s, search, stage, owner)]
     ids = [s.id for s in spaces]
     builds, deps = latest_builds(session, ids), active_deployments(session, ids)
     return [summary(settings, s, builds.get(s.id), deps.get(s.id)) for s in spaces]
+
+
+def matches(space: Space, search: str = "", stage: str = "", owner: str = "") -> bool:
+    """The console's and the CLI's filters: part of the id or title, stages or groups (ok,
+    busy, error, idle; comma-separated), one owner."""
+    needle = search.strip().lower()
+    if needle and not (
+        needle in space.space_id.lower()
+        or needle in str((space.card_data or {}).get("title") or "").lower()
+    ):
+        return False
+    if owner and space.owner != owner:
+        return False
+    if stage:
+        wanted = {x.strip().upper() for x in stage.split(",") if x.strip()}
+        groups = {x.lower() for x in wanted}
+        return space.stage in wanted or STAGE_GROUPS.get(space.stage) in groups
+    return True
+
+
+def summaries_and_shown(
+    session: Session,
+    settings: Settings,
+    who: Principal | None,
+    *,
+    search: str = "",
+    stage: str = "",
+    owner: str = "",
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """Every visible Space's summary, and the ids the filters keep: the console's list draws
+    all cards once and hides the others (its script filters as one types)."""
+    spaces = visible_spaces(session, who)
+    shown = {s.space_id for s in spaces if matches(s, search, stage, owner)}
+    ids = [s.id for s in spaces]
+    builds, deps = latest_builds(session, ids), active_deployments(session, ids)
+    return [summary(settings, s, builds.get(s.id), deps.get(s.id)) for s in spaces], shown
 
 
 def space_summary(session: Session, settings: Settings, space: Space) -> dict[str, Any]:

@@ -54,8 +54,9 @@ def index(
     session: Session = Depends(get_session),
 ) -> Response:
     settings = get_settings()
-    everything = summaries.summaries(session, settings, who)
-    shown = summaries.summaries(session, settings, who, search=q, stage=stage, owner=owner)
+    everything, shown = summaries.summaries_and_shown(
+        session, settings, who, search=q, stage=stage, owner=owner
+    )
     owners = sorted({s["owner"] for s in everything})
     counts: dict[str, int] = {}
     for s in everything:
@@ -66,7 +67,7 @@ def index(
         who,
         nav="spaces",
         spaces=everything,
-        shown={s["id"] for s in shown},
+        shown=shown,
         total=len(everything),
         owners=owners,
         counts=counts,

@@ -20,7 +20,7 @@ from spaceport.api.deps import (
     writable_space,
 )
 from spaceport.api.errors import error_response
-from spaceport.api.links import decode_cursor, set_next_link, space_url
+from spaceport.api.links import set_next_cursor, space_url
 from spaceport.api.schemas import SpaceOptions
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
@@ -28,15 +28,11 @@ from spaceport.errors import Forbidden, SpaceportError
 from spaceport.lifecycle.proxy_routes import sync_routes
 from spaceport.names import split_space_id
 from spaceport.services import access, spaces
+from spaceport.services.space_list import ListQuery, page_spaces
 from spaceport.services.space_setup import duplicate_space
-from spaceport.services.views import space_summary
 from spaceport.settings import get_settings
 
 router = APIRouter(tags=["huggingface"])
-
-DEFAULT_PAGE = 100
-MAX_PAGE = 1000
-SORTS = {"createdAt", "lastModified", "likes", "trendingScore", "id"}
 
 
 @router.get("/api/spaces")
@@ -53,25 +49,21 @@ def list_spaces(
     who: Principal | None = Depends(optional_principal),
     session: Session = Depends(get_session),
 ) -> list[dict[str, Any]]:
-    """Spaces the caller may see, filtered and sorted like the Hub; `limit` is the page size."""
-    if sort is not None and sort not in SORTS:
-        raise SpaceportError(f"sort must be one of {', '.join(sorted(SORTS))} (got {sort!r})")
+    """Spaces the caller may see, filtered and sorted like the Hub; `limit` is the page size
+    (at most `list_page_max`), and `Link: rel="next"` points at the next page."""
     settings = get_settings()
-    needle = (search or "").lower()
-    items = [
-        space_summary(settings, s)
-        for s in spaces.readable_spaces(session, who, owner=author)
-        if needle in s.space_id.lower()
-    ]
-    for tag in filter:
-        items = [i for i in items if tag in i["tags"] or tag == i["sdk"]]
-    key = sort or "createdAt"
-    items.sort(key=lambda i: (i.get(key) or 0, i["createdAt"], i["id"]), reverse=direction < 0)
-    size = min(limit or DEFAULT_PAGE, MAX_PAGE)
-    start = decode_cursor(cursor)
-    end = start + size
-    set_next_link(request, response, end if end < len(items) else None)
-    return items[start:end]
+    query = ListQuery(
+        who=who,
+        author=author,
+        search=search or "",
+        sort=sort or "createdAt",
+        descending=direction < 0,
+        tags=tuple(filter),
+    )
+    size = min(limit or settings.list_page_size, settings.list_page_max)
+    page = page_spaces(session, settings, query, size, cursor)
+    set_next_cursor(request, response, page.next_cursor)
+    return page.items
 
 
 class DuplicateSpace(SpaceOptions):
