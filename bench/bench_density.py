@@ -322,12 +322,14 @@ def main() -> int:
                 **compressed,
             }
             if compressed:
-                today = compressed["today_app_cost_mib"]
-                steady = compressed["compressed_app_cost_mib"]
-                assert isinstance(today, float) and isinstance(steady, float)
-                result["idle_apps_per_gib_today"] = round(1024 / today, 1)
-                result["idle_apps_per_gib_compressed"] = round(1024 / steady, 1)
-                result["compressed_over_today"] = round(today / steady, 2)
+                cost, squeezed = (
+                    compressed["today_app_cost_mib"],
+                    compressed["compressed_app_cost_mib"],
+                )
+                assert isinstance(cost, float) and isinstance(squeezed, float)
+                result["idle_apps_per_gib_today"] = round(1024 / cost, 1)
+                result["idle_apps_per_gib_compressed"] = round(1024 / squeezed, 1)
+                result["compressed_over_today"] = round(cost / squeezed, 2)
         finally:
             say(f"removing {len(states)} containers")
             for s in states:
