@@ -13,6 +13,13 @@ containerd shims and docker-proxy processes next to each app) and each app's cgr
 (what `docker stats` shows); and it wakes every app (unfreeze, one request, freeze again) to
 show that each still answers. Everything it started is removed at the end.
 
+Side by side in the same run, the compressed tier (lifecycle/compressor.py; skipped with
+--no-compress or where the node has no zram swap): the `--awake` apps are thawed and timed warm,
+then every app's idle memory is compressed as the runtime does (`NodeOps.compress_memory`,
+its CPU and wall time measured), the host's memory read again; the awake apps stay awake for
+`--cpu-window-s` (their CPU, and how much memory they touch back), are compressed again and
+each timed on its first request; then the wake-each-once check runs on compressed apps.
+
     .venv/bin/python bench/bench_density.py [--apps 150] [--reserve-gib 1.5] [--json out.json]
 """
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -30,6 +38,7 @@ from pathlib import Path
 import docker
 import httpx
 
+from spaceport.engine import zram
 from spaceport.engine.base import ContainerSpec, ContainerState, RuntimeBackendError
 from spaceport.engine.docker_backend import DockerBackend
 from spaceport.flavors import get_flavor
@@ -86,6 +95,99 @@ def awake_cpu(ids: list[str], window_s: float) -> float:
     return statistics.mean(used) / (window_s * 1e9)
 
 
+def timed_get(upstream: str | None) -> float:
+    started = time.monotonic()
+    httpx.get(f"http://{upstream}/config", timeout=30).raise_for_status()
+    return time.monotonic() - started
+
+
+def thread_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_utime + usage.ru_stime
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def zram_stored() -> int:
+    swap = zram.active()
+    return swap.stored_bytes if swap else 0
+
+
+def compressed_tier(
+    backend: DockerBackend,
+    states: list[ContainerState],
+    args: argparse.Namespace,
+    before: int,
+    today_cgroup: float,
+    outside: float,
+) -> dict[str, object]:
+    """The compressed tier on the same apps, measured the same way (module docstring).
+
+    What an app costs is counted from its own parts, because other work on a shared machine
+    moves the host's MemAvailable by hundreds of MiB: its cgroup memory, its share of the RAM
+    zram took during this run, and what it costs outside its cgroup (shim, docker-proxy: the
+    host's growth per app less its cgroup memory, measured before compression)."""
+    sample = states[: args.awake]
+    stored_before = zram_stored()
+    warm = []
+    for s in sample:
+        backend.unpause(s.id)
+        timed_get(s.upstream)
+        warm.append(min(timed_get(s.upstream) for _ in range(3)))
+    moved, cpu, wall, skipped = [], [], [], []
+    say(f"compressing {len(states)} apps")
+    for s in states:
+        cpu_at, wall_at = thread_cpu_s(), time.monotonic()
+        done = backend.compress_memory(s.id)
+        cpu.append(thread_cpu_s() - cpu_at)
+        wall.append(time.monotonic() - wall_at)
+        moved.append(done.moved_bytes)
+        if done.skipped:
+            skipped.append(done.skipped)
+    time.sleep(2)
+    grown = used_bytes() - before
+    per_app = [cgroup_memory(s.id) for s in states]
+    swap = zram.active()
+    say(f"{len(sample)} compressed apps awake for {args.cpu_window_s} s")
+    cpu_share = awake_cpu([s.id for s in sample], args.cpu_window_s)
+    regrown = [cgroup_memory(s.id) for s in sample]
+    for s in sample:
+        backend.compress_memory(s.id)
+    time.sleep(1)
+    first = [timed_get(s.upstream) for s in sample]
+    for s in sample:
+        backend.pause(s.id)
+    zram_per_app = (zram_stored() - stored_before) / len(states)
+    steady = statistics.median(regrown) + zram_per_app + outside
+    return {
+        "today_app_cost_mib": round((today_cgroup + outside) / MiB, 1),
+        "outside_cgroup_per_app_mib": round(outside / MiB, 1),
+        "zram_ram_per_app_mib": round(zram_per_app / MiB, 1),
+        "compressed_host_memory_used_by_apps_mib": round(grown / MiB),
+        "compressed_host_memory_per_app_mib": round(grown / MiB / len(states), 1),
+        "compressed_cgroup_memory_per_app_mib_median": round(statistics.median(per_app) / MiB, 1),
+        "compressed_awake_cgroup_memory_after_window_mib_median": round(
+            statistics.median(regrown) / MiB, 1
+        ),
+        "compressed_app_cost_mib": round(steady / MiB, 1),
+        "compressed_moved_per_app_mib_median": round(statistics.median(moved) / MiB, 1),
+        "compressed_skipped": skipped[:5],
+        "zram_ratio": round(swap.ratio, 2) if swap else None,
+        "zram_ram_used_mib": round(swap.stored_bytes / MiB) if swap else None,
+        "compress_cpu_ms_per_app_median": round(1000 * statistics.median(cpu), 1),
+        "compress_wall_ms_per_app_median": round(1000 * statistics.median(wall), 1),
+        "compress_wall_ms_per_app_max": round(1000 * max(wall), 1),
+        "compressed_awake_idle_cpu_per_app_percent_of_core": round(100 * cpu_share, 1),
+        "warm_request_ms_median": round(1000 * statistics.median(warm), 1),
+        "warm_request_ms_p95": round(1000 * p95(warm), 1),
+        "first_request_after_compression_ms_median": round(1000 * statistics.median(first), 1),
+        "first_request_after_compression_ms_p95": round(1000 * p95(first), 1),
+    }
+
+
 def build_image() -> None:
     import subprocess
 
@@ -120,6 +222,9 @@ def main() -> int:
     ap.add_argument("--awake", type=int, default=10, help="apps measured awake (CPU)")
     ap.add_argument("--cpu-window-s", type=float, default=20)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--no-compress", action="store_true", help="skip the compressed tier's measures"
+    )
     args = ap.parse_args()
     build_image()
     flavor = get_flavor("cpu-basic")
@@ -173,6 +278,13 @@ def main() -> int:
             backend.pause(states[-1].id)
             grown = used_bytes() - before
             per_app = [cgroup_memory(s.id) for s in states]
+            compressed: dict[str, object] = {}
+            if not args.no_compress and zram.active() is not None:
+                today = statistics.median(per_app)
+                outside = max(0.0, grown / len(states) - today)
+                compressed = compressed_tier(backend, states, args, before, today, outside)
+            elif not args.no_compress:
+                say("no zram swap on this node: the compressed tier is not measured")
             say(f"{len(states)} apps frozen; waking each once")
             answering, wakes = 0, []
             dead: list[str] = []
@@ -207,7 +319,17 @@ def main() -> int:
                 "wake_to_answer_s_median": round(statistics.median(wakes), 3),
                 "wake_to_answer_s_max": round(max(wakes), 3),
                 "memory_available_at_end_gib": round(meminfo()["MemAvailable"] / 1024**3, 2),
+                **compressed,
             }
+            if compressed:
+                cost, squeezed = (
+                    compressed["today_app_cost_mib"],
+                    compressed["compressed_app_cost_mib"],
+                )
+                assert isinstance(cost, float) and isinstance(squeezed, float)
+                result["idle_apps_per_gib_today"] = round(1024 / cost, 1)
+                result["idle_apps_per_gib_compressed"] = round(1024 / squeezed, 1)
+                result["compressed_over_today"] = round(cost / squeezed, 2)
         finally:
             say(f"removing {len(states)} containers")
             for s in states:

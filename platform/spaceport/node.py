@@ -98,6 +98,23 @@ def isolate_builds(settings: Settings, say: Say) -> None:
         say(f"warning: could not firewall builds: {exc}")
 
 
+def ensure_zram(settings: Settings, say: Say) -> None:
+    """The node's compressed swap, where idle apps' cold memory goes (engine/zram.py); a node
+    that cannot have one runs as before, without the compressed tier, and says why."""
+    from spaceport.engine import zram
+
+    if settings.zram_size_percent <= 0 or settings.compress_after_s <= 0:
+        return
+    size = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    try:
+        swap, made = zram.ensure(size * settings.zram_size_percent // 100)
+    except zram.ZramError as exc:
+        say(f"warning: no zram swap ({exc}): idle apps are not compressed (spaceport doctor)")
+        return
+    if made:
+        say(f"zram swap set up: {swap.describe()}")
+
+
 def ensure_redis(settings: Settings, say: Say) -> None:
     if redis_ok(settings):
         return
@@ -184,6 +201,7 @@ def up(
     ensure_docker(settings, say)
     ensure_app_init(settings, say)
     isolate_builds(settings, say)
+    ensure_zram(settings, say)
     ensure_redis(settings, say)
     token = prepare(settings)
     ensure_api(settings, say)

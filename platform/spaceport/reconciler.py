@@ -5,7 +5,8 @@ stop the others):
 - containers of running Spaces that died (crash, OOM, a dockerd restart) or wrote more than
   `app_writable_max` outside /data are reported and restarted with backoff; frozen
   containers of Spaces someone woke are thawed;
-- idle Spaces are put to sleep (frozen, then stopped);
+- idle Spaces are compressed (their app's untouched memory to zram: still RUNNING), then put
+  to sleep (frozen, then stopped);
 - Spaces that should run and run nothing (a crash retry is due, a GPU became free, the process
   that was starting them died) are started, from their existing image: never a new build;
 - half-finished starts, stale GPU bookings, orphan containers and volumes are cleaned up;
@@ -24,7 +25,7 @@ import structlog
 from spaceport.db.session import session_scope
 from spaceport.engine import make_backend
 from spaceport.engine.base import RuntimeBackend
-from spaceport.lifecycle import crashes, janitor, jobs, sleeper, standby
+from spaceport.lifecycle import compressor, crashes, janitor, jobs, sleeper, standby
 from spaceport.lifecycle import gpu_allocator as allocator
 from spaceport.lifecycle.proxy_routes import desired_routes, sync_routes
 from spaceport.lifecycle.thaw import ThawWatcher
@@ -102,6 +103,7 @@ def reconcile_once(settings: Settings) -> None:
         _step("containers", lambda: crashes.check_containers(settings, engine))
         _step("disk", lambda: crashes.check_writable_layers(settings, engine))
         _step("sleep", lambda: sleeper.check_sleep(settings, engine))
+        _step("compress", lambda: compressor.check_compress(settings))
         _step("stale_starts", lambda: janitor.fail_stale_starts(settings, engine))
         _step("holds", lambda: janitor.finish_holds(settings, engine))
         _step("start_due", lambda: start_due(settings))

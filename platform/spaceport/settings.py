@@ -238,6 +238,19 @@ class Settings(BaseSettings):
         description="Freeze a sleepable idle Space after this long (or half its sleep time, "
         "whichever is sooner); 0 turns light sleep off.",
     )
+    compress_after_s: int = Field(
+        default=60,
+        description="Compress a running Space after this long idle: the memory its app does "
+        "not touch goes to the node's zram swap (about a third of its size there); the app "
+        "keeps answering, a request faults back what it needs. Spaces that never sleep too. "
+        "0 turns it off; so does a node without zram swap.",
+    )
+    zram_size_percent: int = Field(
+        default=100,
+        description="`spaceport up` sets up a zram swap device of this much of the node's RAM "
+        "(uncompressed capacity: it takes about a third of that in RAM when full) unless the "
+        "node has one; 0: leave swap alone. Needs root and the kernel's zram.",
+    )
     standby_ttl_s: int = Field(
         default=600,
         description="After a Gradio or Streamlit Space deploys, keep a standby container that "

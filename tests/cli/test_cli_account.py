@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 
+from spaceport.engine import zram
 from tests.cli.conftest import Cli
 from tests.conftest import Node, unique
 
@@ -99,6 +100,11 @@ def test_doctor_and_proxy_operator_commands(cli: Cli) -> None:
     assert runtimes["detail"] == "runsc for flavor test-gvisor", runtimes  # tests/conftest.py
     cap = next(c for c in report["checks"] if c["name"] == "log rate cap")
     assert cap["status"] == "ok" and cap["detail"].startswith("1.0MiB/s per stream"), cap
+    swap = next(c for c in report["checks"] if c["name"] == "zram")
+    if zram.active() is not None or zram.unavailable_reason() is None:  # `up` could: it did
+        assert swap["status"] == "ok" and "/dev/zram" in swap["detail"], swap
+    else:  # the compressed tier is off, and the report says why
+        assert swap["status"] == "warn" and "no zram swap" in swap["detail"], swap
 
     proxy = cli("proxy")  # operator command: the proxy runs already; routes reloaded from the db
     assert proxy.returncode == 0 and "already running" in proxy.stdout, proxy.stderr

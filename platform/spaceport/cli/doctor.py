@@ -2,8 +2,8 @@
 
 Runs on the node itself (it reads the node's settings, like `up`): Docker, BuildKit, the base
 image, Redis, the database and its schema, the build worker, the API, the proxy and the public
-URL, disk space, /data size limits, app runtimes (gVisor) and GPUs. Each check is small and
-independent, so one broken part never hides the state of the others.
+URL, disk space, /data size limits, app runtimes (gVisor), the zram swap and GPUs. Each check
+is small and independent, so one broken part never hides the state of the others.
 """
 
 from __future__ import annotations
@@ -268,6 +268,28 @@ def check_runtimes(settings: Settings) -> Check:
     return Check("runtimes", "ok", shown)
 
 
+def check_zram(settings: Settings) -> Check:
+    """The compressed tier needs a zram swap (engine/zram.py, set up by `spaceport up`)."""
+    from spaceport.engine import zram
+
+    if settings.compress_after_s <= 0:
+        return Check("zram", "ok", "compressed tier off (SPACEPORT_COMPRESS_AFTER_S=0)")
+    swap = zram.active()
+    if swap is not None:
+        after = f"idle apps compressed after {settings.compress_after_s} s"
+        return Check("zram", "ok", f"{swap.describe()}; {after}")
+    reason = zram.unavailable_reason()
+    if settings.zram_size_percent <= 0:
+        reason = "SPACEPORT_ZRAM_SIZE_PERCENT=0 and the node has no zram swap of its own"
+    return Check(
+        "zram",
+        "warn",
+        f"no zram swap: idle apps keep all their memory ({reason or 'run spaceport up'})",
+        "run `spaceport up` as root on a kernel with zram (`modprobe zram`), or set one up "
+        "yourself (zramctl, swapon)",
+    )
+
+
 def check_gpus(settings: Settings) -> Check:
     from spaceport.engine.gpus.inventory import discover
 
@@ -310,6 +332,7 @@ CHECKS: list[Callable[[Settings], Check]] = [
     check_data_disks,
     check_runtimes,
     check_app_init,
+    check_zram,
     check_gpus,
 ]
 ICONS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}

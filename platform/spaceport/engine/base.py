@@ -91,6 +91,16 @@ class NodeInfo:
     spaces: list[str]  # the Spaces with a container there
 
 
+@dataclass
+class Compressed:
+    """What `NodeOps.compress_memory` did: bytes of the container's memory moved to the node's
+    compressed swap (0, with the reason, when it skipped), and its memory afterwards."""
+
+    moved_bytes: int
+    resident_bytes: int = 0
+    skipped: str = ""
+
+
 class LogStream(Protocol):
     """Raw output chunks of a container, live; `close()` ends the iteration from any thread."""
 
@@ -220,3 +230,9 @@ class NodeOps(ABC):
     @abstractmethod
     def set_cpu_shares(self, container_id: str, shares: int) -> None:
         """Change a running container's CPU weight."""
+
+    @abstractmethod
+    def compress_memory(self, container_id: str) -> Compressed:
+        """Push the memory a running container does not touch to the node's compressed swap
+        (zram): it keeps running and answering, and faults pages back as it touches them.
+        Never kills it; skips (saying why) when there is little to gain or no room."""

@@ -20,12 +20,13 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from spaceport.engine import app_init, data_disks, network_policy
+from spaceport.engine import app_init, data_disks, memory_squeeze, network_policy
 from spaceport.engine.base import (
     LABEL_DEPLOYMENT,
     LABEL_INSTANCE,
     LABEL_MANAGED,
     LABEL_SPACE,
+    Compressed,
     ContainerSpec,
     ContainerState,
     ImageRef,
@@ -539,3 +540,20 @@ class DockerBackend(RuntimeBackend, NodeOps):
             self.client.api.update_container(container_id, cpu_shares=shares)
         except (APIError, NotFound) as exc:
             raise RuntimeBackendError(f"could not reweigh {container_id[:12]}: {exc}") from exc
+
+    def compress_memory(self, container_id: str) -> Compressed:
+        try:
+            attrs = self.client.api.inspect_container(container_id)
+        except (APIError, NotFound) as exc:
+            raise RuntimeBackendError(f"container {container_id[:12]} is gone: {exc}") from exc
+        pid = int((attrs.get("State") or {}).get("Pid") or 0)
+        limit = int((attrs.get("HostConfig") or {}).get("Memory") or 0)
+        if not pid or not limit:
+            return Compressed(0, skipped="not running, or no memory limit to restore")
+        try:
+            done = memory_squeeze.squeeze(pid, limit)
+        except memory_squeeze.SqueezeSkipped as exc:
+            return Compressed(0, skipped=str(exc))
+        except OSError as exc:
+            raise RuntimeBackendError(f"could not compress {container_id[:12]}: {exc}") from exc
+        return Compressed(done.moved_bytes, done.resident_bytes)

@@ -36,6 +36,7 @@ from spaceport.engine.base import (
     LABEL_INSTANCE,
     LABEL_MANAGED,
     LABEL_SPACE,
+    Compressed,
     ContainerSpec,
     ContainerState,
     ImageRef,
@@ -678,3 +679,8 @@ class SwarmNodeOps(NodeOps):
     def set_cpu_shares(self, container_id: str, shares: int) -> None:
         engine, container = self._located(container_id)
         engine.set_cpu_shares(container, shares)
+
+    def compress_memory(self, container_id: str) -> Compressed:
+        # The cgroup is on the task's node: a node agent's work (this process may be on
+        # another machine, where the task's pid is someone else's).
+        return Compressed(0, skipped="not in cluster mode yet (needs the node's agent)")

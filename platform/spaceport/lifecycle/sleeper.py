@@ -1,6 +1,8 @@
 """Sleep and wake: idle Spaces give their CPU, then their memory, back; a visitor wakes them.
 
-Two tiers, both shown as stage SLEEPING:
+Before either, an idle RUNNING Space is compressed (lifecycle/compressor.py: its app's cold
+memory in zram, after `compress_after_s`; it stays RUNNING and answers at once). Then two
+tiers, both shown as stage SLEEPING:
 - light sleep: after `light_sleep_s` idle (or half the sleep time, if sooner) the container is
   frozen (cgroup freezer: memory kept, no CPU). It keeps its route: the first request reaches
   the frozen container and `thaw.ThawWatcher` thaws it within milliseconds. (Where this

@@ -18,6 +18,7 @@ from spaceport.db.queries import active_deployment
 from spaceport.front_matter import ConfigError, split_front_matter
 from spaceport.git import browse
 from spaceport.git.repos import repo_path
+from spaceport.lifecycle import compressor
 from spaceport.settings import Settings
 from spaceport.stages import SERVING, Stage
 from spaceport.timefmt import iso_hf
@@ -46,7 +47,26 @@ def runtime_dict(settings: Settings, space: Space) -> dict[str, Any]:
     dep = active_deployment(session, space.id) if session is not None and serving else None
     if dep is not None and dep.node:
         out["node"] = dep.node  # cluster mode: the node running it
+    if dep is not None and stage == Stage.RUNNING:
+        compressed = _compressed(settings, space, dep.container_id)
+        if compressed is not None:
+            out["compressed"] = compressed
     return out
+
+
+def _compressed(settings: Settings, space: Space, container: str | None) -> dict[str, Any] | None:
+    """Spaceport's own: the running app's idle memory is compressed (lifecycle/compressor.py),
+    and no request came since (a request faults back what it touches)."""
+    note = compressor.note(settings, container)
+    if note is None or not note.moved_bytes:
+        return None
+    if space.last_request_at is not None and space.last_request_at > note.when:
+        return None
+    return {
+        "since": iso_hf(note.when),
+        "movedBytes": note.moved_bytes,
+        "residentBytes": note.resident_bytes,
+    }
 
 
 def card_data(readme: str | None, fallback: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Echo: the runtime tests' app. GET / -> "echo <container>", /env/NAME -> $NAME,
-/data -> a visit counter kept in /data. CRASH=1 makes it exit; SHOW_SECRET=NAME prints $NAME;
+/data -> a visit counter kept in /data, /ballast/N -> holds N MiB more it never touches again
+(like a model's tables loaded at start). CRASH=1 makes it exit; SHOW_SECRET=NAME prints $NAME;
 IGNORE_SIGTERM=1 makes it slow to stop (the engine's grace runs out, then SIGKILL)."""
 
 import os
@@ -20,6 +21,15 @@ if os.environ.get("CRASH"):
     sys.exit(3)
 
 
+BALLAST: list[bytes] = []
+
+
+def ballast(mib: int) -> str:
+    """Hex text: about as compressible as a Python heap (2-3x in zram)."""
+    BALLAST.append(os.urandom(mib * 512 * 1024).hex().encode())
+    return str(sum(len(b) for b in BALLAST) // 2**20)
+
+
 def visits() -> str:
     path = Path("/data/visits")
     count = int(path.read_text()) + 1 if path.exists() else 1
@@ -33,6 +43,8 @@ class Handler(BaseHTTPRequestHandler):
             body = os.environ.get(self.path[5:], "")
         elif self.path == "/data":
             body = visits()
+        elif self.path.startswith("/ballast/"):
+            body = ballast(int(self.path[9:]))
         else:
             body = f"echo {HOST}"
         data = body.encode()
