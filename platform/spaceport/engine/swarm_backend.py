@@ -181,11 +181,16 @@ class SwarmBackend(RuntimeBackend):
             reservations["GenericResources"] = [
                 {"DiscreteResourceSpec": {"Kind": GPU_RESOURCE, "Value": len(spec.gpus)}}
             ]
+        # A task holding generic resources (GPUs) stays off the overlay: attaching an overlay
+        # updates the node, and Swarm 20.10's constraint enforcer then rejects that task
+        # ("assigned node no longer meets constraints"). The proxy reaches it the same way,
+        # through its node's published port.
+        networks = [] if spec.gpus else [{"Target": self.ensure_network(spec.egress)}]
         return {
             "ContainerSpec": container,
             "Resources": {"Limits": limits, "Reservations": reservations},
             "RestartPolicy": {"Condition": "none"},
-            "Networks": [{"Target": self.ensure_network(spec.egress)}],
+            "Networks": networks,
             "Placement": {"Constraints": self._constraints(spec)},
             "LogDriver": {
                 "Name": "json-file",
