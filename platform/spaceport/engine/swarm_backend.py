@@ -548,11 +548,7 @@ class SwarmBackend(RuntimeBackend):
             desc = node.get("Description", {})
             resources = desc.get("Resources", {})
             mine = [t for t in tasks if t.get("NodeID") == node["ID"]]
-            held = {
-                _resource_value(r): _container_labels(t).get(LABEL_SPACE, "")
-                for t in mine
-                for r in t.get("AssignedGenericResources") or []
-            }
+            held = self._gpus_held(node["ID"], mine)
             gpus = [
                 (value, held.get(value, ""))
                 for value in map(_resource_value, resources.get("GenericResources") or [])
@@ -573,6 +569,26 @@ class SwarmBackend(RuntimeBackend):
             )
         return sorted(out, key=lambda n: n.name)
 
+    def _gpus_held(self, node_id: str, tasks: builtins.list[dict[str, Any]]) -> dict[str, str]:
+        """Device -> Space, from what Swarm handed each GPU task: its container's
+        DOCKER_RESOURCE_GPU (this engine's API does not show a task's assigned resources)."""
+        held: dict[str, str] = {}
+        gpu_tasks = [t for t in tasks if _reserves_gpus(t)]
+        engine = self.node_engine(node_id) if gpu_tasks else None
+        for task in gpu_tasks:
+            container = task.get("Status", {}).get("ContainerStatus", {}).get("ContainerID")
+            if engine is None or not container:
+                continue
+            try:
+                env = engine.client.api.inspect_container(container)["Config"]["Env"] or []
+            except DockerException:
+                continue
+            for item in env:
+                if item.startswith("DOCKER_RESOURCE_GPU="):
+                    for device in item.partition("=")[2].split(","):
+                        held[device] = _container_labels(task).get(LABEL_SPACE, "")
+        return held
+
     def set_availability(self, node: str, availability: str) -> None:
         """Draining moves every task off the node: Swarm starts each elsewhere and stops the
         old one; `active` takes the node back (Swarm does not rebalance onto it by itself)."""
@@ -591,6 +607,14 @@ class SwarmBackend(RuntimeBackend):
 
 def _container_labels(task: dict[str, Any]) -> dict[str, str]:
     return dict(task.get("Spec", {}).get("ContainerSpec", {}).get("Labels") or {})
+
+
+def _reserves_gpus(task: dict[str, Any]) -> bool:
+    reservations = task.get("Spec", {}).get("Resources", {}).get("Reservations") or {}
+    return any(
+        (r.get("DiscreteResourceSpec") or {}).get("Kind") == GPU_RESOURCE
+        for r in reservations.get("GenericResources") or []
+    )
 
 
 def _resource_value(resource: dict[str, Any]) -> str:
