@@ -217,3 +217,46 @@ def test_gpu_space_lands_on_the_gpu_node_and_a_second_waits(
         api = HfApi(endpoint=cluster.url, token=cluster.token)
         for space in (first, second):
             api.delete_repo(space, repo_type="space", missing_ok=True)
+
+
+def test_storage_space_stays_with_its_disk_and_says_why_its_node_is_down(
+    cluster: ClusterNode, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A Space with /data runs on the node that holds its disk; when that node dies the
+    Space does not move (its data would stay behind): it says which node is down, and runs
+    there again once the node is back, its data intact."""
+    marker = unique("swarm-data")
+    space = cluster.create_space(marker, sdk="static")
+    api = HfApi(endpoint=cluster.url, token=cluster.token)
+    try:
+        with cluster.api() as c:
+            assert c.post(f"/api/spaces/{space}/storage", json={"tier": "small"}).status_code == 200
+        pushed = cluster.push(static_app(tmp_path_factory.mktemp("data-app"), marker), space)
+        assert pushed.returncode == 0, pushed.stderr
+        cluster.wait_stage(space, {"RUNNING"}, timeout=300)
+        holder = node_of(cluster, space)
+        [name] = containers_of(cluster, holder, space)
+        container = cluster.engine(holder).containers.get(name)
+        assert any(m["Destination"] == "/data" for m in container.attrs["Mounts"])
+        container.exec_run(["sh", "-c", f"echo {marker} > /data/kept"], user="1000")
+
+        stop = cluster.spaceport("cluster", "stop-node", holder)
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        try:
+            down = wait_for(
+                lambda: (r := cluster.runtime(space))["stage"] == "RUNTIME_ERROR" and r,
+                90,
+                "the Space says its node is down",
+            )
+            assert f"node {holder} is down" in down["errorMessage"], down
+            assert "/data" in down["errorMessage"]
+        finally:
+            cluster.spaceport("cluster", "start-node", holder)
+        cluster.wait_stage(space, {"RUNNING"}, timeout=180)
+        assert node_of(cluster, space) == holder
+        [name] = containers_of(cluster, holder, space)
+        kept = cluster.engine(holder).containers.get(name).exec_run(["cat", "/data/kept"])
+        assert kept.output.decode().strip() == marker
+        wait_for(lambda: answers(cluster, space, marker), 60, "answers again")
+    finally:
+        api.delete_repo(space, repo_type="space", missing_ok=True)

@@ -67,6 +67,7 @@ class ContainerState:
     oom_killed: bool = False
     created: str = ""
     node: str = ""  # the cluster node it runs on ("" on a single engine)
+    reason: str = ""  # why it does not run, when the engine knows more than an exit code
 
 
 @dataclass

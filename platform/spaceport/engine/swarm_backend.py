@@ -54,6 +54,21 @@ log = structlog.get_logger(__name__)
 LABEL_ENGINE = "org.spaceport.engine"
 """On a Swarm node: the URL of its own engine API (set by `make cluster` or the operator)."""
 SERVICE_LABEL = "com.docker.swarm.service.id"
+DATA_LABEL_PREFIX = "org.spaceport.data."
+"""On a Swarm node, one label per /data disk it holds: its Spaces are pinned there."""
+
+
+def data_label(volume: str) -> str:
+    return f"{DATA_LABEL_PREFIX}{volume}"
+
+
+def disk_node_down(node: str) -> str:
+    return (
+        f"node {node} is down and holds the Space's /data disk: the Space starts again there "
+        "when the node is back (its data stays with it)"
+    )
+
+
 GPU_RESOURCE = "GPU"
 """The generic resource GPU nodes advertise, one value per device (env DOCKER_RESOURCE_GPU)."""
 ACTIVE = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
@@ -211,7 +226,10 @@ class SwarmBackend(RuntimeBackend):
         """GPUs booked by the allocator are on one node: the service goes there, and Swarm
         hands it that many of the node's `GPU` resources (env DOCKER_RESOURCE_GPU)."""
         nodes = {g.node for g in spec.gpus or [] if g.node}
-        return [f"node.hostname=={node}" for node in sorted(nodes)]
+        pins = [f"node.hostname=={node}" for node in sorted(nodes)]
+        if spec.data_volume:  # on the node that holds its disk
+            pins.append(f"node.labels.{data_label(spec.data_volume)}==true")
+        return pins
 
     def _labels(self, spec: ContainerSpec) -> dict[str, str]:
         return {
@@ -365,6 +383,13 @@ class SwarmBackend(RuntimeBackend):
         node = self._node(task.get("NodeID", "")) if task.get("NodeID") else {}
         node_name = node.get("Description", {}).get("Hostname", "")
         node_down = bool(node) and node.get("Status", {}).get("State") != "ready"
+        pinned = self._pinned_to(spec)
+        if node_down and pinned:
+            return ContainerState(
+                running=False, status="node-down", exit_code=None, upstream=None,
+                node=node_name, reason=disk_node_down(node_name),
+                **base,
+            )  # fmt: skip
         if node_down and (task.get("DesiredState") == "running" or state == "running"):
             # Lost with its node: placed again on a live one (see the module's docstring).
             self._reschedule(service_id, node_name)
@@ -387,6 +412,30 @@ class SwarmBackend(RuntimeBackend):
             running=False, status="exited", exit_code=exit_code, upstream=None,
             node=node_name, **base,
         )  # fmt: skip
+
+    @staticmethod
+    def _pinned_to(spec: dict[str, Any]) -> bool:
+        """Whether a service may only run where its /data disk is."""
+        constraints = spec.get("TaskTemplate", {}).get("Placement", {}).get("Constraints") or []
+        return any(c.startswith(f"node.labels.{DATA_LABEL_PREFIX}") for c in constraints)
+
+    def volume_node(self, name: str) -> dict[str, Any] | None:
+        """The node holding a Space's /data disk (its label says so, down or not)."""
+        label = data_label(name)
+        for node in self._api().nodes():
+            if (node.get("Spec", {}).get("Labels") or {}).get(label) == "true":
+                return cast(dict[str, Any], node)
+        return None
+
+    def label_node(self, node: dict[str, Any], label: str, value: str | None) -> None:
+        spec = dict(node["Spec"])
+        labels = dict(spec.get("Labels") or {})
+        if value is None:
+            labels.pop(label, None)
+        else:
+            labels[label] = value
+        spec["Labels"] = labels
+        self._api().update_node(node["ID"], node["Version"]["Index"], spec)
 
     def _reschedule(self, service: str, node: str) -> None:
         now = time.monotonic()
@@ -676,20 +725,57 @@ class SwarmNodeOps(NodeOps):
     def images(self) -> builtins.list[ImageRef]:
         return self.swarm.local.images()
 
+    def _volume_engine(self, node: dict[str, Any]) -> DockerBackend:
+        """The node's engine, as a plain-volume one (its /data disks are its own, not this
+        machine's loop devices)."""
+        name = node.get("Description", {}).get("Hostname", "?")
+        url = (node.get("Spec", {}).get("Labels") or {}).get(LABEL_ENGINE)
+        if not url or node.get("Status", {}).get("State") != "ready":
+            raise RuntimeBackendError(disk_node_down(name))
+        plain = self.swarm.settings.model_copy(update={"data_disks": "off"})
+        return DockerBackend(plain, base_url=url)
+
     def ensure_volume(self, name: str, space_id: str, image: str, size_bytes: int) -> None:
-        raise RuntimeBackendError(
-            "persistent storage (/data) is not available in cluster mode yet: "
-            "remove the Space's storage tier, or run it on a single-node Spaceport"
-        )
+        """On the node already holding it, else on the ready node running the fewest
+        Spaces; that node is labelled, and the Space's services pinned there."""
+        node = self.swarm.volume_node(name)
+        if node is None:
+            ready = [
+                n for n in self.swarm.nodes() if n.state == "ready" and n.availability == "active"
+            ]
+            if not ready:
+                raise RuntimeBackendError("no ready node to hold the Space's /data disk")
+            chosen = min(ready, key=lambda n: (len(n.spaces), n.name)).name
+            node = next(
+                n
+                for n in self.swarm._api().nodes()
+                if n.get("Description", {}).get("Hostname") == chosen
+            )
+            self._volume_engine(node).ensure_volume(
+                name, space_id, self.swarm.image(image), size_bytes
+            )
+            self.swarm.label_node(node, data_label(name), "true")
+            return
+        self._volume_engine(node).ensure_volume(name, space_id, self.swarm.image(image), size_bytes)
 
     def volume_size(self, name: str) -> int | None:
-        return None
+        return None  # plain volumes on the nodes: no size limit to grow
 
     def remove_volume(self, name: str) -> None:
-        return None
+        node = self.swarm.volume_node(name)
+        if node is None:
+            return
+        self._volume_engine(node).remove_volume(name)
+        fresh = self.swarm._api().inspect_node(node["ID"])
+        self.swarm.label_node(fresh, data_label(name), None)
 
     def volumes(self) -> builtins.list[str]:
-        return []
+        names = set()
+        for node in self.swarm._api().nodes():
+            for label in node.get("Spec", {}).get("Labels") or {}:
+                if label.startswith(DATA_LABEL_PREFIX):
+                    names.add(label[len(DATA_LABEL_PREFIX) :])
+        return sorted(names)
 
     def image_layers(self, image: str) -> builtins.list[str]:
         return self.swarm.local.image_layers(image)

@@ -108,6 +108,8 @@ def _crashed(
 ) -> None:
     if st is None:
         reason = "The app's container disappeared"
+    elif st.reason:
+        reason = st.reason
     else:
         oom = ", out of memory" if st.oom_killed else ""
         reason = f"The app exited (code {st.exit_code}{oom})"
