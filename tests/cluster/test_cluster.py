@@ -245,7 +245,7 @@ def test_storage_space_stays_with_its_disk_and_says_why_its_node_is_down(
         try:
             down = wait_for(
                 lambda: (r := cluster.runtime(space))["stage"] == "RUNTIME_ERROR" and r,
-                90,
+                180,  # the Swarm notices first (longer when the node was its raft leader)
                 "the Space says its node is down",
             )
             assert f"node {holder} is down" in down["errorMessage"], down

@@ -327,6 +327,8 @@ class SwarmBackend(RuntimeBackend):
         return tasks[0] if tasks else None
 
     def _node(self, node_id: str) -> dict[str, Any]:
+        if not node_id:  # a task not yet placed
+            return {}
         try:
             return cast(dict[str, Any], self._api().inspect_node(node_id))
         except (NotFound, APIError):
@@ -340,7 +342,10 @@ class SwarmBackend(RuntimeBackend):
             return None
         with self._lock:
             if url not in self._nodes:
-                self._nodes[url] = DockerBackend(self.settings, base_url=url)
+                try:
+                    self._nodes[url] = DockerBackend(self.settings, base_url=url)
+                except RuntimeBackendError:  # died since Swarm last heard from it
+                    return None
             return self._nodes[url]
 
     def container_of(self, service: str) -> tuple[DockerBackend, str] | None:
