@@ -73,6 +73,7 @@ GPU_RESOURCE = "GPU"
 """The generic resource GPU nodes advertise, one value per device (env DOCKER_RESOURCE_GPU)."""
 ACTIVE = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
 START_TIMEOUT_S = 300.0
+NODE_TABLE_S = 1.0
 
 
 def service_name(spec: ContainerSpec) -> str:
@@ -93,6 +94,7 @@ class SwarmBackend(RuntimeBackend):
         self._nodes: dict[str, DockerBackend] = {}
         self._lock = threading.Lock()
         self._reschedules: dict[str, float] = {}
+        self._node_table: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
 
     def _manager(self) -> docker.DockerClient:
         urls: builtins.list[str | None] = [*self.settings.swarm_managers] or [None]
@@ -327,12 +329,18 @@ class SwarmBackend(RuntimeBackend):
         return tasks[0] if tasks else None
 
     def _node(self, node_id: str) -> dict[str, Any]:
+        """A node as the Swarm last saw it. One listing serves a whole reconciler pass (it
+        is read again after NODE_TABLE_S), not one call per Space."""
         if not node_id:  # a task not yet placed
             return {}
-        try:
-            return cast(dict[str, Any], self._api().inspect_node(node_id))
-        except (NotFound, APIError):
-            return {}
+        fetched, table = self._node_table
+        if time.monotonic() - fetched > NODE_TABLE_S or node_id not in table:
+            try:
+                table = {str(n["ID"]): n for n in self._api().nodes()}
+            except APIError:
+                return {}
+            self._node_table = (time.monotonic(), table)
+        return table.get(node_id, {})
 
     def node_engine(self, node_id: str) -> DockerBackend | None:
         """The engine of one node (its label `org.spaceport.engine`), for node-local work."""
