@@ -258,5 +258,30 @@ def test_storage_space_stays_with_its_disk_and_says_why_its_node_is_down(
         kept = cluster.engine(holder).containers.get(name).exec_run(["cat", "/data/kept"])
         assert kept.output.decode().strip() == marker
         wait_for(lambda: answers(cluster, space, marker), 60, "answers again")
+
+        # Moved by its owner while paused: it runs on the new node, with its data.
+        target = next(n for n in ("node1", "node2", "node3") if n != holder)
+        running = cluster.spaceport(
+            "--url", cluster.url, "--token", cluster.token, "storage", "move", space, target
+        )
+        assert running.returncode != 0 and "pause or stop it first" in running.stderr
+        with cluster.api() as c:
+            assert c.post(f"/api/spaces/{space}/pause").status_code == 200
+        cluster.wait_stage(space, {"PAUSED"}, timeout=60)
+        moved = cluster.spaceport(
+            "--url", cluster.url, "--token", cluster.token, "storage", "move", space, target
+        )
+        assert moved.returncode == 0, moved.stdout + moved.stderr
+        with cluster.api() as c:
+            assert c.post(f"/api/spaces/{space}/restart").status_code == 200
+        cluster.wait_stage(space, {"RUNNING"}, timeout=120)
+        assert node_of(cluster, space) == target
+        [name] = containers_of(cluster, target, space)
+        kept = cluster.engine(target).containers.get(name).exec_run(["cat", "/data/kept"])
+        assert kept.output.decode().strip() == marker
+        left = cluster.engine(holder).volumes.list(
+            filters={"label": f"org.spaceport.space={space}"}
+        )
+        assert left == []  # the old copy is gone
     finally:
         api.delete_repo(space, repo_type="space", missing_ok=True)

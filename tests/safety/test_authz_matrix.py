@@ -65,6 +65,8 @@ MATRIX: dict[tuple[str, str], Op] = {
     ("GET", "/api/v1/users"): Op("admin"),
     ("POST", "/api/v1/users"): Op("admin", {"name": "authz-never-made"}),
     ("GET", "/api/v1/admin/overview"): Op("admin"),
+    ("GET", "/api/v1/nodes"): Op("admin"),
+    ("POST", "/api/v1/nodes/{name}/availability"): Op("admin", {"availability": "active"}),
     ("GET", "/api/v1/gpus"): Op("user"),  # private holders show as busy, unnamed
     ("POST", "/api/repos/create"): Op("create"),
     ("DELETE", "/api/repos/delete"): Op("repo_write"),
@@ -108,6 +110,7 @@ MATRIX: dict[tuple[str, str], Op] = {
     ("DELETE", "/api/spaces" + SPACE + "/variables"): Op("write", {"key": "AUTHZ"}),
     ("POST", "/api/v1/spaces" + SPACE + "/storage"): Op("write", {"tier": "small"}),
     ("DELETE", "/api/v1/spaces" + SPACE + "/storage"): Op("write"),
+    ("POST", "/api/v1/spaces" + SPACE + "/storage/move"): Op("write", {"node": "node2"}),
     ("POST", "/api/spaces" + SPACE + "/storage"): Op("write", {"tier": "small"}),
     ("DELETE", "/api/spaces" + SPACE + "/storage"): Op("write"),
     ("POST", "/api/v1/spaces" + SPACE + "/stop"): Op("write"),

@@ -56,6 +56,22 @@ def nodes_list(as_json: bool = JSON) -> None:
     console.print(table)
 
 
+storage_app = typer.Typer(help="A Space's persistent storage (/data).", no_args_is_help=True)
+
+
+@storage_app.command("move")
+def storage_move(
+    space: str = typer.Argument(..., help="owner/name"),
+    node: str = typer.Argument(..., help="The node to move /data to (spaceport nodes list)."),
+) -> None:
+    """Cluster mode: copy a paused or stopped Space's /data to another node; it runs there
+    from its next start."""
+    owner, _, name = space.partition("/")
+    with Api() as api:
+        api.post(f"/api/v1/spaces/{owner}/{name}/storage/move", json={"node": node})
+    ok(f"/data of [bold]{escape(space)}[/] is on [bold]{escape(node)}[/] now")
+
+
 def _availability(name: str, availability: str) -> None:
     with Api() as api:
         api.post(f"/api/v1/nodes/{name}/availability", json={"availability": availability})
@@ -156,3 +172,4 @@ def cluster_env() -> None:
 def register(app: typer.Typer) -> None:
     app.add_typer(nodes_app, name="nodes")
     app.add_typer(cluster_app, name="cluster")
+    app.add_typer(storage_app, name="storage")

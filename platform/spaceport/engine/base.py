@@ -170,6 +170,11 @@ class RuntimeBackend(ABC):
         describes that one itself)."""
         return []
 
+    def move_volume(self, name: str, node: str, image: str) -> None:
+        """Copy a stopped Space's /data volume to another node (with `image`, which has
+        `tar`), and make that node its home; the old copy is removed."""
+        raise RuntimeBackendError("this engine is one machine: /data has nowhere to move")
+
     def set_availability(self, node: str, availability: str) -> None:
         """`drain` a node (its Spaces move elsewhere, none lands there) or make it `active`."""
         raise RuntimeBackendError("this engine is one machine: there is no node to drain")

@@ -651,6 +651,54 @@ class SwarmBackend(RuntimeBackend):
                         held[device] = _container_labels(task).get(LABEL_SPACE, "")
         return held
 
+    def move_volume(self, name: str, node: str, image: str) -> None:
+        source = self.volume_node(name)
+        if source is None:
+            raise RuntimeBackendError("the Space has no /data disk on any node yet")
+        target = next(
+            (n for n in self._api().nodes() if n.get("Description", {}).get("Hostname") == node),
+            None,
+        )
+        if target is None:
+            raise RuntimeBackendError(f"no node {node!r} in the Swarm")
+        if target["ID"] == source["ID"]:
+            return
+        ops = SwarmNodeOps(self)
+        src, dst = ops._volume_engine(source), ops._volume_engine(target)
+        image = self.image(image)
+        labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: self.settings.instance}
+        space_id = ""
+        with contextlib.suppress(DockerException):
+            space_id = (src.client.volumes.get(name).attrs.get("Labels") or {}).get(LABEL_SPACE, "")
+        dst.ensure_volume(name, space_id, image, 0)
+        helpers: builtins.list[tuple[DockerBackend, str]] = []
+        try:
+            for engine in (src, dst):
+                with contextlib.suppress(DockerException):
+                    engine.client.images.pull(image)
+                created = engine.client.api.create_container(
+                    image,
+                    command=["true"],
+                    user="1000:1000",
+                    labels=labels,
+                    host_config=engine.client.api.create_host_config(
+                        binds={name: {"bind": "/data"}}
+                    ),
+                )
+                helpers.append((engine, created["Id"]))
+            stream, _ = src.client.api.get_archive(helpers[0][1], "/data")
+            dst.client.api.put_archive(helpers[1][1], "/", b"".join(stream))
+        except DockerException as exc:
+            raise RuntimeBackendError(f"could not copy /data to {node}: {exc}") from exc
+        finally:
+            for engine, helper in helpers:
+                with contextlib.suppress(DockerException):
+                    engine.client.api.remove_container(helper, force=True)
+        self.label_node(self._api().inspect_node(target["ID"]), data_label(name), "true")
+        self.label_node(self._api().inspect_node(source["ID"]), data_label(name), None)
+        src.remove_volume(name)
+        log.info("swarm.volume_moved", volume=name, to=node)
+
     def set_availability(self, node: str, availability: str) -> None:
         """Draining moves every task off the node: Swarm starts each elsewhere and stops the
         old one; `active` takes the node back (Swarm does not rebalance onto it by itself)."""

@@ -18,6 +18,7 @@ from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
 from spaceport.engine import make_backend
+from spaceport.engine.base import RuntimeBackendError
 from spaceport.errors import Conflict, SpaceportError
 from spaceport.flavors import UnknownFlavor
 from spaceport.git.repos import delete_repo
@@ -183,6 +184,29 @@ def set_storage(session: Session, settings: Settings, space: Space, tier: str | 
     apply_change(session, settings, space)
     if tier is None:
         jobs.submit(settings, f"unstore:{space.id}", _drop_volume, settings, space.id, runs)
+
+
+def move_storage(session: Session, settings: Settings, space: Space, node: str) -> None:
+    """Cluster mode: copy a paused or stopped Space's /data to another node, its new home."""
+    if not space.storage:
+        raise SpaceportError(f"{space.space_id} has no persistent storage to move")
+    if space.desired not in (Desired.PAUSED, Desired.STOPPED):
+        raise Conflict(
+            f"{space.space_id} is {space.stage}: pause or stop it first (its data must not "
+            "change while it is copied), then move it and start it again"
+        )
+    dep = session.scalar(
+        select(Deployment)
+        .where(Deployment.space_id == space.id)
+        .order_by(Deployment.id.desc())
+        .limit(1)
+    )
+    if dep is None:
+        raise SpaceportError(f"{space.space_id} never ran: there is no /data disk to move yet")
+    try:
+        make_backend(settings).move_volume(volume_name(settings, space.id), node, dep.image)
+    except RuntimeBackendError as exc:
+        raise SpaceportError(str(exc)) from exc
 
 
 def _drop_volume(settings: Settings, space_pk: int, after_restart: bool) -> None:

@@ -173,6 +173,20 @@ def request_storage(
     return _runtime(space)
 
 
+class MoveBody(BaseModel):
+    node: str
+
+
+@router.post(f"{NATIVE}/storage/move", tags=["native"])
+def move_storage(
+    body: MoveBody, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    """Cluster mode: copy a paused or stopped Space's /data to another node, its new home
+    (the Space's next start runs there)."""
+    operations.move_storage(session, get_settings(), space, body.node)
+    return {"space": space.space_id, "node": body.node}
+
+
 @router.delete(f"{HF}/storage")
 @router.delete(f"{NATIVE}/storage", tags=["native"])
 def delete_storage(
