@@ -8,6 +8,7 @@ in any order; the Spaces are shared by the module.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -95,6 +96,15 @@ def test_spaces_spread_over_nodes_pulled_from_the_registry(
         [sys.executable, "-c", GRADIO_PREDICT, url], capture_output=True, text=True, timeout=120
     )
     assert "Hello, Swarm!" in out.stdout, out.stdout + out.stderr
+
+    # Its output, live from its node through the manager (Hugging Face's run-logs stream).
+    event: dict = {}
+    with cluster.api() as c, c.stream("GET", f"/api/spaces/{gradio}/logs/run", timeout=30) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                event = json.loads(line[6:])
+                break
+    assert event.get("data", "").strip() and event["timestamp"].endswith("Z"), event
 
     # Built on this machine's engine, run from the registry: the node pulled the image.
     pulled = [
