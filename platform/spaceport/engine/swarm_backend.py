@@ -826,7 +826,22 @@ class SwarmNodeOps(NodeOps):
         node = self.swarm.volume_node(name)
         if node is None:
             return
-        self._volume_engine(node).remove_volume(name)
+        engine = self._volume_engine(node)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                engine.remove_volume(name)
+                break
+            except RuntimeBackendError:
+                # Swarm removes a service's containers a moment after the service, and keeps
+                # exited ones of older tasks: those may still name the volume.
+                if time.monotonic() > deadline:
+                    raise
+                for container in engine.client.containers.list(all=True, filters={"volume": name}):
+                    if container.status != "running":  # a running one: its removal is coming
+                        with contextlib.suppress(DockerException):
+                            container.remove(force=True)
+                time.sleep(0.5)
         fresh = self.swarm._api().inspect_node(node["ID"])
         self.swarm.label_node(fresh, data_label(name), None)
 
