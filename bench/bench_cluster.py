@@ -6,8 +6,8 @@ single-node one (this machine's engine) and one in cluster mode on the dev Swarm
 - push -> RUNNING of the same static app on each (the cluster pushes the image to the registry
   and a node pulls it: the ratio is what that costs), `--pushes` times each, interleaved;
 - failover: a node running a Space is killed (`spaceport cluster stop-node`: engine killed,
-  link cut) -> seconds until the Space answers again through the proxy from another node;
-  with the node a worker and with it the Swarm leader;
+  link cut) -> seconds until the Space answers again through the proxy from another node
+  (the dev cluster's manager runs no apps: the node that dies is a worker), twice;
 - spread: `--spread` static Spaces pushed to the cluster, how many land on each node and each
   node's memory in use by them;
 and prints one JSON object (docs/benchmarks.md has a run). Needs root (the dev cluster).
@@ -132,17 +132,6 @@ def failover(cluster: Platform, space_id: str, marker: str) -> dict[str, Any]:
     return {"killed": node, "moved_to": moved_to, "seconds": round(took, 2)}
 
 
-def leader(engines: dict[str, str]) -> str:
-    for url in engines.values():
-        info = docker.DockerClient(base_url=url).info()
-        if (info.get("Swarm") or {}).get("ControlAvailable"):
-            nodes = docker.DockerClient(base_url=url).api.nodes()
-            for n in nodes:
-                if (n.get("ManagerStatus") or {}).get("Leader"):
-                    return str(n["Description"]["Hostname"])
-    return ""
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pushes", type=int, default=3)
@@ -179,15 +168,10 @@ def main() -> None:
 
         engines = {n.name: n.engine for n in devcluster.nodes()}
         fails = []
-        for which in ("worker", "leader"):
-            lead = leader(engines)
-            for _ in range(20):  # a Space on the node this round kills
-                marker = uuid.uuid4().hex
-                space_id, _ = cluster.deploy(static_app(marker))
-                on = cluster.runtime(space_id)["node"]
-                if (on == lead) == (which == "leader"):
-                    break
-            fails.append({"node_role": which, **failover(cluster, space_id, marker)})
+        for _ in range(2):
+            marker = uuid.uuid4().hex
+            space_id, _ = cluster.deploy(static_app(marker))
+            fails.append(failover(cluster, space_id, marker))
             time.sleep(5)  # the node is back and Ready
         out["failover"] = fails
 

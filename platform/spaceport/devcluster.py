@@ -2,7 +2,8 @@
 
 Each node is a Docker engine of its own (dockerd 20.10 with its own containerd) in its own
 network namespace and UTS namespace, on a bridge of their own (`spcbr0`, 10.99.0.0/24); the
-nodes form one Swarm (the first up to three are managers, so losing one keeps the quorum), and
+nodes form one Swarm (the first is its manager and runs no apps, as production clusters keep
+their managers: a node failure on demand then never costs the raft its leader), and
 a private registry (Debian's `docker-registry`) serves them on the bridge. The machine's own
 dockerd, docker0 and firewall stay as they were: one FORWARD rule for the bridge is added and
 removed again. The recipe and its gotchas: ../shared/cluster/README.md in the workspace, and
@@ -240,7 +241,7 @@ def up(count: int = 3, fake_gpus: int = 1) -> list[DevNode]:
             ip=f"{SUBNET_PREFIX}.{10 + i}",
             engine=f"unix://{RUN}/node{i}.sock",
             gpus=[f"GPU-fake-{i}-{g}" for g in range(fake_gpus)] if i == count else [],
-            manager=i <= (3 if count >= 3 else 1),  # two managers would halve the quorum's odds
+            manager=i == 1,
         )
         for i in range(1, count + 1)
     ]
@@ -269,6 +270,8 @@ def up(count: int = 3, fake_gpus: int = 1) -> list[DevNode]:
         for n in made:  # where the control plane reaches each node's engine
             _docker(first, "node", "update", "--label-add", f"org.spaceport.engine={n.engine}",
                     n.name)  # fmt: skip
+        if count > 1:  # a dedicated manager: apps run on the other nodes
+            _docker(first, "node", "update", "--availability", "drain", first.name)
     except Exception:
         down()
         raise

@@ -270,7 +270,8 @@ def test_storage_space_stays_with_its_disk_and_says_why_its_node_is_down(
         wait_for(lambda: answers(cluster, space, marker), 60, "answers again")
 
         # Moved by its owner while paused: it runs on the new node, with its data.
-        target = next(n for n in ("node1", "node2", "node3") if n != holder)
+        active = [n for n, v in nodes(cluster).items() if v["availability"] == "active"]
+        target = next(n for n in sorted(active) if n != holder)
         running = cluster.spaceport(
             "--url", cluster.url, "--token", cluster.token, "storage", "move", space, target
         )
