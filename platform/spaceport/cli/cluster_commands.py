@@ -109,7 +109,7 @@ def cluster_up(
 ) -> None:
     """Start n Docker engines as one Swarm, with a registry; prints the nodes."""
     _run("up", nodes, fake_gpus)
-    cluster_status()
+    cluster_status(as_json=False)
 
 
 @cluster_app.command("down")
