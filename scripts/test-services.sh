@@ -2,7 +2,8 @@
 # Install and start every real part the test suite uses, on a new Debian/Ubuntu machine or this
 # one again (each step is skipped when already done): Docker Engine with gVisor's runsc
 # registered, Redis, PostgreSQL with a throwaway role, Chromium, wrk, nginx with its Lua module,
-# fonts. `make test` runs it, so a new user's `make test` runs what CI runs and skips nothing.
+# fonts, Prometheus (its server and promtool, for tests/test_metrics.py). `make test` runs it,
+# so a new user's `make test` runs what CI runs and skips nothing.
 # Prints one line on stdout: the PostgreSQL URL for SPACEPORT_TEST_POSTGRES_URL (the role's
 # password is new each run); everything else goes to stderr.
 #
@@ -19,7 +20,7 @@ main() {
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   PACKAGES=(docker.io redis-server postgresql chromium mmdebstrap git ca-certificates python3-venv
     gcc libc6-dev wrk nginx-light libnginx-mod-http-lua lua-cjson fonts-noto-color-emoji iptables
-    e2fsprogs mount runsc docker-registry)
+    e2fsprogs mount runsc docker-registry prometheus)
   want=()
   for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || want+=("$p"); done
   # nginx-light or the full nginx both serve: either one is enough

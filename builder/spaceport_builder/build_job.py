@@ -19,7 +19,7 @@ import redis
 import structlog
 from sqlalchemy import select
 
-from spaceport import queue
+from spaceport import queue, telemetry
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
@@ -172,6 +172,8 @@ def finish(
         if build.status == BuildStatus.CANCELLED:  # keeps the reason the canceller gave
             status, message = BuildStatus.CANCELLED, build.error_message or message
         build.status, build.finished_at = status.value, utcnow()
+        began = build.started_at or build.created_at
+        seconds = (build.finished_at - began).total_seconds() if began else 0.0
         build.log, build.error_message, build.image = writer.text(), message, image
         build.cache_report = cache or {}
         # A succeeded build keeps its building stage: the deploy says APP_STARTING once it
@@ -182,7 +184,19 @@ def finish(
             # A failed build leaves the serving version up: report it, keep RUNNING.
             space.stage = (Stage.RUNNING if serving else stage).value
             space.error_message = message
+    record_build(status, stage, message, seconds)
     writer.close(status.value)
+
+
+def record_build(status: BuildStatus, stage: Stage | None, message: str | None, s: float) -> None:
+    """Count the finished build (telemetry): its result, its duration, a failure's reason."""
+    result = status.value.lower()
+    telemetry.count("spaceport_builds", result=result)
+    telemetry.observe("spaceport_build_duration_seconds", max(0.0, s), result=result)
+    if status == BuildStatus.FAILED:
+        disk = (message or "").startswith(DISK_FULL.split("{", 1)[0])
+        reason = "disk_full" if disk else (stage.value if stage else "internal")
+        telemetry.count("spaceport_build_failures", reason=reason)
 
 
 def failure_message(exc: BuildFailed, writer: LogWriter) -> str:

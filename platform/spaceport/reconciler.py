@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 
 import structlog
 
+from spaceport import telemetry
 from spaceport.db.session import session_scope
 from spaceport.engine import make_backend
 from spaceport.engine.base import RuntimeBackend
@@ -140,5 +142,11 @@ class Reconciler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            started = time.monotonic()
             reconcile_once(self.settings)
+            telemetry.observe(
+                "spaceport_reconcile_duration_seconds",
+                time.monotonic() - started,
+                settings=self.settings,
+            )
             self._stop.wait(self.settings.reconcile_interval_s)

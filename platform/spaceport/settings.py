@@ -302,6 +302,14 @@ class Settings(BaseSettings):
     flavors: dict[str, FlavorConfig] = Field(
         default_factory=dict, description="Hardware flavors added to or replacing the defaults."
     )
+    # Monitoring: see docs/operations.md, "Monitoring".
+    metrics: bool = Field(
+        default=True,
+        description="Record the platform's own metrics (builds, deploys, sleeps and wakes, "
+        "reconciler passes in Redis; control-plane request latency in the API process) for "
+        "GET /api/v1/metrics. Off: those families are not exported; each Space's proxy "
+        "counters still are.",
+    )
     # GPUs: see docs/gpu.md.
     gpu_discovery: Literal["auto", "nvml", "config", "none"] = "auto"
     gpus: list[GpuConfig] = Field(default_factory=list, description="GPUs when discovery=config.")

@@ -14,6 +14,7 @@ from spaceport import __version__
 from spaceport.api import console_pages, errors
 from spaceport.api.deps import header_principal
 from spaceport.api.drain import DrainBeforeError
+from spaceport.api.request_metrics import RequestMetrics
 from spaceport.api.routes import (
     admin,
     app_access,
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     console_host = (urlparse(settings.url).hostname or "localhost").lower()
 
     app.add_middleware(AppHostMiddleware, settings=settings, console_host=console_host)
+    if settings.metrics:  # times every request, app hosts' status pages too (route "other")
+        app.add_middleware(RequestMetrics)
     app.add_middleware(DrainBeforeError)  # outermost: also for errors the middlewares send
 
     # A wrong token is a 401 everywhere (deps.header_principal); git answers it in its own words.

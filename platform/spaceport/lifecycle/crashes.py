@@ -15,6 +15,7 @@ import structlog
 from pydantic import ByteSize
 from sqlalchemy import select
 
+from spaceport import telemetry
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.session import session_scope
 from spaceport.engine.base import ContainerState, RuntimeBackend
@@ -41,6 +42,9 @@ def backoff_s(settings: Settings, count: int) -> float:
 def record_failure(settings: Settings, space: Space, message: str, *, immediate: bool) -> float:
     """RUNTIME_ERROR with `message`, and the next automatic attempt scheduled; returns its delay."""
     space.crash_count = (space.crash_count or 0) + 1
+    telemetry.count(
+        "spaceport_space_restarts", settings=settings, space=space.space_id, cause="crash"
+    )
     delay = 0.0 if immediate else backoff_s(settings, space.crash_count)
     space.stage = Stage.RUNTIME_ERROR.value
     note = (

@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from spaceport import telemetry
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
@@ -139,15 +140,21 @@ def deploy(
             renew(lock)
             check_wanted(space_pk)
 
+        result = "failed"
         try:
-            return _run(settings, backend, plan, heartbeat)
+            served = _run(settings, backend, plan, heartbeat)
+            result = "served" if served else "failed"
+            return served
         except StartCancelled:
+            result = "cancelled"
             _cancelled(backend, plan)
             return False
         except Exception as exc:  # never leave a STARTING row or a booked GPU behind
             log.exception("deploy.crashed", space=plan.space_id)
             _fail(settings, backend, plan, None, f"internal error while starting: {exc}")
             return False
+        finally:
+            telemetry.count("spaceport_deploys", settings=settings, result=result)
 
 
 def _plan(

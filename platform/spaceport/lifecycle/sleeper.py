@@ -26,6 +26,7 @@ from redis.lock import Lock
 from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.orm import Session
 
+from spaceport import telemetry
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
@@ -147,6 +148,7 @@ def _freeze(
         try:
             backend.pause(container)
             log.info("sleep.frozen", space_pk=space_pk, keeps_route=keep_route)
+            telemetry.count("spaceport_sleeps", settings=settings, tier="frozen")
         except RuntimeBackendError as exc:
             log.warning("sleep.freeze_failed", space_pk=space_pk, error=str(exc))
             with session_scope() as session:
@@ -185,6 +187,7 @@ def _deep_sleep(settings: Settings, backend: RuntimeBackend, space_pk: int, dep_
                 )
         if not claimed:
             return
+        telemetry.count("spaceport_sleeps", settings=settings, tier="stopped")
         sync_routes(settings)
         with session_scope() as session:
             dep = session.get(Deployment, dep_id)
@@ -300,7 +303,19 @@ def _resume(
 
 
 def finish_wake(settings: Settings, space_pk: int, requested_at: datetime) -> bool:
-    """Thaw the frozen container (milliseconds) or start a new one (the app's start time)."""
+    """Thaw the frozen container (milliseconds) or start a new one (the app's start time);
+    a wake that serves is counted (tier `stopped`: the visitor waited for a start)."""
+    woke = _finish_wake(settings, space_pk, requested_at)
+    if woke:
+        seconds = max(0.0, (utcnow() - requested_at).total_seconds())
+        telemetry.count("spaceport_wakes", settings=settings, tier="stopped")
+        telemetry.observe(
+            "spaceport_wake_duration_seconds", seconds, settings=settings, tier="stopped"
+        )
+    return woke
+
+
+def _finish_wake(settings: Settings, space_pk: int, requested_at: datetime) -> bool:
     backend = make_backend(settings)
     with space_lock(settings, space_pk, wait_s=30) as lock:
         if lock is not None:

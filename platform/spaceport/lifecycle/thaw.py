@@ -17,6 +17,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy import select, update
 
+from spaceport import telemetry
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.session import session_scope
 from spaceport.engine import make_backend
@@ -74,12 +75,18 @@ def frozen_spaces() -> list[tuple[int, str]]:
 
 
 def thaw(backend: RuntimeBackend, space_pk: int, container_id: str) -> bool:
-    """Unfreeze and mark RUNNING (only if still light-sleeping); True when it thawed."""
+    """Unfreeze and mark RUNNING (only if still light-sleeping); True when it thawed.
+
+    Counted as a wake of tier `frozen`, timed from the call (a visitor seen waiting) to the
+    container running again."""
+    started = time.monotonic()
     try:
         backend.unpause(container_id)
     except RuntimeBackendError as exc:
         log.warning("thaw.failed", space_pk=space_pk, error=str(exc))
         return False
+    telemetry.count("spaceport_wakes", tier="frozen")
+    telemetry.observe("spaceport_wake_duration_seconds", time.monotonic() - started, tier="frozen")
     with session_scope() as session:
         session.execute(
             update(Space)

@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from spaceport import telemetry
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
@@ -60,6 +61,9 @@ def _deploy_since(settings: Settings, space_pk: int, requested: datetime) -> boo
 
 def restart(session: Session, settings: Settings, space: Space, *, factory: bool = False) -> None:
     """Same image, new container; `factory`: rebuild the image without cache, then run it."""
+    telemetry.count(
+        "spaceport_space_restarts", settings=settings, space=space.space_id, cause="owner"
+    )
     if not factory:
         _start(session, settings, space)
         return

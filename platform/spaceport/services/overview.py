@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.engine import make_backend
 from spaceport.engine.base import NodeInfo
+from spaceport.services import monitoring
 from spaceport.services.hardware import node_gpus
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, DeploymentStatus, Stage
@@ -182,7 +183,8 @@ def stage_counts(session: Session) -> dict[str, int]:
 
 
 def overview(session: Session, settings: Settings) -> dict[str, Any]:
-    """Nodes and GPUs, the build queue, recent failures: the operator's morning read."""
+    """Nodes and GPUs, the build queue, recent failures, the alert conditions that hold now:
+    the operator's morning read."""
     stages = stage_counts(session)
     return {
         "nodes": nodes(settings, session),
@@ -190,4 +192,5 @@ def overview(session: Session, settings: Settings) -> dict[str, Any]:
         "recentFailures": recent_failures(session),
         "spacesInError": spaces_in_error(session),
         "stages": stages,
+        "alerts": monitoring.alerts(session, settings),
     }

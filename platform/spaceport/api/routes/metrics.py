@@ -1,22 +1,31 @@
-"""`GET /api/v1/metrics`: each Space's requests, errors and latency, for Prometheus.
+"""`GET /api/v1/metrics`: Prometheus' text format, for each caller what they may see.
 
-Read live from the proxy's own counters (one call to the proxy's admin socket per scrape); the
-control plane never sits in an app's request path to count it. Anonymous scrapers see public
-Spaces; a token adds the Spaces it may read (an admin's: all).
+- Each Space's requests, errors and latency, read live from the proxy's own counters (one call
+  to the proxy's admin socket per scrape): the control plane never sits in an app's request
+  path to count it. Also each Space's restarts and crashes in a row (services/monitoring.py).
+  Anonymous scrapers see public Spaces; a token adds the Spaces it may read (an admin's: all).
+- For admins, the platform's own: builds, build queue, deploys, sleeps and wakes, reconciler
+  passes, node capacity and use, and control-plane request latency by route template
+  (api/request_metrics.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
+from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy.orm import Session
 
+from spaceport.api import request_metrics
 from spaceport.api.deps import Principal, optional_principal
 from spaceport.db.session import get_session
 from spaceport.proxy import make_proxy
 from spaceport.proxy.base import SpaceTraffic
 from spaceport.proxy.traffic import render_prometheus
 from spaceport.services import spaces
+from spaceport.services.monitoring import PlatformCollector
 from spaceport.settings import get_settings
 
 router = APIRouter(tags=["native"])
@@ -24,13 +33,26 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @router.get("/api/v1/metrics", response_class=PlainTextResponse)
-async def space_metrics(
+def space_metrics(
     who: Principal | None = Depends(optional_principal),
     session: Session = Depends(get_session),
 ) -> PlainTextResponse:
-    traffic = await make_proxy(get_settings()).traffic()
-    readable = {s.space_id for s in spaces.readable_spaces(session, who)}
+    """A plain `def`: FastAPI runs it in its thread pool. The scrape reads the database (also
+    through sessions of its own, e.g. the GPU allocations), Redis and /proc; on the event loop
+    a scrape waiting for a pooled connection would stop the loop from closing the sessions of
+    finished requests, which give those connections back: a deadlock."""
+    settings = get_settings()
+    # Each Space the caller may read, with its failures in a row.
+    readable = {s.space_id: s.crash_count or 0 for s in spaces.readable_spaces(session, who)}
+    admin = who is not None and who.is_admin
+    session.commit()  # the token's last use: not SQLite's write lock held for the whole scrape
+    traffic = asyncio.run(make_proxy(settings).traffic())
     # Every Space the caller may see has its series from the start, at zero until its first
     # request (Prometheus' rate() and increase() then count that first request too).
     shown = {space_id: traffic.get(space_id, SpaceTraffic()) for space_id in readable}
-    return PlainTextResponse(render_prometheus(shown), media_type=CONTENT_TYPE)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PlatformCollector(settings, session, admin=admin, spaces=readable))
+    text = render_prometheus(shown) + generate_latest(registry).decode()
+    if admin and settings.metrics:
+        text += generate_latest(request_metrics.REGISTRY).decode()
+    return PlainTextResponse(text, media_type=CONTENT_TYPE)

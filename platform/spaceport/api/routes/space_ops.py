@@ -239,6 +239,9 @@ def wake(
     space: Space = Depends(readable_space), session: Session = Depends(get_session)
 ) -> dict[str, Any]:
     """What a visitor's request does to a SLEEPING Space; anyone who can see it may."""
+    # The token's last use is written: commit it, or the wake's own write waits on this
+    # request's SQLite lock (as in `sleep` below).
+    session.commit()
     operations.wake(get_settings(), space.id)
     session.refresh(space)
     return _runtime(space)
