@@ -120,6 +120,21 @@ def test_admin_view_lists_nodes_gpus_queue_and_failures(admin_page: Any, artifac
     shot(page, artifacts, "admin")
 
 
+def test_admin_view_shows_a_crash_looping_space_as_an_alert(node: Node, admin_page: Any) -> None:
+    from tests.runtime.helpers import hf
+    from tests.test_metrics import crash_looping
+
+    space_id = node.create_space(unique("loopy"), sdk="static")
+    crash_looping(space_id, 3)  # what three failed starts in a row leave in the database
+    page = admin_page
+    page.goto(f"{CONSOLE}/admin")
+    alert = page.locator("#alerts [data-alert=SpaceportSpaceCrashLooping]", has_text=space_id)
+    assert "failed to start 3 times in a row" in alert.inner_text()
+    hf(node).delete_repo(space_id, repo_type="space")
+    page.goto(f"{CONSOLE}/admin")
+    assert page.locator("#alerts", has_text=space_id).count() == 0
+
+
 def test_delete_needs_the_space_id_typed(node: Node, admin_page: Any) -> None:
     space_id = node.create_space(unique("doomed"))
     page = admin_page
