@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, generate_latest
@@ -22,12 +23,13 @@ from spaceport.api import request_metrics
 from spaceport.api.deps import Principal, optional_principal
 from spaceport.db.session import get_session
 from spaceport.proxy import make_proxy
-from spaceport.proxy.base import SpaceTraffic
+from spaceport.proxy.base import ProxyError, SpaceTraffic
 from spaceport.proxy.traffic import render_prometheus
 from spaceport.services import spaces
 from spaceport.services.monitoring import PlatformCollector
 from spaceport.settings import get_settings
 
+log = structlog.get_logger(__name__)
 router = APIRouter(tags=["native"])
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -46,13 +48,26 @@ def space_metrics(
     readable = {s.space_id: s.crash_count or 0 for s in spaces.readable_spaces(session, who)}
     admin = who is not None and who.is_admin
     session.commit()  # the token's last use: not SQLite's write lock held for the whole scrape
-    traffic = asyncio.run(make_proxy(settings).traffic())
     # Every Space the caller may see has its series from the start, at zero until its first
-    # request (Prometheus' rate() and increase() then count that first request too).
-    shown = {space_id: traffic.get(space_id, SpaceTraffic()) for space_id in readable}
+    # request (Prometheus' rate() and increase() then count that first request too). A proxy
+    # that does not answer leaves its series out (not zeros), and the rest is still exported:
+    # `spaceport_proxy_up 0` says why they are missing.
+    try:
+        traffic = asyncio.run(make_proxy(settings).traffic())
+        text, proxy_up = "", 1
+    except ProxyError as exc:
+        log.warning("metrics.proxy_unavailable", error=str(exc))
+        traffic, text, proxy_up = None, "", 0
+    if traffic is not None:
+        shown = {space_id: traffic.get(space_id, SpaceTraffic()) for space_id in readable}
+        text = render_prometheus(shown)
+    text += (
+        "# HELP spaceport_proxy_up Whether the proxy answered for this scrape.\n"
+        f"# TYPE spaceport_proxy_up gauge\nspaceport_proxy_up {proxy_up}\n"
+    )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PlatformCollector(settings, session, admin=admin, spaces=readable))
-    text = render_prometheus(shown) + generate_latest(registry).decode()
+    text += generate_latest(registry).decode()
     if admin and settings.metrics:
         text += generate_latest(request_metrics.REGISTRY).decode()
     return PlainTextResponse(text, media_type=CONTENT_TYPE)
