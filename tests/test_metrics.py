@@ -54,6 +54,52 @@ def test_rules_pass_promtool_and_say_what_the_admin_view_says() -> None:
     }
 
 
+def test_events_from_any_process_render_as_prometheus_histograms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """telemetry's Redis hash read back and rendered as services/monitoring renders it: each
+    bucket counts what is <= its bound (cumulative), +Inf all; labels must be the declared."""
+    from tests.conftest import REDIS_DB, redis_available
+
+    need(redis_available(), "redis-server on 127.0.0.1:6379")
+    import redis
+    from prometheus_client import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from spaceport import telemetry
+    from spaceport.services.monitoring import _histogram
+    from spaceport.settings import Settings
+
+    key = f"spaceport:metrics:test:{uuid.uuid4().hex}"
+    monkeypatch.setattr(telemetry, "KEY", key)
+    settings = Settings(redis_url=f"redis://127.0.0.1:6379/{REDIS_DB}")
+    try:
+        for seconds in (0.01, 0.3, 0.3, 200.0):  # on a bound, between two, past the last
+            telemetry.observe("spaceport_wake_duration_seconds", seconds, settings, tier="frozen")
+        telemetry.observe("spaceport_wake_duration_seconds", 1.0, settings, space="x")  # refused
+        snap = telemetry.snapshot(settings)
+        family = telemetry.FAMILIES["spaceport_wake_duration_seconds"]
+
+        class One:
+            def collect(self) -> list[object]:
+                return [_histogram(family, snap.histograms[family.name])]
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(One())  # type: ignore[arg-type]  # a Collector by shape
+        text = generate_latest(registry).decode()
+    finally:
+        redis.Redis.from_url(settings.redis_url).delete(key)
+    wake = 'spaceport_wake_duration_seconds_bucket{le="%s",tier="frozen"} %s'
+    assert wake % ("0.01", "1.0") in text
+    assert wake % ("0.25", "1.0") in text
+    assert wake % ("0.5", "3.0") in text
+    assert wake % ("120.0", "3.0") in text
+    assert wake % ("+Inf", "4.0") in text
+    assert 'spaceport_wake_duration_seconds_count{tier="frozen"} 4.0' in text
+    assert 'spaceport_wake_duration_seconds_sum{tier="frozen"} 200.61' in text
+    assert "space=" not in text
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
