@@ -124,7 +124,7 @@ class Settings(BaseSettings):
         "registry by another address (the dev cluster's loopback); default: `registry`.",
     )
     swarm_reservation: float = Field(
-        default=0.0625,
+        default=0.01,
         ge=0,
         le=1,
         description="Cluster mode: the share of a flavor's CPU and memory limits a Space "

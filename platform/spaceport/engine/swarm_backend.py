@@ -74,6 +74,9 @@ GPU_RESOURCE = "GPU"
 ACTIVE = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
 START_TIMEOUT_S = 300.0
 NODE_TABLE_S = 1.0
+PENDING_S = 20.0
+"""How long a task Swarm cannot place waits (another Space may be stopping) before the start
+fails with Swarm's reason."""
 
 
 def service_name(spec: ContainerSpec) -> str:
@@ -292,12 +295,19 @@ class SwarmBackend(RuntimeBackend):
     def _wait_running(self, service: str) -> ContainerState:
         """Until the service's task runs, or says why it cannot (no node with the flavor's
         resources left: Swarm keeps it pending, and so does this, with the reason)."""
-        deadline = time.monotonic() + START_TIMEOUT_S
+        started = time.monotonic()
+        deadline = started + START_TIMEOUT_S
         while True:
             task = self._task(service)
             state = (task or {}).get("Status", {}).get("State", "")
             if task is not None and state == "running":
                 return self._require(service)
+            err = (task or {}).get("Status", {}).get("Err") or ""
+            if state == "pending" and err and time.monotonic() - started > PENDING_S:
+                raise RuntimeBackendError(  # e.g. no node with room left for its reservation
+                    f"no node can take the app ({err}): free a node, add one, or lower "
+                    "SPACEPORT_SWARM_RESERVATION"
+                )
             if task is not None and state in ("failed", "rejected", "complete", "shutdown"):
                 status = task.get("Status", {})
                 why = status.get("Err") or status.get("Message") or state
