@@ -48,7 +48,8 @@ main() {
   # Redis
   if ! redis-cli ping >/dev/null 2>&1; then
     echo "test-services: starting redis-server"
-    $SUDO redis-server --daemonize yes --port 6379 --bind 127.0.0.1 --save '' </dev/null
+    # --dir: a daemon's working directory must outlive this checkout
+    $SUDO redis-server --daemonize yes --port 6379 --bind 127.0.0.1 --save '' --dir /tmp </dev/null
     for _ in $(seq 20); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.5; done
   fi
   redis-cli ping >/dev/null || { echo "redis did not start"; exit 1; }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -75,7 +75,9 @@ def create_token(
 
 @router.delete("/tokens/{token_id}")
 def revoke_token(
-    token_id: int, who: Principal = Depends(require_write), session: Session = Depends(get_session)
+    token_id: int = Path(ge=1, le=2**63 - 1),  # a database id: larger ones are no id at all
+    who: Principal = Depends(require_write),
+    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """Revoke one of the caller's tokens (admins: anyone's); it stops working at once."""
     token = users.find_token(session, token_id)
