@@ -131,6 +131,47 @@ class Settings(BaseSettings):
         "reserves on its node (Swarm places Spaces by reservations; 1 reserves the whole "
         "flavor, as dedicated hardware does).",
     )
+    # HTTPS (SPACEPORT_URL=https://...; nginx only; docs/operations.md, "HTTPS").
+    http_listen: str = Field(
+        default=":80",
+        description="With an https URL: the plain HTTP address, which answers ACME HTTP-01 "
+        "challenges and redirects everything else to HTTPS.",
+    )
+    hsts_max_age_s: int = Field(
+        default=0,
+        ge=0,
+        description="With an https URL: Strict-Transport-Security max-age in seconds on every "
+        "HTTPS answer; 0 sends none (turn it on once HTTPS works: browsers remember it).",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="An operator's own certificate chain (PEM), e.g. a wildcard for the apps "
+        "domain; it wins over ACME for every name it covers.",
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="The private key (PEM) of `tls_cert_file`."
+    )
+    acme_directory: str = Field(
+        default="https://acme-v02.api.letsencrypt.org/directory",
+        description="The ACME CA's directory URL that certificates are ordered from.",
+    )
+    acme_email: str | None = Field(
+        default=None, description="Contact address given to the ACME CA (expiry notices)."
+    )
+    acme_ca_bundle: Path | None = Field(
+        default=None,
+        description="CA bundle the ACME directory's own HTTPS is verified against (a private "
+        "or test CA such as pebble); default: the system's.",
+    )
+    acme_orders_per_pass: int = Field(
+        default=3,
+        ge=0,
+        description="At most this many certificate orders per reconciler pass (new Space hosts "
+        "and renewals queue behind); a host whose order failed waits `acme_retry_s`.",
+    )
+    acme_retry_s: int = Field(
+        default=600, ge=0, description="How long a host whose ACME order failed waits."
+    )
     caddy_bin: str | None = Field(default=None, description="caddy binary; default: the venv's.")
     nginx_bin: str | None = Field(default=None, description="nginx binary; default: on PATH.")
     nginx_modules_dir: str = Field(
@@ -400,6 +441,11 @@ class Settings(BaseSettings):
     @property
     def nginx_admin_socket(self) -> Path:
         return self.run_dir / "nginx-admin.sock"
+
+    @property
+    def https(self) -> bool:
+        """SPACEPORT_URL is https: nginx terminates TLS itself (proxy/tls.py)."""
+        return self.url.lower().startswith("https://")
 
     @property
     def api_upstream(self) -> str:

@@ -31,6 +31,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from spaceport.proxy.base import Proxy, ProxyError, Route, SpaceTraffic
 from spaceport.proxy.caddy_process import admin_client, alive
 from spaceport.proxy.nginx_conf import ROUTES_FILE, render
+from spaceport.proxy.tls_store import placeholder
 from spaceport.settings import Settings
 
 __all__ = ["NginxProcess", "NginxProxy", "find_nginx", "lua_modules"]
@@ -116,6 +117,7 @@ class NginxProcess:
             user="nobody nogroup" if os.geteuid() == 0 else None,
             daemon=daemon,
             pidfile=None if daemon else self.settings.run_dir / "nginx-foreground.pid",
+            placeholder=placeholder(self.settings) if self.settings.https else None,
         )
 
     def _prepare(self, daemon: bool) -> str:
@@ -315,6 +317,23 @@ class NginxProxy(Proxy):
                 duration_buckets=buckets,
             )
         return out
+
+    async def served_certs_digest(self) -> str:
+        """The digest of the certificate table nginx serves ("" before any push)."""
+        return str((await self._request("GET", "/certs")).json().get("digest", ""))
+
+    async def set_certs(self, table: dict[str, dict[str, str]], digest: str) -> None:
+        """Replace the certificate table nginx serves ({SNI name: {cert, key}}): the next
+        handshake uses it, no reload (proxy/tls.py)."""
+        body = json.dumps({"digest": digest, "certs": table}).encode()
+        await self._request("PUT", "/certs", body)
+
+    async def put_challenge(self, token: str, key_authorization: str) -> None:
+        """Answer `/.well-known/acme-challenge/<token>` on the HTTP port (an ACME order)."""
+        await self._request("PUT", f"/challenges/{token}", key_authorization.encode())
+
+    async def delete_challenge(self, token: str) -> None:
+        await self._request("DELETE", f"/challenges/{token}")
 
     async def health(self) -> bool:
         state = await health(self.settings.nginx_admin_socket, timeout=2.0)

@@ -30,15 +30,54 @@ LONG_TIMEOUT = "86400s"
 left open overnight (its websocket is idle between reruns). Caddy has no such limit."""
 
 
-def listen_directives(listen: str) -> list[str]:
-    """`:8080` is every address, IPv6 and IPv4 on one socket; `host:port` only that one."""
+def listen_directives(listen: str, extra: str = "") -> list[str]:
+    """`:8080` is every address, IPv6 and IPv4 on one socket; `host:port` only that one.
+    `extra`: more listen parameters (`ssl http2`)."""
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
+    opts = f"{extra} backlog=4096 default_server" if extra else "backlog=4096 default_server"
     if host in ("", "*", "::", "0.0.0.0"):
-        return [f"listen [::]:{port} ipv6only=off backlog=4096 default_server;"]
+        return [f"listen [::]:{port} ipv6only=off {opts};"]
     if ":" in host:
-        return [f"listen [{host}]:{port} backlog=4096 default_server;"]
-    return [f"listen {host}:{port} backlog=4096 default_server;"]
+        return [f"listen [{host}]:{port} {opts};"]
+    return [f"listen {host}:{port} {opts};"]
+
+
+def _tls_directives(settings: Settings, lua: str, placeholder: tuple[Path, Path] | None) -> str:
+    """The public server's TLS: each handshake's certificate comes from the table in shared
+    memory (`spaceport.lua`, pushed by proxy/tls.py); the config's own is a placeholder for
+    the moments before the first push. HTTP/2 is offered by ALPN."""
+    if placeholder is None:
+        return ""
+    cert, key = placeholder
+    age = settings.hsts_max_age_s
+    hsts = f'\n        add_header Strict-Transport-Security "max-age={age}" always;' if age else ""
+    return f"""ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_certificate_by_lua_block {{ {lua}.certificate() }}
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:spaceport_tls:16m;
+        ssl_session_timeout 1d;{hsts}"""
+
+
+def _redirect_server(settings: Settings, lua: str) -> str:
+    """Plain HTTP beside HTTPS: ACME HTTP-01 answers (tokens in shared memory, put there by
+    the control plane while an order waits), and a redirect to HTTPS for everything else."""
+    port = settings.public_port
+    suffix = f":{port}" if port not in (None, 443) else ""
+    listen = "\n        ".join(listen_directives(settings.http_listen))
+    return f"""
+    server {{
+        {listen}
+        server_name _;
+        location /.well-known/acme-challenge/ {{
+            content_by_lua_block {{ {lua}.acme_challenge() }}
+        }}
+        location / {{
+            return 301 https://$host{suffix}$request_uri;
+        }}
+    }}
+"""
 
 
 def public_scheme(settings: Settings) -> str:
@@ -65,11 +104,13 @@ def render(
     workers: str = "auto",
     daemon: bool = True,
     pidfile: Path | None = None,
+    placeholder: tuple[Path, Path] | None = None,
 ) -> str:
     """The whole nginx.conf. `modules_dir` holds Debian's dynamic Lua modules (None when the
     binary has them built in); `user` is set when nginx starts as root; `daemon` off for a
     service manager (compose) that wants the master in the foreground, with a `pidfile` of its
-    own: the node's `nginx.pid` means "Spaceport started it and starts it again"."""
+    own: the node's `nginx.pid` means "Spaceport started it and starts it again". With an
+    https URL, `placeholder` is the certificate/key nginx's config names (tls_store.py)."""
     run, logs = settings.run_dir, settings.logs_dir
     modules = (
         f"load_module {modules_dir}/ndk_http_module.so;\n"
@@ -77,7 +118,8 @@ def render(
         if modules_dir
         else ""
     )
-    listen = "\n        ".join(listen_directives(settings.listen))
+    tls = settings.https and placeholder is not None
+    listen = "\n        ".join(listen_directives(settings.listen, "ssl http2" if tls else ""))
     common = _proxy_common(public_scheme(settings))
     lua = 'require("spaceport")'
     temp = "\n    ".join(
@@ -101,6 +143,7 @@ http {{
     lua_package_path "{LUA_DIR}/?.lua;;";
     lua_shared_dict spaceport_routes 32m;
     lua_shared_dict spaceport_traffic 16m;
+    lua_shared_dict spaceport_certs 32m;
     init_by_lua_block {{ {lua}.init("{run / ROUTES_FILE}") }}
     {temp}
 
@@ -138,6 +181,7 @@ http {{
     server {{
         {listen}
         server_name _;
+        {_tls_directives(settings, lua, placeholder if tls else None)}
 
         location / {{
             set $sp_pool spaceport_api;
@@ -176,10 +220,12 @@ http {{
             proxy_set_header X-Forwarded-Uri $sp_authz_uri;
         }}
     }}
-
+{_redirect_server(settings, lua) if tls else ""}
     server {{
         listen unix:{settings.nginx_admin_socket};
         location = /routes {{ content_by_lua_block {{ {lua}.admin_routes() }} }}
+        location = /certs {{ content_by_lua_block {{ {lua}.admin_certs() }} }}
+        location /challenges/ {{ content_by_lua_block {{ {lua}.admin_challenges() }} }}
         location = /traffic {{ content_by_lua_block {{ {lua}.admin_traffic() }} }}
         location = /health {{ content_by_lua_block {{ {lua}.admin_health("{settings.listen}") }} }}
         location / {{ return 404; }}

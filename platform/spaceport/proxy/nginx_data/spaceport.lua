@@ -16,6 +16,7 @@ local TOKEN_HEADERS = { "Authorization", "X-Hf-Authorization" }
 
 local routes_dict = ngx.shared.spaceport_routes
 local counters = ngx.shared.spaceport_traffic
+local certs_dict = ngx.shared.spaceport_certs -- "c:<name>" -> {cert, key}; "a:<token>" -> ACME
 
 local index = { version = false, hosts = {}, prefixed = {} }
 
@@ -345,6 +346,130 @@ end
 
 function M.admin_health(listen)
   return reply(200, { listen = listen, version = routes_dict:get("version") or 0 })
+end
+
+-- TLS (an https SPACEPORT_URL) --------------------------------------------------------------
+-- The certificate table lives in shared memory like the routes and is replaced whole over the
+-- admin socket (proxy/tls.py): a new or renewed certificate is served at the next handshake.
+-- Each worker keeps the parsed certificates of the table's current version.
+
+local parsed = { version = false, by_name = {} }
+
+local function parsed_entry(name)
+  local version = certs_dict:get("version")
+  if version ~= parsed.version then
+    parsed = { version = version, by_name = {} }
+  end
+  local entry = parsed.by_name[name]
+  if entry ~= nil then
+    return entry
+  end
+  entry = false
+  local blob = certs_dict:get("c:" .. name)
+  if blob then
+    local ssl = require "ngx.ssl"
+    local data = cjson.decode(blob)
+    local cert, cert_err = ssl.parse_pem_cert(data and data.cert or "")
+    local key, key_err = ssl.parse_pem_priv_key(data and data.key or "")
+    if cert and key then
+      entry = { cert = cert, key = key }
+    else
+      ngx.log(ngx.ERR, "spaceport: certificate ", name, ": ", cert_err or key_err)
+    end
+  end
+  parsed.by_name[name] = entry
+  return entry
+end
+
+-- ssl_certificate_by_lua: the exact host, else its wildcard, else the default (the console's)
+function M.certificate()
+  local ssl = require "ngx.ssl"
+  local host = (ssl.server_name() or ""):lower()
+  local entry = host ~= "" and parsed_entry(host)
+  if not entry then
+    local dot = host:find(".", 1, true)
+    entry = dot and parsed_entry("*" .. host:sub(dot))
+  end
+  entry = entry or parsed_entry("default")
+  if not entry then
+    return -- nothing pushed yet: the config's placeholder
+  end
+  local ok, err = ssl.clear_certs()
+  if ok then
+    ok, err = ssl.set_cert(entry.cert)
+  end
+  if ok then
+    ok, err = ssl.set_priv_key(entry.key)
+  end
+  if not ok then
+    ngx.log(ngx.ERR, "spaceport: cannot serve the certificate for ", host, ": ", err)
+    return ngx.exit(ngx.ERROR)
+  end
+end
+
+-- the plain HTTP port: /.well-known/acme-challenge/<token> while an order waits on it
+function M.acme_challenge()
+  local token = ngx.var.uri:match("^/%.well%-known/acme%-challenge/([%w_-]+)$")
+  local answer = token and certs_dict:get("a:" .. token)
+  if not answer then
+    return ngx.exit(404)
+  end
+  ngx.header["Content-Type"] = "text/plain"
+  ngx.print(answer)
+end
+
+-- GET: the digest of the table served; PUT {"digest", "certs": {name: {cert, key}}}: replace it
+function M.admin_certs()
+  local method = ngx.req.get_method()
+  if method == "GET" then
+    return reply(200, { digest = certs_dict:get("digest") or "", version = certs_dict:get("version") or 0 })
+  end
+  if method ~= "PUT" then
+    return reply(405, { error = "GET or PUT" })
+  end
+  local data = cjson.decode(read_body())
+  if type(data) ~= "table" or type(data.certs) ~= "table" then
+    return reply(400, { error = "not a certificate table: {\"digest\", \"certs\": {...}}" })
+  end
+  local ssl = require "ngx.ssl"
+  for name, entry in pairs(data.certs) do
+    local cert, err = ssl.parse_pem_cert(type(entry) == "table" and entry.cert or "")
+    local key, key_err = ssl.parse_pem_priv_key(type(entry) == "table" and entry.key or "")
+    if not cert or not key then
+      return reply(400, { error = "certificate " .. name .. ": " .. tostring(err or key_err) })
+    end
+  end
+  for _, key in ipairs(certs_dict:get_keys(0)) do
+    if key:sub(1, 2) == "c:" and data.certs[key:sub(3)] == nil then
+      certs_dict:delete(key)
+    end
+  end
+  for name, entry in pairs(data.certs) do
+    local ok, err = certs_dict:set("c:" .. name, cjson.encode(entry))
+    if not ok then
+      return reply(507, { error = "certificates do not fit the shared dict: " .. err })
+    end
+  end
+  certs_dict:set("digest", tostring(data.digest or ""))
+  local version = certs_dict:incr("version", 1, 0)
+  return reply(200, { version = version })
+end
+
+-- PUT /challenges/<token> (body: the key authorization), DELETE when the order is done
+function M.admin_challenges()
+  local token = ngx.var.uri:match("^/challenges/([%w_-]+)$")
+  if not token then
+    return reply(404, { error = "/challenges/<token>" })
+  end
+  local method = ngx.req.get_method()
+  if method == "PUT" then
+    certs_dict:set("a:" .. token, read_body(), 3600)
+  elseif method == "DELETE" then
+    certs_dict:delete("a:" .. token)
+  else
+    return reply(405, { error = "PUT or DELETE" })
+  end
+  return reply(200, { token = token })
 end
 
 return M
