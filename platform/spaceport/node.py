@@ -188,6 +188,10 @@ def ensure_proxy(settings: Settings, say: Say) -> None:
         say(f"starting {proxy.name} on {settings.listen}")
         asyncio.run(proxy.start())
     sync_routes(settings)
+    if settings.https:
+        from spaceport.proxy.tls import push_certificates
+
+        push_certificates(settings)  # the stored ones at once; the reconciler orders the rest
 
 
 def up(

@@ -10,7 +10,8 @@ stop the others):
 - Spaces that should run and run nothing (a crash retry is due, a GPU became free, the process
   that was starting them died) are started, from their existing image: never a new build;
 - half-finished starts, stale GPU bookings, orphan containers and volumes are cleaned up;
-- the proxy's route table is reloaded when it differs from the database (a proxy restarted).
+- the proxy's route table is reloaded when it differs from the database (a proxy restarted);
+- with HTTPS by nginx, missing certificates are ordered and due ones renewed (proxy/tls.py).
 """
 
 from __future__ import annotations
@@ -90,6 +91,15 @@ def keep_proxy(settings: Settings) -> None:
         asyncio.run(proxy.start())
 
 
+def keep_certificates(settings: Settings) -> None:
+    """HTTPS by nginx: order missing certificates, renew due ones, push them (proxy/tls.py).
+    Imported here only: the ACME library is not loaded where HTTPS is off."""
+    if settings.https:
+        from spaceport.proxy.tls import keep_certificates as keep
+
+        keep(settings)
+
+
 def reconcile_once(settings: Settings) -> None:
     _step("resolver", lambda: keep_resolver(settings))
     _step("proxy", lambda: keep_proxy(settings))
@@ -113,6 +123,7 @@ def reconcile_once(settings: Settings) -> None:
         _step("orphans", lambda: janitor.remove_orphans(settings, engine))
         _step("standbys", lambda: standby.sweep(settings, engine))
     _step("routes", lambda: sync_routes_if_needed(settings))
+    _step("certificates", lambda: keep_certificates(settings))
     _step("lost_builds", lambda: _recover_builds(settings))
 
 

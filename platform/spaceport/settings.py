@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         "flavor, as dedicated hardware does).",
     )
     # HTTPS (SPACEPORT_URL=https://...; nginx only; docs/operations.md, "HTTPS").
+    tls_termination: Literal["nginx", "front"] = Field(
+        default="nginx",
+        description="With an https URL: `nginx` ends TLS itself (HTTP/2, certificates from "
+        "ACME or `tls_cert_file`); `front`: a load balancer in front ends it and nginx "
+        "speaks plain HTTP (it still tells apps `X-Forwarded-Proto: https`).",
+    )
     http_listen: str = Field(
         default=":80",
         description="With an https URL: the plain HTTP address, which answers ACME HTTP-01 "
@@ -153,7 +159,8 @@ class Settings(BaseSettings):
     )
     acme_directory: str = Field(
         default="https://acme-v02.api.letsencrypt.org/directory",
-        description="The ACME CA's directory URL that certificates are ordered from.",
+        description="The ACME CA's directory URL that certificates are ordered from; empty: "
+        "order none (`tls_cert_file` serves every name).",
     )
     acme_email: str | None = Field(
         default=None, description="Contact address given to the ACME CA (expiry notices)."
@@ -444,8 +451,13 @@ class Settings(BaseSettings):
 
     @property
     def https(self) -> bool:
-        """SPACEPORT_URL is https: nginx terminates TLS itself (proxy/tls.py)."""
-        return self.url.lower().startswith("https://")
+        """nginx ends TLS itself (proxy/tls.py): an https SPACEPORT_URL, no TLS terminator in
+        front, and nginx as the proxy (Caddy's config here is plain HTTP)."""
+        return (
+            self.url.lower().startswith("https://")
+            and self.tls_termination == "nginx"
+            and self.proxy == "nginx"
+        )
 
     @property
     def api_upstream(self) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "save",
     "table_digest",
     "tls_dir",
+    "write_private",
 ]
 
 
@@ -74,7 +75,7 @@ def tls_dir(settings: Settings) -> Path:
     return settings.data / "tls"
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write `data` to `path` readable by us only, replacing it whole (a reader never sees
     half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -91,7 +92,7 @@ def save(settings: Settings, bundle: CertBundle) -> None:
         "chain_pem": bundle.chain_pem,
         "key": encrypt(settings, bundle.key_pem).decode(),
     }
-    _write_private(tls_dir(settings) / "certs" / f"{bundle.name}.json", json.dumps(body).encode())
+    write_private(tls_dir(settings) / "certs" / f"{bundle.name}.json", json.dumps(body).encode())
 
 
 def load_all(settings: Settings) -> dict[str, CertBundle]:
@@ -140,15 +141,19 @@ def cert_table(settings: Settings, console_host: str) -> dict[str, dict[str, str
     """What nginx serves, by SNI name: ACME's certificates, then the operator's own over them
     for every name it covers; `default` is the console's."""
     table: dict[str, dict[str, str]] = {}
-    bundles = list(load_all(settings).values())
     own = own_certificate(settings)
-    if own is not None:
-        bundles.append(own)  # last: wins
-    for bundle in bundles:
+    for bundle in load_all(settings).values():
+        hosts = bundle.hosts
+        if own is not None:  # nginx looks up the exact host before a wildcard: leave them out
+            hosts = [h for h in hosts if not covers(own, h)]
         entry = {"cert": bundle.chain_pem, "key": bundle.key_pem}
-        for host in bundle.hosts:
-            table[host] = entry
-        if covers(bundle, console_host):
+        table.update(dict.fromkeys(hosts, entry))
+        if console_host in hosts:
+            table["default"] = entry
+    if own is not None:
+        entry = {"cert": own.chain_pem, "key": own.key_pem}
+        table.update(dict.fromkeys(own.hosts, entry))
+        if covers(own, console_host):
             table["default"] = entry
     return table
 
@@ -176,7 +181,7 @@ def placeholder(settings: Settings) -> tuple[Path, Path]:
         .not_valid_after(now + dt.timedelta(days=3650))
         .sign(private, hashes.SHA256())
     )
-    _write_private(
+    write_private(
         key,
         private.private_bytes(
             serialization.Encoding.PEM,
@@ -184,5 +189,5 @@ def placeholder(settings: Settings) -> tuple[Path, Path]:
             serialization.NoEncryption(),
         ),
     )
-    _write_private(cert, certificate.public_bytes(serialization.Encoding.PEM))
+    write_private(cert, certificate.public_bytes(serialization.Encoding.PEM))
     return cert, key
