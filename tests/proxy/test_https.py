@@ -239,3 +239,23 @@ def test_an_operators_own_wildcard_wins_for_the_names_it_covers(site: Site) -> N
     finally:
         push_certificates(site.settings)
     assert _served(APP, site.pebble_root).issuer.rfc4514_string() != "CN=operator wildcard"
+
+
+def test_orders_are_rate_limited_and_a_failed_host_waits(site: Site) -> None:
+    stored = load_all(site.settings)
+    due = max(b.renew_at() for b in stored.values()) + dt.timedelta(minutes=1)
+    one = site.settings.model_copy(update={"acme_orders_per_pass": 1})
+    assert keep_certificates(one, now=due) == [CONSOLE]  # the console first, the app queues
+    assert load_all(site.settings)[APP].serial == stored[APP].serial
+    assert _served(APP, site.pebble_root).serial_number == stored[APP].serial
+    # a host the CA cannot reach (no DNS name): the order fails, and is not tried next pass
+    lost = Route(space_id="lost/one", hosts=("lost-one.apps.sp.test",), upstream="127.0.0.1:9")
+    routes = asyncio.run(site.proxy.get_all_routes())
+    asyncio.run(site.proxy.set_routes([*routes.values(), lost]))
+    try:
+        assert keep_certificates(site.settings) == []
+        assert "lost-one.apps.sp.test" not in load_all(site.settings)
+        served = _served(CONSOLE, site.pebble_root)  # the others are still served
+        assert served.serial_number == load_all(site.settings)[CONSOLE].serial
+    finally:
+        asyncio.run(site.proxy.set_routes(list(routes.values())))

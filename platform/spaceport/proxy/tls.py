@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
-import threading
 import time
 from collections.abc import Iterable
 from urllib.parse import urlparse
@@ -41,8 +40,6 @@ log = structlog.get_logger(__name__)
 
 _retry_after: dict[str, float] = {}
 """host -> monotonic time before which its failed order is not tried again."""
-_ordering: set[str] = set()
-_lock = threading.Lock()
 
 
 class NginxChallenges:
@@ -119,24 +116,13 @@ def keep_certificates(settings: Settings, now: dt.datetime | None = None) -> lis
         if not settings.acme_directory or budget <= 0 or waiting:
             continue
         budget -= 1
-        with _lock:
-            _ordering.add(host)
         try:
             save(settings, order_certificate(settings, host, [host], NginxChallenges(proxy)))
         except AcmeError as exc:
             log.warning("tls.order_failed", host=host, error=str(exc))
             _retry_after[host] = time.monotonic() + settings.acme_retry_s
             continue
-        finally:
-            with _lock:
-                _ordering.discard(host)
         log.info("tls.certificate", host=host, renewed=bundle is not None)
         ordered.append(host)
         push_certificates(settings, proxy)  # served now, before the next order
     return ordered
-
-
-def being_issued(host: str) -> bool:
-    """Whether an order for `host` is under way (status pages)."""
-    with _lock:
-        return host.lower() in _ordering
