@@ -17,9 +17,12 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +34,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from spaceport.proxy.base import Route
-from spaceport.proxy.nginx import NginxProxy
+from spaceport.proxy.nginx import NginxProcess, NginxProxy
 from spaceport.proxy.tls import keep_certificates, push_certificates
 from spaceport.proxy.tls_store import load_all
 from spaceport.settings import Settings
-from tests.conftest import PUBLIC_PORT, hosts_entries, need
+from tests.conftest import PUBLIC_PORT, REDIS_DB, hosts_entries, need
+from tests.runtime.helpers import wait_for
 
 PORT = PUBLIC_PORT + 40  # HTTPS; +1 the "API", +2 plain HTTP, +3 the app, +4..+6 pebble
+NODE_PORT = PUBLIC_PORT + 50  # the same for the node test (its own pebble: one HTTP port each)
+NODE_HOST = "spaces.sp.test"
 CONSOLE = "console.sp.test"
 APP = "demo-one.apps.sp.test"
 
@@ -101,36 +107,50 @@ def _wait_port(port: int, timeout_s: float = 20.0) -> None:
     raise AssertionError(f"nothing listens on {port}")
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    need(shutil.which("pebble") is not None, "pebble (apt-get install pebble)")
-    need(shutil.which("nginx", path="/usr/sbin:/usr/bin") is not None, "nginx")
-    tmp = tmp_path_factory.mktemp("https")
-    # pebble's own HTTPS (its API and management port) under a throwaway self-signed cert
+@contextmanager
+def _pebble(tmp: Path, port: int, http_port: int) -> Iterator[Path]:
+    """pebble with its API on `port` and management on `port + 1`, validating HTTP-01 on
+    `http_port`; yields the CA file its own HTTPS is verified against."""
     cert, key = _self_signed(["localhost"], "pebble api")
     (tmp / "pebble-api.pem").write_bytes(cert)
     (tmp / "pebble-api.key").write_bytes(key)
-    (tmp / "pebble.json").write_text(
-        json.dumps(
-            {
-                "pebble": {
-                    "listenAddress": f"127.0.0.1:{PORT + 4}",
-                    "managementListenAddress": f"127.0.0.1:{PORT + 5}",
-                    "certificate": str(tmp / "pebble-api.pem"),
-                    "privateKey": str(tmp / "pebble-api.key"),
-                    "httpPort": PORT + 2,  # validations dial our plain HTTP port
-                    "tlsPort": PORT + 6,
-                    "ocspResponderURL": "",
-                    "externalAccountBindingRequired": False,
-                }
-            }
-        )
-    )
+    config = {
+        "listenAddress": f"127.0.0.1:{port}",
+        "managementListenAddress": f"127.0.0.1:{port + 1}",
+        "certificate": str(tmp / "pebble-api.pem"),
+        "privateKey": str(tmp / "pebble-api.key"),
+        "httpPort": http_port,  # validations dial our plain HTTP port
+        "tlsPort": port + 2,
+        "ocspResponderURL": "",
+        "externalAccountBindingRequired": False,
+    }
+    (tmp / "pebble.json").write_text(json.dumps({"pebble": config}))
     env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
-    log = (tmp / "pebble.log").open("w")
-    pebble = subprocess.Popen(
-        ["pebble", "-config", str(tmp / "pebble.json")], env=env, stdout=log, stderr=log
+    with (tmp / "pebble.log").open("w") as log:
+        pebble = subprocess.Popen(
+            ["pebble", "-config", str(tmp / "pebble.json")], env=env, stdout=log, stderr=log
+        )
+    try:
+        _wait_port(port)
+        yield tmp / "pebble-api.pem"
+    finally:
+        pebble.terminate()
+        pebble.wait(10)
+
+
+def _pebble_root(api_ca: Path, port: int, tmp: Path) -> Path:
+    """pebble's root (made anew at each start), from its management port."""
+    root = httpx.get(
+        f"https://localhost:{port + 1}/roots/0", verify=ssl.create_default_context(cafile=api_ca)
     )
+    (tmp / "pebble-root.pem").write_text(root.text)
+    return tmp / "pebble-root.pem"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    need(shutil.which("pebble") is not None, "pebble (apt-get install pebble)")
+    tmp = tmp_path_factory.mktemp("https")
     servers = [_serve(PORT + 1, "console"), _serve(PORT + 3, "app")]
     settings = Settings(
         data=tmp / "data",
@@ -146,23 +166,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         tls_key_file=None,
     )
     proxy = NginxProxy(settings)
-    with hosts_entries(CONSOLE, APP):
+    with hosts_entries(CONSOLE, APP), _pebble(tmp, PORT + 4, PORT + 2) as api_ca:
         try:
-            _wait_port(PORT + 4)
             asyncio.run(proxy.start())
             route = Route(space_id="demo/one", hosts=(APP,), upstream=f"127.0.0.1:{PORT + 3}")
             asyncio.run(proxy.set_routes([route]))
             assert keep_certificates(settings) == [CONSOLE, APP]
-            api_ca = ssl.create_default_context(cafile=tmp / "pebble-api.pem")
-            root = httpx.get(f"https://localhost:{PORT + 5}/roots/0", verify=api_ca)
-            (tmp / "pebble-root.pem").write_text(root.text)
-            yield Site(settings, proxy, tmp / "pebble-root.pem", tmp)
+            yield Site(settings, proxy, _pebble_root(api_ca, PORT + 4, tmp), tmp)
         finally:
             asyncio.run(proxy.stop())
             for server in servers:
                 server.shutdown()
-            pebble.terminate()
-            pebble.wait(10)
 
 
 def _client(site: Site) -> httpx.Client:
@@ -259,3 +273,64 @@ def test_orders_are_rate_limited_and_a_failed_host_waits(site: Site) -> None:
         assert served.serial_number == load_all(site.settings)[CONSOLE].serial
     finally:
         asyncio.run(site.proxy.set_routes(list(routes.values())))
+
+
+def test_a_node_with_an_https_url_serves_its_console_with_a_certificate_from_acme(
+    tmp_path: Path,
+) -> None:
+    """The real control plane (`spaceport api`, whose reconciler orders the certificate)."""
+    need(shutil.which("pebble") is not None, "pebble (apt-get install pebble)")
+    token = "sp_test_" + uuid.uuid4().hex
+    env = {
+        **os.environ,
+        "SPACEPORT_DATA": str(tmp_path / "data"),
+        "SPACEPORT_URL": f"https://{NODE_HOST}:{NODE_PORT}",
+        "SPACEPORT_LISTEN": f"127.0.0.1:{NODE_PORT}",
+        "SPACEPORT_HTTP_LISTEN": f"127.0.0.1:{NODE_PORT + 2}",
+        "SPACEPORT_API_PORT": str(NODE_PORT + 1),
+        "SPACEPORT_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB + 1}",
+        "SPACEPORT_ADMIN_TOKEN": token,
+        "SPACEPORT_SECRET_KEY": "https-node-test",
+        "SPACEPORT_RECONCILE_INTERVAL_S": "1",
+        "SPACEPORT_ACME_DIRECTORY": f"https://localhost:{NODE_PORT + 4}/dir",
+        "SPACEPORT_ACME_CA_BUNDLE": str(tmp_path / "pebble-api.pem"),
+    }
+    settings = Settings(
+        data=tmp_path / "data",
+        url=env["SPACEPORT_URL"],
+        listen=env["SPACEPORT_LISTEN"],
+        http_listen=env["SPACEPORT_HTTP_LISTEN"],
+        api_port=NODE_PORT + 1,
+    )
+    nginx = NginxProcess(settings)
+    with hosts_entries(NODE_HOST), _pebble(tmp_path, NODE_PORT + 4, NODE_PORT + 2) as api_ca:
+        asyncio.run(nginx.start())  # as `spaceport up` does; the API's reconciler keeps it
+        log = (tmp_path / "api.log").open("wb")
+        api = subprocess.Popen(
+            [sys.executable, "-m", "spaceport.cli.main", "api"], env=env, stdout=log, stderr=log
+        )
+        try:
+            root = _pebble_root(api_ca, NODE_PORT + 4, tmp_path)
+            verify = ssl.create_default_context(cafile=root)
+
+            def console() -> httpx.Response | None:
+                try:
+                    with httpx.Client(http2=True, verify=verify) as client:
+                        return client.get(f"https://{NODE_HOST}:{NODE_PORT}/api/v1/health")
+                except (httpx.ConnectError, httpx.RemoteProtocolError):
+                    return None  # the placeholder certificate, or the API not up yet
+
+            health = wait_for(console, 60, every=0.3)
+            assert (health.status_code, health.http_version) == (200, "HTTP/2"), health.text
+            with httpx.Client(http2=True, verify=verify) as client:
+                page = client.get(f"https://{NODE_HOST}:{NODE_PORT}/")
+            assert page.status_code == 200 and "Spaceport" in page.text
+            plain = httpx.get(f"http://{NODE_HOST}:{NODE_PORT + 2}/spaces")
+            assert plain.status_code == 301
+            assert plain.headers["location"] == f"https://{NODE_HOST}:{NODE_PORT}/spaces"
+        finally:
+            api.terminate()
+            api.wait(20)
+            log.close()
+            asyncio.run(nginx.stop())
+            print((tmp_path / "api.log").read_text()[-3000:])
