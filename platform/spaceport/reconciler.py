@@ -92,12 +92,15 @@ def keep_proxy(settings: Settings) -> None:
 
 
 def keep_certificates(settings: Settings) -> None:
-    """HTTPS by nginx: order missing certificates, renew due ones, push them (proxy/tls.py).
-    Imported here only: the ACME library is not loaded where HTTPS is off."""
+    """HTTPS by nginx (proxy/tls.py): push the stored certificates now, and order missing or
+    due ones in a thread of their own (an order waits on the CA for seconds to a minute; the
+    other steps must not). Imported here only: the ACME library is not loaded where HTTPS is off.
+    """
     if settings.https:
-        from spaceport.proxy.tls import keep_certificates as keep
+        from spaceport.proxy.tls import keep_certificates_in_background, push_certificates
 
-        keep(settings)
+        push_certificates(settings)
+        keep_certificates_in_background(settings)
 
 
 def reconcile_once(settings: Settings) -> None:

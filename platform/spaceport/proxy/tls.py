@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import threading
 import time
 from collections.abc import Iterable
 from urllib.parse import urlparse
@@ -34,12 +35,19 @@ from spaceport.proxy.tls_store import (
 )
 from spaceport.settings import Settings
 
-__all__ = ["NginxChallenges", "console_host", "keep_certificates", "push_certificates"]
+__all__ = [
+    "NginxChallenges",
+    "console_host",
+    "keep_certificates",
+    "keep_certificates_in_background",
+    "push_certificates",
+]
 
 log = structlog.get_logger(__name__)
 
 _retry_after: dict[str, float] = {}
 """host -> monotonic time before which its failed order is not tried again."""
+_orders: threading.Thread | None = None
 
 
 class NginxChallenges:
@@ -126,3 +134,21 @@ def keep_certificates(settings: Settings, now: dt.datetime | None = None) -> lis
         ordered.append(host)
         push_certificates(settings, proxy)  # served now, before the next order
     return ordered
+
+
+def keep_certificates_in_background(settings: Settings) -> bool:
+    """Run one `keep_certificates` pass in a thread unless the last one is still ordering;
+    True when a pass was started. Failures are logged, never raised: the next call tries."""
+    global _orders
+    if _orders is not None and _orders.is_alive():
+        return False
+
+    def run() -> None:
+        try:
+            keep_certificates(settings)
+        except Exception as exc:  # nginx down, the data dir unreadable: the next pass tries
+            log.warning("tls.pass_failed", error=repr(exc))
+
+    _orders = threading.Thread(target=run, name="acme-orders", daemon=True)
+    _orders.start()
+    return True
