@@ -227,14 +227,50 @@ def test_renewal_replaces_certificates_near_expiry_without_a_reload(site: Site) 
     stored = load_all(site.settings)
     early = min(b.renew_at() for b in stored.values()) - dt.timedelta(minutes=1)
     assert keep_certificates(site.settings, now=early) == []  # nothing due yet
-    due = max(b.renew_at() for b in stored.values()) + dt.timedelta(minutes=1)
-    assert keep_certificates(site.settings, now=due) == [CONSOLE, APP]
+    # Visitors meanwhile: one keep-alive client, and a new handshake after another.
+    done, failures = threading.Event(), []
+    seen: list[int] = []
+    requests = [0]
+
+    def keep_alive() -> None:
+        with _client(site) as client:
+            while not done.is_set():
+                try:
+                    ok = client.get(f"https://{APP}:{PORT}/").text == "app"
+                except httpx.HTTPError as exc:
+                    ok = False
+                    failures.append(repr(exc))
+                requests[0] += 1
+                if not ok:
+                    failures.append("wrong answer")
+                time.sleep(0.005)
+
+    def handshakes() -> None:
+        while not done.is_set():
+            try:
+                seen.append(_served(APP, site.pebble_root).serial_number)
+            except (OSError, ssl.SSLError) as exc:
+                failures.append(repr(exc))
+            time.sleep(0.005)
+
+    visitors = [threading.Thread(target=keep_alive), threading.Thread(target=handshakes)]
+    for visitor in visitors:
+        visitor.start()
+    try:
+        due = max(b.renew_at() for b in stored.values()) + dt.timedelta(minutes=1)
+        assert keep_certificates(site.settings, now=due) == [CONSOLE, APP]
+        time.sleep(0.3)
+    finally:
+        done.set()
+        for visitor in visitors:
+            visitor.join(10)
     after = {host: _served(host, site.pebble_root).serial_number for host in (CONSOLE, APP)}
     assert all(after[h] != before[h] for h in before)
     assert after[CONSOLE] == load_all(site.settings)[CONSOLE].serial
     assert _nginx_processes(site) == processes  # no restart, no reload
-    with _client(site) as client:
-        assert client.get(f"https://{APP}:{PORT}/").text == "app"
+    assert failures == []  # nothing dropped across the swap
+    assert seen[0] == before[APP] and seen[-1] == after[APP]
+    print(f"during the renewal: {requests[0]} keep-alive requests, {len(seen)} handshakes")
 
 
 def test_an_operators_own_wildcard_wins_for_the_names_it_covers(site: Site) -> None:
