@@ -11,6 +11,7 @@ stop the others):
   that was starting them died) are started, from their existing image: never a new build;
 - half-finished starts, stale GPU bookings, orphan containers and volumes are cleaned up;
 - the proxy's route table is reloaded when it differs from the database (a proxy restarted);
+- custom domains whose DNS reaches this node are verified, then routed;
 - with HTTPS by nginx, missing certificates are ordered and due ones renewed (proxy/tls.py).
 """
 
@@ -91,6 +92,14 @@ def keep_proxy(settings: Settings) -> None:
         asyncio.run(proxy.start())
 
 
+def verify_domains(settings: Settings) -> None:
+    """Custom domains whose DNS now reaches this node are verified and routed
+    (services/domains.py)."""
+    from spaceport.services.domains import verify_pending
+
+    verify_pending(settings)
+
+
 def keep_certificates(settings: Settings) -> None:
     """HTTPS by nginx (proxy/tls.py): push the stored certificates now, and order missing or
     due ones in a thread of their own (an order waits on the CA for seconds to a minute; the
@@ -125,6 +134,7 @@ def reconcile_once(settings: Settings) -> None:
         _step("gpus", allocator.release_stale)
         _step("orphans", lambda: janitor.remove_orphans(settings, engine))
         _step("standbys", lambda: standby.sweep(settings, engine))
+    _step("domains", lambda: verify_domains(settings))
     _step("routes", lambda: sync_routes_if_needed(settings))
     _step("certificates", lambda: keep_certificates(settings))
     _step("lost_builds", lambda: _recover_builds(settings))

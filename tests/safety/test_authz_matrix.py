@@ -113,6 +113,9 @@ MATRIX: dict[tuple[str, str], Op] = {
     ("POST", "/api/v1/spaces" + SPACE + "/storage/move"): Op("write", {"node": "node2"}),
     ("POST", "/api/spaces" + SPACE + "/storage"): Op("write", {"tier": "small"}),
     ("DELETE", "/api/spaces" + SPACE + "/storage"): Op("write"),
+    ("GET", "/api/v1/spaces" + SPACE + "/domains"): Op("write"),
+    ("POST", "/api/v1/spaces" + SPACE + "/domains"): Op("write", {"domain": "authz.example.test"}),
+    ("DELETE", "/api/v1/spaces" + SPACE + "/domains/{domain}"): Op("write"),
     ("POST", "/api/v1/spaces" + SPACE + "/stop"): Op("write"),
     ("POST", "/api/v1/spaces" + SPACE + "/start"): Op("write"),
     # What a visitor's request does to a sleeping Space: anyone who can see it may.
@@ -178,7 +181,12 @@ def call(world: World, who: str, method: str, template: str, space_id: str) -> h
     owner, name = space_id.split("/")
     op = MATRIX[(method, template)]
     path = template.format(
-        owner=owner, name=name, revision="main", path="README.md", token_id=999_999
+        owner=owner,
+        name=name,
+        revision="main",
+        path="README.md",
+        token_id=999_999,
+        domain="authz.example.test",
     )
     kwargs: dict[str, Any] = {}
     if op.kind == "repo_write":
@@ -239,6 +247,7 @@ def settings_of(world: World, space_id: str) -> dict[str, Any]:
         "hardware": runtime.get("hardware", {}).get("requested"),
         "gcTimeout": runtime.get("gcTimeout"),
         "storage": runtime.get("storage"),
+        "domains": runtime.get("domains"),
         "stage": runtime.get("stage"),
         "variables": variables,
         "secrets": secrets,

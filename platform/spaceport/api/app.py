@@ -8,6 +8,8 @@ from urllib.parse import urlparse
 
 import structlog
 from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spaceport import __version__
@@ -36,7 +38,9 @@ from spaceport.api.routes import (
     whoami,
 )
 from spaceport.composition import prepare
+from spaceport.proxy.nginx_conf import DOMAIN_VERIFY_PATH
 from spaceport.reconciler import Reconciler
+from spaceport.services import domains
 from spaceport.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -53,7 +57,17 @@ class AppHostMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
-            if app_status.is_app_host(self.settings, host, self.console_host):
+            if scope.get("path") == DOMAIN_VERIFY_PATH:  # is a custom domain's DNS ours?
+                token = await run_in_threadpool(domains.token_for_domain, host)
+                answer = PlainTextResponse(
+                    token or "not a domain of this node", 200 if token else 404
+                )
+                await answer(scope, receive, send)
+                return
+            if app_status.is_app_host(self.settings, host, self.console_host) or (
+                app_status.may_be_custom_domain(self.settings, host, self.console_host)
+                and await run_in_threadpool(app_status.custom_domain_space, host) is not None
+            ):
                 response = await app_status.respond(self.settings, Request(scope, receive))
                 await response(scope, receive, send)
                 return

@@ -101,6 +101,9 @@ class Space(Base):
     variables: Mapped[list[SpaceVariable]] = relationship(
         back_populates="space", cascade="all, delete"
     )
+    domains: Mapped[list[SpaceDomain]] = relationship(
+        back_populates="space", cascade="all, delete", order_by="SpaceDomain.id"
+    )
 
     @property
     def space_id(self) -> str:
@@ -169,6 +172,25 @@ class SpaceVariable(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     space: Mapped[Space] = relationship(back_populates="variables")
+
+
+class SpaceDomain(Base):
+    """A custom domain an owner gave a Space (services/domains.py). It routes only once
+    `verified_at` is set: a request for it reached this node and got `token` back, so its DNS
+    points here. The unique domain means two Spaces never claim one name."""
+
+    __tablename__ = "space_domains"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    token: Mapped[str] = mapped_column(String(64))
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    space: Mapped[Space] = relationship(back_populates="domains")
 
 
 class GpuAllocation(Base):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import redis
 import structlog
@@ -16,7 +17,7 @@ from redis.exceptions import LockError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spaceport.db.models import Deployment, Space
+from spaceport.db.models import Deployment, Space, SpaceDomain
 from spaceport.db.session import session_scope
 from spaceport.lifecycle.desired import Desired
 from spaceport.lifecycle.env import app_port
@@ -29,13 +30,20 @@ from spaceport.stages import DeploymentStatus
 log = structlog.get_logger(__name__)
 
 
-def route_for(settings: Settings, space: Space, upstream: str, live: bool = True) -> Route:
-    """The route of one Space: where it lives (subdomain or path), who may pass (private
-    Spaces: the owner only), and the headers its README asks for."""
+def route_for(
+    settings: Settings,
+    space: Space,
+    upstream: str,
+    live: bool = True,
+    domains: Sequence[str] = (),
+) -> Route:
+    """The route of one Space: where it lives (subdomain or path, and its verified custom
+    `domains`), who may pass (private Spaces: the owner only), and the headers its README
+    asks for."""
     card = space.card_data or {}
     common = {
         "space_id": space.space_id,
-        "hosts": (settings.app_host(space.owner, space.name),),
+        "hosts": (settings.app_host(space.owner, space.name), *domains),
         "upstream": upstream,
         "response_headers": embedding.response_headers(card),
         "private": bool(space.private),
@@ -74,14 +82,30 @@ def desired_routes(session: Session, settings: Settings) -> list[Route]:
         latest[space_pk] = upstream
         if status == DeploymentStatus.ACTIVE:
             active[space_pk] = upstream
+    domains = verified_domains(session)
     routes = []
     for space in spaces:
+        extra = domains.get(space.id, [])
         if space.desired == Desired.RUNNING and space.id in active:
-            routes.append(route_for(settings, space, active[space.id]))
+            routes.append(route_for(settings, space, active[space.id], domains=extra))
         else:
             upstream = latest.get(space.id) or f"{UNKNOWN_ADDRESS}:{app_port(space)}"
-            routes.append(route_for(settings, space, upstream, live=False))
+            routes.append(route_for(settings, space, upstream, live=False, domains=extra))
     return routes
+
+
+def verified_domains(session: Session) -> dict[int, list[str]]:
+    """Space id -> its custom domains that are verified (services/domains.py): only those
+    route; one query for the whole table."""
+    out: dict[int, list[str]] = {}
+    rows = session.execute(
+        select(SpaceDomain.space_id, SpaceDomain.domain)
+        .where(SpaceDomain.verified_at.is_not(None))
+        .order_by(SpaceDomain.id)
+    )
+    for space_id, domain in rows:
+        out.setdefault(space_id, []).append(domain)
+    return out
 
 
 def sync_routes(settings: Settings) -> int:

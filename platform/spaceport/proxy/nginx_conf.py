@@ -24,6 +24,8 @@ from spaceport.proxy.base import AUTHZ_PATH
 from spaceport.settings import Settings
 
 LUA_DIR = Path(__file__).parent / "nginx_data"
+DOMAIN_VERIFY_PATH = "/.well-known/spaceport-domain"
+"""Where a custom domain is asked whether it reaches this node (services/domains.py)."""
 ROUTES_FILE = "nginx-routes.json"
 LONG_TIMEOUT = "86400s"
 """How long a request may go without a byte: inference of several minutes, a Streamlit tab
@@ -72,6 +74,12 @@ def _redirect_server(settings: Settings, lua: str) -> str:
         server_name _;
         location /.well-known/acme-challenge/ {{
             content_by_lua_block {{ {lua}.acme_challenge() }}
+        }}
+        location = {DOMAIN_VERIFY_PATH} {{
+            proxy_pass http://spaceport_api;  # a custom domain's check (services/domains.py)
+            proxy_set_header Host $host;
+            proxy_set_header Connection "";
+            proxy_http_version 1.1;
         }}
         location / {{
             return 301 https://$host{suffix}$request_uri;

@@ -19,6 +19,7 @@ from spaceport.front_matter import ConfigError, split_front_matter
 from spaceport.git import browse
 from spaceport.git.repos import repo_path
 from spaceport.lifecycle import compressor
+from spaceport.services.domains import domain_views
 from spaceport.settings import Settings
 from spaceport.stages import SERVING, Stage
 from spaceport.timefmt import iso_hf
@@ -37,7 +38,10 @@ def runtime_dict(settings: Settings, space: Space) -> dict[str, Any]:
         "gcTimeout": space.sleep_time,
         "replicas": {"current": 1 if serving else 0, "requested": 1},
         "devMode": False,
-        "domains": [{"domain": settings.app_host(space.owner, space.name), "stage": "READY"}],
+        "domains": [
+            {"domain": settings.app_host(space.owner, space.name), "stage": "READY"},
+            *domain_views(space.domains if object_session(space) is not None else []),
+        ],
         "volumes": [],
         "sha": space.head_sha,
     }

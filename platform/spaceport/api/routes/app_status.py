@@ -28,7 +28,7 @@ from spaceport.api.deps import Principal, token_from_request
 from spaceport.db.models import Space
 from spaceport.proxy import app_access, embedding
 from spaceport.proxy.base import AUTHZ_PATH, PLATFORM_PATH
-from spaceport.services import access, app_visits
+from spaceport.services import access, app_visits, domains
 from spaceport.services.builds import build_log_tail
 from spaceport.settings import Settings
 from spaceport.stages import STATUS_MESSAGES, Stage
@@ -75,9 +75,34 @@ def is_app_host(settings: Settings, host: str, console_host: str) -> bool:
     return hostname.endswith("." + settings.apps_domain)
 
 
+def may_be_custom_domain(settings: Settings, host: str, console_host: str) -> bool:
+    """Whether `host` could be a Space's custom domain (services/domains.py), without asking
+    the database: not the console, not an app host, not an IP address or `localhost` (how
+    the API is reached directly)."""
+    hostname = _hostname(host)
+    if hostname == console_host or settings.routing == "path" or "." not in hostname:
+        return False
+    if hostname.replace(".", "").isdigit() or hostname.startswith("["):
+        return False
+    return not hostname.endswith("." + settings.apps_domain)
+
+
+def _custom_domain(hostname: str) -> Space | None:
+    return domains.space_for_domain(hostname)
+
+
+def custom_domain_space(host: str) -> Space | None:
+    """The Space whose verified custom domain `host` is (a database query: call it from a
+    thread, and only where `may_be_custom_domain`)."""
+    return _custom_domain(_hostname(host))
+
+
 def space_for_host(settings: Settings, host: str) -> Space | None:
-    """Subdomain mode: the Space whose app host this is."""
-    label = _hostname(host).removesuffix("." + settings.apps_domain)
+    """Subdomain mode: the Space whose app host (or custom domain) this is."""
+    hostname = _hostname(host)
+    if not hostname.endswith("." + settings.apps_domain):
+        return _custom_domain(hostname)
+    label = hostname.removesuffix("." + settings.apps_domain)
     return app_visits.space_for_host_label(settings, label)
 
 

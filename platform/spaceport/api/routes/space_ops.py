@@ -23,7 +23,7 @@ from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, Unauthorized
 from spaceport.lifecycle import gpu_allocator as allocator
 from spaceport.lifecycle import run_logs
-from spaceport.services import access, operations, spaces
+from spaceport.services import access, domains, operations, spaces
 from spaceport.services import variables as env
 from spaceport.services.views import runtime_dict
 from spaceport.settings import get_settings
@@ -67,6 +67,10 @@ class KeyValue(BaseModel):
 
 class KeyOnly(BaseModel):
     key: str
+
+
+class DomainBody(BaseModel):
+    domain: str
 
 
 class StorageBody(BaseModel):
@@ -285,3 +289,36 @@ def gpus(
             }
         )
     return out
+
+
+# --- custom domains (native) -----------------------------------------------------------------
+
+
+@router.get(f"{NATIVE}/domains", tags=["native"])
+def list_domains(space: Space = Depends(owned_space)) -> list[dict[str, Any]]:
+    """The Space's custom domains and how far each one got (services/domains.py)."""
+    return domains.domain_views(space.domains)
+
+
+@router.post(f"{NATIVE}/domains", tags=["native"])
+def add_domain(
+    body: DomainBody,
+    space: Space = Depends(owned_space),
+    session: Session = Depends(get_session),
+) -> list[dict[str, Any]]:
+    """Add a custom domain: it routes once a request for it reaches this node (its DNS)."""
+    domains.add_domain(session, get_settings(), space, body.domain)
+    session.refresh(space)
+    return domains.domain_views(space.domains)
+
+
+@router.delete(f"{NATIVE}/domains/{{domain}}", tags=["native"])
+def remove_domain(
+    domain: str,
+    space: Space = Depends(owned_space),
+    session: Session = Depends(get_session),
+) -> list[dict[str, Any]]:
+    """Remove a custom domain: it stops routing at once."""
+    domains.remove_domain(session, get_settings(), space, domain)
+    session.refresh(space)
+    return domains.domain_views(space.domains)

@@ -1,0 +1,193 @@
+"""Custom domains: an owner gives a Space `demo.example.org`; it routes once its DNS is proven.
+
+The steps, each shown in the Space's runtime (`domains`, Hugging Face's list, with a stage):
+1. added (`PENDING`): the owner points the name's DNS at this node. Nothing routes yet.
+2. verified: the reconciler asks `http://<domain>/.well-known/spaceport-domain` (the node's
+   plain HTTP port); the request reaches this node only if the DNS points here, and the node
+   answers with the domain's token (api/app.py). A match sets `verified_at`.
+3. routed (`READY`): the Space's route carries the domain as one more host, so the app answers
+   on it; with HTTPS by nginx, its certificate is ordered like a Space host's (proxy/tls.py).
+Removing the domain drops it from the route at the next sync. A name is unique across Spaces
+(the table's unique key), and never the console's or an app host of this node.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from spaceport.db.models import Space, SpaceDomain, utcnow
+from spaceport.db.session import session_scope
+from spaceport.errors import Conflict, NotFound, SpaceportError
+from spaceport.lifecycle.proxy_routes import sync_routes
+from spaceport.proxy.nginx_conf import DOMAIN_VERIFY_PATH as VERIFY_PATH
+from spaceport.settings import Settings
+
+__all__ = [
+    "VERIFY_PATH",
+    "add_domain",
+    "domain_views",
+    "remove_domain",
+    "space_for_domain",
+    "token_for_domain",
+    "verify_pending",
+]
+
+LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+CHECK_EVERY = timedelta(seconds=30)
+"""An unverified domain is asked again at most this often (its DNS may take a while)."""
+CHECKS_PER_PASS = 20
+
+
+def normalize(settings: Settings, domain: str) -> str:
+    """The domain in lower case, or an error that says what is wrong with it."""
+    name = domain.strip().lower().rstrip(".")
+    labels = name.split(".")
+    if len(name) > 253 or len(labels) < 2 or not all(LABEL.match(x) for x in labels):
+        raise SpaceportError(
+            f"'{domain}' is not a domain name: give a full name such as demo.example.org"
+        )
+    if labels[-1].isdigit():
+        raise SpaceportError(f"'{domain}' is an IP address: give a domain name")
+    console = (urlparse(settings.url).hostname or "").lower()
+    apps = settings.apps_domain.lower()
+    if name in (console, apps) or name.endswith("." + apps):
+        raise SpaceportError(
+            f"'{domain}' is this node's own (the console or an app host): give a domain of yours"
+        )
+    return name
+
+
+def add_domain(session: Session, settings: Settings, space: Space, domain: str) -> SpaceDomain:
+    if settings.routing == "path":
+        raise SpaceportError(
+            "custom domains need subdomain routing (SPACEPORT_ROUTING=subdomain): in path mode "
+            "every app lives under one host"
+        )
+    name = normalize(settings, domain)
+    taken = session.scalar(select(SpaceDomain).where(SpaceDomain.domain == name))
+    if taken is not None:
+        if taken.space_id == space.id:
+            return taken
+        raise Conflict(f"{name} is already a domain of another Space")
+    row = SpaceDomain(space_id=space.id, domain=name, token=secrets.token_urlsafe(24))
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError as exc:  # claimed at the same instant
+        session.rollback()
+        raise Conflict(f"{name} is already a domain of another Space") from exc
+    return row
+
+
+def remove_domain(session: Session, settings: Settings, space: Space, domain: str) -> None:
+    name = domain.strip().lower().rstrip(".")
+    row = session.scalar(
+        select(SpaceDomain).where(SpaceDomain.space_id == space.id, SpaceDomain.domain == name)
+    )
+    if row is None:
+        raise NotFound(f"{space.space_id} has no domain {name}")
+    session.delete(row)
+    session.commit()
+    if row.verified_at is not None:
+        sync_routes(settings)  # it stops routing now, not at the reconciler's next pass
+
+
+def domain_views(rows: Iterable[SpaceDomain]) -> list[dict[str, Any]]:
+    """Hugging Face's `domains` entries ({domain, stage}) and how far each one got."""
+    out = []
+    for row in rows:
+        view: dict[str, Any] = {
+            "domain": row.domain,
+            "stage": "READY" if row.verified_at else "PENDING",
+            "verified": row.verified_at is not None,
+        }
+        if row.verified_at is None:
+            view["verification"] = (
+                f"point {row.domain}'s DNS (A/AAAA or CNAME) at this node; "
+                f"checked at http://{row.domain}{VERIFY_PATH}"
+            )
+            if row.error:
+                view["error"] = row.error
+        out.append(view)
+    return out
+
+
+def token_for_domain(host: str) -> str | None:
+    """What this node answers on `{host}/.well-known/spaceport-domain`."""
+    name = host.rsplit(":", 1)[0].lower() if not host.endswith("]") else host.lower()
+    with session_scope() as session:
+        return session.scalar(select(SpaceDomain.token).where(SpaceDomain.domain == name))
+
+
+def space_for_domain(host: str) -> Space | None:
+    """The Space a verified custom domain routes to."""
+    with session_scope() as session:
+        return session.scalar(
+            select(Space)
+            .join(SpaceDomain, SpaceDomain.space_id == Space.id)
+            .where(SpaceDomain.domain == host.lower(), SpaceDomain.verified_at.is_not(None))
+        )
+
+
+def _verify_url(settings: Settings, domain: str) -> str:
+    """The plain HTTP port visitors reach: the redirecting port with HTTPS by nginx, else the
+    public URL's port."""
+    if settings.https:
+        port = settings.http_listen.rsplit(":", 1)[-1]
+    else:
+        port = str(settings.public_port or 80)
+    suffix = "" if port == "80" else f":{port}"
+    return f"http://{domain}{suffix}{VERIFY_PATH}"
+
+
+def verify_pending(settings: Settings) -> list[str]:
+    """One reconciler pass: ask each unverified domain (not checked in the last
+    CHECK_EVERY) whether it reaches this node; returns the domains verified now."""
+    now = utcnow()
+    with session_scope() as session:
+        rows = session.scalars(
+            select(SpaceDomain)
+            .where(SpaceDomain.verified_at.is_(None))
+            .where(
+                (SpaceDomain.checked_at.is_(None)) | (SpaceDomain.checked_at < now - CHECK_EVERY)
+            )
+            .order_by(SpaceDomain.id)
+            .limit(CHECKS_PER_PASS)
+        ).all()
+        pending = [(row.id, row.domain, row.token) for row in rows]
+    verified = []
+    for row_id, domain, token in pending:
+        error = None
+        try:
+            resp = httpx.get(_verify_url(settings, domain), timeout=5.0, follow_redirects=False)
+            if resp.status_code != 200 or resp.text.strip() != token:
+                error = (
+                    f"{domain} does not reach this node yet (HTTP {resp.status_code} from "
+                    f"{_verify_url(settings, domain)}): check its DNS"
+                )
+        except httpx.HTTPError as exc:
+            error = (
+                f"{domain} does not reach this node yet ({exc.__class__.__name__}): check its DNS"
+            )
+        with session_scope() as session:
+            row = session.get(SpaceDomain, row_id)
+            if row is None:
+                continue  # removed meanwhile
+            row.checked_at = utcnow()
+            row.error = error
+            if error is None:
+                row.verified_at = row.checked_at
+                verified.append(domain)
+    if verified:
+        sync_routes(settings)  # routed now; with HTTPS its certificate is ordered next
+    return verified
