@@ -91,3 +91,17 @@ def test_stop_start_and_duplicate(node: Node, cli: Cli) -> None:
     public = cli("duplicate", space_id, f"admin/{unique('cli-copy')}")
     assert public.returncode == 0 and "it builds now" in public.stdout, public.stderr
     assert cli("duplicate", space_id, name).returncode == 6  # exists already: conflict
+
+
+def test_custom_domains(cli: Cli) -> None:
+    space_id = cli.json("create", unique("cli-domains"), "--sdk", "static")["id"]
+    domain = f"{unique('cli')}.example.test"
+    added = cli("domains", "add", space_id, domain)
+    assert added.returncode == 0, added.stderr
+    assert "point its DNS at this node" in added.stdout
+    listed = cli.json("domains", "list", space_id)
+    assert [(d["domain"], d["stage"]) for d in listed] == [(domain, "PENDING")]
+    refused = cli("domains", "add", space_id, "not a domain")
+    assert refused.returncode != 0 and "not a domain name" in refused.stderr
+    assert cli("domains", "rm", space_id, domain).returncode == 0
+    assert cli.json("domains", "list", space_id) == []

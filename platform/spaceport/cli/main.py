@@ -15,7 +15,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from spaceport.cli import account_commands, cluster_commands, space_commands, variable_commands
+from spaceport.cli import (
+    account_commands,
+    cluster_commands,
+    domain_commands,
+    space_commands,
+    variable_commands,
+)
 from spaceport.cli.client import EXIT_HELP, TARGET, CliError
 from spaceport.cli.doctor import doctor
 
@@ -70,6 +76,7 @@ def main(
 account_commands.register(app)
 space_commands.register(app)
 variable_commands.register(app)
+domain_commands.register(app)
 cluster_commands.register(app)
 app.command()(doctor)
 
