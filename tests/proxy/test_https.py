@@ -44,6 +44,7 @@ from tests.runtime.helpers import wait_for
 PORT = PUBLIC_PORT + 40  # HTTPS; +1 the "API", +2 plain HTTP, +3 the app, +4..+6 pebble
 NODE_PORT = PUBLIC_PORT + 50  # the same for the node test (its own pebble: one HTTP port each)
 NODE_HOST = "spaces.sp.test"
+DOMAIN = "demo.customer.test"  # a custom domain of a Space on that node
 CONSOLE = "console.sp.test"
 APP = "demo-one.apps.sp.test"
 
@@ -339,7 +340,10 @@ def test_a_node_with_an_https_url_serves_its_console_with_a_certificate_from_acm
         api_port=NODE_PORT + 1,
     )
     nginx = NginxProcess(settings)
-    with hosts_entries(NODE_HOST), _pebble(tmp_path, NODE_PORT + 4, NODE_PORT + 2) as api_ca:
+    with (
+        hosts_entries(NODE_HOST, DOMAIN),
+        _pebble(tmp_path, NODE_PORT + 4, NODE_PORT + 2) as api_ca,
+    ):
         asyncio.run(nginx.start())  # as `spaceport up` does; the API's reconciler keeps it
         log = (tmp_path / "api.log").open("wb")
         api = subprocess.Popen(
@@ -364,6 +368,33 @@ def test_a_node_with_an_https_url_serves_its_console_with_a_certificate_from_acm
             plain = httpx.get(f"http://{NODE_HOST}:{NODE_PORT + 2}/spaces")
             assert plain.status_code == 301
             assert plain.headers["location"] == f"https://{NODE_HOST}:{NODE_PORT}/spaces"
+
+            # A custom domain: verified through the HTTP port, routed, given its certificate.
+            admin = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(http2=True, verify=verify, headers=admin) as client:
+                base = f"https://{NODE_HOST}:{NODE_PORT}"
+                made = client.post(
+                    f"{base}/api/repos/create",
+                    json={"type": "space", "name": "site", "sdk": "static"},
+                )
+                assert made.status_code == 200, made.text
+                added = client.post(
+                    f"{base}/api/v1/spaces/admin/site/domains", json={"domain": DOMAIN}
+                )
+                assert added.status_code == 200, added.text
+
+                def served() -> httpx.Response | None:
+                    try:
+                        with httpx.Client(http2=True, verify=verify) as visitor:
+                            return visitor.get(f"https://{DOMAIN}:{NODE_PORT}/")
+                    except (httpx.ConnectError, httpx.RemoteProtocolError):
+                        return None  # not verified or no certificate yet
+
+                page = wait_for(served, 60, every=0.5)
+                domains = client.get(f"{base}/api/v1/spaces/admin/site/domains").json()
+            assert domains == [{"domain": DOMAIN, "stage": "READY", "verified": True}]
+            assert page.http_version == "HTTP/2"
+            assert "admin/site" in page.text  # the Space's status page (no app yet), on its domain
         finally:
             api.terminate()
             api.wait(20)
