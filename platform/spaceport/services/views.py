@@ -25,7 +25,9 @@ from spaceport.stages import SERVING, Stage
 from spaceport.timefmt import iso_hf
 
 
-def runtime_dict(settings: Settings, space: Space) -> dict[str, Any]:
+def runtime_dict(settings: Settings, space: Space, custom_domains: bool = True) -> dict[str, Any]:
+    """Hugging Face's runtime of a Space; `domains` lists the app host, then (unless
+    `custom_domains` is off, as in lists) the Space's custom domains with their stages."""
     stage = Stage(space.stage)
     serving = stage in SERVING
     out: dict[str, Any] = {
@@ -40,7 +42,9 @@ def runtime_dict(settings: Settings, space: Space) -> dict[str, Any]:
         "devMode": False,
         "domains": [
             {"domain": settings.app_host(space.owner, space.name), "stage": "READY"},
-            *domain_views(space.domains if object_session(space) is not None else []),
+            *domain_views(
+                space.domains if custom_domains and object_session(space) is not None else []
+            ),
         ],
         "volumes": [],
         "sha": space.head_sha,
@@ -104,7 +108,9 @@ def _tags(space: Space, card: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def _common(settings: Settings, space: Space, card: dict[str, Any]) -> dict[str, Any]:
+def _common(
+    settings: Settings, space: Space, card: dict[str, Any], custom_domains: bool = True
+) -> dict[str, Any]:
     return {
         "_id": f"space-{space.id}",
         "id": space.space_id,
@@ -120,7 +126,7 @@ def _common(settings: Settings, space: Space, card: dict[str, Any]) -> dict[str,
         "host": settings.app_url(space.owner, space.name).rstrip("/"),
         "subdomain": settings.app_host(space.owner, space.name).split(".", 1)[0],
         "cardData": card,
-        "runtime": runtime_dict(settings, space),
+        "runtime": runtime_dict(settings, space, custom_domains),
     }
 
 
@@ -129,7 +135,8 @@ def space_summary(settings: Settings, space: Space) -> dict[str, Any]:
     repo = repo_path(settings, space.owner, space.name)
     when = browse.commit_time(repo, space.head_sha) if space.head_sha else None
     readme = readme_at(repo, space.head_sha) if space.head_sha else None
-    out = _common(settings, space, card_data(readme, space.card_data))
+    # a list item: no custom domains (a query per Space; the Space's own view has them)
+    out = _common(settings, space, card_data(readme, space.card_data), custom_domains=False)
     out["sha"] = space.head_sha
     out["lastModified"] = iso_hf(when or space.created_at)
     return out
