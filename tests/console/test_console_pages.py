@@ -148,3 +148,22 @@ def test_delete_needs_the_space_id_typed(node: Node, admin_page: Any) -> None:
     page.wait_for_url(f"{CONSOLE}/")
     r = httpx.get(f"{node.url}/api/v1/spaces/{space_id}", timeout=10)
     assert r.status_code == 404
+
+
+def test_custom_domains_in_the_settings(node: Node, admin_page: Any, artifacts: Path) -> None:
+    page = admin_page
+    space_id = node.create_space(unique("console-domains"), sdk="static")
+    domain = f"{unique('www')}.example.test"
+    page.goto(f"{CONSOLE}/spaces/{space_id}#settings")
+    assert "No custom domains." in page.inner_text("#domains-table")
+    page.fill("#domain-name", domain)
+    page.click("[data-form='domains'] button[type='submit']")
+    row = page.wait_for_selector(f"#domains-table tr[data-domain='{domain}']")
+    assert "Waiting for DNS" in row.inner_text()
+    assert "point" in row.inner_text() and "DNS" in row.inner_text()
+    page.locator("#set-domains").scroll_into_view_if_needed()
+    shot(page, artifacts, "settings-custom-domains", full=False)
+    page.click(f"[data-delete-domain='{domain}']")
+    page.wait_for_selector(f"#domains-table tr[data-domain='{domain}']", state="detached")
+    with node.api() as api:
+        assert api.get(f"/api/v1/spaces/{space_id}/domains").json() == []

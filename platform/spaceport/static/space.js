@@ -363,6 +363,20 @@
       e.target.reset();
     }
   }));
+  /* ---- Custom domains: added, then checked and routed by the server; the page reloads. ---- */
+  on('[data-form="domains"]', 'submit', async (e) => {
+    e.preventDefault();
+    const { domain } = formData(e.target);
+    if (await change('POST', `/api/v1/spaces/${id}/domains`, { domain }, `${domain} added: point its DNS here.`)) {
+      location.reload();
+    }
+  });
+  document.addEventListener('click', async (e) => {
+    const domain = e.target.closest('[data-delete-domain]');
+    if (domain && await change('DELETE', `/api/v1/spaces/${id}/domains/${encodeURIComponent(domain.dataset.deleteDomain)}`, undefined, `${domain.dataset.deleteDomain} removed.`)) {
+      location.reload();
+    }
+  });
   document.addEventListener('click', async (e) => {
     const del = e.target.closest('[data-delete]');
     if (del) {
