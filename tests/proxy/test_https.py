@@ -392,7 +392,9 @@ def test_a_node_with_an_https_url_serves_its_console_with_a_certificate_from_acm
 
                 page = wait_for(served, 60, every=0.5)
                 domains = client.get(f"{base}/api/v1/spaces/admin/site/domains").json()
-            assert domains == [{"domain": DOMAIN, "stage": "READY", "verified": True}]
+            assert domains == [
+                {"domain": DOMAIN, "stage": "READY", "verified": True, "certificate": "ISSUED"}
+            ]
             assert page.http_version == "HTTP/2"
             assert "admin/site" in page.text  # the Space's status page (no app yet), on its domain
         finally:

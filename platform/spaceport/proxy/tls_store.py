@@ -30,6 +30,7 @@ __all__ = [
     "CertBundle",
     "cert_table",
     "covers",
+    "has_certificate",
     "load_all",
     "own_certificate",
     "placeholder",
@@ -124,6 +125,15 @@ def own_certificate(settings: Settings) -> CertBundle | None:
         chain_pem=settings.tls_cert_file.read_text(),
         key_pem=settings.tls_key_file.read_text(),
     )
+
+
+def has_certificate(settings: Settings, host: str) -> bool:
+    """Whether `host` is served a certificate of its own or the operator's (a file check, cheap
+    enough for a status view: nothing is decrypted)."""
+    if (tls_dir(settings) / "certs" / f"{host.lower()}.json").is_file():
+        return True
+    own = own_certificate(settings)
+    return own is not None and covers(own, host)
 
 
 def covers(bundle: CertBundle, host: str) -> bool:

@@ -30,6 +30,7 @@ from spaceport.db.session import session_scope
 from spaceport.errors import Conflict, NotFound, SpaceportError
 from spaceport.lifecycle.proxy_routes import sync_routes
 from spaceport.proxy.nginx_conf import DOMAIN_VERIFY_PATH as VERIFY_PATH
+from spaceport.proxy.tls_store import has_certificate
 from spaceport.settings import Settings
 
 __all__ = [
@@ -102,8 +103,11 @@ def remove_domain(session: Session, settings: Settings, space: Space, domain: st
         sync_routes(settings)  # it stops routing now, not at the reconciler's next pass
 
 
-def domain_views(rows: Iterable[SpaceDomain]) -> list[dict[str, Any]]:
-    """Hugging Face's `domains` entries ({domain, stage}) and how far each one got."""
+def domain_views(
+    rows: Iterable[SpaceDomain], settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    """Hugging Face's `domains` entries ({domain, stage}) and how far each one got; with
+    HTTPS by nginx (`settings` given), whether its certificate is issued yet."""
     out = []
     for row in rows:
         view: dict[str, Any] = {
@@ -118,6 +122,8 @@ def domain_views(rows: Iterable[SpaceDomain]) -> list[dict[str, Any]]:
             )
             if row.error:
                 view["error"] = row.error
+        elif settings is not None and settings.https:
+            view["certificate"] = "ISSUED" if has_certificate(settings, row.domain) else "PENDING"
         out.append(view)
     return out
 

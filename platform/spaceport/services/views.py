@@ -43,7 +43,8 @@ def runtime_dict(settings: Settings, space: Space, custom_domains: bool = True) 
         "domains": [
             {"domain": settings.app_host(space.owner, space.name), "stage": "READY"},
             *domain_views(
-                space.domains if custom_domains and object_session(space) is not None else []
+                space.domains if custom_domains and object_session(space) is not None else [],
+                settings,
             ),
         ],
         "volumes": [],

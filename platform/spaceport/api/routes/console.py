@@ -120,7 +120,7 @@ def space_page(
         embed=embedding.snippets(summary["appUrl"], space.sdk, space.card_data),
         data=as_json(data),
         **(summaries.env_summary(session, space.id) if can_write else {}),
-        domains=domains.domain_views(space.domains) if can_write else [],
+        domains=domains.domain_views(space.domains, settings) if can_write else [],
         https=settings.https,
     )
 

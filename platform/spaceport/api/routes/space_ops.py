@@ -297,7 +297,7 @@ def gpus(
 @router.get(f"{NATIVE}/domains", tags=["native"])
 def list_domains(space: Space = Depends(owned_space)) -> list[dict[str, Any]]:
     """The Space's custom domains and how far each one got (services/domains.py)."""
-    return domains.domain_views(space.domains)
+    return domains.domain_views(space.domains, get_settings())
 
 
 @router.post(f"{NATIVE}/domains", tags=["native"])
@@ -309,7 +309,7 @@ def add_domain(
     """Add a custom domain: it routes once a request for it reaches this node (its DNS)."""
     domains.add_domain(session, get_settings(), space, body.domain)
     session.refresh(space)
-    return domains.domain_views(space.domains)
+    return domains.domain_views(space.domains, get_settings())
 
 
 @router.delete(f"{NATIVE}/domains/{{domain}}", tags=["native"])
@@ -321,4 +321,4 @@ def remove_domain(
     """Remove a custom domain: it stops routing at once."""
     domains.remove_domain(session, get_settings(), space, domain)
     session.refresh(space)
-    return domains.domain_views(space.domains)
+    return domains.domain_views(space.domains, get_settings())
