@@ -57,6 +57,11 @@ def test_a_custom_domain_is_verified_routed_and_removed(node: Node) -> None:
         assert _domains(node, space_id)[elsewhere]["stage"] == "PENDING"
         assert TITLE not in _via_proxy(elsewhere).text  # unverified: never routed
 
+        # made private: a stranger on the domain gets the 404 page, as on the app host
+        assert api.put(f"/api/spaces/{space_id}/settings", json={"private": True}).is_success
+        hidden = wait_for(lambda: (r := _via_proxy(ours)).status_code == 404 and r, 30)
+        assert TITLE not in hidden.text
+
         removed = api.delete(f"{url}/{ours}")
         assert removed.status_code == 200 and ours not in {d["domain"] for d in removed.json()}
         assert TITLE not in _via_proxy(ours).text  # at once, not at the next reconciler pass
