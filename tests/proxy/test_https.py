@@ -9,7 +9,9 @@ loopback. Certificates are verified against pebble's root, fetched from its mana
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import hashlib
 import http.server
 import json
 import os
@@ -38,7 +40,7 @@ from spaceport.proxy.nginx import NginxProcess, NginxProxy
 from spaceport.proxy.tls import keep_certificates, push_certificates
 from spaceport.proxy.tls_store import load_all
 from spaceport.settings import Settings
-from tests.conftest import PUBLIC_PORT, REDIS_DB, hosts_entries, need
+from tests.conftest import CHROMIUM_ARGS, PUBLIC_PORT, REDIS_DB, hosts_entries, need
 from tests.runtime.helpers import wait_for
 
 PORT = PUBLIC_PORT + 40  # HTTPS; +1 the "API", +2 plain HTTP, +3 the app, +4..+6 pebble
@@ -403,3 +405,37 @@ def test_a_node_with_an_https_url_serves_its_console_with_a_certificate_from_acm
             log.close()
             asyncio.run(nginx.stop())
             print((tmp_path / "api.log").read_text()[-3000:])
+
+
+def test_chromium_loads_the_app_over_http2(site: Site) -> None:
+    """A real browser: Debian's Chromium trusting pebble's issuing CA (its key pinned with
+    --ignore-certificate-errors-spki-list: a test profile has no trust store to add it to)."""
+    chromium = shutil.which("chromium")
+    need(chromium is not None, "chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    chain = x509.load_pem_x509_certificates(load_all(site.settings)[APP].chain_pem.encode())
+    issuer_key = (
+        chain[1]
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    spki = base64.b64encode(hashlib.sha256(issuer_key).digest()).decode()
+    args = [
+        *CHROMIUM_ARGS,
+        "--host-resolver-rules=MAP *.sp.test 127.0.0.1",
+        f"--ignore-certificate-errors-spki-list={spki}",
+    ]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=args)
+        try:
+            page = browser.new_page()
+            resp = page.goto(f"https://{APP}:{PORT}/")
+            assert resp is not None and resp.status == 200
+            assert page.inner_text("body") == "app"
+            protocol = page.evaluate(
+                "performance.getEntriesByType('navigation')[0].nextHopProtocol"
+            )
+            assert protocol == "h2"
+        finally:
+            browser.close()
