@@ -59,10 +59,42 @@ class Site:
     tmp: Path
 
 
+STREAMS_PAGE = """<!doctype html><title>six streams</title><script>
+// Six long-lived streams, as six embeds of a Gradio or Streamlit app hold, then one more request.
+window.result = (async () => {
+  const opened = await Promise.all([...Array(6).keys()].map((i) => new Promise((ok) => {
+    const s = new EventSource('/stream?i=' + i); s.onmessage = () => ok(s);
+  })));
+  const t0 = performance.now();
+  const answer = await Promise.race([
+    fetch('/?after-streams').then((r) => r.text()),
+    new Promise((ok) => setTimeout(() => ok('stalled'), 5000)),  // the streams last 20 s
+  ]);
+  const ms = performance.now() - t0;
+  opened.forEach((s) => s.close());
+  return {answer, ms, protocol: performance.getEntriesByType('navigation')[0].nextHopProtocol};
+})();
+</script>"""
+
+
 class _Says(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = self.server.says.encode()  # type: ignore[attr-defined]
+        if self.path.startswith("/stream?"):  # server-sent events until the client goes
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            try:
+                for _ in range(200):
+                    self.wfile.write(b"data: tick\n\n")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+            return
+        page = self.path == "/streams"
+        body = (STREAMS_PAGE if page else self.server.says).encode()  # type: ignore[attr-defined]
         self.send_response(200)
+        self.send_header("Content-Type", "text/html" if page else "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -439,3 +471,40 @@ def test_chromium_loads_the_app_over_http2(site: Site) -> None:
             assert protocol == "h2"
         finally:
             browser.close()
+
+
+@pytest.mark.slow  # two browsers, and the HTTP/1.1 page waits its 5 s out
+def test_six_held_streams_leave_room_for_more_requests_over_http2(site: Site) -> None:
+    """Browsers open at most 6 HTTP/1.1 connections per host: a page holding six streams of
+    one app (six embeds) has none left for its next request. Over HTTP/2 they share one
+    connection. The same page in the same browser, HTTP/2 and HTTP/1.1 (`--disable-http2`)."""
+    chromium = shutil.which("chromium")
+    need(chromium is not None, "chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    chain = x509.load_pem_x509_certificates(load_all(site.settings)[APP].chain_pem.encode())
+    issuer_key = (
+        chain[1]
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    spki = base64.b64encode(hashlib.sha256(issuer_key).digest()).decode()
+    args = [
+        *CHROMIUM_ARGS,
+        "--host-resolver-rules=MAP *.sp.test 127.0.0.1",
+        f"--ignore-certificate-errors-spki-list={spki}",
+    ]
+    seen = {}
+    with sync_playwright() as pw:
+        for label, extra in (("HTTP/2", []), ("HTTP/1.1", ["--disable-http2"])):
+            browser = pw.chromium.launch(executable_path=chromium, args=[*args, *extra])
+            try:
+                page = browser.new_page()
+                page.goto(f"https://{APP}:{PORT}/streams")
+                seen[label] = page.evaluate("window.result")
+            finally:
+                browser.close()
+    print(f"the 7th request beside six held streams: {seen}")
+    assert seen["HTTP/2"]["protocol"] == "h2" and seen["HTTP/2"]["answer"] == "app"
+    assert seen["HTTP/1.1"]["protocol"] == "http/1.1"
+    assert seen["HTTP/1.1"]["answer"] == "stalled"  # queued behind the streams (20 s each)
