@@ -67,7 +67,7 @@ window.result = (async () => {
   })));
   const t0 = performance.now();
   const answer = await Promise.race([
-    fetch('/?after-streams').then((r) => r.text()),
+    fetch('/?after-streams').then((r) => r.text(), (e) => 'failed: ' + e),
     new Promise((ok) => setTimeout(() => ok('stalled'), 5000)),  // the streams last 20 s
   ]);
   const ms = performance.now() - t0;
@@ -507,4 +507,5 @@ def test_six_held_streams_leave_room_for_more_requests_over_http2(site: Site) ->
     print(f"the 7th request beside six held streams: {seen}")
     assert seen["HTTP/2"]["protocol"] == "h2" and seen["HTTP/2"]["answer"] == "app"
     assert seen["HTTP/1.1"]["protocol"] == "http/1.1"
-    assert seen["HTTP/1.1"]["answer"] == "stalled"  # queued behind the streams (20 s each)
+    # queued behind the streams (20 s each): still waiting at 5 s, or given up by Chromium
+    assert seen["HTTP/1.1"]["answer"] != "app"
