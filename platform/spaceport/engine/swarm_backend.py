@@ -430,6 +430,14 @@ class SwarmBackend(RuntimeBackend):
                 running=not paused, status="paused" if paused else state, exit_code=None,
                 upstream=upstream, paused=paused, node=node_name, **base,
             )  # fmt: skip
+        if state == "shutdown":
+            # Stopped by Swarm, not ended by the app (a drain, an update): a new task comes,
+            # or is made to come.
+            self._reschedule(service_id, node_name)
+            return ContainerState(
+                running=True, status="rescheduling", exit_code=None, upstream=None,
+                node=node_name, **base,
+            )  # fmt: skip
         exit_code = status.get("ContainerStatus", {}).get("ExitCode")
         return ContainerState(
             running=False, status="exited", exit_code=exit_code, upstream=None,
@@ -578,6 +586,11 @@ class SwarmBackend(RuntimeBackend):
         engine.unpause(container)
 
     def logs(self, container_id: str, tail: int = 50) -> str:
+        task = self._task(container_id)
+        if task is not None and self._node(task.get("NodeID", "")).get("Status", {}).get(
+            "State"
+        ) not in (None, "ready"):
+            return ""  # the manager would wait on the dead node for minutes
         try:
             chunks = self._api().service_logs(
                 container_id, stdout=True, stderr=True, tail=tail, follow=False

@@ -117,7 +117,9 @@ def _crashed(
     else:
         oom = ", out of memory" if st.oom_killed else ""
         reason = f"The app exited (code {st.exit_code}{oom})"
-    _failed(settings, backend, space_pk, dep_id, container_id, reason, logs=st is not None)
+    # When the engine says why (its node is down), there are no lines to read from it.
+    logs = st is not None and not st.reason
+    _failed(settings, backend, space_pk, dep_id, container_id, reason, logs=logs)
 
 
 def _failed(
