@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -508,11 +509,11 @@ async def test_traffic_counts_requests_and_open_websockets_per_space(
 
 @contextlib.asynccontextmanager
 async def nginx_alone(
-    tmp: Path, url: str = "http://localhost:8080"
+    tmp: Path, url: str = "http://localhost:8080", **extra: Any
 ) -> AsyncIterator[tuple[NginxProxy, Server, httpx.AsyncClient]]:
     """An nginx of the test's own (it gets killed, or fed garbage) and one app, routed."""
     port = free_port()
-    settings = Settings(data=tmp, listen=f"127.0.0.1:{port}", proxy="nginx", url=url)
+    settings = Settings(data=tmp, listen=f"127.0.0.1:{port}", proxy="nginx", url=url, **extra)
     proxy = NginxProxy(settings)
     app = await start_app("a")
     base = f"http://127.0.0.1:{port}"
@@ -640,6 +641,7 @@ async def test_an_ipv6_upstream_is_dialled(
 async def test_apps_behind_tls_in_front_of_nginx_see_https(tmp_path: Path) -> None:
     """TLS ended before nginx (a load balancer), SPACEPORT_URL https://: apps must build
     https:// links (Gradio does from X-Forwarded-Proto), whatever scheme reached nginx."""
-    async with nginx_alone(tmp_path, url="https://spaces.example.org") as (_proxy, _app, client):
+    front = {"tls_termination": "front"}  # TLS ends before nginx (SPACEPORT_TLS_TERMINATION)
+    async with nginx_alone(tmp_path, "https://spaces.example.org", **front) as (_p, _a, client):
         seen = (await client.get("/", headers={"X-Forwarded-Proto": "gopher"})).json()
     assert seen["X-Forwarded-Proto"] == "https"
