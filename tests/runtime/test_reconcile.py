@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -213,6 +214,19 @@ def test_node_down_and_up_is_not_a_crash(node: Node, pair: tuple[str, str]) -> N
     assert build_count(pair) == builds
 
 
+def machine_dockerd() -> int:
+    """The machine's own dockerd: its default pidfile, else the one started without a data
+    root of its own (the dev cluster's engines, tests/cluster, run beside it)."""
+    pidfile = Path("/var/run/docker.pid")
+    if pidfile.exists():
+        return int(pidfile.read_text().strip())
+    found = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True, check=True)
+    for pid in found.stdout.split():
+        if b"--data-root" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return int(pid)
+    raise AssertionError("no dockerd of the machine's own is running")
+
+
 def restart_dockerd() -> None:
     """Stop the machine's dockerd and start it again the way it was started."""
     if (
@@ -222,11 +236,7 @@ def restart_dockerd() -> None:
     ):
         subprocess.run(["systemctl", "restart", "docker"], check=True)
     else:
-        pid = int(
-            subprocess.run(
-                ["pidof", "dockerd"], capture_output=True, text=True, check=True
-            ).stdout.split()[0]
-        )
+        pid = machine_dockerd()
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: not alive(pid), 60, every=0.5)
         with open("/var/log/dockerd.log", "ab") as log:
