@@ -158,6 +158,8 @@ class Node:
     token: str
     data: Path
     settings: Any
+    port: int = PUBLIC_PORT  # its public entry point (the proxy)
+    app_timeout: float = 30  # how long `app_get` waits for an answer
 
     def api(self, token: str | None = "default") -> httpx.Client:
         tok = self.token if token == "default" else token
@@ -232,13 +234,13 @@ class Node:
 
     def app_host(self, space_id: str) -> str:
         owner, name = space_id.split("/")
-        return f"{self.settings.app_host(owner, name)}:{PUBLIC_PORT}"
+        return f"{self.settings.app_host(owner, name)}:{self.port}"
 
     def app_get(self, space_id: str, path: str = "/", **kw: Any) -> httpx.Response:
         """GET through the public entry point (the proxy), as a browser on the app's URL would."""
         headers = {"Host": self.app_host(space_id), **kw.pop("headers", {})}
-        kw.setdefault("timeout", 30)
-        return httpx.get(f"http://127.0.0.1:{PUBLIC_PORT}{path}", headers=headers, **kw)
+        kw.setdefault("timeout", self.app_timeout)
+        return httpx.get(f"http://127.0.0.1:{self.port}{path}", headers=headers, **kw)
 
     def app_url(self, space_id: str) -> str:
         owner, name = space_id.split("/")

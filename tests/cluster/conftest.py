@@ -34,16 +34,8 @@ class ClusterNode(Node):
     """The platform in cluster mode, driven as a user would; `engines` reach each dev node."""
 
     port: int = PORT
+    app_timeout: float = 10
     env: dict[str, str] | None = None
-
-    def app_host(self, space_id: str) -> str:
-        owner, name = space_id.split("/")
-        return f"{self.settings.app_host(owner, name)}:{self.port}"
-
-    def app_get(self, space_id: str, path: str = "/", **kw: Any) -> httpx.Response:
-        headers = {"Host": self.app_host(space_id), **kw.pop("headers", {})}
-        kw.setdefault("timeout", 10)
-        return httpx.get(f"http://127.0.0.1:{self.port}{path}", headers=headers, **kw)
 
     def engine(self, node_name: str) -> docker.DockerClient:
         from spaceport import devcluster
