@@ -371,6 +371,11 @@ class SwarmBackend(RuntimeBackend):
         task = self._task(service)
         if task is None or task.get("DesiredState") != "running":
             return None
+        return self._task_container(task)
+
+    def _task_container(self, task: dict[str, Any]) -> tuple[DockerBackend, str] | None:
+        """The engine of the task's node and its container id (None: no container, or its
+        node cannot be reached)."""
         container = task.get("Status", {}).get("ContainerStatus", {}).get("ContainerID")
         engine = self.node_engine(task.get("NodeID", ""))
         if not container or engine is None:
@@ -512,10 +517,10 @@ class SwarmBackend(RuntimeBackend):
         return None
 
     def _paused(self, task: dict[str, Any]) -> bool:
-        engine = self.node_engine(task.get("NodeID", ""))
-        container = task.get("Status", {}).get("ContainerStatus", {}).get("ContainerID")
-        if engine is None or not container:
+        located = self._task_container(task)
+        if located is None:
             return False
+        engine, container = located
         state = engine.inspect(container)
         return bool(state and state.paused)
 
@@ -542,13 +547,8 @@ class SwarmBackend(RuntimeBackend):
 
     def _containers(self, service: str) -> builtins.list[tuple[DockerBackend, str]]:
         """Every container of a service's tasks on a live node (to wait for their removal)."""
-        found = []
-        for task in self._tasks(service):
-            container = task.get("Status", {}).get("ContainerStatus", {}).get("ContainerID")
-            engine = self.node_engine(task.get("NodeID", ""))
-            if container and engine is not None:
-                found.append((engine, container))
-        return found
+        located = (self._task_container(task) for task in self._tasks(service))
+        return [found for found in located if found is not None]
 
     def _wait_gone(
         self, containers: builtins.list[tuple[DockerBackend, str]], timeout_s: float
