@@ -13,7 +13,7 @@ import binascii
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from spaceport.auth.principal import Principal
+from spaceport.auth.principal import Principal, principal_of
 from spaceport.auth.sessions import session_expired
 from spaceport.auth.tokens import lookup_token
 from spaceport.db.models import Space
@@ -70,7 +70,7 @@ def _principal(session: Session, value: str) -> Principal:
     if token is None:
         # Hugging Face's exact wording: huggingface_hub matches on it.
         raise Unauthorized(INVALID_CREDENTIALS)
-    return Principal(user=token.user, role=token.role, token_name=token.name)
+    return principal_of(token)
 
 
 def require_principal(who: Principal | None = Depends(optional_principal)) -> Principal:
@@ -108,10 +108,9 @@ def writable_space(
     space: Space = Depends(readable_space), who: Principal = Depends(require_principal)
 ) -> Space:
     """The Space if the caller's token may change it (403 says why not)."""
-    if who.role != "write":
-        raise Forbidden(f"This token is read-only: create a write token to change {space.space_id}")
-    if not access.can_write(space, who):
-        raise Forbidden(f"You ({who.name}) are not allowed to change {space.space_id}")
+    refusal = access.write_refusal(space, who)
+    if refusal is not None:
+        raise Forbidden(refusal)
     return space
 
 
@@ -129,4 +128,4 @@ def console_principal(
         request.state.drop_session_cookie = True
         return None
     request.state.session_token_id = token.id
-    return Principal(user=token.user, role=token.role, token_name=token.name)
+    return principal_of(token)

@@ -39,7 +39,17 @@ def issue_token(
 
 
 def lookup_token(session: Session, value: str) -> Token | None:
+    """The token with this value if it still works: not revoked, not expired, its user active.
+    Every way in (API, git, console, private apps) comes through here, so revoking, expiry and
+    deactivation take effect on the next request."""
     token = session.scalar(select(Token).where(Token.token_hash == hash_token(value)))
-    if token is not None:
-        token.last_used_at = utcnow()
+    if token is None or not is_usable(token):
+        return None
+    token.last_used_at = utcnow()
     return token
+
+
+def is_usable(token: Token) -> bool:
+    if token.expires_at is not None and token.expires_at <= utcnow():
+        return False
+    return token.user.deactivated_at is None

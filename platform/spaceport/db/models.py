@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -43,8 +44,13 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # A deactivated user keeps their name, Spaces and history; their tokens stop working.
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     tokens: Mapped[list[Token]] = relationship(back_populates="user", cascade="all, delete")
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", cascade="all, delete"
+    )
 
 
 class Token(Base):
@@ -60,6 +66,10 @@ class Token(Base):
     role: Mapped[str] = mapped_column(String(10), default="write")  # "read" | "write"
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Fine-grained tokens: None reaches all the user may; else a list of "space:owner/name"
+    # and "org:name" entries (auth/scopes.py). An expired token is no token at all.
+    scope: Mapped[list[str] | None] = mapped_column(JSON)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     user: Mapped[User] = relationship(back_populates="tokens")
 
@@ -93,6 +103,8 @@ class Space(Base):
     # (also the queue position of a Space waiting for a free GPU).
     crash_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     retry_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Who created it: an organization's "contributor" may change the Spaces they created.
+    created_by: Mapped[str | None] = mapped_column(String(96))
 
     builds: Mapped[list[Build]] = relationship(back_populates="space", cascade="all, delete")
     deployments: Mapped[list[Deployment]] = relationship(
@@ -207,3 +219,90 @@ class GpuAllocation(Base):
         ForeignKey("deployments.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Organization(Base):
+    """An organization: a namespace (shared with user names) whose members own its Spaces."""
+
+    __tablename__ = "organizations"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(96), unique=True, index=True)
+    fullname: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    members: Mapped[list[Membership]] = relationship(
+        back_populates="org", cascade="all, delete", order_by="Membership.id"
+    )
+
+
+class Membership(Base):
+    """A user's role in an organization: read, contributor, write or admin (Hugging Face's)."""
+
+    __tablename__ = "org_members"
+    __table_args__ = (UniqueConstraint("org_id", "user_id", name="uq_org_member"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    org: Mapped[Organization] = relationship(back_populates="members")
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class Invitation(Base):
+    """A sign-up link (only its digest stored): a new user, optionally joining an organization."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    role: Mapped[str | None] = mapped_column(String(12))
+    created_by: Mapped[str] = mapped_column(String(96))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    used_by: Mapped[str | None] = mapped_column(String(96))
+
+    org: Mapped[Organization | None] = relationship()
+
+
+class Quota(Base):
+    """An admin's limits for one namespace (a user or an organization); None is unlimited."""
+
+    __tablename__ = "quotas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(96), unique=True, index=True)
+    spaces: Mapped[int | None] = mapped_column(Integer)
+    cpu: Mapped[float | None] = mapped_column(Float)
+    memory_gb: Mapped[float | None] = mapped_column(Float)
+    gpus: Mapped[int | None] = mapped_column(Integer)
+    storage_gb: Mapped[float | None] = mapped_column(Float)
+    builds_per_hour: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class AuditEvent(Base):
+    """One change someone made: names are copied in, so deleting a user or Space loses nothing.
+    Secrets and variables appear by name, never by value."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[str | None] = mapped_column(String(96), index=True)
+    token_name: Mapped[str | None] = mapped_column(String(100))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    namespace: Mapped[str | None] = mapped_column(String(96), index=True)
+    space: Mapped[str | None] = mapped_column(String(200), index=True)
+    target: Mapped[str | None] = mapped_column(String(300))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from spaceport.auth.principal import Principal
+from spaceport.auth.principal import Principal, org_roles, principal_of
 from spaceport.auth.tokens import lookup_token
 from spaceport.db import queries
 from spaceport.db.models import Space, User
@@ -40,14 +40,16 @@ def visitor(tokens: list[str], cookie_user: str | None) -> Principal | None:
         for token in tokens:
             found = lookup_token(session, token)
             if found is not None:
+                who = principal_of(found)
                 session.expunge(found.user)
-                return Principal(user=found.user, role=found.role, token_name=found.name)
+                return who
         name = cookie_user
         user = session.scalar(select(User).where(User.name == name)) if name else None
-        if user is None:
+        if user is None or user.deactivated_at is not None:
             return None
+        who = Principal(user=user, role="read", token_name="app cookie", orgs=org_roles(user))
         session.expunge(user)
-        return Principal(user=user, role="read", token_name="app cookie")
+        return who
 
 
 def upstream(space_pk: int) -> str | None:

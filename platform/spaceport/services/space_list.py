@@ -75,7 +75,7 @@ def _visible(query: ListQuery) -> Select[Space]:
     if who is None:
         stmt = stmt.where(Space.private.is_(False))
     elif not who.is_admin:
-        stmt = stmt.where(or_(Space.private.is_(False), Space.owner == who.name))
+        stmt = stmt.where(or_(Space.private.is_(False), Space.owner.in_(who.namespaces)))
     if query.author:
         stmt = stmt.where(Space.owner == query.author)
     if query.search:

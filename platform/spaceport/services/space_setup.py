@@ -115,6 +115,7 @@ def duplicate_space(
         private=private,
         hardware=check_hardware(settings, hardware),
         sleep_time=sleep_time,
+        created_by=pusher,
     )
     copy.card_data = dict(source.card_data or {})
     inherited = [

@@ -45,6 +45,7 @@ def create_space(
     private: bool = False,
     hardware: str | None = None,
     sleep_time: int | None = None,
+    created_by: str | None = None,
 ) -> Space:
     check_name(owner, "owner")
     check_name(name, "Space name")
@@ -61,6 +62,7 @@ def create_space(
         sleep_time=sleep_time,
         stage=Stage.NO_APP_FILE.value,
         card_data={},
+        created_by=created_by,
     )
     session.add(space)
     session.flush()

@@ -150,12 +150,13 @@ def summary(
 
 
 def visible_spaces(session: Session, who: Principal | None) -> list[Space]:
-    """Admins see every Space; a user their own and public ones; a visitor public ones."""
+    """Admins see every Space; a user their own, their organizations' and public ones; a visitor
+    public ones."""
     query = select(Space).order_by(Space.updated_at.desc(), Space.id.desc())
     if who is None:
         query = query.where(Space.private.is_(False))
     elif not who.is_admin:
-        query = query.where((Space.private.is_(False)) | (Space.owner == who.name))
+        query = query.where((Space.private.is_(False)) | (Space.owner.in_(who.namespaces)))
     return [s for s in session.scalars(query) if access.can_read(s, who)]
 
 

@@ -81,10 +81,9 @@ def duplicate(
     """Copy a Space's files and variables (never its secrets) into a new Space, then build it."""
     body.refuse_unsupported()
     owner, name = split_space_id(body.repository)
-    if not access.can_create_in(owner, who):
-        if who.role != "write":
-            raise Forbidden("This token is read-only: create a write token to duplicate Spaces")
-        raise Forbidden(f"You ({who.name}) cannot create Spaces under {owner!r}")
+    refusal = access.create_refusal(owner, who, name)
+    if refusal is not None:
+        raise Forbidden(refusal)
     url = space_url(request, f"{owner}/{name}")
     if spaces.find_space(session, owner, name) is not None:
         return error_response(409, f"You already created this space repo: {owner}/{name}", url=url)

@@ -65,10 +65,9 @@ def create_repo(
         return error_response(400, ONLY_SPACES.format(body.type))
     body.refuse_unsupported()
     owner = body.organization or who.name
-    if not access.can_create_in(owner, who):
-        if who.role != "write":
-            raise Forbidden("This token is read-only: create a write token to create Spaces")
-        raise Forbidden(f"You ({who.name}) cannot create Spaces under {owner!r}")
+    refusal = access.create_refusal(owner, who, body.name)
+    if refusal is not None:
+        raise Forbidden(refusal)
     url = space_url(request, f"{owner}/{body.name}")
     if spaces.find_space(session, owner, body.name) is not None:
         # huggingface_hub's exist_ok=True reads `url` from this body.
@@ -87,6 +86,7 @@ def create_repo(
             private=body.is_private(),
             hardware=check_hardware(settings, body.hardware),
             sleep_time=body.sleep_time,
+            created_by=who.name,
         )
     except ValueError as exc:  # an unknown sdk
         raise SpaceportError(str(exc)) from None
@@ -108,12 +108,9 @@ def _writable(session: Session, who: Principal, owner: str, name: str) -> Any:
     space = spaces.find_space(session, owner, name)
     if space is None or not access.can_read(space, who):
         raise RepoNotFound(f"Repository not found: {owner}/{name}")
-    if not access.can_write(space, who):
-        if who.role != "write":
-            raise Forbidden(
-                f"This token is read-only: create a write token to change {owner}/{name}"
-            )
-        raise Forbidden(f"You ({who.name}) are not allowed to change {space.space_id}")
+    refusal = access.write_refusal(space, who)
+    if refusal is not None:
+        raise Forbidden(refusal)
     return space
 
 
@@ -141,7 +138,8 @@ def move_repo(
     src_owner, src_name = split_space_id(body.from_repo)
     dst_owner, dst_name = split_space_id(body.to_repo)
     space = _writable(session, who, src_owner, src_name)
-    if not access.can_create_in(dst_owner, who):
-        raise Forbidden(f"You ({who.name}) cannot create Spaces under {dst_owner!r}")
+    refusal = access.create_refusal(dst_owner, who, dst_name)
+    if refusal is not None:
+        raise Forbidden(refusal)
     move_space(session, get_settings(), space, dst_owner, dst_name)
     return {"id": space.space_id}

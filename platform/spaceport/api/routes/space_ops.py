@@ -40,11 +40,9 @@ def owned_space(
     """The Space if the caller may operate it (its owner or an admin, with a write token)."""
     if who is None:
         raise Unauthorized("Authentication required: send an access token as 'Bearer <token>'")
-    if not access.can_write(space, who):
-        raise Forbidden(
-            f"You ({who.name}) cannot operate {space.space_id}: only its owner can, "
-            "with a write token"
-        )
+    refusal = access.write_refusal(space, who)
+    if refusal is not None:
+        raise Forbidden(refusal)
     return space
 
 
