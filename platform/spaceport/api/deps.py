@@ -38,6 +38,12 @@ def token_from_request(request: Request) -> str | None:
     return None
 
 
+def client_address(request: Request) -> str:
+    """Where the request came from (the proxy passes the client's address on): the audit log's
+    "from where" and the login throttle's key."""
+    return request.client.host if request.client else "unknown"
+
+
 def header_principal(request: Request, session: Session = Depends(get_session)) -> Principal | None:
     """The caller the Authorization header names, or None when it names no one.
 

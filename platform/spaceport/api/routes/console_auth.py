@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from spaceport.api.console_pages import page
-from spaceport.api.deps import Principal, console_principal
+from spaceport.api.deps import Principal, client_address, console_principal
 from spaceport.auth import sessions
 from spaceport.auth.tokens import lookup_token
 from spaceport.db.session import get_session
@@ -25,10 +25,6 @@ def safe_next(value: str | None) -> str:
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
     return value
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def login_page(
