@@ -68,6 +68,18 @@ MATRIX: dict[tuple[str, str], Op] = {
     ("GET", "/api/v1/nodes"): Op("admin"),
     ("POST", "/api/v1/nodes/{name}/availability"): Op("admin", {"availability": "active"}),
     ("GET", "/api/v1/gpus"): Op("user"),  # private holders show as busy, unnamed
+    # Organizations: `org_member` routes need membership (others: 404, as a private Space);
+    # `org_admin` ones its admin role. The world's organization has the owner as its admin.
+    ("GET", "/api/v1/orgs"): Op("user"),
+    ("POST", "/api/v1/orgs"): Op("user_write", {"name": "authz-org-made"}),
+    ("GET", "/api/v1/orgs/{org}"): Op("org_member"),
+    ("PATCH", "/api/v1/orgs/{org}"): Op("org_admin", {"fullname": "Authz Lab"}),
+    ("DELETE", "/api/v1/orgs/{org}"): Op("org_admin"),
+    ("GET", "/api/v1/orgs/{org}/members"): Op("org_member"),
+    ("PUT", "/api/v1/orgs/{org}/members/{user}"): Op("org_admin", {"role": "read"}),
+    ("DELETE", "/api/v1/orgs/{org}/members/{user}"): Op("org_admin"),
+    ("GET", "/api/organizations/{org}/overview"): Op("anyone"),
+    ("GET", "/api/organizations/{org}/members"): Op("org_member"),
     ("POST", "/api/repos/create"): Op("create"),
     ("DELETE", "/api/repos/delete"): Op("repo_write"),
     ("POST", "/api/repos/move"): Op("repo_write"),
@@ -132,14 +144,17 @@ class World:
     names: dict[str, str]  # principal -> user name
     public: str
     private: str
+    org: str  # the owner is its admin; `other` is no member
+    spare_org: str  # what `DELETE /api/v1/orgs/{org}` deletes (an admin's call succeeds)
+    bystander: str  # the user the member routes add and remove
 
 
 @pytest.fixture(scope="module")
 def world(node: Node) -> Iterator[World]:
-    owner, other = unique("alice"), unique("bob")
+    owner, other, bystander = unique("alice"), unique("bob"), unique("carol")
     with node.api() as admin:
         made = {}
-        for name in (owner, other):
+        for name in (owner, other, bystander):
             r = admin.post("/api/v1/users", json={"name": name})
             assert r.status_code == 201, r.text
             made[name] = r.json()["token"]
@@ -156,6 +171,9 @@ def world(node: Node) -> Iterator[World]:
             )
             assert r.status_code == 200, r.text
             spaces[kind] = f"{owner}/{name}"
+        org, spare_org = unique("authz-lab"), unique("authz-spare")
+        for name in (org, spare_org):
+            assert c.post("/api/v1/orgs", json={"name": name}).status_code == 201
     yield World(
         node,
         owner,
@@ -169,8 +187,13 @@ def world(node: Node) -> Iterator[World]:
         {"anonymous": owner, "reader": owner, "owner": owner, "other": other, "admin": "admin"},
         spaces["public"],
         spaces["private"],
+        org,
+        spare_org,
+        bystander,
     )
     with node.api() as admin:
+        for name in (org, spare_org):
+            admin.delete(f"/api/v1/orgs/{name}")
         for space_id in spaces.values():
             owner_name, name = space_id.split("/")
             body = {"type": "space", "name": name, "organization": owner_name}
@@ -187,6 +210,10 @@ def call(world: World, who: str, method: str, template: str, space_id: str) -> h
         path="README.md",
         token_id=999_999,
         domain="authz.example.test",
+        org=world.spare_org
+        if (method, template) == ("DELETE", "/api/v1/orgs/{org}")
+        else world.org,
+        user=world.bystander,
     )
     kwargs: dict[str, Any] = {}
     if op.kind == "repo_write":
@@ -322,6 +349,27 @@ def test_node_routes(world: World, method: str, template: str) -> None:
             assert r.status_code == 403, label
         else:
             assert r.status_code not in (401, 403), label
+
+
+@pytest.mark.parametrize(
+    ("method", "template"),
+    [k for k, op in MATRIX.items() if op.kind in ("org_member", "org_admin")],
+    ids=lambda v: str(v),
+)
+def test_org_routes(world: World, method: str, template: str) -> None:
+    """Members see their organization, its admins manage it; to others it does not exist."""
+    op = MATRIX[(method, template)]
+    for who in ("anonymous", "other", "reader", "admin"):
+        r = call(world, who, method, template, world.public)
+        label = f"{who} {method} {template}: {r.status_code} {text(r)}"
+        if who == "anonymous":
+            assert r.status_code in (401, 404), label
+        elif who == "other":
+            assert r.status_code == 404, label
+        elif who == "reader" and op.kind == "org_admin":
+            assert r.status_code == 403 and "read-only" in r.json()["error"], label
+        else:
+            assert r.status_code not in (401, 403, 404), label
 
 
 @pytest.mark.parametrize("template", ["/api/repos/delete", "/api/repos/move", "/api/repos/create"])

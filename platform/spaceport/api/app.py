@@ -30,6 +30,7 @@ from spaceport.api.routes import (
     hf_files,
     hf_spaces,
     metrics,
+    orgs,
     repos,
     space_details,
     space_ops,
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
         app.include_router(module.router, dependencies=checked)
     app.include_router(git_http.router)
     app.include_router(console.router, dependencies=checked)
-    for module in (users, admin, space_details, space_ops, console_auth, console_account):
+    for module in (users, orgs, admin, space_details, space_ops, console_auth, console_account):
         app.include_router(module.router, dependencies=checked)
     for module in (embed, metrics, app_access):  # proxy: embedding, traffic, private apps
         app.include_router(module.router, dependencies=checked)

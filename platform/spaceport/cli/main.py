@@ -19,6 +19,7 @@ from spaceport.cli import (
     account_commands,
     cluster_commands,
     domain_commands,
+    org_commands,
     space_commands,
     variable_commands,
 )
@@ -78,6 +79,7 @@ space_commands.register(app)
 variable_commands.register(app)
 domain_commands.register(app)
 cluster_commands.register(app)
+org_commands.register(app)
 app.command()(doctor)
 
 

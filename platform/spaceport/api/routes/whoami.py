@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from spaceport.api.deps import Principal, require_principal
+from spaceport.services import orgs
 
 router = APIRouter()
 
@@ -25,7 +26,7 @@ def whoami(who: Principal = Depends(require_principal)) -> dict[str, Any]:
         "canPay": False,
         "isAdmin": user.is_admin,
         "avatarUrl": "",
-        "orgs": [],
+        "orgs": orgs.whoami_orgs(user),
         "auth": {
             "type": "access_token",
             "accessToken": {"displayName": who.token_name, "role": who.role},
