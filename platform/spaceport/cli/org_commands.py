@@ -37,7 +37,7 @@ def orgs_list(as_json: bool = JSON) -> None:
         table.add_row(
             escape(o["name"]),
             o.get("role") or "-",
-            str(o["numMembers"]),
+            str(o["numUsers"]),
             str(o["numSpaces"]),
             ago(o["createdAt"]),
         )

@@ -73,8 +73,11 @@ def create_org(
     return org
 
 
-def space_count(session: Session, name: str) -> int:
-    return session.scalar(select(func.count()).select_from(Space).where(Space.owner == name)) or 0
+def space_count(session: Session, name: str, *, private_too: bool = True) -> int:
+    query = select(func.count()).select_from(Space).where(Space.owner == name)
+    if not private_too:
+        query = query.where(Space.private.is_(False))
+    return session.scalar(query) or 0
 
 
 def rename_org(session: Session, settings: Settings, org: Organization, new_name: str) -> list[str]:
@@ -170,8 +173,11 @@ def member_dict(member: Membership) -> dict[str, Any]:
     }
 
 
-def org_dict(session: Session, org: Organization, *, members: bool = False) -> dict[str, Any]:
-    """The organization in Hugging Face's overview shape, with our members when asked."""
+def org_dict(
+    session: Session, org: Organization, *, members: bool = False, private_too: bool = True
+) -> dict[str, Any]:
+    """The organization in Hugging Face's overview shape, with our members when asked; the
+    public overview counts public Spaces only."""
     out: dict[str, Any] = {
         "type": "org",
         "id": str(org.id),
@@ -180,8 +186,8 @@ def org_dict(session: Session, org: Organization, *, members: bool = False) -> d
         "avatarUrl": "",
         "isVerified": False,
         "isEnterprise": False,
-        "numMembers": len(org.members),
-        "numSpaces": space_count(session, org.name),
+        "numUsers": len(org.members),
+        "numSpaces": space_count(session, org.name, private_too=private_too),
         "createdAt": iso_seconds(org.created_at),
     }
     if members:

@@ -225,7 +225,7 @@ def hf_overview(org: str, session: Session = Depends(get_session)) -> dict[str, 
     found = orgs.find_org(session, org)
     if found is None:
         raise NotFound(f"Organization not found: {org}")
-    return orgs.org_dict(session, found)
+    return orgs.org_dict(session, found, private_too=False)
 
 
 @router.get("/api/organizations/{org}/members")
