@@ -24,6 +24,7 @@ from spaceport.api.routes import (
     console,
     console_account,
     console_auth,
+    console_orgs,
     embed,
     git_http,
     hf_commits,
@@ -117,7 +118,16 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
         app.include_router(module.router, dependencies=checked)
     app.include_router(git_http.router)
     app.include_router(console.router, dependencies=checked)
-    for module in (users, orgs, admin, space_details, space_ops, console_auth, console_account):
+    for module in (
+        users,
+        orgs,
+        admin,
+        space_details,
+        space_ops,
+        console_auth,
+        console_account,
+        console_orgs,
+    ):
         app.include_router(module.router, dependencies=checked)
     for module in (embed, metrics, app_access):  # proxy: embedding, traffic, private apps
         app.include_router(module.router, dependencies=checked)

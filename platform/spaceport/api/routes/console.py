@@ -142,4 +142,5 @@ def new_space(
         sdks=[(k, *SDK_INFO[k]) for k in SDKS],
         hardware=hardware_options(settings),
         default_hardware=settings.default_hardware,
+        owners=[who.name, *(o for o, r in sorted(who.orgs.items()) if r in access.CREATE_ROLES)],
     )
