@@ -18,6 +18,9 @@ class Flavor:
     gpu_kind: str | None = None
     pids: int = 2048
     runtime: str | None = None  # OCI runtime over the node's app_runtime (None: the node's)
+    # A shared GPU flavor (Hugging Face's ZeroGPU): no GPU of its own; a call decorated with
+    # `@spaces.GPU` borrows one of the node's shared pool for its duration (spaceport.zerogpu).
+    shared_gpu: bool = False
 
     @property
     def memory_bytes(self) -> int:
@@ -41,6 +44,7 @@ DEFAULT_FLAVORS: dict[str, Flavor] = {
         Flavor("a100-large", cpus=12, memory="142g", gpus=1, gpu_kind="A100"),
         Flavor("h100", cpus=23, memory="240g", gpus=1, gpu_kind="H100"),
         Flavor("h100x8", cpus=184, memory="1920g", gpus=8, gpu_kind="H100"),
+        Flavor("zero-a10g", cpus=4, memory="16g", gpu_kind="A10G", shared_gpu=True),
     ]
 }
 

@@ -179,6 +179,20 @@ def ensure_worker(settings: Settings, say: Say) -> None:
         say("started the build worker")
 
 
+def ensure_gpu_broker(settings: Settings, say: Say) -> None:
+    """The shared-GPU broker (spaceport.zerogpu), when this node lends GPUs call by call."""
+    if not settings.zero_gpu_pool:
+        return
+    sock = settings.zero_gpu_dir / "broker.sock"
+
+    def ready() -> bool:
+        return sock.is_socket()
+
+    argv = [sys.executable, "-m", "spaceport.zerogpu.broker"]
+    if start_process(settings, "gpu-broker", argv, ready, timeout_s=30):
+        say(f"started the shared-GPU broker ({len(settings.zero_gpu_pool)} GPU(s) in its pool)")
+
+
 def ensure_proxy(settings: Settings, say: Say) -> None:
     from spaceport.lifecycle.proxy_routes import sync_routes
     from spaceport.proxy import proxy_process
@@ -210,6 +224,7 @@ def up(
     token = prepare(settings)
     ensure_api(settings, say)
     ensure_worker(settings, say)
+    ensure_gpu_broker(settings, say)
     if settings.proxy == "caddy":
         ensure_resolver(settings, say)  # where Caddy finds each app (nginx has its own table)
     ensure_proxy(settings, say)
@@ -293,7 +308,7 @@ def down(settings: Settings, say: Say = print) -> None:
     from spaceport.proxy.nginx import NginxProcess
 
     # The API first: its reconciler would start a proxy or an app again that it saw stop.
-    for name in ("api", "worker"):
+    for name in ("api", "worker", "gpu-broker"):
         if stop_process(settings, name):
             say(f"stopped {name}")
     for proxy in (CaddyProcess(settings), NginxProcess(settings)):

@@ -43,6 +43,8 @@ class FlavorConfig(BaseModel):
     # The OCI runtime of this flavor's apps (e.g. `runsc`), over the node's `app_runtime`:
     # gVisor for the CPU flavors strangers get, runc for GPU flavors gVisor cannot serve.
     runtime: str | None = None
+    # A shared GPU flavor (like Hugging Face's `zero-a10g`): calls borrow the node's pool.
+    shared_gpu: bool = False
 
 
 class GpuConfig(BaseModel):
@@ -373,6 +375,29 @@ class Settings(BaseSettings):
     gpu_driver_dir: Path | None = Field(
         default=None, description="devices mode: host folder of the driver's libraries."
     )
+    # Shared GPUs (ZeroGPU): see docs/gpu.md, "Shared GPUs".
+    zero_gpu_pool: list[str] = Field(
+        default_factory=list,
+        description="UUIDs of this node's GPUs lent call by call to shared-GPU flavors "
+        "(zero-a10g); never given whole to a Space. Empty: no shared GPUs.",
+    )
+    zero_gpu_calls_per_gpu: int = Field(
+        default=1, ge=1, description="Calls that may hold one pool GPU at the same time."
+    )
+    zero_gpu_default_duration_s: float = Field(
+        default=60, gt=0, description="A call's GPU time when @spaces.GPU names no duration."
+    )
+    zero_gpu_max_duration_s: float = Field(
+        default=120, gt=0, description="The most GPU time one call may ask for (longer: cut)."
+    )
+    zero_gpu_quota_s: float = Field(
+        default=0,
+        ge=0,
+        description="GPU seconds one Space may use per zero_gpu_quota_period_s (0: no limit).",
+    )
+    zero_gpu_quota_period_s: float = Field(
+        default=86400, gt=0, description="The period zero_gpu_quota_s counts over."
+    )
 
     @model_validator(mode="after")
     def _cluster_mode(self) -> Settings:
@@ -448,6 +473,11 @@ class Settings(BaseSettings):
     @property
     def nginx_admin_socket(self) -> Path:
         return self.run_dir / "nginx-admin.sock"
+
+    @property
+    def zero_gpu_dir(self) -> Path:
+        """The shared-GPU broker's socket folder, mounted into shared-GPU apps."""
+        return self.run_dir / "zero-gpu"
 
     @property
     def https(self) -> bool:

@@ -68,6 +68,7 @@ MATRIX: dict[tuple[str, str], Op] = {
     ("GET", "/api/v1/nodes"): Op("admin"),
     ("POST", "/api/v1/nodes/{name}/availability"): Op("admin", {"availability": "active"}),
     ("GET", "/api/v1/gpus"): Op("user"),  # private holders show as busy, unnamed
+    ("GET", "/api/v1/gpus/shared"): Op("user"),  # the same for the shared pool's calls
     # Organizations: `org_member` routes need membership (others: 404, as a private Space);
     # `org_admin` ones its admin role. The world's organization has the owner as its admin.
     ("GET", "/api/v1/orgs"): Op("user"),

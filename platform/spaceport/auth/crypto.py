@@ -27,6 +27,13 @@ def _key(settings: Settings) -> bytes:
     return path.read_bytes().strip()
 
 
+def sign(settings: Settings, purpose: str, value: str) -> str:
+    """An HMAC of `value` for one purpose (a credential the node can check without storing)."""
+    import hmac
+
+    return hmac.new(_key(settings), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
 def encrypt(settings: Settings, value: str) -> bytes:
     return Fernet(_key(settings)).encrypt(value.encode())
 

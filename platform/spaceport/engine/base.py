@@ -45,6 +45,7 @@ class ContainerSpec:
     memory_bytes: int = 16 * 1024**3
     pids: int = 2048
     gpus: builtins.list[Gpu] | None = None  # the devices booked for it (gpu_allocator)
+    shared_gpu: bool = False  # a shared-GPU flavor: the broker lends a pool GPU per call
     data_volume: str | None = None
     command: list[str] | None = None  # None: the image's own CMD
     cpu_shares: int | None = None  # CPU weight against other containers (None: the default)

@@ -36,6 +36,7 @@ from spaceport.engine.base import (
     RuntimeBackendError,
 )
 from spaceport.engine.gpus.attach import attachment
+from spaceport.engine.gpus.shared import shared_attachment
 from spaceport.settings import Settings
 
 
@@ -138,6 +139,8 @@ class DockerBackend(RuntimeBackend, NodeOps):
         if runtime:  # e.g. runsc: gVisor between the app and the kernel
             options["runtime"] = runtime
         gpus = attachment(self.settings, spec.gpus or [])  # the engine's own GPU options
+        if spec.shared_gpu:  # no GPU of its own: the broker lends one per call
+            gpus = shared_attachment(self.settings)
         if gpus is not None:
             env.update(gpus.env)
             volumes.update(gpus.volumes)
@@ -145,6 +148,8 @@ class DockerBackend(RuntimeBackend, NodeOps):
                 options["device_requests"] = gpus.device_requests
             if gpus.devices:
                 options["devices"] = gpus.devices
+            if gpus.device_cgroup_rules:
+                options["device_cgroup_rules"] = gpus.device_cgroup_rules
         network = self.ensure_network(spec.egress)
         if spec.node_hosts and spec.egress and self.settings.app_egress:
             gateway = self._gateway(network)

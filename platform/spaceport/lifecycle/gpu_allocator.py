@@ -44,11 +44,17 @@ def _one_node(free: list[Gpu], count: int) -> list[Gpu]:
     return next((g for g in by_node.values() if len(g) >= count), free)
 
 
+def whole_gpus(settings: Settings) -> list[Gpu]:
+    """The GPUs given whole to one Space at a time: all but the shared pool (zerogpu)."""
+    shared = set(settings.zero_gpu_pool)
+    return [g for g in discover(settings) if g.uuid not in shared]
+
+
 def allocate(settings: Settings, space_pk: int, deployment_id: int, count: int) -> list[Gpu]:
     """Book `count` free GPUs for a deployment (lowest index first) or raise GpuUnavailable."""
     if count <= 0:
         return []
-    inventory = discover(settings)
+    inventory = whole_gpus(settings)
     cluster = settings.runtime == "swarm"
     has, on = (
         ("the cluster's ready nodes have", "in the cluster")
@@ -139,7 +145,7 @@ def usage(settings: Settings) -> list[GpuUse]:
         ).all()
     holders = {uuid: (f"{owner}/{name}", dep) for uuid, dep, owner, name in rows}
     out = []
-    for gpu in discover(settings):
+    for gpu in whole_gpus(settings):
         holder, dep = holders.get(gpu.uuid, (None, None))
         out.append(GpuUse(gpu, holder, dep))
     return out

@@ -19,7 +19,14 @@ def flavor_table(settings: Settings) -> dict[str, Flavor]:
     table = dict(DEFAULT_FLAVORS)
     for name, cfg in settings.flavors.items():
         table[name] = Flavor(
-            name, cfg.cpus, cfg.memory, cfg.gpus, cfg.gpu_kind, cfg.pids, cfg.runtime
+            name,
+            cfg.cpus,
+            cfg.memory,
+            cfg.gpus,
+            cfg.gpu_kind,
+            cfg.pids,
+            cfg.runtime,
+            cfg.shared_gpu,
         )
     return table
 

@@ -10,6 +10,7 @@ import re
 
 from sqlalchemy.orm import Session
 
+from spaceport.auth.crypto import sign
 from spaceport.db.models import Space
 from spaceport.engine.base import LABEL_COMMIT, ContainerSpec
 from spaceport.flavors import Flavor
@@ -33,13 +34,21 @@ def container_spec(
     flavor: Flavor,
 ) -> ContainerSpec:
     """How the Space's deployment `dep_id` runs (GPUs are attached later, when booked)."""
+    env = app_env(session, settings, space, commit)
+    if flavor.shared_gpu:  # who is calling, for the shared-GPU broker (zerogpu/broker.py)
+        env.update(
+            SPACEPORT_ZERO_GPU_SPACE=space.space_id,
+            SPACEPORT_ZERO_GPU_DEPLOYMENT=str(dep_id),
+            SPACEPORT_ZERO_GPU_TOKEN=sign(settings, "zero-gpu", f"{space.space_id}:{dep_id}"),
+        )
     return ContainerSpec(
         space_id=space.space_id,
         deployment_id=dep_id,
         image=image,
         name=container_name(space, dep_id),
         port=app_port(space),
-        env=app_env(session, settings, space, commit),
+        env=env,
+        shared_gpu=flavor.shared_gpu,
         node_hosts=node_hosts(session, settings, space),
         labels={LABEL_COMMIT: commit or ""},
         cpus=flavor.cpus,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from spaceport.engine.gpus.shared import pool as shared_pool
 from spaceport.lifecycle.gpu_allocator import usage as gpu_usage
 from spaceport.lifecycle.hardware import flavor_table
 from spaceport.settings import Settings
@@ -24,9 +25,17 @@ def hardware_options(settings: Settings) -> list[dict[str, Any]]:
     total = len(gpus)
     free = sum(1 for g in gpus if g["heldBy"] is None)
     out = []
+    pool = len(shared_pool(settings))
     for flavor in flavor_table(settings).values():
         available = flavor.gpus <= free
-        if flavor.gpus:
+        if flavor.shared_gpu:
+            available = pool > 0
+            note = (
+                f"shares {pool} GPU{'s' if pool != 1 else ''} with other Spaces, call by call"
+                if pool
+                else "this node has no shared GPU pool (SPACEPORT_ZERO_GPU_POOL)"
+            )
+        elif flavor.gpus:
             note = f"{free} of {total} GPUs free" if total else "this node has no GPU"
         else:
             note = "always available"
@@ -37,6 +46,7 @@ def hardware_options(settings: Settings) -> list[dict[str, Any]]:
                 "memory": flavor.memory,
                 "gpus": flavor.gpus,
                 "gpuKind": flavor.gpu_kind,
+                "sharedGpu": flavor.shared_gpu,
                 "available": available,
                 "note": note,
             }

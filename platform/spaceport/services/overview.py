@@ -22,6 +22,7 @@ from spaceport.engine import make_backend
 from spaceport.engine.base import NodeInfo
 from spaceport.services import monitoring
 from spaceport.services.hardware import node_gpus
+from spaceport.services.shared_gpus import shared_view
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, DeploymentStatus, Stage
 from spaceport.timefmt import iso_seconds
@@ -193,4 +194,5 @@ def overview(session: Session, settings: Settings) -> dict[str, Any]:
         "spacesInError": spaces_in_error(session),
         "stages": stages,
         "alerts": monitoring.alerts(session, settings),
+        "shared": shared_view(session, settings, None) if settings.zero_gpu_pool else None,
     }

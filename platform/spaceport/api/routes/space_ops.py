@@ -24,6 +24,7 @@ from spaceport.errors import Forbidden, Unauthorized
 from spaceport.lifecycle import gpu_allocator as allocator
 from spaceport.lifecycle import run_logs
 from spaceport.services import access, domains, operations, spaces
+from spaceport.services import shared_gpus as shared_gpus_service
 from spaceport.services import variables as env
 from spaceport.services.views import runtime_dict
 from spaceport.settings import get_settings
@@ -320,3 +321,12 @@ def remove_domain(
     domains.remove_domain(session, get_settings(), space, domain)
     session.refresh(space)
     return domains.domain_views(space.domains, get_settings())
+
+
+@router.get("/api/v1/gpus/shared", tags=["native"])
+def shared_gpus(
+    who: Principal = Depends(require_principal), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    """The shared GPU pool (zero-a10g): its GPUs, the calls holding them now, the queue, and
+    each Space's GPU seconds; private Spaces the caller cannot see show as `null`."""
+    return shared_gpus_service.shared_view(session, get_settings(), who)

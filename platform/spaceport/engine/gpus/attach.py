@@ -42,6 +42,7 @@ class GpuAttachment:
     device_requests: list[Any] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)
+    device_cgroup_rules: list[str] = field(default_factory=list)
 
 
 def _control_devices(settings: Settings) -> list[str]:
