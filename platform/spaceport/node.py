@@ -24,6 +24,7 @@ import redis
 
 from spaceport.settings import Settings
 from spaceport.supervisor import StartError, start_process, stop_process, venv_bin
+from spaceport.zerogpu.process import ensure_gpu_broker
 
 Say = Callable[[str], None]
 
@@ -177,20 +178,6 @@ def ensure_worker(settings: Settings, say: Say) -> None:
 
     if start_process(settings, "worker", worker_argv(), alive, timeout_s=30):
         say("started the build worker")
-
-
-def ensure_gpu_broker(settings: Settings, say: Say) -> None:
-    """The shared-GPU broker (spaceport.zerogpu), when this node lends GPUs call by call."""
-    if not settings.zero_gpu_pool:
-        return
-    sock = settings.zero_gpu_dir / "broker.sock"
-
-    def ready() -> bool:
-        return sock.is_socket()
-
-    argv = [sys.executable, "-m", "spaceport.zerogpu.broker"]
-    if start_process(settings, "gpu-broker", argv, ready, timeout_s=30):
-        say(f"started the shared-GPU broker ({len(settings.zero_gpu_pool)} GPU(s) in its pool)")
 
 
 def ensure_proxy(settings: Settings, say: Say) -> None:

@@ -92,6 +92,14 @@ def keep_proxy(settings: Settings) -> None:
         asyncio.run(proxy.start())
 
 
+def keep_gpu_broker(settings: Settings) -> None:
+    """A node with a shared GPU pool (zerogpu): start its broker again if it died."""
+    from spaceport.zerogpu.process import broker_running, ensure_gpu_broker
+
+    if settings.zero_gpu_pool and not broker_running(settings):
+        ensure_gpu_broker(settings, lambda msg: log.warning("reconcile.gpu_broker", message=msg))
+
+
 def verify_domains(settings: Settings) -> None:
     """Custom domains whose DNS now reaches this node are verified and routed
     (services/domains.py)."""
@@ -115,6 +123,7 @@ def keep_certificates(settings: Settings) -> None:
 def reconcile_once(settings: Settings) -> None:
     _step("resolver", lambda: keep_resolver(settings))
     _step("proxy", lambda: keep_proxy(settings))
+    _step("gpu broker", lambda: keep_gpu_broker(settings))
     # First: fresh last_request_at from the proxy's counters before the sleep timer reads it.
     _step("traffic", lambda: record_activity(settings))
     backend: RuntimeBackend | None = None

@@ -41,7 +41,18 @@ def read_pid(settings: Settings, name: str) -> int | None:
         return None
     except PermissionError:
         pass
+    if _zombie(pid):  # dead, not yet reaped by the process that started it
+        path.unlink(missing_ok=True)
+        return None
     return pid
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def start_process(

@@ -128,6 +128,11 @@ def _client(settings: Settings) -> redis.Redis:
         return client
 
 
+def redis_client(settings: Settings) -> redis.Redis:
+    """This process's Redis client for reading what the node records (metrics, zerogpu)."""
+    return _client(settings)
+
+
 def _labels(name: str, labels: dict[str, str]) -> dict[str, str] | None:
     family = FAMILIES[name]
     if set(labels) != set(family.labels):

@@ -144,6 +144,10 @@ def test_the_quota_of_gpu_seconds_and_the_pool_view(node: Node, pair: tuple[str,
         used = {u["space"]: u for u in view["usage"]}
         assert used[c]["calls"] == 2 and 2.4 < used[c]["gpuSeconds"] < 6, used[c]
         assert pair[0] in used and view["quotaS"] == 12
+        with node.api() as api:
+            metrics = api.get("/api/v1/metrics").text
+        assert f'spaceport_space_gpu_calls_total{{space="{c}"}} 2.0' in metrics, metrics[-800:]
+        assert "spaceport_shared_gpu_queue_length 0.0" in metrics
     finally:
         hf(node).delete_repo(c, repo_type="space")
 
@@ -167,3 +171,32 @@ def test_hardware_lists_the_shared_flavor(node: Node) -> None:
         flavors = {f["name"]: f for f in api.get("/api/v1/hardware").json()}
     zero = flavors["zero-a10g"]
     assert zero["sharedGpu"] and zero["available"] and "call by call" in zero["note"]
+
+
+def test_a_dead_broker_is_started_again(node: Node, pair: tuple[str, str]) -> None:
+    """Calls fail clearly while the broker is down, and work again once the reconciler has
+    started it again."""
+    import os
+    import signal
+
+    from spaceport.supervisor import read_pid
+
+    a, _ = pair
+    pid = read_pid(node.settings, "gpu-broker")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        again = read_pid(node.settings, "gpu-broker")
+        if again is not None and again != pid:
+            break
+        time.sleep(0.3)
+    assert again is not None and again != pid, "the broker was not started again"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        code, out = get(node, a, "/work?ms=10&d=3")
+        if code == 200:
+            break
+        assert "broker" in out["error"], out  # down: a message that says so
+        time.sleep(0.5)
+    assert code == 200, out

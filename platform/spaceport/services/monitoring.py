@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -35,6 +36,7 @@ from spaceport.db.models import Build, Space, utcnow
 from spaceport.services.hardware import node_gpus
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus
+from spaceport.zerogpu import state as zerogpu_state
 
 # Alert thresholds (deploy/prometheus/spaceport-rules.yml holds the same numbers).
 QUEUE_STUCK_S = 600  # the oldest queued build has waited this long
@@ -175,6 +177,8 @@ class PlatformCollector(Collector):
         for space_id in sorted(self.spaces):
             crashes.add_metric([space_id], self.spaces[space_id])
         yield crashes
+        if self.settings.zero_gpu_pool:
+            yield from self._shared_gpu_series()
         if not self.settings.metrics:
             return
         snap = telemetry.snapshot(self.settings)
@@ -187,6 +191,39 @@ class PlatformCollector(Collector):
                 if values[where] in self.spaces:
                     metric.add_metric(list(values), n)
             yield metric
+
+    def _shared_gpu_series(self) -> Iterable[Any]:
+        """Shared GPUs (zerogpu): each readable Space's calls and GPU seconds; admins also get
+        the leases held and the calls waiting now."""
+        try:
+            snap = zerogpu_state.snapshot(telemetry.redis_client(self.settings))
+        except redis.RedisError:
+            return
+        seconds = CounterMetricFamily(
+            "spaceport_space_gpu_seconds",
+            "Seconds the Space held a shared GPU (zero-a10g), summed over its calls.",
+            labels=["space"],
+        )
+        calls = CounterMetricFamily(
+            "spaceport_space_gpu_calls", "Shared-GPU calls the Space made.", labels=["space"]
+        )
+        for row in snap["usage"]:
+            if row["space"] in self.spaces:
+                seconds.add_metric([row["space"]], row["gpuSeconds"])
+                calls.add_metric([row["space"]], row["calls"])
+        yield seconds
+        yield calls
+        if self.admin:
+            yield GaugeMetricFamily(
+                "spaceport_shared_gpu_leases",
+                "Calls holding a shared GPU now.",
+                value=len(snap["leases"]),
+            )
+            yield GaugeMetricFamily(
+                "spaceport_shared_gpu_queue_length",
+                "Calls waiting for a shared GPU now.",
+                value=len(snap["queue"]),
+            )
 
     def _platform_series(self) -> Iterable[Any]:
         queue = build_queue(self.session)

@@ -13,6 +13,7 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session
 
+from spaceport import telemetry
 from spaceport.auth.principal import Principal
 from spaceport.engine.gpus.shared import pool
 from spaceport.services import access, spaces
@@ -29,8 +30,8 @@ def _shown(session: Session, who: Principal | None, space_id: str) -> str | None
 
 
 def shared_view(session: Session, settings: Settings, who: Principal | None) -> dict[str, Any]:
+    client = telemetry.redis_client(settings)
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
         snap = state.snapshot(client)
     except redis.RedisError:
         snap = {"at": None, "leases": [], "queue": [], "usage": []}

@@ -8,6 +8,7 @@ connection speaking JSON lines:
     broker -> {"queued": 2}                 (calls ahead; again whenever it changes)
     broker -> {"granted": {"gpu": uuid, "device": "/dev/nvidia0", "duration": 60.0}}
     app -> {"op": "release"}                (or it closes the connection, or it crashes)
+    broker -> {"released": 2.5}             (the device is gone and the seconds counted)
     broker -> {"expired": ...}              (the call ran past its duration: revoked)
     broker -> {"error": "..."}              (refused: bad token, over quota, no pool)
 
@@ -168,6 +169,8 @@ class Broker:
                 if opened:
                     period = self.settings.zero_gpu_quota_period_s
                     await asyncio.to_thread(state.record_call, self.redis, call.space, held, period)
+                    with contextlib.suppress(Exception):  # counted: the app's next call sees it
+                        await send({"released": round(held, 3)})
                 self._dispatch()
             with contextlib.suppress(Exception):
                 writer.close()

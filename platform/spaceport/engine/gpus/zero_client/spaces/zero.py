@@ -122,11 +122,16 @@ class _Lease:
                 return dict(msg["granted"])
 
     def release(self) -> None:
+        """Give the GPU back and wait (briefly) until the broker has taken it and counted it,
+        so this Space's next call sees its own usage."""
         try:
             self._send({"op": "release"})
+            self.sock.settimeout(10)
+            self.lines.readline()
         except OSError:
             pass
         finally:
+            self.lines.close()
             self.sock.close()
 
 
