@@ -19,7 +19,7 @@ from spaceport.auth.tokens import lookup_token
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, RepoNotFound, Unauthorized
-from spaceport.services import access, spaces
+from spaceport.services import access, audit, spaces
 
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 
@@ -83,6 +83,11 @@ def require_principal(who: Principal | None = Depends(optional_principal)) -> Pr
     if who is None:
         raise Unauthorized("Authentication required: send an access token as 'Bearer <token>'")
     return who
+
+
+def acting(request: Request, who: Principal | None = Depends(optional_principal)) -> audit.Actor:
+    """Who acts and from where: what an audit entry (services/audit.py) records."""
+    return audit.Actor.of(who, client_address(request))
 
 
 def require_write(who: Principal = Depends(require_principal)) -> Principal:
