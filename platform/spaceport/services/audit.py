@@ -188,10 +188,15 @@ def export(filters: Filters, batch: int = 500) -> Iterator[str]:
         with session_scope() as session:
             found = page(session, filters, batch, cursor)
         for item in found.items:
-            yield json.dumps(item, separators=(",", ":")) + "\n"
+            yield jsonl(item)
         if found.next_cursor is None:
             return
         cursor = found.next_cursor
+
+
+def jsonl(item: dict[str, Any]) -> str:
+    """One entry as a line of JSON lines."""
+    return json.dumps(item, separators=(",", ":")) + "\n"
 
 
 def to_dict(event: AuditEvent) -> dict[str, Any]:
