@@ -40,8 +40,10 @@ def token_from_request(request: Request) -> str | None:
 
 def client_address(request: Request) -> str:
     """Where the request came from (the proxy passes the client's address on): the audit log's
-    "from where" and the login throttle's key."""
-    return request.client.host if request.client else "unknown"
+    "from where" and the login throttle's key. An IPv4 client of a dual-stack listener reads as
+    itself (`127.0.0.1`, not `::ffff:127.0.0.1`)."""
+    host = request.client.host if request.client else "unknown"
+    return host.removeprefix("::ffff:") if "." in host else host
 
 
 def header_principal(request: Request, session: Session = Depends(get_session)) -> Principal | None:
