@@ -7,6 +7,7 @@ whole log by site admins), page by page or as JSON lines.
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from spaceport.examples import remote_url
 from tests.conftest import EXAMPLES, Node, unique
 
 SECRET = "s3cr3t-" + uuid.uuid4().hex  # a value that must appear in no entry, ever
@@ -92,6 +94,14 @@ def space(node: Node, people: People) -> Iterator[str]:
         assert r.status_code == 200, r.text
     pushed = node.push(EXAMPLES / "static-site", space_id, people.alice)
     assert pushed.returncode == 0, pushed.stderr
+    work = node.data / "pushes" / unique("branch")  # and a branch beside main
+    remote = remote_url(node.settings, space_id, people.alice)
+    for argv, cwd in (
+        (["git", "clone", "-q", remote, str(work)], None),
+        (["git", "push", "-q", "origin", "main:refs/heads/feature"], work),
+    ):
+        out = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
     with node.api(people.alice) as c:
         for path in (f"{base}/restart?factory=true", f"{base}/pause"):
             r = c.post(path)
@@ -116,6 +126,7 @@ def test_every_change_to_a_space_is_recorded(node: Node, people: People, space: 
         "space.pause",
         "space.rebuild",
         "space.push",
+        "space.push",
         "space.commit",
         "space.domain.remove",
         "space.domain.add",
@@ -139,8 +150,10 @@ def test_every_change_to_a_space_is_recorded(node: Node, people: People, space: 
     assert by_action["space.secret.set"]["details"] == {"key": "OTHER"}
     assert by_action["space.settings"]["details"] == {"private": True}
     assert by_action["space.hardware"]["details"]["flavor"] == "cpu-upgrade"
-    push, commit = by_action["space.push"]["details"], by_action["space.commit"]["details"]
-    assert push["before"] == commit["after"] and len(push["after"]) == 40, (push, commit)
+    branch, push = (e["details"] for e in entries if e["action"] == "space.push")
+    commit = by_action["space.commit"]["details"]
+    assert push["ref"] == "main" and push["before"] == commit["after"], (push, commit)
+    assert branch == {"ref": "feature", "before": None, "after": push["after"]}, branch
     assert by_action["space.push"]["token"] == "first token"  # which of alice's tokens
     with node.api() as admin:  # the whole log, as JSON lines: the secret is in no entry
         everything = admin.get("/api/v1/audit", params={"format": "jsonl"}).text

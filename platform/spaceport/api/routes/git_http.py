@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from spaceport.api.deps import client_address, header_principal
 from spaceport.db.session import get_session, session_scope
 from spaceport.errors import Unauthorized
+from spaceport.git import browse
 from spaceport.git.repos import head_sha, repo_path
 from spaceport.services import access, audit, spaces
 from spaceport.settings import get_settings
@@ -68,7 +69,9 @@ async def git_http(
     assert space is not None
     settings = get_settings()
     repo = repo_path(settings, space.owner, space.name)
-    before = head_sha(repo) if write and git_path == "git-receive-pack" else None
+    receiving = write and git_path == "git-receive-pack"
+    before = head_sha(repo) if receiving else None
+    refs_before = dict(browse.refs(repo)) if receiving else {}
     space_pk = space.id
     pusher = audit.Actor.of(user, client_address(request))  # plain strings: outlive the session
     session.close()
@@ -119,7 +122,7 @@ async def git_http(
         await proc.wait()
         await stderr_task
         if git_path == "git-receive-pack":
-            await asyncio.to_thread(_after_push, space_pk, before, pusher)
+            await asyncio.to_thread(_after_push, space_pk, before, refs_before, pusher)
 
     return GitResponse(body(), status_code=status, headers=headers)
 
@@ -179,7 +182,11 @@ async def _read_cgi_headers(stdout: asyncio.StreamReader) -> tuple[int, dict[str
             headers[key.strip()] = value.strip()
 
 
-def _after_push(space_pk: int, before: str | None, pusher: audit.Actor) -> None:
-    """A push moved `main`: record the commit (and who pushed it) and start its build."""
+def _after_push(
+    space_pk: int, before: str | None, refs_before: dict[str, str], pusher: audit.Actor
+) -> None:
+    """A push moved `main`: record the commit (and who pushed it) and start its build. Other
+    branches and tags it moved go to the audit log too."""
     with session_scope() as session:
+        spaces.record_other_refs(session, space_pk, refs_before, pusher)
         spaces.on_new_commit(session, space_pk, before, pusher)
