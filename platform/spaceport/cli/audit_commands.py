@@ -50,7 +50,7 @@ def _table(items: list[dict[str, Any]]) -> None:
     for column in ("WHEN", "WHO", "ACTION", "SPACE", "FROM", "DETAILS"):
         table.add_column(column, overflow="fold")
     for item in items:
-        who = item.get("actor") or "(platform)"
+        who = item.get("actor") or ("(anonymous)" if item.get("ip") else "(platform)")
         if item.get("token"):
             who += f" [dim]({escape(item['token'])})[/]"
         table.add_row(
