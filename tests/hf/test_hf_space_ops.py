@@ -60,7 +60,7 @@ def test_pause_and_restart(api: HfApi, ops_space: str) -> None:
 def test_only_the_owner_with_a_write_token_operates(
     node: Node, ops_space: str, other_user: User, read_token: str
 ) -> None:
-    for token, why in ((other_user.token, "cannot operate"), (read_token, "write token")):
+    for token, why in ((other_user.token, "not allowed to change"), (read_token, "write token")):
         client = HfApi(endpoint=node.url, token=token)
         with pytest.raises(HfHubHTTPError) as err:
             client.pause_space(ops_space)
@@ -68,3 +68,23 @@ def test_only_the_owner_with_a_write_token_operates(
         with pytest.raises(HfHubHTTPError) as err:
             client.add_space_secret(ops_space, "X", "y")
         assert err.value.response.status_code == 403
+
+
+def test_operations_are_in_the_space_log(api: HfApi, node: Node, ops_space: str) -> None:
+    """Sleep, stop, start and restart each leave an entry in the Space's audit log. (A wake is
+    recorded only when it woke the Space: a build in flight may have woken it first.)"""
+    wait_running(api, ops_space)
+    base = f"/api/v1/spaces/{ops_space}"
+    with node.api() as c:
+        for action in ("sleep", "stop", "start", "restart"):
+            r = c.post(f"{base}/{action}")
+            assert r.status_code == 200, f"{action}: {r.status_code} {r.text}"
+        entries = c.get(f"{base}/audit", params={"limit": 4}).json()
+    assert [e["action"] for e in entries] == [
+        "space.restart",
+        "space.start",
+        "space.stop",
+        "space.sleep",
+    ]
+    assert all(e["actor"] == "admin" and e["ip"] == "127.0.0.1" for e in entries), entries
+    assert entries[-1]["details"] == {"deep": False}

@@ -134,6 +134,11 @@ MATRIX: dict[tuple[str, str], Op] = {
     # What a visitor's request does to a sleeping Space: anyone who can see it may.
     ("POST", "/api/v1/spaces" + SPACE + "/wake"): Op("read"),
     ("POST", "/api/v1/spaces" + SPACE + "/sleep"): Op("write"),
+    # The audit log: a Space's to those who may change it, an organization's to its admins
+    # (the world's organization has the owner as its admin: their read token reads it too).
+    ("GET", "/api/v1/spaces" + SPACE + "/audit"): Op("write"),
+    ("GET", "/api/v1/orgs/{org}/audit"): Op("org_member"),
+    ("GET", "/api/v1/audit"): Op("admin"),
 }
 
 

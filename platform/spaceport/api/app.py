@@ -21,6 +21,7 @@ from spaceport.api.routes import (
     admin,
     app_access,
     app_status,
+    audit_log,
     console,
     console_account,
     console_auth,
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
         console_orgs,
     ):
         app.include_router(module.router, dependencies=checked)
+    app.include_router(audit_log.router, dependencies=checked)  # the audit log's readers
     for module in (embed, metrics, app_access):  # proxy: embedding, traffic, private apps
         app.include_router(module.router, dependencies=checked)
     return app

@@ -19,7 +19,7 @@ from spaceport.auth.tokens import lookup_token
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, RepoNotFound, Unauthorized
-from spaceport.services import access, spaces
+from spaceport.services import access, audit, spaces
 
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 
@@ -40,8 +40,10 @@ def token_from_request(request: Request) -> str | None:
 
 def client_address(request: Request) -> str:
     """Where the request came from (the proxy passes the client's address on): the audit log's
-    "from where" and the login throttle's key."""
-    return request.client.host if request.client else "unknown"
+    "from where" and the login throttle's key. An IPv4 client of a dual-stack listener reads as
+    itself (`127.0.0.1`, not `::ffff:127.0.0.1`)."""
+    host = request.client.host if request.client else "unknown"
+    return host.removeprefix("::ffff:") if "." in host else host
 
 
 def header_principal(request: Request, session: Session = Depends(get_session)) -> Principal | None:
@@ -83,6 +85,11 @@ def require_principal(who: Principal | None = Depends(optional_principal)) -> Pr
     if who is None:
         raise Unauthorized("Authentication required: send an access token as 'Bearer <token>'")
     return who
+
+
+def acting(request: Request, who: Principal | None = Depends(optional_principal)) -> audit.Actor:
+    """Who acts and from where: what an audit entry (services/audit.py) records."""
+    return audit.Actor.of(who, client_address(request))
 
 
 def require_write(who: Principal = Depends(require_principal)) -> Principal:

@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from spaceport.cli import (
     account_commands,
+    audit_commands,
     cluster_commands,
     domain_commands,
     org_commands,
@@ -80,6 +81,7 @@ variable_commands.register(app)
 domain_commands.register(app)
 cluster_commands.register(app)
 org_commands.register(app)
+audit_commands.register(app)
 app.command()(doctor)
 
 

@@ -9,7 +9,7 @@ from spaceport.db.session import session_scope
 from spaceport.errors import SpaceportError
 from spaceport.git import commits
 from spaceport.git.repos import head_sha, repo_path
-from spaceport.services import spaces
+from spaceport.services import audit, spaces
 from spaceport.settings import Settings
 
 
@@ -22,8 +22,10 @@ def land_commit(
     message: str,
     parent: str | None,
     who: Principal,
+    ip: str | None = None,
 ) -> str:
-    """Write the commit; a new head of main starts a build exactly like a push."""
+    """Write the commit; a new head of main starts a build exactly like a push. The commit is
+    recorded in the audit log (`space.commit`, any branch) in the transaction of its build."""
     with session_scope() as session:
         space = session.get(Space, space_pk)
         if space is None:
@@ -40,6 +42,16 @@ def land_commit(
             parent_commit=parent,
             max_files=settings.git_max_files,
         )
+        audit.record(
+            session,
+            audit.Actor.of(who, ip),
+            "space.commit",
+            space=space.space_id,
+            ref=revision,
+            before=before if revision == "main" else None,
+            after=sha,
+            files=len(ops),
+        )
         if revision == "main":
-            spaces.on_new_commit(session, space_pk, before, who.name)
+            spaces.on_new_commit(session, space_pk, before, None, audited=None)
     return sha

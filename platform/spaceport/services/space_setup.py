@@ -130,6 +130,6 @@ def duplicate_space(
     copy_branches(repo_path(settings, source.owner, source.name), repo_path(settings, owner, name))
     session.commit()
     try_sync_routes(settings)  # its route, not live until it runs (see lifecycle/proxy_routes.py)
-    spaces.on_new_commit(session, copy.id, None, pusher)
+    spaces.on_new_commit(session, copy.id, None, None, audited=None)  # the route records it
     log.info("space.duplicated", source=source.space_id, copy=copy.space_id)
     return copy

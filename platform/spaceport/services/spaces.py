@@ -12,9 +12,10 @@ from spaceport.db import queries
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.errors import Conflict
 from spaceport.front_matter import SDKS
-from spaceport.git.repos import head_sha, init_repo, repo_path
+from spaceport.git import browse
+from spaceport.git.repos import MAIN, head_sha, init_repo, repo_path
 from spaceport.names import check_name
-from spaceport.services import access
+from spaceport.services import access, audit
 from spaceport.settings import Settings, get_settings
 from spaceport.stages import SERVING, BuildStatus, Stage, building_stage
 
@@ -78,16 +79,53 @@ def is_serving(session: Session, space: Space) -> bool:
     return Stage(space.stage) in SERVING or active_deployment(session, space) is not None
 
 
-def on_new_commit(session: Session, space_pk: int, before: str | None, pusher: str | None) -> None:
+def on_new_commit(
+    session: Session,
+    space_pk: int,
+    before: str | None,
+    pusher: audit.Actor | None,
+    *,
+    audited: str | None = "space.push",
+) -> None:
+    """`main` may have moved: record the new head and build it. The move is recorded in the
+    audit log as `audited` (None: the caller records the change in its own words)."""
     space = session.get(Space, space_pk)
     if space is None:
         return
     sha = head_sha(repo_path(get_settings(), space.owner, space.name))
     if sha is None or sha == before:
         return
-    log.info("push", space=space.space_id, sha=sha, pusher=pusher)
+    log.info("push", space=space.space_id, sha=sha, pusher=pusher.name if pusher else None)
+    if audited is not None:
+        audit.record(
+            session, pusher, audited, space=space.space_id, ref="main", before=before, after=sha
+        )
     space.head_sha = sha
     enqueue_build(session, space, sha)
+
+
+def record_other_refs(
+    session: Session, space_pk: int, before: dict[str, str], pusher: audit.Actor | None
+) -> None:
+    """Record a push's changes to branches and tags other than `main` (`on_new_commit`
+    records main's): one `space.push` each, `after` None where it deleted the ref."""
+    space = session.get(Space, space_pk)
+    if space is None:
+        return
+    after = dict(browse.refs(repo_path(get_settings(), space.owner, space.name)))
+    for ref in sorted(set(before) | set(after)):
+        if ref == MAIN or before.get(ref) == after.get(ref):
+            continue
+        short = ref.removeprefix("refs/heads/")
+        audit.record(
+            session,
+            pusher,
+            "space.push",
+            space=space.space_id,
+            ref=short,
+            before=before.get(ref),
+            after=after.get(ref),
+        )
 
 
 def enqueue_build(session: Session, space: Space, sha: str, *, no_cache: bool = False) -> Build:

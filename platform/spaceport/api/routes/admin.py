@@ -13,10 +13,11 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from spaceport.api.deps import Principal, require_admin, require_principal
+from spaceport.api.deps import Principal, acting, require_admin, require_principal
 from spaceport.db.session import get_session
 from spaceport.engine.base import RuntimeBackendError
 from spaceport.errors import SpaceportError
+from spaceport.services import audit
 from spaceport.services import overview as admin_overview
 from spaceport.services.hardware import hardware_options
 from spaceport.settings import get_settings
@@ -46,13 +47,19 @@ class Availability(BaseModel):
 
 @router.post("/nodes/{name}/availability")
 def node_availability(
-    name: str, body: Availability, _: Principal = Depends(require_admin)
+    name: str,
+    body: Availability,
+    _: Principal = Depends(require_admin),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> dict[str, str]:
     """`drain`: every Space on the node moves elsewhere and none lands there; `active`: back."""
     try:
         admin_overview.set_availability(get_settings(), name, body.availability)
     except RuntimeBackendError as exc:
         raise SpaceportError(str(exc)) from exc
+    # The engine holds this state, not the database: recorded once the engine took it.
+    audit.record(session, by, "node.availability", target=name, availability=body.availability)
     return {"node": name, "availability": body.availability}
 
 

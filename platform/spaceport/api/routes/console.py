@@ -18,7 +18,7 @@ from spaceport.db.session import get_session
 from spaceport.front_matter import SDKS
 from spaceport.git.repos import GitError
 from spaceport.proxy import embedding
-from spaceport.services import access, domains, spaces, summaries
+from spaceport.services import access, audit, domains, spaces, summaries
 from spaceport.services.hardware import hardware_options
 from spaceport.services.repo_files import list_files
 from spaceport.settings import get_settings
@@ -121,6 +121,8 @@ def space_page(
         data=as_json(data),
         **(summaries.env_summary(session, space.id) if can_write else {}),
         domains=domains.domain_views(space.domains, settings) if can_write else [],
+        # Those who may change the Space read what was done to it (as GET .../audit answers).
+        activity=audit.entries_for_space(session, space.space_id) if can_write else [],
         https=settings.https,
     )
 

@@ -15,6 +15,7 @@ from spaceport.api.deps import Principal, client_address, console_principal
 from spaceport.auth import sessions
 from spaceport.auth.tokens import lookup_token
 from spaceport.db.session import get_session
+from spaceport.services import audit
 from spaceport.settings import get_settings
 
 router = APIRouter(include_in_schema=False)
@@ -79,6 +80,7 @@ def login(
         return login_page(request, target, message, status_code=401)
     sessions.clear_login_failures(settings, client)
     value = sessions.start_session(session, found.user, found.role)
+    audit.record(session, audit.Actor(found.user.name, found.name, client), "user.signin")
     session.commit()
     response = RedirectResponse(target, status_code=303)
     sessions.set_session_cookie(response, settings, value)
@@ -93,6 +95,9 @@ def logout(
     value = request.cookies.get(sessions.SESSION_COOKIE)
     response = RedirectResponse("/login", status_code=303)
     if value and sessions.csrf_matches(value, csrf_token):
+        if (token := lookup_token(session, value)) is not None:
+            actor = audit.Actor(token.user.name, token.name, client_address(request))
+            audit.record(session, actor, "user.signout")
         sessions.end_session(session, value)
         session.commit()
         sessions.clear_session_cookie(response)

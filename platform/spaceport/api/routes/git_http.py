@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from spaceport.api.deps import header_principal
+from spaceport.api.deps import client_address, header_principal
 from spaceport.db.session import get_session, session_scope
 from spaceport.errors import Unauthorized
+from spaceport.git import browse
 from spaceport.git.repos import head_sha, repo_path
-from spaceport.services import access, spaces
+from spaceport.services import access, audit, spaces
 from spaceport.settings import get_settings
 
 router = APIRouter(include_in_schema=False)
@@ -68,8 +69,11 @@ async def git_http(
     assert space is not None
     settings = get_settings()
     repo = repo_path(settings, space.owner, space.name)
-    before = head_sha(repo) if write and git_path == "git-receive-pack" else None
+    receiving = write and git_path == "git-receive-pack"
+    before = head_sha(repo) if receiving else None
+    refs_before = dict(browse.refs(repo)) if receiving else {}
     space_pk = space.id
+    pusher = audit.Actor.of(user, client_address(request))  # plain strings: outlive the session
     session.close()
 
     env = {
@@ -118,7 +122,7 @@ async def git_http(
         await proc.wait()
         await stderr_task
         if git_path == "git-receive-pack":
-            await asyncio.to_thread(_after_push, space_pk, before, user.name if user else None)
+            await asyncio.to_thread(_after_push, space_pk, before, refs_before, pusher)
 
     return GitResponse(body(), status_code=status, headers=headers)
 
@@ -178,7 +182,11 @@ async def _read_cgi_headers(stdout: asyncio.StreamReader) -> tuple[int, dict[str
             headers[key.strip()] = value.strip()
 
 
-def _after_push(space_pk: int, before: str | None, pusher: str | None) -> None:
-    """A push moved `main`: record the commit and start its build."""
+def _after_push(
+    space_pk: int, before: str | None, refs_before: dict[str, str], pusher: audit.Actor
+) -> None:
+    """A push moved `main`: record the commit (and who pushed it) and start its build. Other
+    branches and tags it moved go to the audit log too."""
     with session_scope() as session:
+        spaces.record_other_refs(session, space_pk, refs_before, pusher)
         spaces.on_new_commit(session, space_pk, before, pusher)

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from spaceport.api.deps import Principal, require_principal, writable_space
+from spaceport.api.deps import Principal, client_address, require_principal, writable_space
 from spaceport.api.links import space_url
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
@@ -216,6 +216,7 @@ async def commit(
             message=parsed.message,
             parent=parsed.parent,
             who=who,
+            ip=client_address(request),
         )
     return {
         "success": True,

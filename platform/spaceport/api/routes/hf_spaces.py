@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from spaceport.api.deps import (
     Principal,
+    acting,
     optional_principal,
     readable_space,
     require_principal,
@@ -27,7 +28,7 @@ from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, SpaceportError
 from spaceport.lifecycle.proxy_routes import sync_routes
 from spaceport.names import split_space_id
-from spaceport.services import access, spaces
+from spaceport.services import access, audit, spaces
 from spaceport.services.space_list import ListQuery, page_spaces
 from spaceport.services.space_setup import duplicate_space
 from spaceport.settings import get_settings
@@ -76,6 +77,7 @@ def duplicate(
     body: DuplicateSpace,
     source: Space = Depends(readable_space),
     who: Principal = Depends(require_principal),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any] | JSONResponse:
     """Copy a Space's files and variables (never its secrets) into a new Space, then build it."""
@@ -87,6 +89,15 @@ def duplicate(
     url = space_url(request, f"{owner}/{name}")
     if spaces.find_space(session, owner, name) is not None:
         return error_response(409, f"You already created this space repo: {owner}/{name}", url=url)
+    audit.record(  # committed with the copy (duplicate_space commits it)
+        session,
+        by,
+        "space.duplicate",
+        space=f"{owner}/{name}",
+        source=source.space_id,
+        secrets=[s.key for s in body.secrets],  # names only, never values
+        variables=[v.key for v in body.variables],
+    )
     copy = duplicate_space(
         session,
         get_settings(),
@@ -115,13 +126,17 @@ class RepoSettings(BaseModel):
 def update_settings(
     body: RepoSettings,
     space: Space = Depends(writable_space),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """`update_repo_settings(private=/visibility=)`; gating is a Hub feature we do not have."""
     if body.gated not in (None, False):
         raise SpaceportError("gated Spaces are not supported by Spaceport")
     options = SpaceOptions(private=body.private, visibility=body.visibility)
-    space.private = options.is_private(default=space.private)
+    private = options.is_private(default=space.private)
+    if private != space.private:
+        audit.record(session, by, "space.settings", space=space.space_id, private=private)
+    space.private = private
     session.commit()
     sync_routes(get_settings())  # a private app's route checks who comes in
     return {"private": space.private}

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from spaceport.api.deps import Principal, require_principal
+from spaceport.api.deps import Principal, acting, require_principal
 from spaceport.api.errors import error_response
 from spaceport.api.links import space_url
 from spaceport.api.schemas import SpaceOptions
@@ -19,7 +19,7 @@ from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, RepoNotFound, SpaceportError
 from spaceport.lifecycle.proxy_routes import try_sync_routes
 from spaceport.names import split_space_id
-from spaceport.services import access, spaces
+from spaceport.services import access, audit, spaces
 from spaceport.services.operations import delete_space
 from spaceport.services.space_setup import check_env, check_hardware, move_space, store_env
 from spaceport.settings import get_settings
@@ -59,6 +59,7 @@ def create_repo(
     request: Request,
     body: CreateRepo,
     who: Principal = Depends(require_principal),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any] | JSONResponse:
     if body.type != "space":
@@ -97,6 +98,17 @@ def create_repo(
         [s.entry() for s in body.secrets],
         [v.entry() for v in body.variables],
     )
+    audit.record(
+        session,
+        by,
+        "space.create",
+        space=space.space_id,
+        sdk=space.sdk,
+        private=space.private,
+        hardware=space.hardware_requested,
+        secrets=[s.key for s in body.secrets],  # names only, never values
+        variables=[v.key for v in body.variables],
+    )
     session.commit()
     # Its route exists from now on (not live): no deploy of it will reload the proxy, and this
     # reload happens while its creator waits for this answer, not while it polls.
@@ -118,10 +130,12 @@ def _writable(session: Session, who: Principal, owner: str, name: str) -> Any:
 def delete_repo(
     body: RepoRef,
     who: Principal = Depends(require_principal),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, str]:
     owner = body.organization or who.name
     space = _writable(session, who, owner, body.name)
+    audit.record(session, by, "space.delete", space=space.space_id)
     delete_space(session, get_settings(), space)
     return {"deleted": f"{owner}/{body.name}"}
 
@@ -130,6 +144,7 @@ def delete_repo(
 def move_repo(
     body: MoveRepo,
     who: Principal = Depends(require_principal),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, str]:
     """Rename or transfer a Space; the old id stops answering (no redirects kept)."""
@@ -141,5 +156,12 @@ def move_repo(
     refusal = access.create_refusal(dst_owner, who, dst_name)
     if refusal is not None:
         raise Forbidden(refusal)
+    old_id = space.space_id
+    # Under the new id (its page shows it); the old namespace's log keeps it as the target.
+    audit.record(
+        session, by, "space.move", space=f"{dst_owner}/{dst_name}", target=old_id, source=old_id
+    )
+    if dst_owner != src_owner:
+        audit.record(session, by, "space.move", space=old_id, destination=f"{dst_owner}/{dst_name}")
     move_space(session, get_settings(), space, dst_owner, dst_name)
     return {"id": space.space_id}

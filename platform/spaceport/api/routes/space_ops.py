@@ -17,13 +17,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 
-from spaceport.api.deps import Principal, optional_principal, readable_space, require_principal
+from spaceport.api.deps import (
+    Principal,
+    acting,
+    optional_principal,
+    readable_space,
+    require_principal,
+)
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, Unauthorized
 from spaceport.lifecycle import gpu_allocator as allocator
 from spaceport.lifecycle import run_logs
-from spaceport.services import access, domains, operations, spaces
+from spaceport.services import access, audit, domains, operations, spaces
 from spaceport.services import shared_gpus as shared_gpus_service
 from spaceport.services import variables as env
 from spaceport.services.views import runtime_dict
@@ -88,8 +94,11 @@ def _runtime(space: Space) -> dict[str, Any]:
 def restart(
     factory: bool = Query(False, description="Rebuild without cache first (factory reboot)."),
     space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
+    action = "space.rebuild" if factory else "space.restart"
+    audit.record(session, by, action, space=space.space_id)  # committed with the restart
     operations.restart(session, get_settings(), space, factory=factory)
     return _runtime(space)
 
@@ -97,8 +106,11 @@ def restart(
 @router.post(f"{HF}/pause")
 @router.post(f"{NATIVE}/pause", tags=["native"])
 def pause(
-    space: Space = Depends(owned_space), session: Session = Depends(get_session)
+    space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
+    audit.record(session, by, "space.pause", space=space.space_id)
     operations.pause(session, get_settings(), space)
     return _runtime(space)
 
@@ -107,16 +119,30 @@ def pause(
 def request_hardware(
     body: HardwareBody,
     space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
+    audit.record(
+        session,
+        by,
+        "space.hardware",
+        space=space.space_id,
+        previous=space.hardware_requested,
+        flavor=body.flavor,
+        sleep_time=body.sleep_time,
+    )
     operations.set_hardware(session, get_settings(), space, body.flavor, body.sleep_time)
     return _runtime(space)
 
 
 @router.post(f"{HF}/sleeptime")
 def set_sleep_time(
-    body: SleepBody, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+    body: SleepBody,
+    space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
+    audit.record(session, by, "space.sleeptime", space=space.space_id, seconds=body.seconds)
     operations.set_sleep_time(session, space, body.seconds)
     return _runtime(space)
 
@@ -130,15 +156,24 @@ def get_secrets(
 
 @router.post(f"{HF}/secrets")
 def add_secret(
-    body: KeyValue, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+    body: KeyValue,
+    space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> None:
+    # By name, never by value (services/audit.py).
+    audit.record(session, by, "space.secret.set", space=space.space_id, key=body.key)
     env.set_secret(session, get_settings(), space, body.key, body.value, body.description)
 
 
 @router.delete(f"{HF}/secrets")
 def delete_secret(
-    body: KeyOnly, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+    body: KeyOnly,
+    space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> None:
+    audit.record(session, by, "space.secret.delete", space=space.space_id, key=body.key)
     env.delete_secret(session, get_settings(), space, body.key)
 
 
@@ -151,16 +186,24 @@ def get_variables(
 
 @router.post(f"{HF}/variables")
 def add_variable(
-    body: KeyValue, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+    body: KeyValue,
+    space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
+    audit.record(session, by, "space.variable.set", space=space.space_id, key=body.key)
     env.set_variable(session, get_settings(), space, body.key, body.value, body.description)
     return env.variables(session, space)
 
 
 @router.delete(f"{HF}/variables")
 def delete_variable(
-    body: KeyOnly, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+    body: KeyOnly,
+    space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
+    audit.record(session, by, "space.variable.delete", space=space.space_id, key=body.key)
     env.delete_variable(session, get_settings(), space, body.key)
     return env.variables(session, space)
 
@@ -168,10 +211,22 @@ def delete_variable(
 @router.post(f"{HF}/storage")
 @router.post(f"{NATIVE}/storage", tags=["native"])
 def request_storage(
-    body: StorageBody, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+    body: StorageBody,
+    space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """Persistent storage at /data: small, medium or large (SPACEPORT_DATA_SIZES; with data
     disks on, /data is a filesystem of that size). A tier can grow, never shrink (409)."""
+    if (space.storage or None) != body.tier:
+        audit.record(
+            session,
+            by,
+            "space.storage",
+            space=space.space_id,
+            previous=space.storage,
+            tier=body.tier,
+        )
     operations.set_storage(session, get_settings(), space, body.tier)
     return _runtime(space)
 
@@ -182,10 +237,14 @@ class MoveBody(BaseModel):
 
 @router.post(f"{NATIVE}/storage/move", tags=["native"])
 def move_storage(
-    body: MoveBody, space: Space = Depends(owned_space), session: Session = Depends(get_session)
+    body: MoveBody,
+    space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """Cluster mode: copy a paused or stopped Space's /data to another node, its new home
     (the Space's next start runs there)."""
+    audit.record(session, by, "space.storage.move", space=space.space_id, node=body.node)
     operations.move_storage(session, get_settings(), space, body.node)
     return {"space": space.space_id, "node": body.node}
 
@@ -193,9 +252,15 @@ def move_storage(
 @router.delete(f"{HF}/storage")
 @router.delete(f"{NATIVE}/storage", tags=["native"])
 def delete_storage(
-    space: Space = Depends(owned_space), session: Session = Depends(get_session)
+    space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """Drop the /data volume and everything in it."""
+    if space.storage:
+        audit.record(
+            session, by, "space.storage.delete", space=space.space_id, previous=space.storage
+        )
     operations.set_storage(session, get_settings(), space, None)
     return _runtime(space)
 
@@ -222,30 +287,40 @@ async def _events(space_pk: int) -> AsyncIterator[dict[str, str]]:
 
 @router.post(f"{NATIVE}/stop", tags=["native"])
 def stop(
-    space: Space = Depends(owned_space), session: Session = Depends(get_session)
+    space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """Stop the app (visitors do not wake it) until `start` or `restart`."""
+    audit.record(session, by, "space.stop", space=space.space_id)
     operations.stop(session, get_settings(), space)
     return _runtime(space)
 
 
 @router.post(f"{NATIVE}/start", tags=["native"])
 def start(
-    space: Space = Depends(owned_space), session: Session = Depends(get_session)
+    space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
+    audit.record(session, by, "space.start", space=space.space_id)
     operations.start(session, get_settings(), space)
     return _runtime(space)
 
 
 @router.post(f"{NATIVE}/wake", tags=["native"])
 def wake(
-    space: Space = Depends(readable_space), session: Session = Depends(get_session)
+    space: Space = Depends(readable_space),
+    by: audit.Actor = Depends(acting),
+    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """What a visitor's request does to a SLEEPING Space; anyone who can see it may."""
     # The token's last use is written: commit it, or the wake's own write waits on this
     # request's SQLite lock (as in `sleep` below).
     session.commit()
-    operations.wake(get_settings(), space.id)
+    if operations.wake(get_settings(), space.id):  # only a wake that happened is recorded
+        audit.record(session, by, "space.wake", space=space.space_id)
+        session.commit()
     session.refresh(space)
     return _runtime(space)
 
@@ -254,11 +329,14 @@ def wake(
 def sleep(
     deep: bool = Query(False, description="Stop the container instead of freezing it."),
     space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """Put the Space to sleep now, as its sleep timer would; the next visitor wakes it."""
     session.commit()
-    operations.sleep_now(get_settings(), space, deep=deep)
+    operations.sleep_now(get_settings(), space, deep=deep)  # in sessions of its own
+    audit.record(session, by, "space.sleep", space=space.space_id, deep=deep)
+    session.commit()
     session.refresh(space)
     return _runtime(space)
 
@@ -303,9 +381,13 @@ def list_domains(space: Space = Depends(owned_space)) -> list[dict[str, Any]]:
 def add_domain(
     body: DomainBody,
     space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> list[dict[str, Any]]:
     """Add a custom domain: it routes once a request for it reaches this node (its DNS)."""
+    name = body.domain.strip().lower().rstrip(".")
+    if all(d.domain != name for d in space.domains):
+        audit.record(session, by, "space.domain.add", space=space.space_id, domain=name)
     domains.add_domain(session, get_settings(), space, body.domain)
     session.refresh(space)
     return domains.domain_views(space.domains, get_settings())
@@ -315,9 +397,12 @@ def add_domain(
 def remove_domain(
     domain: str,
     space: Space = Depends(owned_space),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> list[dict[str, Any]]:
     """Remove a custom domain: it stops routing at once."""
+    name = domain.strip().lower().rstrip(".")
+    audit.record(session, by, "space.domain.remove", space=space.space_id, domain=name)
     domains.remove_domain(session, get_settings(), space, domain)
     session.refresh(space)
     return domains.domain_views(space.domains, get_settings())
