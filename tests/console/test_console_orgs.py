@@ -57,6 +57,12 @@ def test_an_organization_from_the_console(node: Node, browser: Any, artifacts: P
         page.once("dialog", lambda dialog: dialog.accept())
         page.click("#delete-org")  # it owns a Space now
         page.locator(".toast.err", has_text=f"{org}/{name}").wait_for()
+        page.reload()  # the organization's activity, newest first, for its admins
+        actions = page.locator("#org-activity tr[data-action]").evaluate_all(
+            "rows => rows.map(r => r.dataset.action)"
+        )
+        assert actions[-1] == "org.create" and "org.member.add" in actions, actions
+        assert "space.create" in actions, actions
         shot(page, artifacts, "organization")
     finally:
         page.context.close()
@@ -69,6 +75,7 @@ def test_an_organization_from_the_console(node: Node, browser: Any, artifacts: P
         assert member.locator("#my-role").inner_text() == "read"
         assert member.locator("#add-member").count() == 0
         assert member.locator("select[data-role-of]").count() == 0
+        assert member.locator("#org-activity").count() == 0  # the log is for its admins
         member.goto(f"{CONSOLE}/new")  # a reader cannot create Spaces there
         assert member.locator("select#owner").count() == 0
     finally:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from spaceport.api.console_pages import page, sign_in_redirect
 from spaceport.api.deps import Principal, console_principal
 from spaceport.db.session import get_session
-from spaceport.services import access, orgs
+from spaceport.services import access, audit, orgs
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,6 +54,7 @@ def org_page(
             what=f"the organization {org}",
             reason="It does not exist, or you are not one of its members.",
         )
+    can_manage = access.org_admin_refusal(org, who) is None
     return page(
         request,
         "org.html",
@@ -61,6 +62,7 @@ def org_page(
         nav="orgs",
         org=orgs.org_dict(session, found, members=True),
         role=who.orgs.get(org),
-        can_manage=access.org_admin_refusal(org, who) is None,
+        can_manage=can_manage,
         roles=access.ORG_ROLES,
+        activity=audit.entries_for_org(session, org) if can_manage else None,
     )
