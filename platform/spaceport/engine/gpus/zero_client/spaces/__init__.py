@@ -7,7 +7,7 @@ Python, whatever its version (3.8 and later).
 """
 
 from .config import Config
-from .zero import GPU, GPUError
+from .zero import GPU, GPUError, disable_gradio_auto_wrap, gradio_auto_wrap
 
-__all__ = ["GPU", "Config", "GPUError"]
+__all__ = ["GPU", "Config", "GPUError", "disable_gradio_auto_wrap", "gradio_auto_wrap"]
 __version__ = "0.1.0+spaceport"

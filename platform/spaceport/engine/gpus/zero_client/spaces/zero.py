@@ -64,6 +64,16 @@ def GPU(task: Callable[..., Any] | None = None, *, duration: Any = None, **_: An
     return wrapper
 
 
+def gradio_auto_wrap(task: Any) -> Any:
+    """Gradio (5 and later) hands every event function to `spaces.gradio_auto_wrap` when it
+    runs on Spaces. Calls take a GPU only through `@spaces.GPU` here, so it changes nothing."""
+    return task
+
+
+def disable_gradio_auto_wrap() -> None:
+    """Hugging Face's switch for the above; nothing to switch off here."""
+
+
 def _seconds(duration: Any, args: Any, kwargs: Any) -> float | None:
     if callable(duration):  # Hugging Face's dynamic duration: a function of the call's inputs
         duration = duration(*args, **kwargs)
@@ -116,8 +126,11 @@ class _Lease:
                 raise GPUError(msg["error"])
             if "queued" in msg:
                 ahead = msg["queued"]
-                if ahead:
-                    _tell(f"Waiting for a GPU: {ahead} call(s) ahead of this one")
+                _tell(
+                    f"Waiting for a GPU: {ahead} call(s) ahead of this one"
+                    if ahead
+                    else "Waiting for a GPU: this call is next"
+                )
             if "granted" in msg:
                 return dict(msg["granted"])
 
