@@ -21,7 +21,7 @@ from spaceport.git.repos import head_sha, init_repo, repo_path
 from spaceport.lifecycle.hardware import resolve_flavor
 from spaceport.lifecycle.proxy_routes import sync_routes, try_sync_routes
 from spaceport.names import check_name
-from spaceport.services import spaces
+from spaceport.services import quotas, spaces
 from spaceport.services import variables as env
 from spaceport.settings import Settings
 
@@ -75,6 +75,7 @@ def move_space(session: Session, settings: Settings, space: Space, owner: str, n
     check_name(name, "Space name")
     if spaces.find_space(session, owner, name) is not None:
         raise Conflict(f"Cannot move {space.space_id}: {owner}/{name} already exists")
+    quotas.check_move(session, settings, space, owner, name)
     old_id, old_repo = space.space_id, repo_path(settings, space.owner, space.name)
     new_repo = repo_path(settings, owner, name)
     new_repo.parent.mkdir(parents=True, exist_ok=True)
@@ -106,6 +107,7 @@ def duplicate_space(
 ) -> Space:
     """A new Space with the source's files and variables (never its secrets), then a build."""
     check_env(secrets + variables)
+    quotas.check_copy(session, settings, owner, name, hardware)
     copy = spaces.create_space(
         session,
         settings,

@@ -19,7 +19,7 @@ from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, RepoNotFound, SpaceportError
 from spaceport.lifecycle.proxy_routes import try_sync_routes
 from spaceport.names import split_space_id
-from spaceport.services import access, audit, spaces
+from spaceport.services import access, audit, quotas, spaces
 from spaceport.services.operations import delete_space
 from spaceport.services.space_setup import check_env, check_hardware, move_space, store_env
 from spaceport.settings import get_settings
@@ -75,6 +75,7 @@ def create_repo(
         return error_response(
             409, f"You already created this space repo: {owner}/{body.name}", url=url
         )
+    quotas.check_new_space(session, owner)
     settings = get_settings()
     check_env([e.entry() for e in [*body.secrets, *body.variables]])
     try:
