@@ -33,6 +33,7 @@ from spaceport.api.routes import (
     hf_spaces,
     metrics,
     orgs,
+    quotas,
     repos,
     space_details,
     space_ops,
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     ):
         app.include_router(module.router, dependencies=checked)
     app.include_router(audit_log.router, dependencies=checked)  # the audit log's readers
+    app.include_router(quotas.router, dependencies=checked)
     for module in (embed, metrics, app_access):  # proxy: embedding, traffic, private apps
         app.include_router(module.router, dependencies=checked)
     return app
