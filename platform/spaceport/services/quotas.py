@@ -432,3 +432,45 @@ def build_refusal(session: Session, settings: Settings, space: Space) -> str | N
     except QuotaExceeded as exc:
         return str(exc)
     return None
+
+
+# --- for pages ---------------------------------------------------------------------------------
+
+ROWS = (
+    ("spaces", "Spaces", ""),
+    ("cpu", "CPUs of awake Spaces", ""),
+    ("memory_gb", "Memory of awake Spaces", " GB"),
+    ("gpus", "GPUs", ""),
+    ("storage_gb", "Storage (/data and repositories)", " GB"),
+    ("builds_per_hour", "Builds in the last hour", ""),
+)
+
+
+def shown(value: float | None, unit: str = "") -> str:
+    """A number as a page shows it: "2", "0.5 GB", "<0.01 GB", "unlimited"."""
+    if value is None:
+        return "unlimited"
+    if 0 < value < 0.01:
+        return f"<0.01{unit}"
+    return num(value) + unit
+
+
+def view(session: Session, settings: Settings, namespace: str) -> dict[str, Any]:
+    """A namespace's quota for a console page (the account page, an organization's page, the
+    admin page): one row per limit with its usage, whether it is reached, and what uses it."""
+    data = report(session, settings, namespace)
+    rows = []
+    for key, label, unit in ROWS:
+        used, limit, by = data["usage"][key], data["limits"][key], data["usedBy"][key]
+        parts = by if isinstance(by, list) else [f"{k} ({shown(v, unit)})" for k, v in by.items()]
+        rows.append(
+            {
+                "key": key,
+                "label": label,
+                "used": shown(used, unit),
+                "limit": shown(limit, unit if limit is not None else ""),
+                "full": limit is not None and used >= limit,
+                "usedBy": parts,
+            }
+        )
+    return {"namespace": namespace, "limits": data["limits"], "rows": rows}
