@@ -33,7 +33,11 @@ CLEAR = ("none", "unlimited", "null", "")
 
 
 def _num(value: float | None) -> str:
-    return "unlimited" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
+    if value is None:
+        return "unlimited"
+    if 0 < value < 0.01:
+        return "<0.01"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _who(used_by: Any) -> str:
