@@ -225,3 +225,27 @@ def test_a_visitor_cannot_wake_a_space_over_quota(node: Node, q: Built) -> None:
     node.app_get(sid)  # this visit wakes it
     wait_running(q.api, sid)
     assert node.app_get(sid).status_code == 200
+
+
+def test_an_organization_quota_binds_its_members_and_follows_a_rename(node: Node) -> None:
+    member, outsider = new_user("member"), new_user("outsider")
+    org = unique("team")
+    with node.api(member.token) as c:
+        assert c.post("/api/v1/orgs", json={"name": org}).status_code == 201
+    set_quota(node, org, spaces=1)
+    api = HfApi(endpoint=node.url, token=member.token)
+    api.create_repo(f"{org}/one", repo_type="space", space_sdk="static")
+    message = refusal(lambda: api.create_repo(f"{org}/two", repo_type="space", space_sdk="static"))
+    assert message.startswith(f"Quota exceeded for {org}: at most 1 Spaces, it has 1 ({org}/one)")
+    with node.api(member.token) as c:  # members read their organization's quota
+        assert c.get(f"/api/v1/quotas/{org}").json()["usedBy"]["spaces"] == [f"{org}/one"]
+    with node.api(outsider.token) as c:
+        assert c.get(f"/api/v1/quotas/{org}").status_code == 403
+
+    renamed = unique("renamed")
+    with node.api(member.token) as c:  # a rename adds no usage, and the quota goes along
+        r = c.patch(f"/api/v1/orgs/{org}", json={"name": renamed})
+        assert r.status_code == 200, r.text
+        report = c.get(f"/api/v1/quotas/{renamed}").json()
+    assert report["limits"]["spaces"] == 1 and report["usedBy"]["spaces"] == [f"{renamed}/one"]
+    refusal(lambda: api.create_repo(f"{renamed}/two", repo_type="space", space_sdk="static"))

@@ -244,6 +244,22 @@ def report(session: Session, settings: Settings, namespace: str) -> dict[str, An
     }
 
 
+def rename_namespace(session: Session, old: str, new: str) -> None:
+    """An organization renamed: its quota goes with it (a new name is no way around one)."""
+    quota = get_quota(session, old)
+    if quota is not None:
+        quota.namespace = new
+        session.flush()
+
+
+def forget(session: Session, namespace: str) -> None:
+    """A user or organization deleted: its quota goes (a later one of that name starts free)."""
+    quota = get_quota(session, namespace)
+    if quota is not None:
+        session.delete(quota)
+        session.flush()
+
+
 def namespaces(session: Session) -> list[str]:
     """Every namespace: users, organizations, and owners of Spaces (or quotas) besides."""
     found = set(session.scalars(select(User.name)))

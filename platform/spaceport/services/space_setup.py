@@ -75,7 +75,6 @@ def move_space(session: Session, settings: Settings, space: Space, owner: str, n
     check_name(name, "Space name")
     if spaces.find_space(session, owner, name) is not None:
         raise Conflict(f"Cannot move {space.space_id}: {owner}/{name} already exists")
-    quotas.check_move(session, settings, space, owner, name)
     old_id, old_repo = space.space_id, repo_path(settings, space.owner, space.name)
     new_repo = repo_path(settings, owner, name)
     new_repo.parent.mkdir(parents=True, exist_ok=True)

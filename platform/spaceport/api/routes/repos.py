@@ -157,6 +157,8 @@ def move_repo(
     refusal = access.create_refusal(dst_owner, who, dst_name)
     if refusal is not None:
         raise Forbidden(refusal)
+    settings = get_settings()
+    quotas.check_move(session, settings, space, dst_owner, dst_name)
     old_id = space.space_id
     # Under the new id (its page shows it); the old namespace's log keeps it as the target.
     audit.record(
@@ -164,5 +166,5 @@ def move_repo(
     )
     if dst_owner != src_owner:
         audit.record(session, by, "space.move", space=old_id, destination=f"{dst_owner}/{dst_name}")
-    move_space(session, get_settings(), space, dst_owner, dst_name)
+    move_space(session, settings, space, dst_owner, dst_name)
     return {"id": space.space_id}
