@@ -38,10 +38,10 @@ from spaceport.flavors import Flavor, UnknownFlavor
 from spaceport.git.repos import repo_path
 from spaceport.lifecycle.desired import Desired
 from spaceport.lifecycle.hardware import resolve_flavor
-from spaceport.settings import Settings
+from spaceport.settings import QuotaConfig, Settings
 from spaceport.stages import DeploymentStatus, Stage
 
-LIMITS = ("spaces", "cpu", "memory_gb", "gpus", "storage_gb", "builds_per_hour")
+LIMITS = tuple(QuotaConfig.model_fields)  # spaces, cpu, memory_gb, gpus, storage_gb, builds...
 INTEGER_LIMITS = frozenset({"spaces", "gpus", "builds_per_hour"})
 OPTIONS = {k: "--" + k.replace("_", "-") for k in LIMITS}  # the CLI's flag for each limit
 
@@ -117,14 +117,19 @@ def get_quota(session: Session, namespace: str) -> Quota | None:
     return session.scalar(select(Quota).where(Quota.namespace == namespace))
 
 
-def limits_of(session: Session, namespace: str) -> dict[str, float | None]:
-    """Every limit of the namespace (None: unlimited; no row: all unlimited)."""
+def limits_of(session: Session, settings: Settings, namespace: str) -> dict[str, float | None]:
+    """Every limit of the namespace (None: unlimited): its own quota, else the node's default
+    (`SPACEPORT_DEFAULT_QUOTA`, unlimited unless set)."""
     quota = get_quota(session, namespace)
-    return {k: (getattr(quota, k) if quota else None) for k in LIMITS}
+    source: Any = quota if quota is not None else settings.default_quota
+    return {k: getattr(source, k) for k in LIMITS}
 
 
-def set_limits(session: Session, namespace: str, values: dict[str, float | None]) -> Quota:
-    """Set the limits named in `values` (None clears one); the others keep their value."""
+def set_limits(
+    session: Session, settings: Settings, namespace: str, values: dict[str, float | None]
+) -> Quota:
+    """Set the limits named in `values` (None: unlimited); the others keep their value (a
+    namespace's first quota starts from the node's default)."""
     for key, value in values.items():
         if key not in LIMITS:
             raise SpaceportError(f"unknown quota limit {key!r}: one of {', '.join(LIMITS)}")
@@ -132,7 +137,7 @@ def set_limits(session: Session, namespace: str, values: dict[str, float | None]
             raise SpaceportError(f"quota {key} must be 0 or more (got {num(value)})")
     quota = get_quota(session, namespace)
     if quota is None:
-        quota = Quota(namespace=namespace)
+        quota = Quota(namespace=namespace, **settings.default_quota.model_dump())
         session.add(quota)
     for key, value in values.items():
         setattr(quota, key, int(value) if value is not None and key in INTEGER_LIMITS else value)
@@ -186,25 +191,23 @@ def usage(session: Session, settings: Settings, namespace: str) -> Usage:
             )
         )
     )
-    held = dict(
-        session.execute(
+    held = {
+        pk: n
+        for pk, n in session.execute(
             select(GpuAllocation.space_id, func.count())
             .where(GpuAllocation.space_id.in_(ids))
             .group_by(GpuAllocation.space_id)
         )
-        .tuples()
-        .all()
-    )
+    }
     since = utcnow() - timedelta(hours=1)
-    builds = dict(
-        session.execute(
+    builds = {
+        pk: n
+        for pk, n in session.execute(
             select(Build.space_id, func.count())
             .where(Build.space_id.in_(ids), Build.created_at >= since)
             .group_by(Build.space_id)
         )
-        .tuples()
-        .all()
-    )
+    }
     out = Usage()
     for space in found:
         sid = space.space_id
@@ -227,11 +230,12 @@ def usage(session: Session, settings: Settings, namespace: str) -> Usage:
 
 def report(session: Session, settings: Settings, namespace: str) -> dict[str, Any]:
     """Limits and usage of a namespace, as the API, CLI and console pages show them."""
-    limits = limits_of(session, namespace)
+    limits = limits_of(session, settings, namespace)
     used = usage(session, settings, namespace)
     return {
         "namespace": namespace,
         "limits": limits,
+        "default": get_quota(session, namespace) is None,  # the node's default limits apply
         "usage": {k: round(used.total(k), 3) for k in LIMITS},
         "usedBy": {
             "spaces": used.spaces,
@@ -304,9 +308,9 @@ def _listing(parts: dict[str, Any], unit: str = "") -> str:
     return ", ".join(f"{sid}: {num(v)}{unit}" for sid, v in parts.items())
 
 
-def check_new_space(session: Session, namespace: str) -> None:
+def check_new_space(session: Session, settings: Settings, namespace: str) -> None:
     """One more Space in `namespace` (create, duplicate, move into it)."""
-    limit = limits_of(session, namespace)["spaces"]
+    limit = limits_of(session, settings, namespace)["spaces"]
     if limit is None:
         return
     found = list(session.scalars(select(Space).where(Space.owner == namespace).order_by(Space.id)))
@@ -341,7 +345,7 @@ def _check_compute(
     replacing: str | None = None,
 ) -> None:
     """`sid` awake with `need` in `namespace`, in place of what `replacing` holds now."""
-    limits = limits_of(session, namespace)
+    limits = limits_of(session, settings, namespace)
     if all(limits[k] is None for k in ("cpu", "memory_gb", "gpus")):
         return
     used = usage(session, settings, namespace)
@@ -373,7 +377,7 @@ def _check_compute(
 
 def check_storage(session: Session, settings: Settings, space: Space, tier: str | None) -> None:
     """`space` gets the /data tier `tier` (None: none): the namespace's storage must fit."""
-    limit = limits_of(session, space.owner)["storage_gb"]
+    limit = limits_of(session, settings, space.owner)["storage_gb"]
     if limit is None or tier is None or tier not in settings.data_sizes:
         return
     used = usage(session, settings, space.owner)
@@ -395,7 +399,7 @@ def check_storage(session: Session, settings: Settings, space: Space, tier: str 
 
 
 def _check_builds(session: Session, settings: Settings, namespace: str) -> None:
-    limit = limits_of(session, namespace)["builds_per_hour"]
+    limit = limits_of(session, settings, namespace)["builds_per_hour"]
     if limit is None:
         return
     used = usage(session, settings, namespace)
@@ -421,7 +425,7 @@ def check_copy(
 ) -> None:
     """A new Space `namespace/name` that builds at once (a duplicate): a Space, a build, and
     an awake Space on `hardware`."""
-    check_new_space(session, namespace)
+    check_new_space(session, settings, namespace)
     _check_builds(session, settings, namespace)
     _check_compute(session, settings, namespace, f"{namespace}/{name}", need_of(settings, hardware))
 
@@ -432,7 +436,7 @@ def check_move(
     """`space` becomes `namespace/name`, then rebuilds (when it has a commit): into another
     namespace it is one more Space there, awake there once its build runs."""
     if namespace != space.owner:
-        check_new_space(session, namespace)
+        check_new_space(session, settings, namespace)
     if not space.head_sha:
         return
     _check_builds(session, settings, namespace)

@@ -10,33 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from spaceport.api.deps import Principal, client_address, require_admin, require_principal
 from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, NotFound
 from spaceport.services import access, audit, quotas
-from spaceport.settings import get_settings
+from spaceport.settings import QuotaConfig, get_settings
 
 router = APIRouter(prefix="/api/v1", tags=["native"])
 
 
-class QuotaLimits(BaseModel):
+class QuotaLimits(QuotaConfig):
     """The limits to change; each left out keeps its value, `null` is unlimited."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    spaces: int | None = Field(default=None, ge=0, description="Spaces in the namespace.")
-    cpu: float | None = Field(default=None, ge=0, description="CPUs of its awake Spaces.")
-    memory_gb: float | None = Field(
-        default=None, ge=0, description="Memory (GB) of its awake Spaces."
-    )
-    gpus: int | None = Field(default=None, ge=0, description="GPUs its Spaces hold.")
-    storage_gb: float | None = Field(
-        default=None, ge=0, description="Storage (GB): /data tiers and git repositories."
-    )
-    builds_per_hour: int | None = Field(default=None, ge=0, description="Builds started per hour.")
 
 
 def _known(session: Session, namespace: str) -> None:
@@ -79,7 +65,7 @@ def set_quota(
     it only refuses what would add to it."""
     _known(session, namespace)
     changes = {k: getattr(body, k) for k in body.model_fields_set}
-    quotas.set_limits(session, namespace, changes)
+    quotas.set_limits(session, get_settings(), namespace, changes)
     audit.record(
         session,
         who,

@@ -75,8 +75,8 @@ def create_repo(
         return error_response(
             409, f"You already created this space repo: {owner}/{body.name}", url=url
         )
-    quotas.check_new_space(session, owner)
     settings = get_settings()
+    quotas.check_new_space(session, settings, owner)
     check_env([e.entry() for e in [*body.secrets, *body.variables]])
     try:
         space = spaces.create_space(
