@@ -180,8 +180,9 @@ def _dir_bytes(path: Path) -> int:
     return total
 
 
-def usage(session: Session, settings: Settings, namespace: str) -> Usage:
-    """What the namespace's Spaces use now."""
+def usage(session: Session, settings: Settings, namespace: str, *, storage: bool = True) -> Usage:
+    """What the namespace's Spaces use now; `storage=False` skips measuring the repositories
+    (a walk of each on disk), which only the storage limit and pages need."""
     found = list(session.scalars(select(Space).where(Space.owner == namespace).order_by(Space.id)))
     ids = [s.id for s in found]
     live = set(
@@ -219,10 +220,11 @@ def usage(session: Session, settings: Settings, namespace: str) -> Usage:
         gpus = max(need.gpus if awake else 0, held.get(space.id, 0))
         if gpus:
             out.gpus[sid] = gpus
-        stored = _dir_bytes(repo_path(settings, space.owner, space.name))
-        if space.storage in settings.data_sizes:
-            stored += int(settings.data_sizes[space.storage])
-        out.storage_gb[sid] = stored / GB
+        if storage:
+            stored = _dir_bytes(repo_path(settings, space.owner, space.name))
+            if space.storage in settings.data_sizes:
+                stored += int(settings.data_sizes[space.storage])
+            out.storage_gb[sid] = stored / GB
         if builds.get(space.id):
             out.builds[sid] = builds[space.id]
     return out
@@ -348,7 +350,7 @@ def _check_compute(
     limits = limits_of(session, settings, namespace)
     if all(limits[k] is None for k in ("cpu", "memory_gb", "gpus")):
         return
-    used = usage(session, settings, namespace)
+    used = usage(session, settings, namespace, storage=False)
     held = used.awake.get(replacing or "", Need())
     held_gpus = float(used.gpus.get(replacing or "", 0))
     before = {"cpu": held.cpu, "memory_gb": held.memory_gb, "gpus": held_gpus}
@@ -402,7 +404,7 @@ def _check_builds(session: Session, settings: Settings, namespace: str) -> None:
     limit = limits_of(session, settings, namespace)["builds_per_hour"]
     if limit is None:
         return
-    used = usage(session, settings, namespace)
+    used = usage(session, settings, namespace, storage=False)
     started = used.total("builds_per_hour")
     if started + 1 <= limit:
         return
