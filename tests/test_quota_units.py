@@ -114,3 +114,26 @@ def test_the_default_quota_and_a_namespace_of_its_own(session: Session, tmp_path
     quotas.set_limits(session, settings, "lab", {"cpu": None})  # null: unlimited, not default
     assert quotas.limits_of(session, settings, "lab")["cpu"] is None
     quotas.check_new_space(session, settings, "lab")
+
+
+def test_storage_tiers_and_repositories(session: Session, tmp_path: Path) -> None:
+    settings = Settings(data=tmp_path)  # tiers of 20, 150 and 1000 GB
+    a = space(session, "a")
+    a.storage = "small"
+    b = space(session, "b")
+    repo = settings.repos_dir / "lab" / "b.git"
+    repo.mkdir(parents=True)
+    (repo / "pack").write_bytes(b"x" * 5_000_000)
+    quotas.set_limits(session, settings, "lab", {"storage_gb": 30})
+    assert quotas.usage(session, settings, "lab").storage_gb == {"lab/a": 20, "lab/b": 0.005}
+    with pytest.raises(QuotaExceeded) as err:
+        quotas.check_storage(session, settings, b, "small")
+    assert str(err.value) == (
+        "Quota exceeded for lab: at most 30 GB of storage (/data and repositories), it uses "
+        "20 (lab/a: 20 GB, lab/b: 0.01 GB) and small storage for lab/b adds 20 GB. Delete another "
+        "Space's storage or ask an admin to raise the limit (spaceport quota set lab "
+        "--storage-gb N)."
+    )
+    quotas.check_storage(session, settings, a, "small")  # what it has: nothing added
+    quotas.set_limits(session, settings, "lab", {"storage_gb": 200})
+    quotas.check_storage(session, settings, a, "medium")
