@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from spaceport.db.models import Base, Build, Deployment, Space, utcnow
+from spaceport.db.models import Base, Build, Deployment, Space, User, utcnow
 from spaceport.services import quotas
 from spaceport.services.quotas import QuotaExceeded
 from spaceport.settings import QuotaConfig, Settings
@@ -102,6 +102,8 @@ def test_the_default_quota_and_a_namespace_of_its_own(session: Session, tmp_path
     with pytest.raises(QuotaExceeded, match="at most 2 Spaces, it has 2 \\(lab/a, lab/b\\)"):
         quotas.check_new_space(session, settings, "lab")
     quotas.check_new_space(session, settings, "elsewhere")
+    session.add(User(name="root", is_admin=True))
+    assert set(quotas.limits_of(session, settings, "root").values()) == {None}  # admins: spared
     quotas.set_limits(session, settings, "lab", {"spaces": 3})  # starts from the default
     assert quotas.limits_of(session, settings, "lab") == {
         "spaces": 3,

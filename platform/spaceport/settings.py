@@ -385,7 +385,7 @@ class Settings(BaseSettings):
         description="The limits of every user and organization an admin gave no quota of its "
         'own (`spaceport quota set`), e.g. `{"spaces": 5, "cpu": 8, "builds_per_hour": 20}` '
         "(keys: spaces, cpu, memory_gb, gpus, storage_gb, builds_per_hour); none by default. "
-        "A namespace's own quota starts from these.",
+        "A namespace's own quota starts from these; site admins' own namespaces are spared.",
     )
     # Monitoring: see docs/operations.md, "Monitoring".
     metrics: bool = Field(

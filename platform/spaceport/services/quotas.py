@@ -119,9 +119,12 @@ def get_quota(session: Session, namespace: str) -> Quota | None:
 
 def limits_of(session: Session, settings: Settings, namespace: str) -> dict[str, float | None]:
     """Every limit of the namespace (None: unlimited): its own quota, else the node's default
-    (`SPACEPORT_DEFAULT_QUOTA`, unlimited unless set)."""
+    (`SPACEPORT_DEFAULT_QUOTA`, unlimited unless set), which a site admin's own namespace is
+    spared (the examples `make up` pushes live there)."""
     quota = get_quota(session, namespace)
     source: Any = quota if quota is not None else settings.default_quota
+    if quota is None and session.scalar(select(User.is_admin).where(User.name == namespace)):
+        source = QuotaConfig()
     return {k: getattr(source, k) for k in LIMITS}
 
 
