@@ -16,11 +16,22 @@ from spaceport.services.quotas import QuotaExceeded
 from spaceport.settings import QuotaConfig, Settings
 
 
-@pytest.fixture()
-def session(tmp_path: Path) -> Session:
-    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    Base.metadata.create_all(engine)
-    return Session(engine)
+@pytest.fixture(params=["sqlite", "postgres"])
+def session(request: pytest.FixtureRequest, tmp_path: Path) -> Session:
+    """SQLite (the embedded default) and PostgreSQL migrated from scratch (production)."""
+    if request.param == "postgres":
+        from spaceport.db.migrate import upgrade
+
+        url = request.getfixturevalue("pg_url")
+        upgrade(url)
+        engine = create_engine(url)
+    else:
+        engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+        Base.metadata.create_all(engine)
+    request.addfinalizer(engine.dispose)
+    session = Session(engine)
+    request.addfinalizer(session.close)  # first: finalizers run last-in, first-out
+    return session
 
 
 def space(
