@@ -222,6 +222,8 @@ def test_a_visitor_cannot_wake_a_space_over_quota(node: Node, q: Built) -> None:
         assert q.api.get_space_runtime(sid).stage == "SLEEPING"
         r = c.post(f"/api/v1/spaces/{sid}/wake", headers=auth)
         assert r.status_code == 403 and "Quota exceeded" in r.json()["error"], r.text
+    q.api.add_space_variable(sid, "COLOR", "blue")  # a change is kept, and wakes nothing
+    assert q.api.get_space_runtime(sid).stage == "SLEEPING"
     set_quota(node, name, cpu=None)
     node.app_get(sid)  # this visit wakes it
     wait_running(q.api, sid)

@@ -141,8 +141,15 @@ def stop(session: Session, settings: Settings, space: Space) -> None:
 
 
 def apply_change(session: Session, settings: Settings, space: Space) -> None:
-    """A change of env, hardware or storage: restart a Space that runs (or sleeps)."""
+    """A change of env, hardware or storage: restart a Space that runs (or sleeps). A Space in
+    a deep sleep whose namespace has no room left in its quota is not woken by it."""
     if space.desired in (Desired.RUNNING, Desired.SLEEPING) and release_image(session, space):
+        if space.desired == Desired.SLEEPING:
+            try:
+                quotas.check_awake(session, settings, space)
+            except quotas.QuotaExceeded:
+                session.flush()  # the change applies when it wakes (and the quota allows)
+                return
         _start(session, settings, space)
     else:
         session.flush()  # nothing runs: the change applies at the next start
