@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from pydantic import BaseModel
+
 from spaceport.settings import Settings
 
 HEADER = """# Configuration reference
@@ -26,6 +28,8 @@ def render() -> str:
             default = "(computed)"
         elif field.default_factory is not None:
             made = field.default_factory()  # type: ignore[call-arg]
+            if isinstance(made, BaseModel):  # a nested model: what is set of it
+                made = made.model_dump(exclude_none=True)
             default = json.dumps(made, default=str) if made else "empty"
         else:
             default = json.dumps(field.default, default=str)

@@ -11,7 +11,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ByteSize, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,6 +53,26 @@ class FlavorConfig(BaseModel):
     runtime: str | None = None
     # A shared GPU flavor (like Hugging Face's `zero-a10g`): calls borrow the node's pool.
     shared_gpu: bool = False
+
+
+class QuotaConfig(BaseModel):
+    """Limits of one namespace (a user or an organization); None is unlimited. The names are
+    those of `spaceport quota set` and `PUT /api/v1/quotas/{namespace}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spaces: int | None = Field(default=None, ge=0, description="Spaces it owns.")
+    cpu: float | None = Field(default=None, ge=0, description="CPUs of its awake Spaces.")
+    memory_gb: float | None = Field(
+        default=None, ge=0, description="Memory (GB) of its awake Spaces."
+    )
+    gpus: int | None = Field(default=None, ge=0, description="GPUs its Spaces hold.")
+    storage_gb: float | None = Field(
+        default=None, ge=0, description="Storage (GB): /data tiers and git repositories."
+    )
+    builds_per_hour: int | None = Field(
+        default=None, ge=0, description="Builds started in the last hour."
+    )
 
 
 class GpuConfig(BaseModel):
@@ -351,6 +379,13 @@ class Settings(BaseSettings):
     deploy_threads: int = Field(default=4, description="Concurrent starts in the API process.")
     flavors: dict[str, FlavorConfig] = Field(
         default_factory=dict, description="Hardware flavors added to or replacing the defaults."
+    )
+    default_quota: QuotaConfig = Field(
+        default_factory=QuotaConfig,
+        description="The limits of every user and organization an admin gave no quota of its "
+        'own (`spaceport quota set`), e.g. `{"spaces": 5, "cpu": 8, "builds_per_hour": 20}` '
+        "(keys: spaces, cpu, memory_gb, gpus, storage_gb, builds_per_hour); none by default. "
+        "A namespace's own quota starts from these; site admins' own namespaces are spared.",
     )
     # Monitoring: see docs/operations.md, "Monitoring".
     metrics: bool = Field(

@@ -44,7 +44,7 @@ NDJSON = (
 
 @dataclass(frozen=True)
 class Op:
-    kind: str  # read | write | dup | admin | user | anyone | create | repo_write
+    kind: str  # read | write | dup | admin | user | anyone | create | repo_write | namespace
     body: Any = None
     ndjson: bool = False
 
@@ -81,6 +81,10 @@ MATRIX: dict[tuple[str, str], Op] = {
     ("DELETE", "/api/v1/orgs/{org}/members/{user}"): Op("org_admin"),
     ("GET", "/api/organizations/{org}/overview"): Op("anyone"),
     ("GET", "/api/organizations/{org}/members"): Op("org_member"),
+    ("GET", "/api/v1/quotas"): Op("admin"),
+    # The owner's quota: its user (any token), its organization's members, admins; not others.
+    ("GET", "/api/v1/quotas/{namespace}"): Op("namespace"),
+    ("PUT", "/api/v1/quotas/{namespace}"): Op("admin", {"spaces": None}),
     ("POST", "/api/repos/create"): Op("create"),
     ("DELETE", "/api/repos/delete"): Op("repo_write"),
     ("POST", "/api/repos/move"): Op("repo_write"),
@@ -220,6 +224,7 @@ def call(world: World, who: str, method: str, template: str, space_id: str) -> h
         if (method, template) == ("DELETE", "/api/v1/orgs/{org}")
         else world.org,
         user=world.bystander,
+        namespace=owner,
     )
     kwargs: dict[str, Any] = {}
     if op.kind == "repo_write":
@@ -339,7 +344,11 @@ def test_space_routes(world: World, method: str, template: str) -> None:
 
 @pytest.mark.parametrize(
     ("method", "template"),
-    [k for k, op in MATRIX.items() if op.kind in ("admin", "user", "user_write", "anyone")],
+    [
+        k
+        for k, op in MATRIX.items()
+        if op.kind in ("admin", "user", "user_write", "anyone", "namespace")
+    ],
     ids=lambda v: str(v),
 )
 def test_node_routes(world: World, method: str, template: str) -> None:
@@ -351,7 +360,12 @@ def test_node_routes(world: World, method: str, template: str) -> None:
             assert r.status_code not in (401, 403), label
         elif who == "anonymous":
             assert r.status_code == 401, label
-        elif (op.kind, who) in (("admin", "reader"), ("admin", "other"), ("user_write", "reader")):
+        elif (op.kind, who) in (
+            ("admin", "reader"),
+            ("admin", "other"),
+            ("user_write", "reader"),
+            ("namespace", "other"),
+        ):
             assert r.status_code == 403, label
         else:
             assert r.status_code not in (401, 403), label

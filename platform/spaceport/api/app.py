@@ -26,6 +26,7 @@ from spaceport.api.routes import (
     console_account,
     console_auth,
     console_orgs,
+    console_quotas,
     embed,
     git_http,
     hf_commits,
@@ -33,6 +34,7 @@ from spaceport.api.routes import (
     hf_spaces,
     metrics,
     orgs,
+    quotas,
     repos,
     space_details,
     space_ops,
@@ -131,6 +133,8 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     ):
         app.include_router(module.router, dependencies=checked)
     app.include_router(audit_log.router, dependencies=checked)  # the audit log's readers
+    for module in (quotas, console_quotas):
+        app.include_router(module.router, dependencies=checked)
     for module in (embed, metrics, app_access):  # proxy: embedding, traffic, private apps
         app.include_router(module.router, dependencies=checked)
     return app

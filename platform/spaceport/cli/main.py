@@ -21,6 +21,7 @@ from spaceport.cli import (
     cluster_commands,
     domain_commands,
     org_commands,
+    quota_commands,
     space_commands,
     variable_commands,
 )
@@ -82,6 +83,7 @@ domain_commands.register(app)
 cluster_commands.register(app)
 org_commands.register(app)
 audit_commands.register(app)
+quota_commands.register(app)
 app.command()(doctor)
 
 

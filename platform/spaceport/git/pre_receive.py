@@ -2,11 +2,13 @@
 
 Git keeps the pushed objects in quarantine until this hook accepts, so a refused push leaves
 the repository exactly as it was. Users' own hooks never run (the hooks path is ours).
-Checked: only `main` and other branches, file size, file count, symlinks leaving the repo.
+Checked: only `main` and other branches, file size, file count, symlinks leaving the repo,
+and a new head of `main` when the API says it may not build now (REFUSE_MAIN: a quota).
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import stat
 import subprocess
@@ -14,6 +16,8 @@ import sys
 from dataclasses import dataclass
 
 ZERO = "0" * 40
+# Set by the API for a push that may not start a build (a quota): why, said to the pusher.
+REFUSE_MAIN = "SPACEPORT_PUSH_REFUSE_MAIN"
 
 
 @dataclass
@@ -92,8 +96,11 @@ def main() -> int:
     settings = Settings()
     limits = Limits(max_file_bytes=settings.git_max_file_bytes, max_files=settings.git_max_files)
     problems: list[str] = []
+    refuse_main = os.environ.get(REFUSE_MAIN)
     for line in sys.stdin.read().splitlines():
         old, new, ref = line.split(" ", 2)
+        if refuse_main and ref == "refs/heads/main" and new not in (ZERO, old):
+            problems.append(refuse_main)
         problems += check_ref(old, new, ref, limits)
     if problems:
         print("Push refused by Spaceport:", file=sys.stderr)

@@ -91,6 +91,13 @@ def can_see_org(org: str, who: Principal | None) -> bool:
     return who is not None and (who.is_admin or org in who.orgs) and who.reaches(org)
 
 
+def can_see_namespace(namespace: str, who: Principal | None) -> bool:
+    """A namespace's quota and usage: the user themself, the organization's members, admins."""
+    if who is None:
+        return False
+    return who.is_admin or (who.reaches(namespace) and namespace in who.namespaces)
+
+
 def org_admin_refusal(org: str, who: Principal | None) -> str | None:
     """None when the caller may manage the organization (its admins and site admins)."""
     if who is None:

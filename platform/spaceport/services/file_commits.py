@@ -9,7 +9,7 @@ from spaceport.db.session import session_scope
 from spaceport.errors import SpaceportError
 from spaceport.git import commits
 from spaceport.git.repos import head_sha, repo_path
-from spaceport.services import audit, spaces
+from spaceport.services import audit, quotas, spaces
 from spaceport.settings import Settings
 
 
@@ -32,6 +32,8 @@ def land_commit(
             raise SpaceportError("the Space was deleted during the commit")
         repo = repo_path(settings, space.owner, space.name)
         before = head_sha(repo)
+        if revision == "main":  # a new head of main builds: refused before it lands
+            quotas.check_build(session, settings, space)
         email = who.user.email or f"{who.name}@users.noreply.spaceport"
         sha = commits.commit_files(
             repo,

@@ -31,6 +31,7 @@ from spaceport.lifecycle.locks import space_lock
 from spaceport.lifecycle.proxy_routes import sync_routes
 from spaceport.lifecycle.retire import retire
 from spaceport.lifecycle.storage import TIERS, is_downgrade, volume_name
+from spaceport.services import quotas
 from spaceport.services.spaces import enqueue_build
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, DeploymentStatus, Stage, starting_stage
@@ -65,16 +66,20 @@ def restart(session: Session, settings: Settings, space: Space, *, factory: bool
         "spaceport_space_restarts", settings=settings, space=space.space_id, cause="owner"
     )
     if not factory:
-        _start(session, settings, space)
+        start(session, settings, space)
         return
     if not space.head_sha:
         raise Conflict(f"{space.space_id} has no commit to rebuild: push an app first")
+    quotas.check_build(session, settings, space)
     space.crash_count, space.retry_at = 0, None
     enqueue_build(session, space, space.head_sha, no_cache=True)
     log.info("space.factory_rebuild", space=space.space_id)
 
 
 def start(session: Session, settings: Settings, space: Space) -> None:
+    """Start (or restart) on the owner's request: a paused, stopped or sleeping Space becomes
+    awake, within its namespace's quota."""
+    quotas.check_awake(session, settings, space)
     _start(session, settings, space)
 
 
@@ -136,8 +141,15 @@ def stop(session: Session, settings: Settings, space: Space) -> None:
 
 
 def apply_change(session: Session, settings: Settings, space: Space) -> None:
-    """A change of env, hardware or storage: restart a Space that runs (or sleeps)."""
+    """A change of env, hardware or storage: restart a Space that runs (or sleeps). A Space in
+    a deep sleep whose namespace has no room left in its quota is not woken by it."""
     if space.desired in (Desired.RUNNING, Desired.SLEEPING) and release_image(session, space):
+        if space.desired == Desired.SLEEPING:
+            try:
+                quotas.check_awake(session, settings, space)
+            except quotas.QuotaExceeded:
+                session.flush()  # the change applies when it wakes (and the quota allows)
+                return
         _start(session, settings, space)
     else:
         session.flush()  # nothing runs: the change applies at the next start
@@ -154,9 +166,12 @@ def set_hardware(
         resolve_flavor(settings, flavor)
     except UnknownFlavor as exc:
         raise SpaceportError(str(exc)) from None
+    changed = space.hardware_requested != flavor
+    awake = space.desired in (Desired.RUNNING, Desired.SLEEPING)
+    if changed and awake and release_image(session, space):
+        quotas.check_awake(session, settings, space, flavor)  # it restarts on the new flavor
     if sleep_time is not None:
         space.sleep_time = sleep_time
-    changed = space.hardware_requested != flavor
     space.hardware_requested = flavor
     if changed:
         apply_change(session, settings, space)
@@ -183,6 +198,7 @@ def set_storage(session: Session, settings: Settings, space: Space, tier: str | 
             f"it first (DELETE /api/spaces/{space.space_id}/storage, its data is lost), then "
             f"choose {tier}"
         )
+    quotas.check_storage(session, settings, space, tier)
     space.storage = tier
     runs = space.desired in (Desired.RUNNING, Desired.SLEEPING)
     apply_change(session, settings, space)
@@ -223,8 +239,13 @@ def wake(settings: Settings, space_pk: int) -> bool:
     """Wake a SLEEPING Space for a visitor; returns at once (True when a wake was started).
 
     A frozen Space serves again within milliseconds, a stopped one once its app answers HTTP.
-    Paused and stopped Spaces are not woken: their owner holds them.
+    Paused and stopped Spaces are not woken: their owner holds them. A Space whose namespace
+    has no room left in its quota stays asleep: QuotaExceeded says why.
     """
+    with session_scope() as session:
+        space = session.get(Space, space_pk)
+        if space is not None and space.stage == Stage.SLEEPING:
+            quotas.check_awake(session, settings, space)
     return sleeper.wake(settings, space_pk)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from spaceport.db.models import Membership, Organization, Space, User
 from spaceport.errors import Conflict, NotFound, SpaceportError
 from spaceport.names import check_name
+from spaceport.services import quotas
 from spaceport.services.access import ORG_ROLES
 from spaceport.services.space_setup import move_space
 from spaceport.settings import Settings
@@ -89,6 +90,7 @@ def rename_org(session: Session, settings: Settings, org: Organization, new_name
     old = org.name
     owned = list(session.scalars(select(Space).where(Space.owner == old).order_by(Space.id)))
     org.name = new_name
+    quotas.rename_namespace(session, old, new_name)  # no usage added: the moves are not checked
     session.flush()
     for space in owned:
         move_space(session, settings, space, new_name, space.name)
@@ -105,6 +107,7 @@ def delete_org(session: Session, org: Organization) -> None:
             f"{org.name} still owns {len(owned)} Space(s): {shown}{more}. Move them to another "
             "owner (POST /api/repos/move) or delete them first"
         )
+    quotas.forget(session, org.name)
     session.delete(org)
 
 

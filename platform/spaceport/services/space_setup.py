@@ -21,7 +21,7 @@ from spaceport.git.repos import head_sha, init_repo, repo_path
 from spaceport.lifecycle.hardware import resolve_flavor
 from spaceport.lifecycle.proxy_routes import sync_routes, try_sync_routes
 from spaceport.names import check_name
-from spaceport.services import spaces
+from spaceport.services import quotas, spaces
 from spaceport.services import variables as env
 from spaceport.settings import Settings
 
@@ -106,6 +106,7 @@ def duplicate_space(
 ) -> Space:
     """A new Space with the source's files and variables (never its secrets), then a build."""
     check_env(secrets + variables)
+    quotas.check_copy(session, settings, owner, name, hardware)
     copy = spaces.create_space(
         session,
         settings,

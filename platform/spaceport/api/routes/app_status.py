@@ -30,6 +30,7 @@ from spaceport.proxy import app_access, embedding
 from spaceport.proxy.base import AUTHZ_PATH, PLATFORM_PATH
 from spaceport.services import access, app_visits, domains
 from spaceport.services.builds import build_log_tail
+from spaceport.services.quotas import QuotaExceeded
 from spaceport.settings import Settings
 from spaceport.stages import STATUS_MESSAGES, Stage
 from spaceport.stages import label as stage_label
@@ -38,6 +39,7 @@ log = structlog.get_logger(__name__)
 templates = Jinja2Templates(directory=str(Path(__file__).parents[2] / "templates"))
 
 NOT_ANSWERING = "The app is not answering right now; it is probably restarting."
+OVER_QUOTA = "This Space is asleep and stays asleep: its owner has no room left in their quota."
 COLORS = {True: "#fbbf24", False: "#f87171"}
 LOG_STAGES = {Stage.BUILDING, Stage.RUNNING_BUILDING}
 LOG_LINES = 60
@@ -206,13 +208,20 @@ async def status_page(settings: Settings, request: Request, visit: Visit) -> Res
     space = visit.space
     assert space is not None
     stage = Stage(space.stage)
+    refusal = None
     if stage == Stage.SLEEPING:
         from spaceport.services import operations
 
-        woke = await asyncio.to_thread(operations.wake, settings, space.id)
-        log.info("app.wake", space=space.space_id, started=woke)
+        try:
+            woke = await asyncio.to_thread(operations.wake, settings, space.id)
+            log.info("app.wake", space=space.space_id, started=woke)
+        except QuotaExceeded as exc:  # it stays asleep: the visitor learns why
+            refusal = str(exc)
+            log.info("app.wake_over_quota", space=space.space_id)
     proxy_error = request.headers.get("x-spaceport-proxy-error")
     message, waiting = STATUS_MESSAGES.get(stage, ("", False))
+    if refusal is not None:
+        message, waiting = OVER_QUOTA, False
     if proxy_error and stage == Stage.RUNNING:
         message = NOT_ANSWERING
     lines = (
@@ -224,7 +233,7 @@ async def status_page(settings: Settings, request: Request, visit: Visit) -> Res
     headers.update(dict(embedding.response_headers(space.card_data)))
     headers["retry-after"] = "2" if waiting else "30"
     code = 502 if proxy_error and stage == Stage.RUNNING else 503
-    error = None if waiting else space.error_message
+    error = refusal or (None if waiting else space.error_message)
     if wants_json(request):
         body: dict[str, Any] = {
             "space": space.space_id,

@@ -21,8 +21,9 @@ from spaceport.api.deps import client_address, header_principal
 from spaceport.db.session import get_session, session_scope
 from spaceport.errors import Unauthorized
 from spaceport.git import browse
+from spaceport.git.pre_receive import REFUSE_MAIN
 from spaceport.git.repos import head_sha, repo_path
-from spaceport.services import access, audit, spaces
+from spaceport.services import access, audit, quotas, spaces
 from spaceport.settings import get_settings
 
 router = APIRouter(include_in_schema=False)
@@ -72,6 +73,9 @@ async def git_http(
     receiving = write and git_path == "git-receive-pack"
     before = head_sha(repo) if receiving else None
     refs_before = dict(browse.refs(repo)) if receiving else {}
+    # A push to main starts a build: over quota, the pre-receive hook refuses main (other
+    # branches still land) and git prints why; nothing runs or stops because of it.
+    refusal = quotas.build_refusal(session, settings, space) if receiving else None
     space_pk = space.id
     pusher = audit.Actor.of(user, client_address(request))  # plain strings: outlive the session
     session.close()
@@ -91,6 +95,10 @@ async def git_http(
         # The pre-receive hook reads the node's limits from the same settings.
         **{k: v for k, v in os.environ.items() if k.startswith("SPACEPORT_")},
     }
+    if refusal is not None:
+        env[REFUSE_MAIN] = refusal
+    if pythonpath := os.environ.get("PYTHONPATH"):  # the hook imports the API's own spaceport
+        env["PYTHONPATH"] = pythonpath
     if length := request.headers.get("content-length"):
         env["CONTENT_LENGTH"] = length
     if enc := request.headers.get("content-encoding"):

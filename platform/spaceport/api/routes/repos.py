@@ -19,7 +19,7 @@ from spaceport.db.session import get_session
 from spaceport.errors import Forbidden, RepoNotFound, SpaceportError
 from spaceport.lifecycle.proxy_routes import try_sync_routes
 from spaceport.names import split_space_id
-from spaceport.services import access, audit, spaces
+from spaceport.services import access, audit, quotas, spaces
 from spaceport.services.operations import delete_space
 from spaceport.services.space_setup import check_env, check_hardware, move_space, store_env
 from spaceport.settings import get_settings
@@ -76,6 +76,7 @@ def create_repo(
             409, f"You already created this space repo: {owner}/{body.name}", url=url
         )
     settings = get_settings()
+    quotas.check_new_space(session, settings, owner)
     check_env([e.entry() for e in [*body.secrets, *body.variables]])
     try:
         space = spaces.create_space(
@@ -156,6 +157,8 @@ def move_repo(
     refusal = access.create_refusal(dst_owner, who, dst_name)
     if refusal is not None:
         raise Forbidden(refusal)
+    settings = get_settings()
+    quotas.check_move(session, settings, space, dst_owner, dst_name)
     old_id = space.space_id
     # Under the new id (its page shows it); the old namespace's log keeps it as the target.
     audit.record(
@@ -163,5 +166,5 @@ def move_repo(
     )
     if dst_owner != src_owner:
         audit.record(session, by, "space.move", space=old_id, destination=f"{dst_owner}/{dst_name}")
-    move_space(session, get_settings(), space, dst_owner, dst_name)
+    move_space(session, settings, space, dst_owner, dst_name)
     return {"id": space.space_id}
