@@ -15,7 +15,7 @@ from spaceport.api.deps import Principal, client_address, console_principal
 from spaceport.auth import sessions
 from spaceport.auth.tokens import lookup_token
 from spaceport.db.session import get_session
-from spaceport.services import audit
+from spaceport.services import app_visits, audit
 from spaceport.settings import get_settings
 
 router = APIRouter(include_in_schema=False)
@@ -100,6 +100,7 @@ def logout(
             audit.record(session, actor, "user.signout")
         sessions.end_session(session, value)
         session.commit()
+        app_visits.credentials_changed()  # the app cookies it signed in to end with it
         sessions.clear_session_cookie(response)
     elif value:
         response = RedirectResponse("/", status_code=303)  # forged: keep the session
