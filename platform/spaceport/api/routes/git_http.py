@@ -74,6 +74,7 @@ async def git_http(
     refs_before = dict(browse.refs(repo)) if receiving else {}
     space_pk = space.id
     pusher = audit.Actor.of(user, client_address(request))  # plain strings: outlive the session
+    session.commit()  # the token's last use (lookup_token), shown on the tokens page
     session.close()
 
     env = {
