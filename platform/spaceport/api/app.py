@@ -25,12 +25,14 @@ from spaceport.api.routes import (
     console,
     console_account,
     console_auth,
+    console_join,
     console_orgs,
     embed,
     git_http,
     hf_commits,
     hf_files,
     hf_spaces,
+    invitations,
     metrics,
     orgs,
     repos,
@@ -131,6 +133,8 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     ):
         app.include_router(module.router, dependencies=checked)
     app.include_router(audit_log.router, dependencies=checked)  # the audit log's readers
+    for module in (invitations, console_join):  # sign-up by invitation link
+        app.include_router(module.router, dependencies=checked)
     for module in (embed, metrics, app_access):  # proxy: embedding, traffic, private apps
         app.include_router(module.router, dependencies=checked)
     return app
