@@ -36,10 +36,10 @@ def space_by_id(space_id: str) -> Space | None:
     return space
 
 
-# Bumped after a commit that ends credentials (a token revoked, a user deactivated or
-# deleted): the app hosts' short authorization cache (api/routes/app_status.py) drops what it
-# decided before, so the change holds on this node's next request. (Other nodes' caches
-# forget within their few seconds' lifetime.)
+# Bumped after a commit that changes credentials (a token revoked, a user deactivated,
+# reactivated or deleted): the app hosts' short authorization cache (api/routes/app_status.py)
+# drops what it decided before, so the change holds on this node's next request. (Other nodes'
+# caches forget within their few seconds' lifetime.)
 _generation = 0
 
 

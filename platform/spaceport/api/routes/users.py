@@ -169,6 +169,7 @@ def activate_user(
     accounts.activate(user)
     audit.record(session, by, "user.activate", target=name)
     session.commit()
+    app_visits.credentials_changed()  # the app hosts' cache may hold a "no" for them
     return user_dict(user)
 
 
