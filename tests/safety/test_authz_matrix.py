@@ -64,6 +64,13 @@ MATRIX: dict[tuple[str, str], Op] = {
     ("GET", "/api/v1/hardware"): Op("user"),
     ("GET", "/api/v1/users"): Op("admin"),
     ("POST", "/api/v1/users"): Op("admin", {"name": "authz-never-made"}),
+    ("POST", "/api/v1/users/{name}/deactivate"): Op("admin"),  # {name}: no such user
+    ("POST", "/api/v1/users/{name}/activate"): Op("admin"),
+    ("DELETE", "/api/v1/users/{name}"): Op("admin"),
+    # Site admins and organization admins (`other` and `reader` are neither).
+    ("GET", "/api/v1/invitations"): Op("admin"),
+    ("POST", "/api/v1/invitations"): Op("admin", {"days": 1}),
+    ("DELETE", "/api/v1/invitations/{invitation_id}"): Op("admin"),
     ("GET", "/api/v1/admin/overview"): Op("admin"),
     ("GET", "/api/v1/nodes"): Op("admin"),
     ("POST", "/api/v1/nodes/{name}/availability"): Op("admin", {"availability": "active"}),
@@ -215,6 +222,7 @@ def call(world: World, who: str, method: str, template: str, space_id: str) -> h
         revision="main",
         path="README.md",
         token_id=999_999,
+        invitation_id=999_999,
         domain="authz.example.test",
         org=world.spare_org
         if (method, template) == ("DELETE", "/api/v1/orgs/{org}")
