@@ -42,6 +42,7 @@ def tokens_page(
         sessions=[t for t in tokens if t["kind"] == "session"],
         current=getattr(request.state, "session_token_id", None),
         url=get_settings().url.rstrip("/"),
+        scope_choices=users.scope_choices(session, who.user),
     )
 
 
@@ -68,7 +69,8 @@ def users_page(
         return forbidden(request, who)
     people = users.users_with_space_counts(session)
     people.sort(key=lambda u: (not u["isAdmin"], u["name"]))
-    return page(request, "users.html", who, nav="users", users=people)
+    days = get_settings().invitation_days
+    return page(request, "users.html", who, nav="users", users=people, invitation_days=days)
 
 
 @router.get("/admin", response_class=HTMLResponse)
