@@ -5,6 +5,7 @@ huggingface_hub against the session's node."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from datetime import timedelta
 
@@ -52,6 +53,18 @@ def test_a_scoped_token_reaches_only_its_space(node: Node) -> None:
     assert f"limited to space:{mine}" in pushed.stderr, pushed.stderr
     pushed = node.push(EXAMPLES / "static-site", mine, scoped["token"])
     assert pushed.returncode == 0, pushed.stderr
+
+    # Signed in to the console with it, the session is no wider than the token.
+    browser = console_client(node, scoped["token"])
+    csrf = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', browser.get("/").text)
+    assert csrf
+    headers = {"X-CSRF-Token": csrf.group(1)}
+    r = browser.put(f"/api/spaces/{other}/settings", json={"private": True}, headers=headers)
+    assert r.status_code == 403 and f"limited to space:{mine}" in r.json()["error"]
+    with node.api(alice.token) as c:
+        [listed] = [t for t in c.get("/api/v1/tokens").json() if t["kind"] == "session"]
+        assert listed["scope"] == [f"space:{mine}"] and listed["expiresAt"] == scoped["expiresAt"]
+    browser.close()
 
 
 def test_a_scope_must_name_what_its_user_reaches(node: Node) -> None:

@@ -79,7 +79,9 @@ def login(
         message = "That token is not valid. Paste an access token (it starts with sp_)."
         return login_page(request, target, message, status_code=401)
     sessions.clear_login_failures(settings, client)
-    value = sessions.start_session(session, found.user, found.role)
+    value = sessions.start_session(
+        session, found.user, found.role, scope=found.scope, expires_at=found.expires_at
+    )
     audit.record(session, audit.Actor(found.user.name, found.name, client), "user.signin")
     session.commit()
     response = RedirectResponse(target, status_code=303)
