@@ -50,7 +50,12 @@ def test_admin_invites_deactivates_and_deletes_users(
     page.goto(f"{CONSOLE}/admin/users")
     page.click("#new-invitation button[type=submit]")
     page.wait_for_selector("#invite-shown:not(.hidden)")
-    assert page.inner_text("#invite-url").startswith(f"{CONSOLE}/join/")
+    link = page.inner_text("#invite-url")
+    assert link.startswith(f"{CONSOLE}/join/")
+    page.reload()  # listed as pending, and revocable
+    page.click("#invitations-table tr:first-child [data-uninvite]")
+    page.wait_for_selector(".toast.ok")
+    assert httpx.get(link, timeout=30).status_code == 410
 
     with httpx.Client(base_url=node.url, headers={"Authorization": f"Bearer {node.token}"}) as c:
         made = c.post("/api/v1/users", json={"name": unique("leaver")}).json()

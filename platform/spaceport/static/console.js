@@ -357,6 +357,17 @@
       toast(err.message, 'err');
     }
   });
+  document.addEventListener('click', async (e) => {
+    const b = e.target.closest('[data-uninvite]');
+    if (!b) return;
+    try {
+      await api('DELETE', `/api/v1/invitations/${b.dataset.uninvite}`);
+      b.closest('tr').remove();
+      toast('Invitation revoked: its link no longer works', 'ok');
+    } catch (err) {
+      toast(err.message, 'err');
+    }
+  });
   const userDelete = document.getElementById('user-delete-dialog');
   if (userDelete) {
     let target = '';

@@ -17,7 +17,7 @@ from spaceport.api.console_pages import page, sign_in_redirect
 from spaceport.api.deps import Principal, console_principal
 from spaceport.db.session import get_session
 from spaceport.errors import SpaceportError
-from spaceport.services import audit, overview, users
+from spaceport.services import audit, invitations, overview, users
 from spaceport.services.users import token_dict
 from spaceport.settings import get_settings
 
@@ -70,7 +70,16 @@ def users_page(
     people = users.users_with_space_counts(session)
     people.sort(key=lambda u: (not u["isAdmin"], u["name"]))
     days = get_settings().invitation_days
-    return page(request, "users.html", who, nav="users", users=people, invitation_days=days)
+    links = [invitations.as_dict(i) for i in invitations.visible(session, who)]
+    return page(
+        request,
+        "users.html",
+        who,
+        nav="users",
+        users=people,
+        invitation_days=days,
+        invitations=[i for i in links if i["status"] == "pending"],
+    )
 
 
 @router.get("/admin", response_class=HTMLResponse)
