@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from spaceport.api.deps import Principal, client_address, require_principal, require_write
+from spaceport.api.deps import Principal, acting, require_principal, require_write
 from spaceport.db.session import get_session
 from spaceport.errors import Forbidden
 from spaceport.services import audit, invitations
@@ -48,8 +48,8 @@ def list_invitations(
 @router.post("/invitations", status_code=201)
 def create_invitation(
     body: NewInvitation,
-    request: Request,
     who: Principal = Depends(require_write),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """A one-time sign-up link (in this answer only): whoever opens it picks a user name,
@@ -61,11 +61,10 @@ def create_invitation(
     )
     audit.record(
         session,
-        who,
+        by,
         "user.invite",
         namespace=body.org,
         target=f"invitation {invitation.id}",
-        ip=client_address(request),
         org=body.org,
         role=invitation.role,
         expiresAt=invitations.as_dict(invitation)["expiresAt"],
@@ -76,9 +75,9 @@ def create_invitation(
 
 @router.delete("/invitations/{invitation_id}")
 def revoke_invitation(
-    request: Request,
     invitation_id: int = Path(ge=1, le=2**63 - 1),
     who: Principal = Depends(require_write),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """Revoke a link not used yet: it stops working at once."""
@@ -88,11 +87,10 @@ def revoke_invitation(
     invitations.revoke(session, invitation)
     audit.record(
         session,
-        who,
+        by,
         "user.invite.revoke",
         namespace=out["org"],
         target=f"invitation {invitation_id}",
-        ip=client_address(request),
     )
     session.commit()
     return {"revoked": out}
