@@ -154,6 +154,8 @@ def test_scoped_expiring_tokens_invitations_and_user_admin(node: Node, cli: Cli)
         assert r.status_code == 200, r.text
     assert cli("users", "deactivate", name).returncode == 0
     assert cli("whoami", token=token).returncode == 3
+    [row] = [ln for ln in cli("users", "list").stdout.splitlines() if name in ln]
+    assert "(deactivated)" in row
     assert cli("users", "activate", name).returncode == 0
     assert cli.json("whoami", token=token)["name"] == name
     refused = cli("users", "delete", name)

@@ -78,6 +78,8 @@ def users_list(as_json: bool = JSON) -> None:
         table.add_column(col)
     for u in users:
         role = "[magenta]admin[/]" if u["isAdmin"] else "user"
+        if u.get("deactivatedAt"):
+            role += " [red](deactivated)[/]"
         table.add_row(escape(u["name"]), role, str(u["spaces"]), ago(u["createdAt"]))
     console.print(table)
 
