@@ -221,6 +221,13 @@ class Settings(BaseSettings):
     admin_user: str = "admin"
     admin_token: str | None = None
     secret_key: str | None = Field(default=None, description="Key for secrets at rest.")
+    invitation_days: int = Field(
+        default=7,
+        ge=1,
+        le=365,
+        description="How many days a sign-up link (`POST /api/v1/invitations`) works, unless "
+        "the invitation names its own; each link works once.",
+    )
 
     # Docker and builds.
     docker_cli: str | None = Field(

@@ -119,3 +119,46 @@ def test_doctor_and_proxy_operator_commands(cli: Cli) -> None:
     runtimes = next(c for c in typo["checks"] if c["name"] == "runtimes")
     assert typo["ok"] is False and runtimes["status"] == "fail", runtimes
     assert "runsk (for SPACEPORT_APP_RUNTIME)" in runtimes["detail"], runtimes
+
+
+def test_scoped_expiring_tokens_invitations_and_user_admin(node: Node, cli: Cli) -> None:
+    space_id = node.create_space(unique("cli-scope"), sdk="static")
+    made = cli.json(
+        "tokens",
+        "create",
+        unique("ci"),
+        "--role",
+        "write",
+        "--scope",
+        f"space:{space_id}",
+        "--expires",
+        "30d",
+    )
+    assert made["scope"] == [f"space:{space_id}"] and made["expiresAt"]
+    listed = cli("tokens", "list")
+    assert f"space:{space_id}" in listed.stdout
+    me = Cli(cli.creds, node).json("whoami", token=made["token"])
+    assert me["auth"]["accessToken"]["role"] == "fineGrained"
+    bad = cli("tokens", "create", "x", "--scope", "nonsense")
+    assert bad.returncode != 0 and "space:owner/name" in bad.stderr
+
+    link = cli.json("users", "invite", "--days", "3")
+    assert "/join/" in link["url"] and link["status"] == "pending"
+    assert str(link["id"]) in cli("users", "invitations").stdout
+    assert cli("users", "uninvite", str(link["id"])).returncode == 0
+
+    name = unique("cli-user")
+    token = cli.json("users", "create", name)["token"]
+    with node.api(token) as c:  # a Space of their own
+        r = c.post("/api/repos/create", json={"type": "space", "name": "kept", "sdk": "static"})
+        assert r.status_code == 200, r.text
+    assert cli("users", "deactivate", name).returncode == 0
+    assert cli("whoami", token=token).returncode == 3
+    [row] = [ln for ln in cli("users", "list").stdout.splitlines() if name in ln]
+    assert "(deactivated)" in row
+    assert cli("users", "activate", name).returncode == 0
+    assert cli.json("whoami", token=token)["name"] == name
+    refused = cli("users", "delete", name)
+    assert refused.returncode == 6 and f"{name}/kept" in refused.stderr
+    done = cli.json("users", "delete", name, "--delete-spaces", "--confirm", name)
+    assert done["deletedSpaces"] == [f"{name}/kept"]

@@ -204,18 +204,25 @@ def test_path_mode_urls_and_app_env(tmp_path: Path) -> None:
 
 def test_app_tickets_are_single_host_short_lived_and_checked(tmp_path: Path) -> None:
     settings = _settings(tmp_path, secret_key="k1")
-    cookie = app_access.issue_cookie(settings, "alice", "o-p.localhost")
-    assert app_access.cookie_user(settings, cookie, "o-p.localhost") == "alice"
-    assert app_access.cookie_user(settings, cookie, "o-other.localhost") is None
-    assert app_access.cookie_user(settings, cookie + "x", "o-p.localhost") is None
-    ticket = app_access.issue_ticket(settings, "alice", "o-p.localhost")
-    assert app_access.cookie_user(settings, ticket, "o-p.localhost") is None  # not a cookie
+    grant = app_access.Grant("alice", "o-p.localhost", 0, token_id=7)
+    cookie = app_access.issue_cookie(settings, grant)
+    opened = app_access.cookie_grant(settings, cookie, "o-p.localhost")
+    assert opened is not None and (opened.user, opened.token_id) == ("alice", 7)
+    assert app_access.cookie_grant(settings, cookie, "o-other.localhost") is None
+    assert app_access.cookie_grant(settings, cookie + "x", "o-p.localhost") is None
+    ticket = app_access.issue_ticket(settings, "alice", "o-p.localhost", 7)
+    assert app_access.cookie_grant(settings, ticket, "o-p.localhost") is None  # not a cookie
     other_key = _settings(tmp_path, secret_key="k2")
-    assert app_access.cookie_user(other_key, cookie, "o-p.localhost") is None
+    assert app_access.cookie_grant(other_key, cookie, "o-p.localhost") is None
     expired = app_access._seal(
-        settings, "cookie", app_access.Grant("alice", "o-p.localhost", time.time() - 1)
+        settings, "cookie", app_access.Grant("alice", "o-p.localhost", time.time() - 1, "", 7)
     )
-    assert app_access.cookie_user(settings, expired, "o-p.localhost") is None
+    assert app_access.cookie_grant(settings, expired, "o-p.localhost") is None
+    # A cookie that names no console session (issued before grants carried one): sign in again.
+    sessionless = app_access._seal(
+        settings, "cookie", app_access.Grant("alice", "o-p.localhost", time.time() + 60)
+    )
+    assert app_access.cookie_grant(settings, sessionless, "o-p.localhost") is None
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ NDJSON = (
 
 @dataclass(frozen=True)
 class Op:
-    kind: str  # read | write | dup | admin | user | anyone | create | repo_write | namespace
+    kind: str  # read | write | dup | admin | user | anyone | create | repo_write | inviter | ...
     body: Any = None
     ndjson: bool = False
 
@@ -64,6 +64,14 @@ MATRIX: dict[tuple[str, str], Op] = {
     ("GET", "/api/v1/hardware"): Op("user"),
     ("GET", "/api/v1/users"): Op("admin"),
     ("POST", "/api/v1/users"): Op("admin", {"name": "authz-never-made"}),
+    ("POST", "/api/v1/users/{name}/deactivate"): Op("admin"),  # {name}: no such user
+    ("POST", "/api/v1/users/{name}/activate"): Op("admin"),
+    ("DELETE", "/api/v1/users/{name}"): Op("admin"),
+    # `inviter`: site admins and organization admins (the owner, `reader`'s user, is one of
+    # the world's organization; `other` is none); changes need a write token.
+    ("GET", "/api/v1/invitations"): Op("inviter"),
+    ("POST", "/api/v1/invitations"): Op("inviter", {"days": 1}),
+    ("DELETE", "/api/v1/invitations/{invitation_id}"): Op("inviter"),
     ("GET", "/api/v1/admin/overview"): Op("admin"),
     ("GET", "/api/v1/nodes"): Op("admin"),
     ("POST", "/api/v1/nodes/{name}/availability"): Op("admin", {"availability": "active"}),
@@ -219,6 +227,7 @@ def call(world: World, who: str, method: str, template: str, space_id: str) -> h
         revision="main",
         path="README.md",
         token_id=999_999,
+        invitation_id=999_999,
         domain="authz.example.test",
         org=world.spare_org
         if (method, template) == ("DELETE", "/api/v1/orgs/{org}")
@@ -342,17 +351,29 @@ def test_space_routes(world: World, method: str, template: str) -> None:
                 assert not refused(r), f"{who} {method} {template}: {r.status_code} {text(r)}"
 
 
+# Who a node route refuses with 403 (besides anonymous' 401): a read-only token changes no
+# invitation, and only site and organization admins have any.
+REFUSED = {
+    ("admin", "reader"),
+    ("admin", "other"),
+    ("user_write", "reader"),
+    ("inviter", "other"),
+    ("namespace", "other"),
+}
+
+
 @pytest.mark.parametrize(
     ("method", "template"),
     [
         k
         for k, op in MATRIX.items()
-        if op.kind in ("admin", "user", "user_write", "anyone", "namespace")
+        if op.kind in ("admin", "user", "user_write", "anyone", "inviter", "namespace")
     ],
     ids=lambda v: str(v),
 )
 def test_node_routes(world: World, method: str, template: str) -> None:
     op = MATRIX[(method, template)]
+    method_kind = "read" if method == "GET" else "write"
     for who in ("anonymous", "reader", "other", "admin"):
         r = call(world, who, method, template, world.public)
         label = f"{who} {method} {template}: {r.status_code} {text(r)}"
@@ -360,11 +381,10 @@ def test_node_routes(world: World, method: str, template: str) -> None:
             assert r.status_code not in (401, 403), label
         elif who == "anonymous":
             assert r.status_code == 401, label
-        elif (op.kind, who) in (
-            ("admin", "reader"),
-            ("admin", "other"),
-            ("user_write", "reader"),
-            ("namespace", "other"),
+        elif (op.kind, who) in REFUSED or (op.kind, who, method_kind) == (
+            "inviter",
+            "reader",
+            "write",
         ):
             assert r.status_code == 403, label
         else:

@@ -25,6 +25,7 @@ from spaceport.api.routes import (
     console,
     console_account,
     console_auth,
+    console_join,
     console_orgs,
     console_quotas,
     embed,
@@ -32,6 +33,7 @@ from spaceport.api.routes import (
     hf_commits,
     hf_files,
     hf_spaces,
+    invitations,
     metrics,
     orgs,
     quotas,
@@ -133,7 +135,9 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     ):
         app.include_router(module.router, dependencies=checked)
     app.include_router(audit_log.router, dependencies=checked)  # the audit log's readers
-    for module in (quotas, console_quotas):
+    for module in (quotas, console_quotas):  # limits per user and organization
+        app.include_router(module.router, dependencies=checked)
+    for module in (invitations, console_join):  # sign-up by invitation link
         app.include_router(module.router, dependencies=checked)
     for module in (embed, metrics, app_access):  # proxy: embedding, traffic, private apps
         app.include_router(module.router, dependencies=checked)

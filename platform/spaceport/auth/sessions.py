@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.cookies import SimpleCookie
 
 import redis
@@ -57,8 +57,17 @@ def is_session_token(token: Token) -> bool:
     return token.name.startswith(SESSION_TOKEN_NAME)
 
 
-def start_session(session: Session, user: User, role: str) -> str:
-    """Issue the session's own token; also drops this user's sessions older than the max age."""
+def start_session(
+    session: Session,
+    user: User,
+    role: str,
+    *,
+    scope: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> str:
+    """Issue the session's own token; also drops this user's sessions older than the max age.
+    A session signed in with a fine-grained or expiring token keeps its scope and expiry: the
+    console reaches no more, and no longer, than the token typed in."""
     cutoff = utcnow() - SESSION_MAX_AGE
     session.execute(
         delete(Token).where(
@@ -68,7 +77,8 @@ def start_session(session: Session, user: User, role: str) -> str:
         )
     )
     stamp = utcnow().strftime("%Y-%m-%d %H:%M")
-    return issue_token(session, user, f"{SESSION_TOKEN_NAME} ({stamp} UTC)", role)
+    name = f"{SESSION_TOKEN_NAME} ({stamp} UTC)"
+    return issue_token(session, user, name, role, scope=scope, expires_at=expires_at)
 
 
 def end_session(session: Session, session_token: str) -> None:

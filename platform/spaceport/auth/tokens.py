@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,13 +28,22 @@ def hash_token(value: str) -> str:
 
 
 def issue_token(
-    session: Session, user: User, name: str, role: str = "write", value: str | None = None
+    session: Session,
+    user: User,
+    name: str,
+    role: str = "write",
+    value: str | None = None,
+    *,
+    scope: list[str] | None = None,
+    expires_at: datetime | None = None,
 ) -> str:
     """Create a token for `user`; returns the clear value, which is never stored."""
     if role not in ROLES:
         raise ValueError(f"token role must be one of {', '.join(ROLES)} (got {role!r})")
     value = value or new_token_value()
-    session.add(Token(user=user, name=name, token_hash=hash_token(value), role=role))
+    token = Token(user=user, name=name, token_hash=hash_token(value), role=role)
+    token.scope, token.expires_at = scope, expires_at
+    session.add(token)
     session.flush()
     return value
 

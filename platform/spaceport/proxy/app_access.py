@@ -14,8 +14,9 @@ redirect handshake instead:
 
 API clients send the owner's token instead (`Authorization: Bearer ...`); the proxy drops that
 header before the app sees it. Tickets and cookies are Fernet tokens (signed and encrypted with
-the node's secret key) that name the user and the host, so a cookie of one app is worth nothing
-on another.
+the node's secret key) that name the user, the host and the console session (its token id) they
+were issued from, so a cookie of one app is worth nothing on another, and signing out, revoking
+that session or deactivating the user ends the app cookie too (services/app_visits.visitor).
 """
 
 from __future__ import annotations
@@ -43,16 +44,25 @@ CONSOLE_LOGIN_PATH = "/login"
 
 @dataclass(frozen=True)
 class Grant:
-    """A user's right to one app host until `expires` (epoch seconds)."""
+    """A user's right to one app host until `expires` (epoch seconds), for as long as the
+    console session `token_id` it came from lasts."""
 
     user: str
     host: str
     expires: float
     nonce: str = ""
+    token_id: int | None = None
 
 
 def _seal(settings: Settings, kind: str, grant: Grant) -> str:
-    body = {"k": kind, "u": grant.user, "h": grant.host, "e": grant.expires, "n": grant.nonce}
+    body = {
+        "k": kind,
+        "u": grant.user,
+        "h": grant.host,
+        "e": grant.expires,
+        "n": grant.nonce,
+        "t": grant.token_id,
+    }
     return encrypt(settings, json.dumps(body)).decode()
 
 
@@ -63,35 +73,47 @@ def _open(settings: Settings, kind: str, value: str, host: str) -> Grant | None:
         return None
     if not isinstance(body, dict) or body.get("k") != kind:
         return None
-    grant = Grant(str(body["u"]), str(body["h"]), float(body["e"]), str(body.get("n", "")))
-    if grant.host != host.lower() or grant.expires < time.time():
-        return None
+    token_id = body.get("t")
+    grant = Grant(
+        str(body["u"]),
+        str(body["h"]),
+        float(body["e"]),
+        str(body.get("n", "")),
+        int(token_id) if isinstance(token_id, int) else None,
+    )
+    if grant.host != host.lower() or grant.expires < time.time() or grant.token_id is None:
+        return None  # no session behind it (a cookie from before grants named one): sign in
     return grant
 
 
-def issue_ticket(settings: Settings, user: str, host: str) -> str:
-    grant = Grant(user, host.lower(), time.time() + TICKET_TTL_S, secrets.token_urlsafe(12))
+def issue_ticket(settings: Settings, user: str, host: str, token_id: int) -> str:
+    """A one-minute ticket for `user` on `host`, from their console session `token_id`."""
+    grant = Grant(
+        user, host.lower(), time.time() + TICKET_TTL_S, secrets.token_urlsafe(12), token_id
+    )
     return _seal(settings, "ticket", grant)
 
 
-def redeem_ticket(settings: Settings, ticket: str, host: str) -> str | None:
-    """The user a ticket was issued to, once: a replayed ticket (from a log, say) is refused."""
+def redeem_ticket(settings: Settings, ticket: str, host: str) -> Grant | None:
+    """The grant a ticket carries, once: a replayed ticket (from a log, say) is refused."""
     grant = _open(settings, "ticket", ticket, host)
     if grant is None:
         return None
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
     if not client.set(f"spaceport:app-ticket:{grant.nonce}", 1, nx=True, ex=TICKET_TTL_S * 2):
         return None
-    return grant.user
+    return grant
 
 
-def issue_cookie(settings: Settings, user: str, host: str) -> str:
-    return _seal(settings, "cookie", Grant(user, host.lower(), time.time() + COOKIE_TTL_S))
+def issue_cookie(settings: Settings, grant: Grant) -> str:
+    """The app host's cookie for a redeemed ticket: same user and session, a day long."""
+    cookie = Grant(grant.user, grant.host, time.time() + COOKIE_TTL_S, "", grant.token_id)
+    return _seal(settings, "cookie", cookie)
 
 
-def cookie_user(settings: Settings, value: str | None, host: str) -> str | None:
-    grant = _open(settings, "cookie", value, host) if value else None
-    return grant.user if grant else None
+def cookie_grant(settings: Settings, value: str | None, host: str) -> Grant | None:
+    """The grant an app cookie carries for this host, or None (none, forged, expired)."""
+    return _open(settings, "cookie", value, host) if value else None
 
 
 def start_url(settings: Settings, app_url: str) -> str:

@@ -7,10 +7,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from spaceport.auth.principal import Principal, org_roles, principal_of
-from spaceport.auth.tokens import lookup_token
+from spaceport.auth.sessions import session_expired
+from spaceport.auth.tokens import is_usable, lookup_token
 from spaceport.db import queries
-from spaceport.db.models import Space, User
+from spaceport.db.models import Space, Token
 from spaceport.db.session import session_scope
+from spaceport.proxy.app_access import Grant as AppGrant
 from spaceport.settings import Settings
 
 
@@ -34,8 +36,26 @@ def space_by_id(space_id: str) -> Space | None:
     return space
 
 
-def visitor(tokens: list[str], cookie_user: str | None) -> Principal | None:
-    """The first valid token's owner, else the user the app cookie names; None: a stranger."""
+# Bumped after a commit that changes credentials (a token revoked, a user deactivated,
+# reactivated or deleted): the app hosts' short authorization cache (api/routes/app_status.py)
+# drops what it decided before, so the change holds on this node's next request. (Other nodes'
+# caches forget within their few seconds' lifetime.)
+_generation = 0
+
+
+def credentials_changed() -> None:
+    global _generation
+    _generation += 1
+
+
+def credentials_generation() -> int:
+    return _generation
+
+
+def visitor(tokens: list[str], cookie: AppGrant | None) -> Principal | None:
+    """The first valid token's owner, else the user of the app cookie while the console
+    session it came from still works (not signed out, revoked, expired; the user active);
+    None: a stranger."""
     with session_scope() as session:
         for token in tokens:
             found = lookup_token(session, token)
@@ -43,11 +63,22 @@ def visitor(tokens: list[str], cookie_user: str | None) -> Principal | None:
                 who = principal_of(found)
                 session.expunge(found.user)
                 return who
-        name = cookie_user
-        user = session.scalar(select(User).where(User.name == name)) if name else None
-        if user is None or user.deactivated_at is not None:
+        if cookie is None or cookie.token_id is None:
             return None
-        who = Principal(user=user, role="read", token_name="app cookie", orgs=org_roles(user))
+        source = session.get(Token, cookie.token_id)
+        if source is None or source.user.name != cookie.user:
+            return None
+        if not is_usable(source) or session_expired(source):
+            return None
+        user = source.user
+        who = Principal(
+            user=user,
+            role="read",
+            token_name="app cookie",
+            orgs=org_roles(user),
+            scope=tuple(source.scope) if source.scope is not None else None,
+            token_id=source.id,
+        )
         session.expunge(user)
         return who
 

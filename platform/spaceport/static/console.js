@@ -258,7 +258,12 @@
     newToken.addEventListener('submit', async (e) => {
       e.preventDefault();
       try {
-        const t = await api('POST', '/api/v1/tokens', formData(newToken));
+        const f = formData(newToken);
+        const body = { name: f.name, role: f.role };
+        const scope = (f.scope || '').split(',').map((v) => v.trim()).filter(Boolean);
+        if (scope.length) body.scope = scope;
+        if (f.expiresInDays) body.expiresInDays = Number(f.expiresInDays);
+        const t = await api('POST', '/api/v1/tokens', body);
         document.getElementById('token-value').textContent = t.token;
         document.getElementById('token-shown').classList.remove('hidden');
         const tbody = document.querySelector('#tokens-table tbody');
@@ -266,9 +271,11 @@
         if (none) none.remove();
         const tr = document.createElement('tr');
         tr.dataset.token = t.id;
-        tr.innerHTML = '<td><strong></strong></td><td><span class="chip"></span></td><td class="small muted">just now</td><td class="small muted">never</td><td class="actions"><button class="btn small danger">Revoke</button></td>';
+        tr.innerHTML = '<td><strong></strong></td><td><span class="chip"></span></td><td class="small" data-col="scope"></td><td class="small muted">just now</td><td class="small muted" data-col="expires"></td><td class="small muted">never</td><td class="actions"><button class="btn small danger">Revoke</button></td>';
         tr.querySelector('strong').textContent = t.name;
         tr.querySelector('.chip').textContent = t.role;
+        tr.querySelector('[data-col=scope]').textContent = t.scope ? t.scope.join(', ') : 'all you can reach';
+        tr.querySelector('[data-col=expires]').textContent = t.expiresAt ? `${t.expiresAt.slice(0, 16).replace('T', ' ')} UTC` : 'never';
         const b = tr.querySelector('button');
         b.dataset.revoke = t.id;
         b.dataset.name = t.name;
@@ -311,6 +318,84 @@
         tr.querySelector('.chip').textContent = u.isAdmin ? 'admin' : 'user';
         document.querySelector('#users-table tbody').appendChild(tr);
         newUser.reset();
+      } catch (err) {
+        toast(err.message, 'err');
+      }
+    });
+  }
+
+  /* ---- Invitation links, deactivate / activate / delete users (administrators). ---- */
+  const newInvite = document.getElementById('new-invitation');
+  if (newInvite) {
+    newInvite.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const f = formData(newInvite);
+      const body = {};
+      if (f.org) { body.org = f.org; body.role = f.role; }
+      if (f.days) body.days = Number(f.days);
+      try {
+        const inv = await api('POST', '/api/v1/invitations', body);
+        document.getElementById('invite-url').textContent = inv.url;
+        document.getElementById('invite-until').textContent = `${inv.expiresAt.slice(0, 16).replace('T', ' ')} UTC`;
+        document.getElementById('invite-shown').classList.remove('hidden');
+        newInvite.reset();
+      } catch (err) {
+        toast(err.message, 'err');
+      }
+    });
+  }
+  document.addEventListener('click', async (e) => {
+    const b = e.target.closest('[data-user-action]');
+    if (!b) return;
+    const { userAction: action, name } = b.dataset;
+    if (action === 'deactivate' && !window.confirm(`Deactivate ${name}? Their tokens, console sessions and app sign-ins stop at once; their Spaces keep running.`)) return;
+    try {
+      await api('POST', `/api/v1/users/${encodeURIComponent(name)}/${action}`);
+      toast(`${name} ${action}d`, 'ok');
+      setTimeout(() => location.reload(), 500);
+    } catch (err) {
+      toast(err.message, 'err');
+    }
+  });
+  document.addEventListener('click', async (e) => {
+    const b = e.target.closest('[data-uninvite]');
+    if (!b) return;
+    try {
+      await api('DELETE', `/api/v1/invitations/${b.dataset.uninvite}`);
+      b.closest('tr').remove();
+      toast('Invitation revoked: its link no longer works', 'ok');
+    } catch (err) {
+      toast(err.message, 'err');
+    }
+  });
+  const userDelete = document.getElementById('user-delete-dialog');
+  if (userDelete) {
+    let target = '';
+    document.addEventListener('click', (e) => {
+      const b = e.target.closest('[data-user-delete]');
+      if (!b) return;
+      target = b.dataset.userDelete;
+      document.getElementById('user-delete-name').textContent = target;
+      document.getElementById('user-delete-count').textContent = b.dataset.spaces;
+      userDelete.querySelectorAll('input[type=text]').forEach((i) => { i.value = ''; });
+      userDelete.showModal();
+    });
+    userDelete.addEventListener('close', async () => {
+      if (userDelete.returnValue !== 'delete' || !target) return;
+      const fate = userDelete.querySelector('input[name=fate]:checked').value;
+      const params = new URLSearchParams();
+      if (fate === 'transfer') {
+        const to = document.getElementById('user-delete-to').value.trim();
+        if (to) params.set('transferTo', to);
+      } else {
+        params.set('deleteSpaces', document.getElementById('user-delete-confirm').value.trim());
+      }
+      try {
+        const out = await api('DELETE', `/api/v1/users/${encodeURIComponent(target)}?${params}`);
+        const moved = Object.keys(out.moved).length;
+        toast(`${target} deleted${moved ? `; ${moved} Space(s) moved` : ''}${out.deletedSpaces.length ? `; ${out.deletedSpaces.length} Space(s) deleted` : ''}`, 'ok');
+        const row = document.querySelector(`#users-table tr[data-user="${CSS.escape(target)}"]`);
+        if (row) row.remove();
       } catch (err) {
         toast(err.message, 'err');
       }

@@ -23,8 +23,9 @@ from spaceport.settings import Settings, get_settings
 router = APIRouter(tags=["native"])
 
 
-def callback_url(settings: Settings, user: str, app_url: str) -> str:
-    """The app host's URL that trades a fresh ticket for `user` for the app's cookie."""
+def callback_url(settings: Settings, user: str, app_url: str, token_id: int) -> str:
+    """The app host's URL that trades a fresh ticket for `user` (signed in with the console
+    session `token_id`, which the app cookie lives no longer than) for the app's cookie."""
     target = urlparse(app_url)
     app_root = "/"
     if settings.routing == "path":  # the app is the first two segments: /{owner}/{name}/
@@ -32,7 +33,9 @@ def callback_url(settings: Settings, user: str, app_url: str) -> str:
         app_root = f"/{parts[1]}/{parts[2]}/" if len(parts) > 2 and parts[2] else "/"
     query = urlencode(
         {
-            "ticket": app_access.issue_ticket(settings, user, (target.hostname or "").lower()),
+            "ticket": app_access.issue_ticket(
+                settings, user, (target.hostname or "").lower(), token_id
+            ),
             "next": target.path + (f"?{target.query}" if target.query else ""),
         }
     )
@@ -53,7 +56,8 @@ def start_app_sign_in(
         )
     if who is None:
         return sign_in_redirect(request)
-    link = html.escape(callback_url(settings, who.name, next))
+    assert who.token_id is not None  # a console session is a token
+    link = html.escape(callback_url(settings, who.name, next, who.token_id))
     # A page, not a redirect: coming straight from the console's sign-in form, a redirect to
     # another origin would be blocked by the console's CSP (`form-action 'self'`).
     body = (

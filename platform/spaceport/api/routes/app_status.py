@@ -46,7 +46,7 @@ LOG_LINES = 60
 STATUS_HEADERS = {"x-spaceport-status": "1", "cache-control": "no-store"}
 _GRADIO_ENTRY = re.compile(r"""["'](?:\./|/)?((?:[^"']*/)?assets/index-[A-Za-z0-9_-]+\.js)["']""")
 _AUTHZ_TTL_S = 5.0
-_authz_cache: dict[tuple[str, str, str], tuple[float, bool]] = {}
+_authz_cache: dict[tuple[str, str, str, int], tuple[float, bool]] = {}
 _gradio_entries: dict[str, str] = {}
 
 
@@ -154,8 +154,8 @@ def _app_tokens(request: Request) -> list[str]:
 def _principal(settings: Settings, request: Request, host: str) -> Principal | None:
     """The owner's token (either header), else this app host's cookie; None: a stranger."""
     cookie = request.cookies.get(app_access.APP_COOKIE)
-    named = app_access.cookie_user(settings, cookie, _hostname(host))
-    return app_visits.visitor(_app_tokens(request), named)
+    grant = app_access.cookie_grant(settings, cookie, _hostname(host))
+    return app_visits.visitor(_app_tokens(request), grant)
 
 
 def may_open(settings: Settings, request: Request, visit: Visit) -> bool:
@@ -165,7 +165,7 @@ def may_open(settings: Settings, request: Request, visit: Visit) -> bool:
     if not space.private:
         return True
     cred = "|".join(_app_tokens(request)) + "|" + (request.cookies.get(app_access.APP_COOKIE) or "")
-    key = (cred, space.space_id, visit.public_host.lower())
+    key = (cred, space.space_id, visit.public_host.lower(), app_visits.credentials_generation())
     cached = _authz_cache.get(key)
     if cached and cached[0] > time.monotonic():
         return cached[1]
@@ -262,8 +262,8 @@ async def status_page(settings: Settings, request: Request, visit: Visit) -> Res
 def auth_callback(settings: Settings, request: Request, visit: Visit) -> Response:
     """Step 3 of the sign-in handshake (see proxy/app_access.py): ticket in, cookie out."""
     ticket = request.query_params.get("ticket", "")
-    user = app_access.redeem_ticket(settings, ticket, _hostname(visit.public_host))
-    if user is None:
+    grant = app_access.redeem_ticket(settings, ticket, _hostname(visit.public_host))
+    if grant is None:
         return HTMLResponse(
             "<h1>Sign-in link expired</h1><p>Open the app again and sign in once more.</p>",
             400,
@@ -275,7 +275,7 @@ def auth_callback(settings: Settings, request: Request, visit: Visit) -> Respons
     resp = RedirectResponse(target, status_code=303, headers=STATUS_HEADERS)
     resp.set_cookie(
         app_access.APP_COOKIE,
-        app_access.issue_cookie(settings, user, _hostname(visit.public_host)),
+        app_access.issue_cookie(settings, grant),
         max_age=app_access.COOKIE_TTL_S,
         path=visit.app_path,
         httponly=True,

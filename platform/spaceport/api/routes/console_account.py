@@ -17,7 +17,7 @@ from spaceport.api.console_pages import page, sign_in_redirect
 from spaceport.api.deps import Principal, console_principal
 from spaceport.db.session import get_session
 from spaceport.errors import SpaceportError
-from spaceport.services import audit, overview, users
+from spaceport.services import audit, invitations, overview, users
 from spaceport.services.users import token_dict
 from spaceport.settings import get_settings
 
@@ -42,6 +42,7 @@ def tokens_page(
         sessions=[t for t in tokens if t["kind"] == "session"],
         current=getattr(request.state, "session_token_id", None),
         url=get_settings().url.rstrip("/"),
+        scope_choices=users.scope_choices(session, who.user),
     )
 
 
@@ -68,7 +69,17 @@ def users_page(
         return forbidden(request, who)
     people = users.users_with_space_counts(session)
     people.sort(key=lambda u: (not u["isAdmin"], u["name"]))
-    return page(request, "users.html", who, nav="users", users=people)
+    days = get_settings().invitation_days
+    links = [invitations.as_dict(i) for i in invitations.visible(session, who)]
+    return page(
+        request,
+        "users.html",
+        who,
+        nav="users",
+        users=people,
+        invitation_days=days,
+        invitations=[i for i in links if i["status"] == "pending"],
+    )
 
 
 @router.get("/admin", response_class=HTMLResponse)

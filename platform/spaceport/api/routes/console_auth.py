@@ -15,7 +15,7 @@ from spaceport.api.deps import Principal, client_address, console_principal
 from spaceport.auth import sessions
 from spaceport.auth.tokens import lookup_token
 from spaceport.db.session import get_session
-from spaceport.services import audit
+from spaceport.services import app_visits, audit
 from spaceport.settings import get_settings
 
 router = APIRouter(include_in_schema=False)
@@ -79,7 +79,9 @@ def login(
         message = "That token is not valid. Paste an access token (it starts with sp_)."
         return login_page(request, target, message, status_code=401)
     sessions.clear_login_failures(settings, client)
-    value = sessions.start_session(session, found.user, found.role)
+    value = sessions.start_session(
+        session, found.user, found.role, scope=found.scope, expires_at=found.expires_at
+    )
     audit.record(session, audit.Actor(found.user.name, found.name, client), "user.signin")
     session.commit()
     response = RedirectResponse(target, status_code=303)
@@ -100,6 +102,7 @@ def logout(
             audit.record(session, actor, "user.signout")
         sessions.end_session(session, value)
         session.commit()
+        app_visits.credentials_changed()  # the app cookies it signed in to end with it
         sessions.clear_session_cookie(response)
     elif value:
         response = RedirectResponse("/", status_code=303)  # forged: keep the session

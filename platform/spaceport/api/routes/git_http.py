@@ -78,6 +78,7 @@ async def git_http(
     refusal = quotas.build_refusal(session, settings, space) if receiving else None
     space_pk = space.id
     pusher = audit.Actor.of(user, client_address(request))  # plain strings: outlive the session
+    session.commit()  # the token's last use (lookup_token), shown on the tokens page
     session.close()
 
     env = {
