@@ -280,6 +280,7 @@ def space_history(settings: Settings, session: Session, space: Space, range_s: i
     ).all()
     return {
         "space": space.space_id,
+        "rangeS": range_s,
         "intervalS": _step(settings, range_s),
         "points": points,
         "builds": [
@@ -305,6 +306,7 @@ def node_history(settings: Settings, range_s: int) -> Any:
             totals[space_id] = totals.get(space_id, 0.0) + n
     busiest = sorted(totals.items(), key=lambda kv: -kv[1])[:10]
     return {
+        "rangeS": range_s,
         "intervalS": _step(settings, range_s),
         "points": [
             {
