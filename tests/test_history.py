@@ -45,7 +45,8 @@ def test_the_store_stays_bounded_and_downsamples_without_losing_counts(
         assert client.llen(history.key("fine", s)) == history.FINE_POINTS
         assert client.llen(history.key("coarse", s)) == 50
     # A coarse point holds its ten fine points' counts: bob/b had 2 requests a minute.
-    newest, full = (json.loads(p) for p in client.lrange(history.key("coarse", "bob/b"), 0, 1))
+    coarse = client.lrange(history.key("coarse", "bob/b"), 0, 1)
+    newest, full = (history.decode("bob/b", p) for p in coarse)
     assert full["req"] == 2 * history.COARSE_FACTOR
     assert full["t"] % (60 * history.COARSE_FACTOR) == 0
     assert newest["t"] == (slots - 1) * 60 - (slots - 1) * 60 % 600

@@ -52,8 +52,27 @@ RETAIN_S = 8 * 86400  # lists nobody writes to expire (an idle Space's, a delete
 TOP_SPACES = 5  # the busiest Spaces kept in each node point
 
 
+# A point is stored as a JSON array of these fields (about half the bytes of an object).
+SPACE_FIELDS = ("t", "req", "err", "lat", "cpu", "mem", "stage")
+NODE_FIELDS = ("t", "cpu", "mem", "memTotal", "disk", "diskTotal", "top")
+
+
 def key(resolution: str, series: str) -> str:
     return f"{PREFIX}:{resolution}:{series}"
+
+
+def _fields(series: str) -> tuple[str, ...]:
+    return NODE_FIELDS if series == NODE else SPACE_FIELDS
+
+
+def encode(series: str, point: Mapping[str, Any]) -> str:
+    values = [point.get(f) for f in _fields(series)]
+    values = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
+    return json.dumps(values, separators=(",", ":"))
+
+
+def decode(series: str, raw: bytes | str) -> dict[str, Any]:
+    return dict(zip(_fields(series), json.loads(raw), strict=True))
 
 
 def _delta(now: float, before: float | None) -> float:
@@ -146,13 +165,13 @@ def record(client: redis.Redis, points: Mapping[str, dict[str, Any]], interval_s
     for i, (series, point) in enumerate(points.items()):
         recent, head = answers[2 * i], answers[2 * i + 1]
         window = point["t"] - point["t"] % step
-        same = [p for p in map(json.loads, recent) if p["t"] >= window]
+        same = [p for p in (decode(series, r) for r in recent) if p["t"] >= window]
         coarse = _aggregate([point, *same], window)
         fine_key, coarse_key = key("fine", series), key("coarse", series)
-        write.lpush(fine_key, json.dumps(point, separators=(",", ":")))
+        write.lpush(fine_key, encode(series, point))
         write.ltrim(fine_key, 0, FINE_POINTS - 1)
-        body = json.dumps(coarse, separators=(",", ":"))
-        if head is not None and json.loads(head)["t"] == window:
+        body = encode(series, coarse)
+        if head is not None and decode(series, head)["t"] == window:
             write.lset(coarse_key, 0, body)
         else:
             write.lpush(coarse_key, body)
@@ -250,7 +269,7 @@ def read(settings: Settings, series: str, range_s: int, now: float | None = None
     client = telemetry.redis_client(settings)
     raw = client.lrange(key("fine" if fine else "coarse", series), 0, -1)
     since = (time.time() if now is None else now) - range_s
-    points = [p for p in map(json.loads, raw) if p["t"] > since]
+    points = [p for p in (decode(series, r) for r in raw) if p["t"] > since]
     return points[::-1]
 
 
