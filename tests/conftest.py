@@ -262,6 +262,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         "SPACEPORT_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
         "SPACEPORT_ADMIN_TOKEN": token,
         "SPACEPORT_RECONCILE_INTERVAL_S": "2",
+        "SPACEPORT_HISTORY_INTERVAL_S": "2",  # the graphs get a point every pass
         # Small push limits so the limit tests stay fast.
         "SPACEPORT_GIT_MAX_FILE_BYTES": str(3 * 1024**2),
         "SPACEPORT_GIT_MAX_FILES": "1500",

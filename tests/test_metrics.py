@@ -304,3 +304,44 @@ def test_a_crash_loop_is_an_alert_in_prometheus_and_the_admin_view(
     with node.api() as admin:
         alerts = admin.get("/api/v1/admin/overview").json()["alerts"]
     assert not [a for a in alerts if a.get("space") == space_id]  # gone with the Space
+
+
+def test_a_running_spaces_cpu_and_memory_from_its_cgroup_only_for_who_may_see_it(
+    node: Node,
+) -> None:
+    """The container's cgroup numbers in /api/v1/metrics and its history, for its owner; a
+    stranger gets neither (the history is a 404, as the private Space itself)."""
+    from spaceport.db.session import session_scope
+    from spaceport.services.users import create_user
+
+    with session_scope() as session:
+        _, stranger = create_user(session, unique("mallory"))
+    space_id = echo_space(node, "cgroup", private=True)
+    try:
+        settled(node, space_id)
+        with node.api() as admin:
+            text = admin.get("/api/v1/metrics").text
+        cpu = re.search(
+            rf'^spaceport_space_cpu_seconds_total{{space="{space_id}"}} (\S+)$', text, re.M
+        )
+        memory = re.search(
+            rf'^spaceport_space_memory_bytes{{space="{space_id}"}} (\S+)$', text, re.M
+        )
+        assert cpu and float(cpu.group(1)) > 0, text
+        assert memory and float(memory.group(1)) > 1024**2  # a Python app: megabytes at least
+        for token in (stranger, None):
+            with node.api(token) as other:
+                assert space_id not in other.get("/api/v1/metrics").text
+                r = other.get(f"/api/v1/spaces/{space_id}/metrics/history")
+                assert r.status_code == 404, r.text
+
+        # The sampler (a reconciler step, every 2 s here) has recorded the app's memory.
+        def sampled() -> list[dict[str, object]]:
+            with node.api() as admin:
+                r = admin.get(f"/api/v1/spaces/{space_id}/metrics/history", params={"range": "1h"})
+            r.raise_for_status()
+            return [p for p in r.json()["points"] if p["memoryBytes"]]
+
+        assert wait_for(sampled, 30, every=1)
+    finally:
+        hf(node).delete_repo(space_id, repo_type="space", missing_ok=True)

@@ -12,7 +12,9 @@ stop the others):
 - half-finished starts, stale GPU bookings, orphan containers and volumes are cleaned up;
 - the proxy's route table is reloaded when it differs from the database (a proxy restarted);
 - custom domains whose DNS reaches this node are verified, then routed;
-- with HTTPS by nginx, missing certificates are ordered and due ones renewed (proxy/tls.py).
+- with HTTPS by nginx, missing certificates are ordered and due ones renewed (proxy/tls.py);
+- once a `history_interval_s`, a point of each Space's and the node's graphs is recorded
+  (services/history.py).
 """
 
 from __future__ import annotations
@@ -147,6 +149,15 @@ def reconcile_once(settings: Settings) -> None:
     _step("routes", lambda: sync_routes_if_needed(settings))
     _step("certificates", lambda: keep_certificates(settings))
     _step("lost_builds", lambda: _recover_builds(settings))
+    _step("history", lambda: sample_history(settings))
+
+
+def sample_history(settings: Settings) -> None:
+    """A point of the console's graphs per slot (services/history.py): most passes find the
+    slot taken already and return after one Redis call."""
+    from spaceport.services.history import sample
+
+    sample(settings)
 
 
 def _recover_builds(settings: Settings) -> None:

@@ -402,6 +402,13 @@ class Settings(BaseSettings):
         "GET /api/v1/metrics. Off: those families are not exported; each Space's proxy "
         "counters still are.",
     )
+    history_interval_s: int = Field(
+        default=60,
+        ge=1,
+        description="Seconds between two points of the console's graphs (each Space's "
+        "requests, errors, latency, CPU, memory and stage; the node's use). A day of points is "
+        "kept at this step and a week at ten times it, in Redis (services/history.py).",
+    )
     # GPUs: see docs/gpu.md.
     gpu_discovery: Literal["auto", "nvml", "config", "none"] = "auto"
     gpus: list[GpuConfig] = Field(default_factory=list, description="GPUs when discovery=config.")

@@ -73,6 +73,7 @@ MATRIX: dict[tuple[str, str], Op] = {
     ("POST", "/api/v1/invitations"): Op("inviter", {"days": 1}),
     ("DELETE", "/api/v1/invitations/{invitation_id}"): Op("inviter"),
     ("GET", "/api/v1/admin/overview"): Op("admin"),
+    ("GET", "/api/v1/admin/history"): Op("admin"),
     ("GET", "/api/v1/nodes"): Op("admin"),
     ("POST", "/api/v1/nodes/{name}/availability"): Op("admin", {"availability": "active"}),
     ("GET", "/api/v1/gpus"): Op("user"),  # private holders show as busy, unnamed
@@ -98,6 +99,7 @@ MATRIX: dict[tuple[str, str], Op] = {
     ("POST", "/api/repos/move"): Op("repo_write"),
     ("GET", "/api/spaces" + SPACE): Op("read"),
     ("GET", "/api/spaces" + SPACE + "/runtime"): Op("read"),
+    ("GET", "/api/v1/spaces" + SPACE + "/metrics/history"): Op("read"),
     ("GET", "/api/spaces" + SPACE + "/logs/build"): Op("read"),
     ("GET", "/api/spaces" + SPACE + "/logs/run"): Op("read"),
     ("GET", "/api/spaces" + SPACE + "/tree/{revision}"): Op("read"),

@@ -69,6 +69,7 @@ class ContainerState:
     created: str = ""
     node: str = ""  # the cluster node it runs on ("" on a single engine)
     reason: str = ""  # why it does not run, when the engine knows more than an exit code
+    pid: int = 0  # its first process on this node (0: not running, or on another node)
 
 
 @dataclass

@@ -488,6 +488,7 @@ class DockerBackend(RuntimeBackend, NodeOps):
             paused=bool(state.get("Paused")),
             oom_killed=bool(state.get("OOMKilled")),
             created=str(attrs.get("Created", "")),
+            pid=int(state.get("Pid") or 0),
         )
 
     def image_layers(self, image: str) -> builtins.list[str]:

@@ -3,8 +3,9 @@ conditions hold now (the admin overview).
 
 Rendered with prometheus-client: a `Collector` reads, at scrape time, the platform's events
 (telemetry.snapshot: builds, deploys, restarts, sleeps, wakes, reconciler passes), the
-database (build queue, Spaces per stage, each Space's consecutive crashes) and this machine
-(CPU, memory, disk, GPUs). Who sees what:
+database (build queue, Spaces per stage, each Space's consecutive crashes), each app
+container's cgroup (CPU time, memory: engine/cgroup_stats.py) and this machine (CPU, memory,
+disk, GPUs). Who sees what:
 - series about one Space (a `space` label) only for the Spaces the caller may read, which are
   Spaces that exist: a deleted Space's counts stay in Redis but are never shown again, so the
   label's values are bounded by the Spaces there are;
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -33,10 +35,14 @@ from sqlalchemy.orm import Session
 
 from spaceport import telemetry
 from spaceport.db.models import Build, Space, utcnow
+from spaceport.engine import make_backend
+from spaceport.engine.cgroup_stats import Usage, space_usage
 from spaceport.services.hardware import node_gpus
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus
 from spaceport.zerogpu import state as zerogpu_state
+
+log = structlog.get_logger(__name__)
 
 # Alert thresholds (deploy/prometheus/spaceport-rules.yml holds the same numbers).
 QUEUE_STUCK_S = 600  # the oldest queued build has waited this long
@@ -116,6 +122,16 @@ def node_use(settings: Settings) -> NodeUse:
     )
 
 
+def container_usage(settings: Settings) -> dict[str, Usage]:
+    """Each Space's container usage on this node; empty when the engine does not answer (the
+    rest of a scrape still goes out)."""
+    try:
+        return space_usage(make_backend(settings))
+    except Exception as exc:  # the engine down or refusing: no numbers, not a failed scrape
+        log.warning("monitoring.no_container_usage", error=repr(exc))
+        return {}
+
+
 @dataclass(frozen=True)
 class QueueState:
     queued: int
@@ -177,6 +193,7 @@ class PlatformCollector(Collector):
         for space_id in sorted(self.spaces):
             crashes.add_metric([space_id], self.spaces[space_id])
         yield crashes
+        yield from self._container_series()
         if self.settings.zero_gpu_pool:
             yield from self._shared_gpu_series()
         if not self.settings.metrics:
@@ -191,6 +208,26 @@ class PlatformCollector(Collector):
                 if values[where] in self.spaces:
                     metric.add_metric(list(values), n)
             yield metric
+
+    def _container_series(self) -> Iterable[Any]:
+        """Each readable Space's containers' CPU time and memory, from their cgroups (one
+        engine list per scrape, then a few file reads a container: engine/cgroup_stats.py)."""
+        cpu = CounterMetricFamily(
+            "spaceport_space_cpu_seconds",
+            "CPU time of the Space's running container since it started (a restart resets it).",
+            labels=["space"],
+        )
+        memory = GaugeMetricFamily(
+            "spaceport_space_memory_bytes",
+            "Memory of the Space's running container, less inactive page cache (docker stats).",
+            labels=["space"],
+        )
+        for space_id, use in sorted(container_usage(self.settings).items()):
+            if space_id in self.spaces:
+                cpu.add_metric([space_id], use.cpu_seconds)
+                memory.add_metric([space_id], use.memory_bytes)
+        yield cpu
+        yield memory
 
     def _shared_gpu_series(self) -> Iterable[Any]:
         """Shared GPUs (zerogpu): each readable Space's calls and GPU seconds; admins also get

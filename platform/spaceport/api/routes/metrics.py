@@ -7,25 +7,30 @@
 - For admins, the platform's own: builds, build queue, deploys, sleeps and wakes, reconciler
   passes, node capacity and use, and control-plane request latency by route template
   (api/request_metrics.py).
+
+Also the console graphs' history (services/history.py): a Space's for whoever may read it
+(404 to others, as the Space itself), the node's for admins.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Literal
 
 import structlog
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy.orm import Session
 
 from spaceport.api import request_metrics
-from spaceport.api.deps import Principal, optional_principal
+from spaceport.api.deps import Principal, optional_principal, readable_space, require_admin
+from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.proxy import make_proxy
 from spaceport.proxy.base import ProxyError, SpaceTraffic
 from spaceport.proxy.traffic import render_prometheus
-from spaceport.services import spaces
+from spaceport.services import history, spaces
 from spaceport.services.monitoring import PlatformCollector
 from spaceport.settings import get_settings
 
@@ -71,3 +76,26 @@ def space_metrics(
     if admin and settings.metrics:
         text += generate_latest(request_metrics.REGISTRY).decode()
     return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+
+Range = Literal["1h", "6h", "1d", "7d"]
+
+
+@router.get("/api/v1/spaces/{owner}/{name}/metrics/history")
+def space_history(
+    range: Range = Query("1h"),  # the query parameter's name
+    space: Space = Depends(readable_space),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    """The Space's graphs: requests, errors, latency, CPU, memory and stage per point (a
+    minute by default; ten for a week), and its last builds' durations."""
+    return history.space_history(get_settings(), session, space, history.RANGES[range])
+
+
+@router.get("/api/v1/admin/history")
+def node_history(
+    range: Range = Query("1h"),
+    _: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    """The node's CPU, memory and disk use per point, and the busiest Spaces of the range."""
+    return history.node_history(get_settings(), history.RANGES[range])

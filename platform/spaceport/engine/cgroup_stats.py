@@ -1,0 +1,91 @@
+"""Each app container's CPU time and memory, read from its cgroup files (what `docker stats`
+reports, without its cost).
+
+`docker stats` asks the engine, which samples each container for a second or more before it
+answers; the kernel already keeps the same numbers in the container's cgroup, a file read
+away. A container's cgroup is found from its first process (`/proc/<pid>/cgroup`), which
+works whatever the engine's cgroup driver (cgroupfs, systemd) or parent is:
+- cgroup v2: `cpu.stat` (`usage_usec`) and `memory.current`;
+- cgroup v1: `cpuacct.usage` (nanoseconds) and `memory.usage_in_bytes`.
+Memory is counted as `docker stats` counts it: less the inactive page cache (`inactive_file`),
+which the kernel gives back first. A container whose cgroup is not visible here (the control
+plane in a container of its own, a container on another cluster node) has no numbers: the
+caller shows none rather than zeros.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from spaceport.engine.base import LABEL_SPACE, RuntimeBackend
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_seconds: float  # CPU time since the container started, all its processes
+    memory_bytes: int  # resident memory less inactive page cache (as `docker stats`)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.cpu_seconds + other.cpu_seconds, self.memory_bytes + other.memory_bytes)
+
+
+def _cgroups(pid: int, root: Path) -> dict[str, Path]:
+    """The cgroup directory of `pid` per controller ("" for v2's unified hierarchy)."""
+    out: dict[str, Path] = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        rel = path.lstrip("/")
+        if not controllers:
+            out[""] = root / rel
+            continue
+        for controller in controllers.split(","):
+            # A mount per controller (`cpuacct`) or one per group of them (`cpu,cpuacct`).
+            for mount in (controllers, controller):
+                if (root / mount / rel).is_dir():
+                    out[controller] = root / mount / rel
+                    break
+    return out
+
+
+def _stat(path: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            out[key] = int(value)
+    return out
+
+
+def usage_of(pid: int, root: Path = CGROUP_ROOT) -> Usage | None:
+    """The CPU time and memory of the cgroup holding `pid`, or None where it cannot be read."""
+    try:
+        groups = _cgroups(pid, root)
+        if "cpuacct" in groups and "memory" in groups:  # v1
+            cpu = int((groups["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+            mem = int((groups["memory"] / "memory.usage_in_bytes").read_text())
+            cache = _stat(groups["memory"] / "memory.stat").get("total_inactive_file", 0)
+        elif "" in groups and (groups[""] / "memory.current").exists():  # v2
+            cpu = _stat(groups[""] / "cpu.stat").get("usage_usec", 0) / 1e6
+            mem = int((groups[""] / "memory.current").read_text())
+            cache = _stat(groups[""] / "memory.stat").get("inactive_file", 0)
+        else:
+            return None
+    except (OSError, ValueError):
+        return None  # the process is gone, or its cgroup is not visible from here
+    return Usage(cpu, max(0, mem - cache))
+
+
+def space_usage(backend: RuntimeBackend) -> dict[str, Usage]:
+    """Each Space's running containers' usage, summed (a swap runs two for a moment), by id."""
+    out: dict[str, Usage] = {}
+    for container in backend.list():
+        space_id = container.labels.get(LABEL_SPACE)
+        if not space_id or not container.pid or not (container.running or container.paused):
+            continue
+        usage = usage_of(container.pid)
+        if usage is not None:
+            out[space_id] = out[space_id] + usage if space_id in out else usage
+    return out
