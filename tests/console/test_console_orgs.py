@@ -63,6 +63,8 @@ def test_an_organization_from_the_console(node: Node, browser: Any, artifacts: P
         )
         assert actions[-1] == "org.create" and "org.member.add" in actions, actions
         assert "space.create" in actions, actions
+        spaces_row = page.locator('#org-quota tr[data-limit="spaces"]')
+        assert spaces_row.locator(".used").inner_text().startswith("1"), spaces_row.inner_text()
         shot(page, artifacts, "organization")
     finally:
         page.context.close()

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from spaceport.api.console_pages import page, sign_in_redirect
 from spaceport.api.deps import Principal, console_principal
 from spaceport.db.session import get_session
-from spaceport.services import access, audit, orgs
+from spaceport.services import access, audit, orgs, quotas
+from spaceport.settings import get_settings
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,4 +66,5 @@ def org_page(
         can_manage=can_manage,
         roles=access.ORG_ROLES,
         activity=audit.entries_for_org(session, org) if can_manage else None,
+        quota=quotas.view(session, get_settings(), found.name),
     )
