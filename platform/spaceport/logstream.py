@@ -60,6 +60,15 @@ class LogWriter:
             pass
 
 
+def last_line(client: redis.Redis, key: str) -> str | None:
+    """The newest line of a stream (None: none yet, or it has ended)."""
+    newest: Any = client.xrevrange(key, count=1)
+    if not newest or not newest[0][1]:
+        return None
+    fields = {_text(k): _text(v) for k, v in newest[0][1].items()}
+    return fields.get("data")
+
+
 def _text(value: object) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 

@@ -64,6 +64,8 @@ def test_wait_ends_with_exit_8_when_the_build_fails(node: Node, cli: Cli, tmp_pa
     waited = cli("status", space_id, "--wait", "--timeout", "240")
     assert waited.returncode == 8, waited.stdout + waited.stderr
     assert "BUILD_ERROR" in waited.stderr and "no-such-package-for-spaceport-cli" in waited.stderr
+    steps = [line for line in waited.stdout.splitlines() if line.startswith("  · ")]
+    assert steps, waited.stdout  # the build's live steps went by, not silence
 
 
 def test_stop_start_and_duplicate(node: Node, cli: Cli) -> None:

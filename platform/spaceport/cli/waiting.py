@@ -1,13 +1,16 @@
 """`--wait`: follow a Space's stage until it runs (a new container, after a restart) or fails.
 
-A spinner shows the current stage and each change is printed, so a person sees the build and
-start go by; the exit code says how it ended (0 running, 8 failed, 9 timed out).
+A spinner shows the current stage, each change is printed, and so is the build's newest log
+line as it changes (its live steps), so a person sees the build and start go by; the exit
+code says how it ended (0 running, 8 failed, 9 timed out).
 """
 
 from __future__ import annotations
 
 import time
 from typing import Any
+
+from rich.markup import escape
 
 from spaceport.cli.client import Api, CliError, Exit, space_path
 from spaceport.cli.output import ERROR_STAGES, console, stage
@@ -34,6 +37,7 @@ def wait_running(
     deadline = started + timeout
     initial: str | None = None
     last: str | None = None
+    step: str | None = None
     moved = False
     status = None if quiet else console.status(f"waiting for {space_id}…", spinner="dots")
     if status is not None:
@@ -49,6 +53,10 @@ def wait_running(
                 if not quiet and last is not None:
                     console.print("  → ", stage(current))
                 last = current
+            line = (summary.get("lastBuild") or {}).get("lastLine")
+            if line and line != step and not quiet:  # the build's live steps
+                console.print(f"  [dim]· {escape(line[:160])}[/]", highlight=False)
+            step = line or step
             if status is not None:
                 elapsed = int(time.monotonic() - started)
                 status.update(f"{space_id}: [bold]{current}[/] ({elapsed} s)")

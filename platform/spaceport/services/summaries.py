@@ -7,16 +7,19 @@ container that serves, the last build, colors to draw a card), so the native
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
+from spaceport import logstream, telemetry
 from spaceport.auth.principal import Principal
 from spaceport.db.models import Build, Deployment, Space, SpaceVariable
 from spaceport.services import access
 from spaceport.settings import Settings
-from spaceport.stages import LABELS, DeploymentStatus, Stage, console_message
+from spaceport.stages import LABELS, BuildStatus, DeploymentStatus, Stage, console_message
 from spaceport.stages import label as stage_label
 from spaceport.timefmt import iso_seconds
 
@@ -213,7 +216,16 @@ def summaries_and_shown(
 
 def space_summary(session: Session, settings: Settings, space: Space) -> dict[str, Any]:
     builds, deps = latest_builds(session, [space.id]), active_deployments(session, [space.id])
-    return summary(settings, space, builds.get(space.id), deps.get(space.id))
+    out = summary(settings, space, builds.get(space.id), deps.get(space.id))
+    build = builds.get(space.id)
+    if build is not None and build.status == BuildStatus.RUNNING:
+        # what the build does now: `--wait` shows it (the console follows the whole log)
+        with contextlib.suppress(redis.RedisError):
+            client = telemetry.redis_client(settings)
+            out["lastBuild"]["lastLine"] = logstream.last_line(
+                client, logstream.build_key(build.id)
+            )
+    return out
 
 
 def env_summary(session: Session, space_pk: int) -> dict[str, Any]:
