@@ -49,3 +49,17 @@ def test_leaving_the_queue_frees_nothing_and_counts_nothing() -> None:
     s.grant(now=3.0)
     assert s.release(b, now=4.0) == 0.0  # b gave up waiting
     assert s.holders() == [a] and s.waiting == []
+
+
+def test_the_shared_flavor_says_why_a_node_cannot_give_it(tmp_path: object) -> None:
+    from spaceport.lifecycle.hardware import resolve_flavor, shared_gpu_refusal
+    from spaceport.settings import Settings
+
+    none = Settings(data=tmp_path, zero_gpu_pool=[])
+    zero = resolve_flavor(none, "zero-a10g")
+    assert "SPACEPORT_ZERO_GPU_POOL" in (shared_gpu_refusal(none, zero) or "")
+    pooled = Settings(data=tmp_path, zero_gpu_pool=["GPU-x"])
+    assert shared_gpu_refusal(pooled, zero) is None
+    cluster = Settings(data=tmp_path, zero_gpu_pool=["GPU-x"], runtime="swarm")
+    assert "cluster mode" in (shared_gpu_refusal(cluster, zero) or "")
+    assert shared_gpu_refusal(none, resolve_flavor(none, "t4-small")) is None

@@ -36,6 +36,23 @@ def resolve_flavor(settings: Settings, name: str | None) -> Flavor:
     return get_flavor(name or settings.default_hardware, flavor_table(settings))
 
 
+def shared_gpu_refusal(settings: Settings, flavor: Flavor) -> str | None:
+    """Why a shared-GPU flavor cannot be given on this node (None: it can, or it is not one)."""
+    if not flavor.shared_gpu:
+        return None
+    if settings.runtime == "swarm":
+        return (
+            f"{flavor.name} lends GPUs call by call, which cluster mode does not offer yet: "
+            "choose a GPU flavor"
+        )
+    if not settings.zero_gpu_pool:
+        return (
+            f"{flavor.name} needs this node's shared GPU pool and it has none: an operator "
+            "lists its GPUs in SPACEPORT_ZERO_GPU_POOL (docs/gpu.md, 'Shared GPUs')"
+        )
+    return None
+
+
 def parse_duration(value: object) -> float | None:
     """Hugging Face's `startup_duration_timeout` ("30m", "1h", "90s", 120); None if unusable."""
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -7,7 +7,7 @@ from typing import Any
 
 from spaceport.engine.gpus.shared import pool as shared_pool
 from spaceport.lifecycle.gpu_allocator import usage as gpu_usage
-from spaceport.lifecycle.hardware import flavor_table
+from spaceport.lifecycle.hardware import flavor_table, shared_gpu_refusal
 from spaceport.settings import Settings
 
 
@@ -29,11 +29,10 @@ def hardware_options(settings: Settings) -> list[dict[str, Any]]:
     for flavor in flavor_table(settings).values():
         available = flavor.gpus <= free
         if flavor.shared_gpu:
-            available = pool > 0
-            note = (
+            refusal = shared_gpu_refusal(settings, flavor)
+            available = refusal is None
+            note = refusal or (
                 f"shares {pool} GPU{'s' if pool != 1 else ''} with other Spaces, call by call"
-                if pool
-                else "this node has no shared GPU pool (SPACEPORT_ZERO_GPU_POOL)"
             )
         elif flavor.gpus:
             note = f"{free} of {total} GPUs free" if total else "this node has no GPU"

@@ -26,7 +26,7 @@ from spaceport.git.repos import delete_repo
 from spaceport.lifecycle import jobs, sleeper
 from spaceport.lifecycle.deployer import deploy, release_image
 from spaceport.lifecycle.desired import Desired, resting_stage
-from spaceport.lifecycle.hardware import resolve_flavor
+from spaceport.lifecycle.hardware import resolve_flavor, shared_gpu_refusal
 from spaceport.lifecycle.locks import space_lock
 from spaceport.lifecycle.proxy_routes import sync_routes
 from spaceport.lifecycle.retire import retire
@@ -163,9 +163,11 @@ def set_hardware(
     sleep_time: int | None = None,
 ) -> None:
     try:
-        resolve_flavor(settings, flavor)
+        refusal = shared_gpu_refusal(settings, resolve_flavor(settings, flavor))
     except UnknownFlavor as exc:
         raise SpaceportError(str(exc)) from None
+    if refusal is not None:
+        raise SpaceportError(refusal)
     changed = space.hardware_requested != flavor
     awake = space.desired in (Desired.RUNNING, Desired.SLEEPING)
     if changed and awake and release_image(session, space):

@@ -18,7 +18,7 @@ from spaceport.errors import Conflict, SpaceportError
 from spaceport.flavors import UnknownFlavor
 from spaceport.git.commits import copy_branches
 from spaceport.git.repos import head_sha, init_repo, repo_path
-from spaceport.lifecycle.hardware import resolve_flavor
+from spaceport.lifecycle.hardware import resolve_flavor, shared_gpu_refusal
 from spaceport.lifecycle.proxy_routes import sync_routes, try_sync_routes
 from spaceport.names import check_name
 from spaceport.services import quotas, spaces
@@ -41,9 +41,13 @@ def check_hardware(settings: Settings, name: str | None) -> str | None:
     if name is None:
         return None
     try:
-        return resolve_flavor(settings, name).name
+        flavor = resolve_flavor(settings, name)
     except UnknownFlavor as exc:
         raise SpaceportError(str(exc)) from None
+    refusal = shared_gpu_refusal(settings, flavor)
+    if refusal is not None:
+        raise SpaceportError(refusal)
+    return flavor.name
 
 
 def check_env(entries: list[EnvEntry]) -> None:
