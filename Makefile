@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,dev]'
+	@echo "installing Spaceport and its Python dependencies into $(VENV) (first run: a few minutes)"
+	$(BIN)/pip install -e '.[test,dev]'
 	touch $(STAMP)
 
 system:

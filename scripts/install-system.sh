@@ -32,4 +32,7 @@ fi
 echo "installing: ${want[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+# Live steps, not minutes of silence: each package as it downloads and as it is set up.
+apt-get install -y -q --no-install-recommends "${want[@]}" \
+  | awk '/^(Get:|Setting up)/ { print "  " $0; fflush() }'
+echo "installed: ${want[*]}"
