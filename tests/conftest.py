@@ -49,15 +49,19 @@ CHROMIUM_ARGS = [
 ]
 
 
+def chromium(pw: Any, *args: str) -> Any:
+    """Debian's Chromium through Playwright, with CHROMIUM_ARGS and `args`."""
+    need(shutil.which("chromium") is not None, "chromium (apt-get install chromium)")
+    return pw.chromium.launch(
+        executable_path=shutil.which("chromium"), args=[*CHROMIUM_ARGS, *args]
+    )
+
+
 def launch_chromium(pw: Any, node: Node, space_id: str) -> Any:
     """Debian's Chromium (through Playwright) that resolves the Space's app host to this
     machine, as a visitor's browser would reach the node."""
-    need(shutil.which("chromium") is not None, "chromium (apt-get install chromium)")
     host = node.app_host(space_id).split(":")[0]
-    return pw.chromium.launch(
-        executable_path=shutil.which("chromium"),
-        args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {host} 127.0.0.1"],
-    )
+    return chromium(pw, f"--host-resolver-rules=MAP {host} 127.0.0.1")
 
 
 # Tests that restart a machine-wide daemon (dockerd, redis-server, PostgreSQL) stop or disturb

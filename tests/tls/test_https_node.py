@@ -1,0 +1,209 @@
+"""A whole node with an https SPACEPORT_URL (`spaceport up`: nginx, API and its reconciler,
+worker), its certificates ordered from pebble, driven like a visitor and an owner would:
+httpx and Chromium over HTTPS, git and the API for the owner's steps.
+
+Names under `.test` reach this machine through /etc/hosts (pebble's validations, httpx) and
+Chromium's host-resolver rules.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from spaceport.settings import Settings
+from tests.conftest import ARTIFACTS, EXAMPLES, PUBLIC_PORT, REDIS_DB, hosts_entries, need, unique
+from tests.runtime.helpers import wait_for
+from tests.tls.pebble import chromium_trusting_pebble, pebble, pebble_root
+
+PORT = PUBLIC_PORT + 50  # HTTPS; +1 the API, +2 plain HTTP, +4..+6 pebble
+CONSOLE = "spaces.sp.test"
+APPS = "apps.sp.test"
+GRADIO = unique("gr")  # a public Gradio Space
+PRIVATE = unique("pv")  # a private Space (no app pushed: its status page is enough)
+SITE = unique("site")
+DOMAIN = f"{SITE}.customer.test"  # a custom domain of the Space `SITE`
+PRIVATE_DOMAIN = f"{PRIVATE}.customer.test"
+
+
+@dataclass
+class HttpsNode:
+    url: str
+    token: str
+    settings: Settings
+    root: Path  # pebble's root: what visitors verify the node's certificates with
+    api_ca: Path  # pebble's own API certificate (its management port)
+    env: dict[str, str]
+
+    def api(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.Client(base_url=self.url, headers=headers, verify=self.verify(), timeout=30)
+
+    def verify(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.root)
+
+    def app_url(self, name: str) -> str:
+        return f"https://admin-{name}.{APPS}:{PORT}/"
+
+    def get(self, url: str, **kw: Any) -> httpx.Response | None:
+        """A visitor's GET; None while the host has no trusted certificate (or no route)."""
+        try:
+            with httpx.Client(http2=True, verify=self.verify(), timeout=30) as client:
+                return client.get(url, **kw)
+        except (httpx.ConnectError, httpx.RemoteProtocolError):
+            return None
+
+    def create_space(self, name: str, sdk: str, **extra: Any) -> None:
+        with self.api() as client:
+            made = client.post(
+                "/api/repos/create", json={"type": "space", "name": name, "sdk": sdk, **extra}
+            )
+        assert made.status_code == 200, made.text
+
+    def push(self, src: Path, name: str, work: Path) -> None:
+        """`git push` for real, to the API port (git over pebble's TLS is not what is tested)."""
+        shutil.copytree(src, work)
+        git = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid"}
+        git |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+        remote = f"http://x:{self.token}@127.0.0.1:{PORT + 1}/spaces/admin/{name}"
+        for argv in (
+            ["git", "init", "-q", "-b", "main"],
+            ["git", "add", "-A"],
+            ["git", "commit", "-q", "-m", "app"],
+            ["git", "push", "-q", remote, "main:main"],
+        ):
+            done = subprocess.run(argv, cwd=work, env={**os.environ, **git}, capture_output=True)
+            assert done.returncode == 0, done.stderr
+
+    def stage(self, name: str) -> str:
+        with self.api() as client:
+            return str(client.get(f"/api/spaces/admin/{name}/runtime").json()["stage"])
+
+
+@pytest.fixture(scope="module")
+def https_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsNode]:
+    need(shutil.which("pebble") is not None, "pebble (apt-get install pebble)")
+    tmp = tmp_path_factory.mktemp("https-node")
+    token = "sp_test_" + uuid.uuid4().hex
+    env = {
+        **os.environ,
+        "SPACEPORT_DATA": str(tmp / "data"),
+        "SPACEPORT_URL": f"https://{CONSOLE}:{PORT}",
+        "SPACEPORT_APPS_DOMAIN": APPS,
+        "SPACEPORT_LISTEN": f"127.0.0.1:{PORT}",
+        "SPACEPORT_HTTP_LISTEN": f"127.0.0.1:{PORT + 2}",
+        "SPACEPORT_API_PORT": str(PORT + 1),
+        "SPACEPORT_REDIS_URL": f"redis://127.0.0.1:6379/{(REDIS_DB + 1) % 16}",
+        "SPACEPORT_ADMIN_TOKEN": token,
+        "SPACEPORT_SECRET_KEY": "https-node-test",
+        "SPACEPORT_RECONCILE_INTERVAL_S": "1",
+        "SPACEPORT_STANDBY_TTL_S": "0",
+        "SPACEPORT_ACME_DIRECTORY": f"https://localhost:{PORT + 4}/dir",
+        "SPACEPORT_ACME_CA_BUNDLE": str(tmp / "pebble-api.pem"),
+    }
+    settings = Settings(
+        data=tmp / "data", url=env["SPACEPORT_URL"], secret_key=env["SPACEPORT_SECRET_KEY"]
+    )
+    names = [CONSOLE, DOMAIN, PRIVATE_DOMAIN]
+    names += [f"admin-{n}.{APPS}" for n in (GRADIO, PRIVATE, SITE)]
+    cli = [sys.executable, "-m", "spaceport.cli.main"]
+    with hosts_entries(*names), pebble(tmp, PORT + 4, PORT + 2) as api_ca:
+        log = (tmp / "up.log").open("wb")
+        try:
+            up = subprocess.run([*cli, "up", "--no-examples"], env=env, stdout=log, stderr=log)
+            assert up.returncode == 0, (tmp / "up.log").read_text()[-3000:]
+            node = HttpsNode(
+                f"https://{CONSOLE}:{PORT}", token, settings, pebble_root(api_ca, PORT + 4, tmp),
+                api_ca, env,
+            )  # fmt: skip
+            wait_for(lambda: node.get(f"{node.url}/api/v1/health"), 90, every=0.3)
+            yield node
+        finally:
+            subprocess.run([*cli, "down"], env=env, stdout=log, stderr=log)
+            log.close()
+            subprocess.run(
+                "docker ps -aq --filter label=org.spaceport.instance="
+                f"{settings.instance} | xargs -r docker rm -f",
+                shell=True,
+                capture_output=True,
+            )
+            print((tmp / "up.log").read_text()[-2000:])
+            for name in ("api", "worker"):
+                path = settings.logs_dir / f"{name}.log"
+                if path.is_file():
+                    print(f"--- {name}.log", path.read_text()[-3000:])
+
+
+def test_console_answers_over_http2_and_plain_http_redirects(https_node: HttpsNode) -> None:
+    health = https_node.get(f"{https_node.url}/api/v1/health")
+    assert health is not None and (health.status_code, health.http_version) == (200, "HTTP/2")
+    page = https_node.get(f"{https_node.url}/")
+    assert page is not None and page.status_code == 200 and "Spaceport" in page.text
+    plain = httpx.get(f"http://{CONSOLE}:{PORT + 2}/spaces")
+    assert plain.status_code == 301
+    assert plain.headers["location"] == f"https://{CONSOLE}:{PORT}/spaces"
+
+
+def test_a_custom_domain_is_verified_routed_and_given_its_certificate(
+    https_node: HttpsNode,
+) -> None:
+    https_node.create_space(SITE, "static")
+    with https_node.api() as client:
+        added = client.post(f"/api/v1/spaces/admin/{SITE}/domains", json={"domain": DOMAIN})
+        assert added.status_code == 200, added.text
+        page = wait_for(lambda: https_node.get(f"https://{DOMAIN}:{PORT}/"), 60, every=0.5)
+        domains = client.get(f"/api/v1/spaces/admin/{SITE}/domains").json()
+    assert domains == [
+        {"domain": DOMAIN, "stage": "READY", "verified": True, "certificate": "ISSUED"}
+    ]
+    assert page.http_version == "HTTP/2"
+    assert f"admin/{SITE}" in page.text  # the Space's status page (no app yet), on its domain
+
+
+def test_chromium_answers_a_gradio_call_over_https_and_http2(
+    https_node: HttpsNode, tmp_path: Path
+) -> None:
+    """A visitor's browser on a Gradio Space's https URL: the page loads over HTTP/2, the
+    front end's calls (Gradio's queue: a POST, then its event stream) go through nginx's TLS,
+    and the answer shows in the page."""
+    from playwright.sync_api import expect, sync_playwright
+
+    https_node.create_space(GRADIO, "gradio")
+    https_node.push(EXAMPLES / "gradio-hello", GRADIO, tmp_path / "app")
+    url = https_node.app_url(GRADIO)
+    wait_for(lambda: https_node.stage(GRADIO) == "RUNNING", 400, every=1)
+    wait_for(lambda: (r := https_node.get(url)) is not None and r.status_code == 200, 60)
+    with sync_playwright() as pw:
+        browser = chromium_trusting_pebble(pw, https_node.api_ca, PORT + 4)
+        page = browser.new_page()
+        calls: list[str] = []
+        page.on("requestfinished", lambda r: calls.append(r.url))
+        try:
+            resp = page.goto(url)
+            assert resp is not None and resp.status == 200
+            page.get_by_label("Name").fill("TLS", timeout=120_000)
+            page.get_by_role("button", name="Submit").click()
+            expect(page.get_by_label("Greeting")).to_have_value("Hello, TLS!", timeout=30_000)
+            protocol = page.evaluate(
+                "performance.getEntriesByType('navigation')[0].nextHopProtocol"
+            )
+        except Exception:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "https-gradio.png"))
+            raise
+        finally:
+            browser.close()
+    assert protocol == "h2"
+    queue = [c for c in calls if "/queue/" in c or "/call/" in c]
+    assert queue and all(c.startswith(url) for c in queue), calls  # https, on the app's host
