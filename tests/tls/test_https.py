@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +36,7 @@ from tests.tls.pebble import chromium_trusting_pebble, pebble, pebble_root, self
 PORT = PUBLIC_PORT + 40  # HTTPS; +1 the "API", +2 plain HTTP, +3 the app, +4..+6 pebble
 CONSOLE = "console.sp.test"
 APP = "demo-one.apps.sp.test"
+LIVE = "live-one.apps.sp.test"  # a second Space's app: a websocket echo (PORT + 7)
 
 
 @dataclass
@@ -90,6 +92,19 @@ class _Says(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def _echo(port: int) -> Any:
+    """A websocket app that sends back each message it gets."""
+    from websockets.sync.server import ServerConnection, serve
+
+    def echo(ws: ServerConnection) -> None:
+        for message in ws:
+            ws.send(message)
+
+    server = serve(echo, "127.0.0.1", port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def _serve(port: int, says: str) -> http.server.ThreadingHTTPServer:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Says)
     server.says = says  # type: ignore[attr-defined]
@@ -101,7 +116,7 @@ def _serve(port: int, says: str) -> http.server.ThreadingHTTPServer:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     need(shutil.which("pebble") is not None, "pebble (apt-get install pebble)")
     tmp = tmp_path_factory.mktemp("https")
-    servers = [_serve(PORT + 1, "console"), _serve(PORT + 3, "app")]
+    servers = [_serve(PORT + 1, "console"), _serve(PORT + 3, "app"), _echo(PORT + 7)]
     settings = Settings(
         data=tmp / "data",
         url=f"https://{CONSOLE}:{PORT}",
@@ -116,12 +131,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         tls_key_file=None,
     )
     proxy = NginxProxy(settings)
-    with hosts_entries(CONSOLE, APP), pebble(tmp, PORT + 4, PORT + 2) as api_ca:
+    with hosts_entries(CONSOLE, APP, LIVE), pebble(tmp, PORT + 4, PORT + 2) as api_ca:
         try:
             asyncio.run(proxy.start())
-            route = Route(space_id="demo/one", hosts=(APP,), upstream=f"127.0.0.1:{PORT + 3}")
-            asyncio.run(proxy.set_routes([route]))
-            assert keep_certificates(settings) == [CONSOLE, APP]
+            routes = [
+                Route(space_id="demo/one", hosts=(APP,), upstream=f"127.0.0.1:{PORT + 3}"),
+                Route(space_id="live/one", hosts=(LIVE,), upstream=f"127.0.0.1:{PORT + 7}"),
+            ]
+            asyncio.run(proxy.set_routes(routes))
+            assert keep_certificates(settings) == [CONSOLE, APP, LIVE]
             yield Site(settings, proxy, pebble_root(api_ca, PORT + 4, tmp), tmp, api_ca)
         finally:
             asyncio.run(proxy.stop())
@@ -172,15 +190,27 @@ def test_plain_http_redirects_to_https(site: Site) -> None:
 
 
 def test_renewal_replaces_certificates_near_expiry_without_a_reload(site: Site) -> None:
+    """Visitors across the swap: a keep-alive client, a new handshake after another, a
+    websocket and a server-sent event stream opened before it; none of them sees an error,
+    and the websocket and the stream go on on their old connections afterwards."""
+    from websockets.sync.client import connect
+
+    hosts = (CONSOLE, APP, LIVE)
     processes = _nginx_processes(site)
-    before = {host: _served(host, site.pebble_root).serial_number for host in (CONSOLE, APP)}
+    before = {host: _served(host, site.pebble_root).serial_number for host in hosts}
     stored = load_all(site.settings)
     early = min(b.renew_at() for b in stored.values()) - dt.timedelta(minutes=1)
     assert keep_certificates(site.settings, now=early) == []  # nothing due yet
-    # Visitors meanwhile: one keep-alive client, and a new handshake after another.
     done, failures = threading.Event(), []
     seen: list[int] = []
-    requests = [0]
+    counts = {"requests": 0, "echoes": 0, "events": 0}
+    swapped = [0.0]  # when the renewal had pushed the new certificates
+    late = {"echoes": 0, "events": 0}  # those after it, on the connections opened before
+
+    def count(what: str) -> None:
+        counts[what] += 1
+        if swapped[0] and time.monotonic() > swapped[0]:
+            late[what] = late.get(what, 0) + 1
 
     def keep_alive() -> None:
         with _client(site) as client:
@@ -190,7 +220,7 @@ def test_renewal_replaces_certificates_near_expiry_without_a_reload(site: Site) 
                 except httpx.HTTPError as exc:
                     ok = False
                     failures.append(repr(exc))
-                requests[0] += 1
+                count("requests")
                 if not ok:
                     failures.append("wrong answer")
                 time.sleep(0.005)
@@ -203,24 +233,61 @@ def test_renewal_replaces_certificates_near_expiry_without_a_reload(site: Site) 
                 failures.append(repr(exc))
             time.sleep(0.005)
 
-    visitors = [threading.Thread(target=keep_alive), threading.Thread(target=handshakes)]
-    for visitor in visitors:
-        visitor.start()
-    try:
-        due = max(b.renew_at() for b in stored.values()) + dt.timedelta(minutes=1)
-        assert keep_certificates(site.settings, now=due) == [CONSOLE, APP]
-        time.sleep(0.3)
-    finally:
-        done.set()
+    def websocket(ws: Any) -> None:
+        try:
+            while not done.is_set():
+                ws.send(f"ping {counts['echoes']}")
+                if ws.recv(5) != f"ping {counts['echoes']}":
+                    failures.append("websocket: wrong echo")
+                count("echoes")
+                time.sleep(0.005)
+        except Exception as exc:  # a closed socket, a timeout: the websocket dropped
+            failures.append(f"websocket: {exc!r}")
+
+    def events(stream: httpx.Response) -> None:
+        try:
+            for line in stream.iter_lines():
+                if line == "data: tick":
+                    count("events")
+                if done.is_set():
+                    return
+        except httpx.HTTPError as exc:
+            failures.append(f"event stream: {exc!r}")
+
+    trust = ssl.create_default_context(cafile=site.pebble_root)
+    with (
+        connect(f"wss://{LIVE}:{PORT}/", ssl=trust) as ws,
+        _client(site) as sse,
+        sse.stream("GET", f"https://{APP}:{PORT}/stream?i=0") as stream,
+    ):
+        visitors = [
+            threading.Thread(target=fn, args=args)
+            for fn, args in (
+                (keep_alive, ()),
+                (handshakes, ()),
+                (websocket, (ws,)),
+                (events, (stream,)),
+            )
+        ]
         for visitor in visitors:
-            visitor.join(10)
-    after = {host: _served(host, site.pebble_root).serial_number for host in (CONSOLE, APP)}
+            visitor.start()
+        try:
+            due = max(b.renew_at() for b in stored.values()) + dt.timedelta(minutes=1)
+            assert keep_certificates(site.settings, now=due) == list(hosts)
+            swapped[0] = time.monotonic()
+            time.sleep(0.5)
+        finally:
+            done.set()
+            for visitor in visitors:
+                visitor.join(10)
+    after = {host: _served(host, site.pebble_root).serial_number for host in hosts}
     assert all(after[h] != before[h] for h in before)
     assert after[CONSOLE] == load_all(site.settings)[CONSOLE].serial
     assert _nginx_processes(site) == processes  # no restart, no reload
     assert failures == []  # nothing dropped across the swap
     assert seen[0] == before[APP] and seen[-1] == after[APP]
-    print(f"during the renewal: {requests[0]} keep-alive requests, {len(seen)} handshakes")
+    assert late["echoes"] > 0 and late["events"] > 0  # still alive on their old connections
+    print(f"during the renewal: {counts} ({late} after the swap), {len(seen)} handshakes")
 
 
 def test_an_operators_own_wildcard_wins_for_the_names_it_covers(site: Site) -> None:
