@@ -130,6 +130,11 @@ def render(
     listen = "\n        ".join(listen_directives(settings.listen, "ssl http2" if tls else ""))
     common = _proxy_common(public_scheme(settings))
     lua = 'require("spaceport")'
+    api_host, _, api_port = settings.api_upstream.rpartition(":")
+    init = (
+        f'{lua}.init("{run / ROUTES_FILE}", "{api_host}", "{api_port}", "{AUTHZ_PATH}", '
+        f'"{public_scheme(settings)}")'
+    )
     temp = "\n    ".join(
         f"{kind}_temp_path {run}/nginx-temp/{kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -152,7 +157,7 @@ http {{
     lua_shared_dict spaceport_routes 32m;
     lua_shared_dict spaceport_traffic 16m;
     lua_shared_dict spaceport_certs 32m;
-    init_by_lua_block {{ {lua}.init("{run / ROUTES_FILE}") }}
+    init_by_lua_block {{ {init} }}
     {temp}
 
     # What any proxy owes the apps behind it: bodies unbuffered both ways and of any size,

@@ -105,8 +105,13 @@ local function find(host, uri)
   return nil
 end
 
+-- The control plane's address and what visitors' scheme is (nginx_conf.py), for asking it
+-- over a socket of our own (`ask_authz_directly`).
+local api = { host = "127.0.0.1", port = 0, authz = "", scheme = "http" }
+
 -- Load the table saved by the control plane (nginx start and reload: master process).
-function M.init(path)
+function M.init(path, api_host, api_port, authz_path, scheme)
+  api = { host = api_host, port = tonumber(api_port), authz = authz_path, scheme = scheme }
   local file = io.open(path, "r")
   if not file then
     return
@@ -134,17 +139,134 @@ local function without_prefix(route)
   return rest
 end
 
+local AUTHZ_NOT_FORWARDED = {
+  host = true, connection = true, ["keep-alive"] = true, ["proxy-connection"] = true,
+  upgrade = true, te = true, ["transfer-encoding"] = true, ["content-length"] = true,
+  ["x-forwarded-host"] = true, ["x-forwarded-proto"] = true, ["x-forwarded-for"] = true,
+  ["x-forwarded-method"] = true, ["x-forwarded-uri"] = true, ["x-spaceport-space"] = true,
+}
+
+local function read_chunked(sock)
+  local parts = {}
+  while true do
+    local size_line, err = sock:receive("*l")
+    local size = size_line and tonumber(size_line:match("^%x+"), 16)
+    if not size then
+      return nil, err or "bad chunk"
+    end
+    if size == 0 then
+      return table.concat(parts)
+    end
+    local chunk, chunk_err = sock:receive(size)
+    if not chunk then
+      return nil, chunk_err
+    end
+    parts[#parts + 1] = chunk
+    sock:receive("*l")
+  end
+end
+
+local function ask_authz_directly(route)
+  -- HTTP/2 requests can make no subrequest (Debian's lua-nginx-module 0.10.23 refuses
+  -- ngx.location.capture for them): the same question over an HTTP/1.1 socket of our own,
+  -- with the visitor's headers, as the `/_spaceport/authz` location would send it
+  local sock = ngx.socket.tcp()
+  sock:settimeout(30000)
+  local ok, err = sock:connect(api.host, api.port)
+  if not ok then
+    return nil, err
+  end
+  local host = ngx.var.http_host or ngx.var.host
+  local lines = {
+    "GET " .. api.authz .. " HTTP/1.1",
+    "Host: " .. host,
+    "X-Forwarded-Host: " .. host,
+    "X-Forwarded-Proto: " .. api.scheme,
+    "X-Forwarded-For: " .. ngx.var.remote_addr,
+    "X-Spaceport-Space: " .. route.space_id,
+    "X-Forwarded-Method: " .. ngx.req.get_method(),
+    "X-Forwarded-Uri: " .. ngx.var.request_uri,
+    "Connection: close",
+  }
+  for name, value in pairs(ngx.req.get_headers(100)) do
+    if not AUTHZ_NOT_FORWARDED[name:lower()] then
+      for _, one in ipairs(type(value) == "table" and value or { value }) do
+        lines[#lines + 1] = name .. ": " .. one
+      end
+    end
+  end
+  ok, err = sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n")
+  if not ok then
+    return nil, err
+  end
+  local status_line
+  status_line, err = sock:receive("*l")
+  local status = status_line and tonumber(status_line:match("^HTTP/%d%.%d (%d%d%d)"))
+  if not status then
+    return nil, err or ("bad status line: " .. tostring(status_line))
+  end
+  local header, length, chunked = {}, nil, false
+  while true do
+    local line, line_err = sock:receive("*l")
+    if not line then
+      return nil, line_err
+    end
+    if line == "" then
+      break
+    end
+    local name, value = line:match("^([^:]+):%s*(.*)$")
+    if name then
+      local lower = name:lower()
+      if lower == "content-length" then
+        length = tonumber(value)
+      elseif lower == "transfer-encoding" then
+        chunked = value:lower():find("chunked", 1, true) ~= nil
+      end
+      local have = header[name]
+      if have == nil then
+        header[name] = value
+      elseif type(have) == "table" then
+        have[#have + 1] = value
+      else
+        header[name] = { have, value }
+      end
+    end
+  end
+  local body
+  if chunked then
+    body, err = read_chunked(sock)
+  elseif length then
+    body, err = sock:receive(length)
+  else
+    body, err = sock:receive("*a")
+  end
+  sock:close()
+  if not body then
+    return nil, err
+  end
+  return { status = status, header = header, body = body }
+end
+
 local function ask_authz(route)
   -- the control plane decides whether this visitor may reach a private Space: a 2xx lets the
   -- request through, any other answer goes back to the visitor as it is
-  local res = ngx.location.capture("/_spaceport/authz", {
-    method = ngx.HTTP_GET,
-    vars = {
-      sp_authz_space = route.space_id,
-      sp_authz_method = ngx.req.get_method(),
-      sp_authz_uri = ngx.var.request_uri,
-    },
-  })
+  local res, err
+  if ngx.req.http_version() == 2 then
+    res, err = ask_authz_directly(route)
+    if not res then
+      ngx.log(ngx.ERR, "spaceport: authz for ", route.space_id, ": ", err)
+      return ngx.exit(ngx.HTTP_BAD_GATEWAY)
+    end
+  else
+    res = ngx.location.capture("/_spaceport/authz", {
+      method = ngx.HTTP_GET,
+      vars = {
+        sp_authz_space = route.space_id,
+        sp_authz_method = ngx.req.get_method(),
+        sp_authz_uri = ngx.var.request_uri,
+      },
+    })
+  end
   if res.status >= 200 and res.status < 300 then
     return
   end
@@ -178,7 +300,11 @@ function M.access()
   if route.private then
     ask_authz(route)
   end
-  -- no app ever sees a visitor's Spaceport token (gradio_client sends its user's along):
+  if not route.live then
+    return -- asleep, starting, building, down: the control plane's status page
+  end
+  -- no app ever sees a visitor's Spaceport token (gradio_client sends its user's along; the
+  -- control plane's status page above does, to tell its owner how the Space is):
   -- every copy of the header goes when any copy holds one
   if ngx.var.http_authorization or ngx.var.http_x_hf_authorization then
     local all = ngx.req.get_headers(0)
@@ -194,9 +320,6 @@ function M.access()
         end
       end
     end
-  end
-  if not route.live then
-    return -- asleep, starting, building, down: the control plane's status page
   end
   for name, value in pairs(route.set_request) do
     ngx.req.set_header(name, value)
