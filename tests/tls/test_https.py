@@ -17,6 +17,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from spaceport.proxy.base import Route
 from spaceport.proxy.nginx import NginxProxy
 from spaceport.proxy.tls import keep_certificates, push_certificates
 from spaceport.proxy.tls_store import load_all
+from spaceport.services.domains import app_host_view
 from spaceport.settings import Settings
 from tests.conftest import PUBLIC_PORT, hosts_entries, need
 from tests.tls.pebble import chromium_trusting_pebble, pebble, pebble_root, self_signed
@@ -37,6 +39,7 @@ PORT = PUBLIC_PORT + 40  # HTTPS; +1 the "API", +2 plain HTTP, +3 the app, +4..+
 CONSOLE = "console.sp.test"
 APP = "demo-one.apps.sp.test"
 LIVE = "live-one.apps.sp.test"  # a second Space's app: a websocket echo (PORT + 7)
+NEW = "new-one.apps.sp.test"  # a Space routed in one test, before its certificate exists
 
 
 @dataclass
@@ -131,7 +134,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         tls_key_file=None,
     )
     proxy = NginxProxy(settings)
-    with hosts_entries(CONSOLE, APP, LIVE), pebble(tmp, PORT + 4, PORT + 2) as api_ca:
+    with hosts_entries(CONSOLE, APP, LIVE, NEW), pebble(tmp, PORT + 4, PORT + 2) as api_ca:
         try:
             asyncio.run(proxy.start())
             routes = [
@@ -288,6 +291,51 @@ def test_renewal_replaces_certificates_near_expiry_without_a_reload(site: Site) 
     assert seen[0] == before[APP] and seen[-1] == after[APP]
     assert late["echoes"] > 0 and late["events"] > 0  # still alive on their old connections
     print(f"during the renewal: {counts} ({late} after the swap), {len(seen)} handshakes")
+
+
+def test_a_new_host_shows_a_page_while_its_first_certificate_is_issued(site: Site) -> None:
+    """Before a Space's first certificate exists no browser can be shown a page over HTTPS
+    (the console's certificate is served: a certificate error). Its plain HTTP address says the
+    certificate is being issued and retries, then takes the visitor to the app over HTTPS; the
+    runtime's `domains` says PENDING meanwhile."""
+    from playwright.sync_api import sync_playwright
+
+    routes = asyncio.run(site.proxy.get_all_routes())
+    new = Route(space_id="new/one", hosts=(NEW,), upstream=f"127.0.0.1:{PORT + 3}")
+    asyncio.run(site.proxy.set_routes([*routes.values(), new]))
+    try:
+        assert app_host_view(site.settings, NEW)["stage"] == "PENDING"
+        # over HTTPS the console's certificate: a browser's ERR_CERT_COMMON_NAME_INVALID (the
+        # test's Chromium ignores errors for pebble's chains, so a client that checks names)
+        with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+            _served(NEW, site.pebble_root)
+        waiting = httpx.get(f"http://{NEW}:{PORT + 2}/some/page?x=1")
+        assert (waiting.status_code, waiting.headers["retry-after"]) == (503, "5")
+        assert "certificate is being issued" in waiting.text
+        assert httpx.get(f"http://{APP}:{PORT + 2}/").status_code == 301  # it has one
+        unknown = httpx.get(f"http://127.0.0.1:{PORT + 2}/", headers={"Host": "x.apps.sp.test"})
+        assert unknown.status_code == 301  # no Space there: nothing is being issued
+        with sync_playwright() as pw:
+            browser = chromium_trusting_pebble(pw, site.api_ca, PORT + 4)
+            try:
+                page = browser.new_page()
+                page.goto(f"http://{NEW}:{PORT + 2}/")
+                heading = page.get_by_role("heading").inner_text()
+                assert heading == "This address's HTTPS certificate is being issued"
+                with ThreadPoolExecutor(1) as pool:  # Playwright holds this thread's loop
+                    assert pool.submit(keep_certificates, site.settings).result() == [NEW]
+                page.wait_for_url(f"https://{NEW}:{PORT}/", timeout=15_000)  # its retry
+                page.get_by_text("app").wait_for()
+            finally:
+                browser.close()
+        assert app_host_view(site.settings, NEW) == {
+            "domain": NEW,
+            "stage": "READY",
+            "certificate": "ISSUED",
+        }
+        assert httpx.get(f"http://{NEW}:{PORT + 2}/").status_code == 301
+    finally:
+        asyncio.run(site.proxy.set_routes(list(routes.values())))
 
 
 def test_an_operators_own_wildcard_wins_for_the_names_it_covers(site: Site) -> None:

@@ -36,6 +36,7 @@ from spaceport.settings import Settings
 __all__ = [
     "VERIFY_PATH",
     "add_domain",
+    "app_host_view",
     "domain_views",
     "remove_domain",
     "space_for_domain",
@@ -126,6 +127,23 @@ def domain_views(
             view["certificate"] = "ISSUED" if has_certificate(settings, row.domain) else "PENDING"
         out.append(view)
     return out
+
+
+def app_host_view(settings: Settings, host: str) -> dict[str, Any]:
+    """The app host's entry in the runtime's `domains`. With HTTPS by nginx and no wildcard
+    certificate, a new Space's host gets its own certificate on first use: until it is issued,
+    a browser can open the https URL only with a security warning (the node's plain HTTP port
+    shows a page that says so), so the entry says `PENDING` and why."""
+    if not settings.https:
+        return {"domain": host, "stage": "READY"}
+    if has_certificate(settings, host):
+        return {"domain": host, "stage": "READY", "certificate": "ISSUED"}
+    return {
+        "domain": host,
+        "stage": "PENDING",
+        "certificate": "PENDING",
+        "message": "its HTTPS certificate is being issued (usually under a minute)",
+    }
 
 
 def token_for_domain(host: str) -> str | None:

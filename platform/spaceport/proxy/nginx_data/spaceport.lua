@@ -530,6 +530,45 @@ function M.certificate()
   end
 end
 
+local ISSUING_PAGE = [[<!doctype html><html lang="en"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="5"><title>Certificate being issued</title>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem">
+<h1>This address's HTTPS certificate is being issued</h1>
+<p><b>%s</b> is new here: its certificate is queued or being issued by the certificate
+authority, which usually takes under a minute. Until then a browser can open this address over
+HTTPS only with a security warning.</p>
+<p>This page tries again every 5 seconds and takes you to <b>https://%s</b> once it is ready.
+<a href="">Try again now</a>.</p></body></html>]]
+
+local function html_escape(text)
+  return (text:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }))
+end
+
+local function has_certificate(host)
+  if certs_dict:get("c:" .. host) then
+    return true
+  end
+  local dot = host:find(".", 1, true)
+  return dot ~= nil and certs_dict:get("c:*" .. host:sub(dot)) ~= nil
+end
+
+-- the plain HTTP port beside HTTPS: a redirect to HTTPS, except for the console or a Space's
+-- host whose first certificate is still queued or being issued: a browser can be shown no page
+-- over HTTPS before a certificate it trusts exists, so this page says so here, and retries
+function M.plain_http(suffix, console)
+  local host = (ngx.var.host or ""):lower()
+  if has_certificate(host) or (host ~= console and not find(host, ngx.var.uri)) then
+    return ngx.redirect("https://" .. host .. suffix .. ngx.var.request_uri, 301)
+  end
+  ngx.status = 503
+  ngx.header["Content-Type"] = "text/html; charset=utf-8"
+  ngx.header["Retry-After"] = "5"
+  ngx.header["Cache-Control"] = "no-store"
+  local name = html_escape(host)
+  ngx.print(string.format(ISSUING_PAGE, name, name .. html_escape(suffix)))
+end
+
 -- the plain HTTP port: /.well-known/acme-challenge/<token> while an order waits on it
 function M.acme_challenge()
   local token = ngx.var.uri:match("^/%.well%-known/acme%-challenge/([%w_-]+)$")
