@@ -122,9 +122,10 @@ def unique(prefix: str) -> str:
 def hosts_entries(*names: str) -> Iterator[None]:
     """Python's resolver does not resolve *.localhost here: map names to loopback for a test."""
     hosts = Path("/etc/hosts")
-    original = hosts.read_text()
-    marker = "# spaceport-test"
-    hosts.write_text(original + "".join(f"127.0.0.1 {n} {marker}\n" for n in names))
+    # This call's own marker: parallel runs on one machine each remove only their own lines.
+    marker = f"# spaceport:test {uuid.uuid4().hex[:12]}"
+    with hosts.open("a") as file:
+        file.write("".join(f"127.0.0.1 {n} {marker}\n" for n in names))
     try:
         yield
     finally:
