@@ -15,12 +15,14 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+import redis
 
 from spaceport.settings import Settings
 from tests.conftest import ARTIFACTS, EXAMPLES, PUBLIC_PORT, REDIS_DB, hosts_entries, need, unique
@@ -29,6 +31,8 @@ from tests.tls.pebble import chromium_trusting_pebble, pebble, pebble_root
 
 T = TypeVar("T")
 PORT = PUBLIC_PORT + 50  # HTTPS; +1 the API, +2 plain HTTP, +4..+6 pebble
+# Its own Redis database (Celery's queue in it): never the shared node's, nor another run's
+REDIS_DB_HTTPS = int(os.environ.get("SPACEPORT_TEST_REDIS_DB_HTTPS", (REDIS_DB + 1) % 16))
 CONSOLE = "spaces.sp.test"
 APPS = "apps.sp.test"
 GRADIO = unique("gr")  # a public Gradio Space
@@ -36,6 +40,8 @@ PRIVATE = unique("pv")  # a private Space (no app pushed: its status page is eno
 SITE = unique("site")
 DOMAIN = f"{SITE}.customer.test"  # a custom domain of the Space `SITE`
 PRIVATE_DOMAIN = f"{PRIVATE}.customer.test"
+TXT_DOMAIN = f"{unique('txt')}.elsewhere.test"  # proven by DNS TXT: its name points nowhere here
+DNS_PORT = PORT + 8  # dnsmasq (UDP), the nameserver the node asks for TXT records
 
 
 @dataclass
@@ -105,6 +111,24 @@ def again_if_the_network_changed(step: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
+@contextmanager
+def dnsmasq(*txt: tuple[str, str]) -> Iterator[None]:
+    """Debian's dnsmasq answering the TXT records `txt` ((name, value) pairs) on DNS_PORT, and
+    NXDOMAIN for any other name under .test."""
+    need(shutil.which("dnsmasq") is not None, "dnsmasq (apt-get install dnsmasq-base)")
+    argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv"]
+    argv += ["--no-hosts", f"--port={DNS_PORT}", "--listen-address=127.0.0.1"]
+    argv += ["--bind-interfaces", "--local=/test/", "--pid-file=", "--log-facility=-"]
+    argv += [f"--txt-record={name},{value}" for name, value in txt]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: b"started" in (server.stderr.readline() if server.stderr else b""), 10)
+        yield
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 @pytest.fixture(scope="module")
 def https_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsNode]:
     need(shutil.which("pebble") is not None, "pebble (apt-get install pebble)")
@@ -118,13 +142,14 @@ def https_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsNode]:
         "SPACEPORT_LISTEN": f"127.0.0.1:{PORT}",
         "SPACEPORT_HTTP_LISTEN": f"127.0.0.1:{PORT + 2}",
         "SPACEPORT_API_PORT": str(PORT + 1),
-        "SPACEPORT_REDIS_URL": f"redis://127.0.0.1:6379/{(REDIS_DB + 1) % 16}",
+        "SPACEPORT_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB_HTTPS}",
         "SPACEPORT_ADMIN_TOKEN": token,
         "SPACEPORT_SECRET_KEY": "https-node-test",
         "SPACEPORT_RECONCILE_INTERVAL_S": "1",
         "SPACEPORT_STANDBY_TTL_S": "0",
         "SPACEPORT_ACME_DIRECTORY": f"https://localhost:{PORT + 4}/dir",
         "SPACEPORT_ACME_CA_BUNDLE": str(tmp / "pebble-api.pem"),
+        "SPACEPORT_DOMAIN_DNS_SERVERS": f'["127.0.0.1:{DNS_PORT}"]',
     }
     settings = Settings(
         data=tmp / "data", url=env["SPACEPORT_URL"], secret_key=env["SPACEPORT_SECRET_KEY"]
@@ -132,6 +157,7 @@ def https_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsNode]:
     names = [CONSOLE, DOMAIN, PRIVATE_DOMAIN]
     names += [f"admin-{n}.{APPS}" for n in (GRADIO, PRIVATE, SITE)]
     cli = [sys.executable, "-m", "spaceport.cli.main"]
+    redis.Redis.from_url(env["SPACEPORT_REDIS_URL"]).flushdb()  # no task of an earlier run
     with hosts_entries(*names), pebble(tmp, PORT + 4, PORT + 2) as api_ca:
         log = (tmp / "up.log").open("wb")
         try:
@@ -331,3 +357,42 @@ def test_a_private_space_signs_its_owner_in_on_its_custom_domain(https_node: Htt
         assert [r.http_version for r in answers] == ["HTTP/2" if http2 else "HTTP/1.1"] * 2
         assert answers[0].json().get("space") == f"admin/{PRIVATE}", (http2, answers[0].text)
         assert answers[1].status_code == 404
+
+
+def test_a_custom_domain_is_proven_by_a_dns_txt_record(https_node: HttpsNode) -> None:
+    """A domain whose name does not reach this node (the HTTP check fails) is verified by the
+    TXT record `_spaceport-challenge.<domain>` holding its token, asked of a real nameserver
+    (SPACEPORT_DOMAIN_DNS_SERVERS). Its certificate still needs HTTP-01, so it waits."""
+    from spaceport.services.dns_txt import txt_values
+
+    name = unique("txt")
+    https_node.create_space(name, "static")
+    with https_node.api() as client:
+        base = f"/api/v1/spaces/admin/{name}/domains"
+        added = client.post(base, json={"domain": TXT_DOMAIN})
+        assert added.status_code == 200, added.text
+        record = added.json()[0]["txt_record"]
+        assert record["name"] == f"_spaceport-challenge.{TXT_DOMAIN}"
+        assert record["value"] in added.json()[0]["verification"]
+        settings = https_node.settings.model_copy(
+            update={"domain_dns_servers": [f"127.0.0.1:{DNS_PORT}"]}
+        )
+        with dnsmasq((record["name"], record["value"]), ("_spaceport-challenge.x.test", "no")):
+            assert txt_values(settings, TXT_DOMAIN).values == (record["value"],)
+            wrong = txt_values(settings, "x.test")
+            assert wrong.values == ("no",) and wrong.problem is None
+            assert (
+                txt_values(settings, "y.test").problem == "no DNS name _spaceport-challenge.y.test"
+            )
+
+            def verified() -> dict[str, Any] | None:
+                views = {d["domain"]: d for d in client.get(base).json()}
+                return views[TXT_DOMAIN] if views[TXT_DOMAIN]["verified"] else None
+
+            view = wait_for(verified, 60, every=0.5)  # checked each 30 s at most: one more try
+    assert view == {
+        "domain": TXT_DOMAIN,
+        "stage": "READY",
+        "verified": True,
+        "certificate": "PENDING",
+    }
