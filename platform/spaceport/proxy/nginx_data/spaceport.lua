@@ -154,7 +154,13 @@ local function read_chunked(sock)
     if not size then
       return nil, err or "bad chunk"
     end
-    if size == 0 then
+    if size == 0 then -- then trailers, if any, and the empty line that ends the message
+      repeat
+        local trailer, trailer_err = sock:receive("*l")
+        if not trailer then
+          return nil, trailer_err
+        end
+      until trailer == ""
       return table.concat(parts)
     end
     local chunk, chunk_err = sock:receive(size)
@@ -166,46 +172,15 @@ local function read_chunked(sock)
   end
 end
 
-local function ask_authz_directly(route)
-  -- HTTP/2 requests can make no subrequest (Debian's lua-nginx-module 0.10.23 refuses
-  -- ngx.location.capture for them): the same question over an HTTP/1.1 socket of our own,
-  -- with the visitor's headers, as the `/_spaceport/authz` location would send it
-  local sock = ngx.socket.tcp()
-  sock:settimeout(30000)
-  local ok, err = sock:connect(api.host, api.port)
-  if not ok then
-    return nil, err
-  end
-  local host = ngx.var.http_host or ngx.var.host
-  local lines = {
-    "GET " .. api.authz .. " HTTP/1.1",
-    "Host: " .. host,
-    "X-Forwarded-Host: " .. host,
-    "X-Forwarded-Proto: " .. api.scheme,
-    "X-Forwarded-For: " .. ngx.var.remote_addr,
-    "X-Spaceport-Space: " .. route.space_id,
-    "X-Forwarded-Method: " .. ngx.req.get_method(),
-    "X-Forwarded-Uri: " .. ngx.var.request_uri,
-    "Connection: close",
-  }
-  for name, value in pairs(ngx.req.get_headers(100)) do
-    if not AUTHZ_NOT_FORWARDED[name:lower()] then
-      for _, one in ipairs(type(value) == "table" and value or { value }) do
-        lines[#lines + 1] = name .. ": " .. one
-      end
-    end
-  end
-  ok, err = sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n")
-  if not ok then
-    return nil, err
-  end
-  local status_line
-  status_line, err = sock:receive("*l")
+local AUTHZ_POOL_IDLE_MS = 4000 -- under uvicorn's 5 s keep-alive: the API closes none we reuse
+
+local function read_response(sock)
+  local status_line, err = sock:receive("*l")
   local status = status_line and tonumber(status_line:match("^HTTP/%d%.%d (%d%d%d)"))
   if not status then
     return nil, err or ("bad status line: " .. tostring(status_line))
   end
-  local header, length, chunked = {}, nil, false
+  local header, length, chunked, close = {}, nil, false, false
   while true do
     local line, line_err = sock:receive("*l")
     if not line then
@@ -221,6 +196,8 @@ local function ask_authz_directly(route)
         length = tonumber(value)
       elseif lower == "transfer-encoding" then
         chunked = value:lower():find("chunked", 1, true) ~= nil
+      elseif lower == "connection" then
+        close = value:lower():find("close", 1, true) ~= nil
       end
       local have = header[name]
       if have == nil then
@@ -237,14 +214,70 @@ local function ask_authz_directly(route)
     body, err = read_chunked(sock)
   elseif length then
     body, err = sock:receive(length)
+  elseif status == 204 or status == 304 then
+    body = ""
   else
-    body, err = sock:receive("*a")
+    body, err, close = sock:receive("*a"), nil, true -- delimited by the API closing it
   end
-  sock:close()
   if not body then
     return nil, err
   end
-  return { status = status, header = header, body = body }
+  return { status = status, header = header, body = body }, nil, close
+end
+
+local function authz_exchange(route)
+  -- one question on a pooled keep-alive connection to the API; `reused`: the connection had
+  -- served before (the API may have closed it meanwhile: worth one more try on another)
+  local sock = ngx.socket.tcp()
+  sock:settimeout(30000)
+  local ok, err = sock:connect(api.host, api.port)
+  if not ok then
+    return nil, err, false
+  end
+  local reused = (sock:getreusedtimes() or 0) > 0
+  local host = ngx.var.http_host or ngx.var.host
+  local lines = {
+    "GET " .. api.authz .. " HTTP/1.1",
+    "Host: " .. host,
+    "X-Forwarded-Host: " .. host,
+    "X-Forwarded-Proto: " .. api.scheme,
+    "X-Forwarded-For: " .. ngx.var.remote_addr,
+    "X-Spaceport-Space: " .. route.space_id,
+    "X-Forwarded-Method: " .. ngx.req.get_method(),
+    "X-Forwarded-Uri: " .. ngx.var.request_uri,
+  }
+  for name, value in pairs(ngx.req.get_headers(100)) do
+    if not AUTHZ_NOT_FORWARDED[name:lower()] then
+      for _, one in ipairs(type(value) == "table" and value or { value }) do
+        lines[#lines + 1] = name .. ": " .. one
+      end
+    end
+  end
+  ok, err = sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n")
+  local res, close
+  if ok then
+    res, err, close = read_response(sock)
+  end
+  if res and not close then
+    sock:setkeepalive(AUTHZ_POOL_IDLE_MS, 64)
+  else
+    sock:close()
+  end
+  return res, err, reused
+end
+
+local function ask_authz_directly(route)
+  -- HTTP/2 requests can make no subrequest (Debian's lua-nginx-module 0.10.23 refuses
+  -- ngx.location.capture for them): the same question over HTTP/1.1 connections of our own,
+  -- with the visitor's headers, as the `/_spaceport/authz` location would send it
+  local res, err, reused
+  for _ = 1, 3 do
+    res, err, reused = authz_exchange(route)
+    if res or not reused then
+      break
+    end
+  end
+  return res, err
 end
 
 local function ask_authz(route)
