@@ -396,3 +396,15 @@ def test_a_custom_domain_is_proven_by_a_dns_txt_record(https_node: HttpsNode) ->
         "verified": True,
         "certificate": "PENDING",
     }
+    # Its own app host cannot be validated either (no name for it here): the runtime and the
+    # Space's page in the console say its certificate is being issued
+    with https_node.api() as client:
+        runtime = client.get(f"/api/spaces/admin/{name}/runtime").json()
+        page = client.get(f"/spaces/admin/{name}").text
+    assert runtime["domains"][0] == {
+        "domain": f"admin-{name}.{APPS}",
+        "stage": "PENDING",
+        "certificate": "PENDING",
+        "message": "its HTTPS certificate is being issued (usually under a minute)",
+    }
+    assert 'id="cert-chip"' in page and "HTTPS certificate being issued" in page
