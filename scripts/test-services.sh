@@ -20,7 +20,7 @@ main() {
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   PACKAGES=(docker.io redis-server postgresql chromium mmdebstrap git ca-certificates python3-venv
     gcc libc6-dev wrk nginx-light libnginx-mod-http-lua lua-cjson fonts-noto-color-emoji iptables
-    e2fsprogs mount runsc docker-registry prometheus pebble)
+    e2fsprogs mount runsc docker-registry prometheus pebble dnsmasq-base)
   want=()
   for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || want+=("$p"); done
   # nginx-light or the full nginx both serve: either one is enough

@@ -49,15 +49,19 @@ CHROMIUM_ARGS = [
 ]
 
 
+def chromium(pw: Any, *args: str) -> Any:
+    """Debian's Chromium through Playwright, with CHROMIUM_ARGS and `args`."""
+    need(shutil.which("chromium") is not None, "chromium (apt-get install chromium)")
+    return pw.chromium.launch(
+        executable_path=shutil.which("chromium"), args=[*CHROMIUM_ARGS, *args]
+    )
+
+
 def launch_chromium(pw: Any, node: Node, space_id: str) -> Any:
     """Debian's Chromium (through Playwright) that resolves the Space's app host to this
     machine, as a visitor's browser would reach the node."""
-    need(shutil.which("chromium") is not None, "chromium (apt-get install chromium)")
     host = node.app_host(space_id).split(":")[0]
-    return pw.chromium.launch(
-        executable_path=shutil.which("chromium"),
-        args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {host} 127.0.0.1"],
-    )
+    return chromium(pw, f"--host-resolver-rules=MAP {host} 127.0.0.1")
 
 
 # Tests that restart a machine-wide daemon (dockerd, redis-server, PostgreSQL) stop or disturb
@@ -118,9 +122,10 @@ def unique(prefix: str) -> str:
 def hosts_entries(*names: str) -> Iterator[None]:
     """Python's resolver does not resolve *.localhost here: map names to loopback for a test."""
     hosts = Path("/etc/hosts")
-    original = hosts.read_text()
-    marker = "# spaceport-test"
-    hosts.write_text(original + "".join(f"127.0.0.1 {n} {marker}\n" for n in names))
+    # This call's own marker: parallel runs on one machine each remove only their own lines.
+    marker = f"# spaceport:test {uuid.uuid4().hex[:12]}"
+    with hosts.open("a") as file:
+        file.write("".join(f"127.0.0.1 {n} {marker}\n" for n in names))
     try:
         yield
     finally:

@@ -209,6 +209,12 @@ class Settings(BaseSettings):
     acme_retry_s: int = Field(
         default=600, ge=0, description="How long a host whose ACME order failed waits."
     )
+    domain_dns_servers: list[str] = Field(
+        default_factory=list,
+        description="Custom domains: the nameservers (`ip` or `ip:port`) asked for a domain's "
+        "TXT record `_spaceport-challenge.<domain>`, its owner's other way to prove control; "
+        "empty: the system's (/etc/resolv.conf).",
+    )
     caddy_bin: str | None = Field(default=None, description="caddy binary; default: the venv's.")
     nginx_bin: str | None = Field(default=None, description="nginx binary; default: on PATH.")
     nginx_modules_dir: str = Field(

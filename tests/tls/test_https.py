@@ -9,46 +9,37 @@ loopback. Certificates are verified against pebble's root, fetched from its mana
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
-import hashlib
 import http.server
-import json
-import os
 import shutil
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from spaceport.proxy.base import Route
-from spaceport.proxy.nginx import NginxProcess, NginxProxy
+from spaceport.proxy.nginx import NginxProxy
 from spaceport.proxy.tls import keep_certificates, push_certificates
 from spaceport.proxy.tls_store import load_all
+from spaceport.services.domains import app_host_view
 from spaceport.settings import Settings
-from tests.conftest import CHROMIUM_ARGS, PUBLIC_PORT, REDIS_DB, hosts_entries, need
-from tests.runtime.helpers import wait_for
+from tests.conftest import PUBLIC_PORT, hosts_entries, need
+from tests.tls.pebble import chromium_trusting_pebble, pebble, pebble_root, self_signed
 
 PORT = PUBLIC_PORT + 40  # HTTPS; +1 the "API", +2 plain HTTP, +3 the app, +4..+6 pebble
-NODE_PORT = PUBLIC_PORT + 50  # the same for the node test (its own pebble: one HTTP port each)
-NODE_HOST = "spaces.sp.test"
-DOMAIN = "demo.customer.test"  # a custom domain of a Space on that node
 CONSOLE = "console.sp.test"
 APP = "demo-one.apps.sp.test"
+LIVE = "live-one.apps.sp.test"  # a second Space's app: a websocket echo (PORT + 7)
+NEW = "new-one.apps.sp.test"  # a Space routed in one test, before its certificate exists
 
 
 @dataclass
@@ -57,6 +48,7 @@ class Site:
     proxy: NginxProxy
     pebble_root: Path
     tmp: Path
+    api_ca: Path  # pebble's own API certificate (its management port)
 
 
 STREAMS_PAGE = """<!doctype html><title>six streams</title><script>
@@ -103,6 +95,19 @@ class _Says(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def _echo(port: int) -> Any:
+    """A websocket app that sends back each message it gets."""
+    from websockets.sync.server import ServerConnection, serve
+
+    def echo(ws: ServerConnection) -> None:
+        for message in ws:
+            ws.send(message)
+
+    server = serve(echo, "127.0.0.1", port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def _serve(port: int, says: str) -> http.server.ThreadingHTTPServer:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Says)
     server.says = says  # type: ignore[attr-defined]
@@ -110,83 +115,11 @@ def _serve(port: int, says: str) -> http.server.ThreadingHTTPServer:
     return server
 
 
-def _self_signed(names: list[str], cn: str) -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
-    alt: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
-def _wait_port(port: int, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
-
-
-@contextmanager
-def _pebble(tmp: Path, port: int, http_port: int) -> Iterator[Path]:
-    """pebble with its API on `port` and management on `port + 1`, validating HTTP-01 on
-    `http_port`; yields the CA file its own HTTPS is verified against."""
-    cert, key = _self_signed(["localhost"], "pebble api")
-    (tmp / "pebble-api.pem").write_bytes(cert)
-    (tmp / "pebble-api.key").write_bytes(key)
-    config = {
-        "listenAddress": f"127.0.0.1:{port}",
-        "managementListenAddress": f"127.0.0.1:{port + 1}",
-        "certificate": str(tmp / "pebble-api.pem"),
-        "privateKey": str(tmp / "pebble-api.key"),
-        "httpPort": http_port,  # validations dial our plain HTTP port
-        "tlsPort": port + 2,
-        "ocspResponderURL": "",
-        "externalAccountBindingRequired": False,
-    }
-    (tmp / "pebble.json").write_text(json.dumps({"pebble": config}))
-    env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
-    with (tmp / "pebble.log").open("w") as log:
-        pebble = subprocess.Popen(
-            ["pebble", "-config", str(tmp / "pebble.json")], env=env, stdout=log, stderr=log
-        )
-    try:
-        _wait_port(port)
-        yield tmp / "pebble-api.pem"
-    finally:
-        pebble.terminate()
-        pebble.wait(10)
-
-
-def _pebble_root(api_ca: Path, port: int, tmp: Path) -> Path:
-    """pebble's root (made anew at each start), from its management port."""
-    root = httpx.get(
-        f"https://localhost:{port + 1}/roots/0", verify=ssl.create_default_context(cafile=api_ca)
-    )
-    (tmp / "pebble-root.pem").write_text(root.text)
-    return tmp / "pebble-root.pem"
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     need(shutil.which("pebble") is not None, "pebble (apt-get install pebble)")
     tmp = tmp_path_factory.mktemp("https")
-    servers = [_serve(PORT + 1, "console"), _serve(PORT + 3, "app")]
+    servers = [_serve(PORT + 1, "console"), _serve(PORT + 3, "app"), _echo(PORT + 7)]
     settings = Settings(
         data=tmp / "data",
         url=f"https://{CONSOLE}:{PORT}",
@@ -201,13 +134,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         tls_key_file=None,
     )
     proxy = NginxProxy(settings)
-    with hosts_entries(CONSOLE, APP), _pebble(tmp, PORT + 4, PORT + 2) as api_ca:
+    with hosts_entries(CONSOLE, APP, LIVE, NEW), pebble(tmp, PORT + 4, PORT + 2) as api_ca:
         try:
             asyncio.run(proxy.start())
-            route = Route(space_id="demo/one", hosts=(APP,), upstream=f"127.0.0.1:{PORT + 3}")
-            asyncio.run(proxy.set_routes([route]))
-            assert keep_certificates(settings) == [CONSOLE, APP]
-            yield Site(settings, proxy, _pebble_root(api_ca, PORT + 4, tmp), tmp)
+            routes = [
+                Route(space_id="demo/one", hosts=(APP,), upstream=f"127.0.0.1:{PORT + 3}"),
+                Route(space_id="live/one", hosts=(LIVE,), upstream=f"127.0.0.1:{PORT + 7}"),
+            ]
+            asyncio.run(proxy.set_routes(routes))
+            assert keep_certificates(settings) == [CONSOLE, APP, LIVE]
+            yield Site(settings, proxy, pebble_root(api_ca, PORT + 4, tmp), tmp, api_ca)
         finally:
             asyncio.run(proxy.stop())
             for server in servers:
@@ -257,15 +193,27 @@ def test_plain_http_redirects_to_https(site: Site) -> None:
 
 
 def test_renewal_replaces_certificates_near_expiry_without_a_reload(site: Site) -> None:
+    """Visitors across the swap: a keep-alive client, a new handshake after another, a
+    websocket and a server-sent event stream opened before it; none of them sees an error,
+    and the websocket and the stream go on on their old connections afterwards."""
+    from websockets.sync.client import connect
+
+    hosts = (CONSOLE, APP, LIVE)
     processes = _nginx_processes(site)
-    before = {host: _served(host, site.pebble_root).serial_number for host in (CONSOLE, APP)}
+    before = {host: _served(host, site.pebble_root).serial_number for host in hosts}
     stored = load_all(site.settings)
     early = min(b.renew_at() for b in stored.values()) - dt.timedelta(minutes=1)
     assert keep_certificates(site.settings, now=early) == []  # nothing due yet
-    # Visitors meanwhile: one keep-alive client, and a new handshake after another.
     done, failures = threading.Event(), []
     seen: list[int] = []
-    requests = [0]
+    counts = {"requests": 0, "echoes": 0, "events": 0}
+    swapped = [0.0]  # when the renewal had pushed the new certificates
+    late = {"echoes": 0, "events": 0}  # those after it, on the connections opened before
+
+    def count(what: str) -> None:
+        counts[what] += 1
+        if swapped[0] and time.monotonic() > swapped[0]:
+            late[what] = late.get(what, 0) + 1
 
     def keep_alive() -> None:
         with _client(site) as client:
@@ -275,7 +223,7 @@ def test_renewal_replaces_certificates_near_expiry_without_a_reload(site: Site) 
                 except httpx.HTTPError as exc:
                     ok = False
                     failures.append(repr(exc))
-                requests[0] += 1
+                count("requests")
                 if not ok:
                     failures.append("wrong answer")
                 time.sleep(0.005)
@@ -288,28 +236,110 @@ def test_renewal_replaces_certificates_near_expiry_without_a_reload(site: Site) 
                 failures.append(repr(exc))
             time.sleep(0.005)
 
-    visitors = [threading.Thread(target=keep_alive), threading.Thread(target=handshakes)]
-    for visitor in visitors:
-        visitor.start()
-    try:
-        due = max(b.renew_at() for b in stored.values()) + dt.timedelta(minutes=1)
-        assert keep_certificates(site.settings, now=due) == [CONSOLE, APP]
-        time.sleep(0.3)
-    finally:
-        done.set()
+    def websocket(ws: Any) -> None:
+        try:
+            while not done.is_set():
+                ws.send(f"ping {counts['echoes']}")
+                if ws.recv(5) != f"ping {counts['echoes']}":
+                    failures.append("websocket: wrong echo")
+                count("echoes")
+                time.sleep(0.005)
+        except Exception as exc:  # a closed socket, a timeout: the websocket dropped
+            failures.append(f"websocket: {exc!r}")
+
+    def events(stream: httpx.Response) -> None:
+        try:
+            for line in stream.iter_lines():
+                if line == "data: tick":
+                    count("events")
+                if done.is_set():
+                    return
+        except httpx.HTTPError as exc:
+            failures.append(f"event stream: {exc!r}")
+
+    trust = ssl.create_default_context(cafile=site.pebble_root)
+    with (
+        connect(f"wss://{LIVE}:{PORT}/", ssl=trust) as ws,
+        _client(site) as sse,
+        sse.stream("GET", f"https://{APP}:{PORT}/stream?i=0") as stream,
+    ):
+        visitors = [
+            threading.Thread(target=fn, args=args)
+            for fn, args in (
+                (keep_alive, ()),
+                (handshakes, ()),
+                (websocket, (ws,)),
+                (events, (stream,)),
+            )
+        ]
         for visitor in visitors:
-            visitor.join(10)
-    after = {host: _served(host, site.pebble_root).serial_number for host in (CONSOLE, APP)}
+            visitor.start()
+        try:
+            due = max(b.renew_at() for b in stored.values()) + dt.timedelta(minutes=1)
+            assert keep_certificates(site.settings, now=due) == list(hosts)
+            swapped[0] = time.monotonic()
+            time.sleep(0.5)
+        finally:
+            done.set()
+            for visitor in visitors:
+                visitor.join(10)
+    after = {host: _served(host, site.pebble_root).serial_number for host in hosts}
     assert all(after[h] != before[h] for h in before)
     assert after[CONSOLE] == load_all(site.settings)[CONSOLE].serial
     assert _nginx_processes(site) == processes  # no restart, no reload
     assert failures == []  # nothing dropped across the swap
     assert seen[0] == before[APP] and seen[-1] == after[APP]
-    print(f"during the renewal: {requests[0]} keep-alive requests, {len(seen)} handshakes")
+    assert late["echoes"] > 0 and late["events"] > 0  # still alive on their old connections
+    print(f"during the renewal: {counts} ({late} after the swap), {len(seen)} handshakes")
+
+
+def test_a_new_host_shows_a_page_while_its_first_certificate_is_issued(site: Site) -> None:
+    """Before a Space's first certificate exists no browser can be shown a page over HTTPS
+    (the console's certificate is served: a certificate error). Its plain HTTP address says the
+    certificate is being issued and retries, then takes the visitor to the app over HTTPS; the
+    runtime's `domains` says PENDING meanwhile."""
+    from playwright.sync_api import sync_playwright
+
+    routes = asyncio.run(site.proxy.get_all_routes())
+    new = Route(space_id="new/one", hosts=(NEW,), upstream=f"127.0.0.1:{PORT + 3}")
+    asyncio.run(site.proxy.set_routes([*routes.values(), new]))
+    try:
+        assert app_host_view(site.settings, NEW)["stage"] == "PENDING"
+        # over HTTPS the console's certificate: a browser's ERR_CERT_COMMON_NAME_INVALID (the
+        # test's Chromium ignores errors for pebble's chains, so a client that checks names)
+        with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+            _served(NEW, site.pebble_root)
+        waiting = httpx.get(f"http://{NEW}:{PORT + 2}/some/page?x=1")
+        assert (waiting.status_code, waiting.headers["retry-after"]) == (503, "5")
+        assert "certificate is being issued" in waiting.text
+        assert httpx.get(f"http://{APP}:{PORT + 2}/").status_code == 301  # it has one
+        unknown = httpx.get(f"http://127.0.0.1:{PORT + 2}/", headers={"Host": "x.apps.sp.test"})
+        assert unknown.status_code == 301  # no Space there: nothing is being issued
+        with sync_playwright() as pw:
+            browser = chromium_trusting_pebble(pw, site.api_ca, PORT + 4)
+            try:
+                page = browser.new_page()
+                page.goto(f"http://{NEW}:{PORT + 2}/")
+                heading = page.get_by_role("heading").inner_text()
+                assert heading == "This address's HTTPS certificate is being issued"
+                with ThreadPoolExecutor(1) as pool:  # Playwright holds this thread's loop
+                    assert pool.submit(keep_certificates, site.settings).result() == [NEW]
+                page.wait_for_url(f"https://{NEW}:{PORT}/", timeout=15_000)  # its retry
+                page.get_by_text("app").wait_for()
+            finally:
+                browser.close()
+        assert app_host_view(site.settings, NEW) == {
+            "domain": NEW,
+            "stage": "READY",
+            "certificate": "ISSUED",
+        }
+        assert httpx.get(f"http://{NEW}:{PORT + 2}/").status_code == 301
+    finally:
+        asyncio.run(site.proxy.set_routes(list(routes.values())))
 
 
 def test_an_operators_own_wildcard_wins_for_the_names_it_covers(site: Site) -> None:
-    cert, key = _self_signed(["*.apps.sp.test"], "operator wildcard")
+    cert, key = self_signed(["*.apps.sp.test"], "operator wildcard")
     (site.tmp / "own.pem").write_bytes(cert)
     (site.tmp / "own.key").write_bytes(key)
     own = site.settings.model_copy(
@@ -346,120 +376,12 @@ def test_orders_are_rate_limited_and_a_failed_host_waits(site: Site) -> None:
         asyncio.run(site.proxy.set_routes(list(routes.values())))
 
 
-def test_a_node_with_an_https_url_serves_its_console_with_a_certificate_from_acme(
-    tmp_path: Path,
-) -> None:
-    """The real control plane (`spaceport api`, whose reconciler orders the certificate)."""
-    need(shutil.which("pebble") is not None, "pebble (apt-get install pebble)")
-    token = "sp_test_" + uuid.uuid4().hex
-    env = {
-        **os.environ,
-        "SPACEPORT_DATA": str(tmp_path / "data"),
-        "SPACEPORT_URL": f"https://{NODE_HOST}:{NODE_PORT}",
-        "SPACEPORT_LISTEN": f"127.0.0.1:{NODE_PORT}",
-        "SPACEPORT_HTTP_LISTEN": f"127.0.0.1:{NODE_PORT + 2}",
-        "SPACEPORT_API_PORT": str(NODE_PORT + 1),
-        "SPACEPORT_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB + 1}",
-        "SPACEPORT_ADMIN_TOKEN": token,
-        "SPACEPORT_SECRET_KEY": "https-node-test",
-        "SPACEPORT_RECONCILE_INTERVAL_S": "1",
-        "SPACEPORT_ACME_DIRECTORY": f"https://localhost:{NODE_PORT + 4}/dir",
-        "SPACEPORT_ACME_CA_BUNDLE": str(tmp_path / "pebble-api.pem"),
-    }
-    settings = Settings(
-        data=tmp_path / "data",
-        url=env["SPACEPORT_URL"],
-        listen=env["SPACEPORT_LISTEN"],
-        http_listen=env["SPACEPORT_HTTP_LISTEN"],
-        api_port=NODE_PORT + 1,
-    )
-    nginx = NginxProcess(settings)
-    with (
-        hosts_entries(NODE_HOST, DOMAIN),
-        _pebble(tmp_path, NODE_PORT + 4, NODE_PORT + 2) as api_ca,
-    ):
-        asyncio.run(nginx.start())  # as `spaceport up` does; the API's reconciler keeps it
-        log = (tmp_path / "api.log").open("wb")
-        api = subprocess.Popen(
-            [sys.executable, "-m", "spaceport.cli.main", "api"], env=env, stdout=log, stderr=log
-        )
-        try:
-            root = _pebble_root(api_ca, NODE_PORT + 4, tmp_path)
-            verify = ssl.create_default_context(cafile=root)
-
-            def console() -> httpx.Response | None:
-                try:
-                    with httpx.Client(http2=True, verify=verify) as client:
-                        return client.get(f"https://{NODE_HOST}:{NODE_PORT}/api/v1/health")
-                except (httpx.ConnectError, httpx.RemoteProtocolError):
-                    return None  # the placeholder certificate, or the API not up yet
-
-            health = wait_for(console, 60, every=0.3)
-            assert (health.status_code, health.http_version) == (200, "HTTP/2"), health.text
-            with httpx.Client(http2=True, verify=verify) as client:
-                page = client.get(f"https://{NODE_HOST}:{NODE_PORT}/")
-            assert page.status_code == 200 and "Spaceport" in page.text
-            plain = httpx.get(f"http://{NODE_HOST}:{NODE_PORT + 2}/spaces")
-            assert plain.status_code == 301
-            assert plain.headers["location"] == f"https://{NODE_HOST}:{NODE_PORT}/spaces"
-
-            # A custom domain: verified through the HTTP port, routed, given its certificate.
-            admin = {"Authorization": f"Bearer {token}"}
-            with httpx.Client(http2=True, verify=verify, headers=admin) as client:
-                base = f"https://{NODE_HOST}:{NODE_PORT}"
-                made = client.post(
-                    f"{base}/api/repos/create",
-                    json={"type": "space", "name": "site", "sdk": "static"},
-                )
-                assert made.status_code == 200, made.text
-                added = client.post(
-                    f"{base}/api/v1/spaces/admin/site/domains", json={"domain": DOMAIN}
-                )
-                assert added.status_code == 200, added.text
-
-                def served() -> httpx.Response | None:
-                    try:
-                        with httpx.Client(http2=True, verify=verify) as visitor:
-                            return visitor.get(f"https://{DOMAIN}:{NODE_PORT}/")
-                    except (httpx.ConnectError, httpx.RemoteProtocolError):
-                        return None  # not verified or no certificate yet
-
-                page = wait_for(served, 60, every=0.5)
-                domains = client.get(f"{base}/api/v1/spaces/admin/site/domains").json()
-            assert domains == [
-                {"domain": DOMAIN, "stage": "READY", "verified": True, "certificate": "ISSUED"}
-            ]
-            assert page.http_version == "HTTP/2"
-            assert "admin/site" in page.text  # the Space's status page (no app yet), on its domain
-        finally:
-            api.terminate()
-            api.wait(20)
-            log.close()
-            asyncio.run(nginx.stop())
-            print((tmp_path / "api.log").read_text()[-3000:])
-
-
 def test_chromium_loads_the_app_over_http2(site: Site) -> None:
-    """A real browser: Debian's Chromium trusting pebble's issuing CA (its key pinned with
-    --ignore-certificate-errors-spki-list: a test profile has no trust store to add it to)."""
-    chromium = shutil.which("chromium")
-    need(chromium is not None, "chromium (apt-get install chromium)")
+    """A real browser: Debian's Chromium trusting pebble's chains (tests/tls/pebble.py)."""
     from playwright.sync_api import sync_playwright
 
-    chain = x509.load_pem_x509_certificates(load_all(site.settings)[APP].chain_pem.encode())
-    issuer_key = (
-        chain[1]
-        .public_key()
-        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    spki = base64.b64encode(hashlib.sha256(issuer_key).digest()).decode()
-    args = [
-        *CHROMIUM_ARGS,
-        "--host-resolver-rules=MAP *.sp.test 127.0.0.1",
-        f"--ignore-certificate-errors-spki-list={spki}",
-    ]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=args)
+        browser = chromium_trusting_pebble(pw, site.api_ca, PORT + 4)
         try:
             page = browser.new_page()
             resp = page.goto(f"https://{APP}:{PORT}/")
@@ -478,26 +400,12 @@ def test_six_held_streams_leave_room_for_more_requests_over_http2(site: Site) ->
     """Browsers open at most 6 HTTP/1.1 connections per host: a page holding six streams of
     one app (six embeds) has none left for its next request. Over HTTP/2 they share one
     connection. The same page in the same browser, HTTP/2 and HTTP/1.1 (`--disable-http2`)."""
-    chromium = shutil.which("chromium")
-    need(chromium is not None, "chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    chain = x509.load_pem_x509_certificates(load_all(site.settings)[APP].chain_pem.encode())
-    issuer_key = (
-        chain[1]
-        .public_key()
-        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    spki = base64.b64encode(hashlib.sha256(issuer_key).digest()).decode()
-    args = [
-        *CHROMIUM_ARGS,
-        "--host-resolver-rules=MAP *.sp.test 127.0.0.1",
-        f"--ignore-certificate-errors-spki-list={spki}",
-    ]
     seen = {}
     with sync_playwright() as pw:
         for label, extra in (("HTTP/2", []), ("HTTP/1.1", ["--disable-http2"])):
-            browser = pw.chromium.launch(executable_path=chromium, args=[*args, *extra])
+            browser = chromium_trusting_pebble(pw, site.api_ca, PORT + 4, *extra)
             try:
                 page = browser.new_page()
                 page.goto(f"https://{APP}:{PORT}/streams")

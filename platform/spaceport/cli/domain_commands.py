@@ -33,8 +33,9 @@ def _show(found: list[dict[str, Any]], space: str, as_json: bool) -> None:
     table.add_column("STAGE")
     table.add_column("NEXT STEP")
     for item in found:
-        step = item.get("error") or item.get("verification") or "routed"
-        table.add_row(escape(item["domain"]), item["stage"], escape(str(step)))
+        # what the last check got, then how to pass it (the DNS target or the TXT record)
+        step = "; ".join(str(item[k]) for k in ("error", "verification") if item.get(k))
+        table.add_row(escape(item["domain"]), item["stage"], escape(step or "routed"))
     console.print(table)
 
 
@@ -44,7 +45,10 @@ def add(space: str = SPACE, domain: str = DOMAIN, as_json: bool = JSON) -> None:
     with Api() as api:
         found = api.post(f"/api/v1/spaces/{space_path(space)}/domains", json={"domain": domain})
     if not as_json:
-        ok(f"{domain} added to {space}: point its DNS at this node; it routes once verified")
+        ok(
+            f"{domain} added to {space}: point its DNS at this node (or add the TXT record "
+            "below); it routes once verified"
+        )
     _show(found, space, as_json)
 
 

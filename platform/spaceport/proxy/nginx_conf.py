@@ -19,6 +19,7 @@ websockets pass through, and a request may take an hour (long inference).
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 from spaceport.proxy.base import AUTHZ_PATH
 from spaceport.settings import Settings
@@ -64,9 +65,12 @@ def _tls_directives(settings: Settings, lua: str, placeholder: tuple[Path, Path]
 
 def _redirect_server(settings: Settings, lua: str) -> str:
     """Plain HTTP beside HTTPS: ACME HTTP-01 answers (tokens in shared memory, put there by
-    the control plane while an order waits), and a redirect to HTTPS for everything else."""
+    the control plane while an order waits), and a redirect to HTTPS for everything else, but
+    for a routed host (or the console) with no certificate yet: a page that says it is being
+    issued, and retries (`plain_http` in spaceport.lua)."""
     port = settings.public_port
     suffix = f":{port}" if port not in (None, 443) else ""
+    console = (urlparse(settings.url).hostname or "").lower()
     listen = "\n        ".join(listen_directives(settings.http_listen))
     return f"""
     server {{
@@ -81,8 +85,8 @@ def _redirect_server(settings: Settings, lua: str) -> str:
             proxy_set_header Connection "";
             proxy_http_version 1.1;
         }}
-        location / {{
-            return 301 https://$host{suffix}$request_uri;
+        location / {{  # HTTPS, or a page while the host's first certificate is issued
+            content_by_lua_block {{ {lua}.plain_http("{suffix}", "{console}") }}
         }}
     }}
 """
@@ -130,6 +134,11 @@ def render(
     listen = "\n        ".join(listen_directives(settings.listen, "ssl http2" if tls else ""))
     common = _proxy_common(public_scheme(settings))
     lua = 'require("spaceport")'
+    api_host, _, api_port = settings.api_upstream.rpartition(":")
+    init = (
+        f'{lua}.init("{run / ROUTES_FILE}", "{api_host}", "{api_port}", "{AUTHZ_PATH}", '
+        f'"{public_scheme(settings)}")'
+    )
     temp = "\n    ".join(
         f"{kind}_temp_path {run}/nginx-temp/{kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -152,7 +161,7 @@ http {{
     lua_shared_dict spaceport_routes 32m;
     lua_shared_dict spaceport_traffic 16m;
     lua_shared_dict spaceport_certs 32m;
-    init_by_lua_block {{ {lua}.init("{run / ROUTES_FILE}") }}
+    init_by_lua_block {{ {init} }}
     {temp}
 
     # What any proxy owes the apps behind it: bodies unbuffered both ways and of any size,

@@ -4,7 +4,8 @@ The steps, each shown in the Space's runtime (`domains`, Hugging Face's list, wi
 1. added (`PENDING`): the owner points the name's DNS at this node. Nothing routes yet.
 2. verified: the reconciler asks `http://<domain>/.well-known/spaceport-domain` (the node's
    plain HTTP port); the request reaches this node only if the DNS points here, and the node
-   answers with the domain's token (api/app.py). A match sets `verified_at`.
+   answers with the domain's token (api/app.py). Or the owner puts the token in a TXT record
+   `_spaceport-challenge.<domain>` (services/dns_txt.py). Either match sets `verified_at`.
 3. routed (`READY`): the Space's route carries the domain as one more host, so the app answers
    on it; with HTTPS by nginx, its certificate is ordered like a Space host's (proxy/tls.py).
 Removing the domain drops it from the route at the next sync. A name is unique across Spaces
@@ -31,11 +32,13 @@ from spaceport.errors import Conflict, NotFound, SpaceportError
 from spaceport.lifecycle.proxy_routes import sync_routes
 from spaceport.proxy.nginx_conf import DOMAIN_VERIFY_PATH as VERIFY_PATH
 from spaceport.proxy.tls_store import has_certificate
+from spaceport.services.dns_txt import txt_name, txt_values
 from spaceport.settings import Settings
 
 __all__ = [
     "VERIFY_PATH",
     "add_domain",
+    "app_host_view",
     "domain_views",
     "remove_domain",
     "space_for_domain",
@@ -117,15 +120,34 @@ def domain_views(
         }
         if row.verified_at is None:
             view["verification"] = (
-                f"point {row.domain}'s DNS (A/AAAA or CNAME) at this node; "
-                f"checked at http://{row.domain}{VERIFY_PATH}"
+                f"point {row.domain}'s DNS (A/AAAA or CNAME) at this node (checked at "
+                f"http://{row.domain}{VERIFY_PATH}), or add a TXT record "
+                f"{txt_name(row.domain)} with the value {row.token}"
             )
+            view["txt_record"] = {"name": txt_name(row.domain), "value": row.token}
             if row.error:
                 view["error"] = row.error
         elif settings is not None and settings.https:
             view["certificate"] = "ISSUED" if has_certificate(settings, row.domain) else "PENDING"
         out.append(view)
     return out
+
+
+def app_host_view(settings: Settings, host: str) -> dict[str, Any]:
+    """The app host's entry in the runtime's `domains`. With HTTPS by nginx and no wildcard
+    certificate, a new Space's host gets its own certificate on first use: until it is issued,
+    a browser can open the https URL only with a security warning (the node's plain HTTP port
+    shows a page that says so), so the entry says `PENDING` and why."""
+    if not settings.https:
+        return {"domain": host, "stage": "READY"}
+    if has_certificate(settings, host):
+        return {"domain": host, "stage": "READY", "certificate": "ISSUED"}
+    return {
+        "domain": host,
+        "stage": "PENDING",
+        "certificate": "PENDING",
+        "message": "its HTTPS certificate is being issued (usually under a minute)",
+    }
 
 
 def token_for_domain(host: str) -> str | None:
@@ -156,6 +178,27 @@ def _verify_url(settings: Settings, domain: str) -> str:
     return f"http://{domain}{suffix}{VERIFY_PATH}"
 
 
+def _http_check(settings: Settings, domain: str, token: str) -> str | None:
+    """None when the domain's DNS points here (this node answered its token), else why not."""
+    url = _verify_url(settings, domain)
+    try:
+        resp = httpx.get(url, timeout=5.0, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return f"{domain} does not reach this node yet ({exc.__class__.__name__})"
+    if resp.status_code != 200 or resp.text.strip() != token:
+        return f"{domain} does not reach this node yet (HTTP {resp.status_code} from {url})"
+    return None
+
+
+def _txt_check(settings: Settings, domain: str, token: str, http_error: str) -> str | None:
+    """None when the domain's TXT record holds its token, else both checks' reasons."""
+    found = txt_values(settings, domain)
+    if token in found.values:
+        return None
+    seen = found.problem or f"{txt_name(domain)} holds {', '.join(found.values)!r}, not the token"
+    return f"{http_error}, and {seen}: check its DNS"
+
+
 def verify_pending(settings: Settings) -> list[str]:
     """One reconciler pass: ask each unverified domain (not checked in the last
     CHECK_EVERY) whether it reaches this node; returns the domains verified now."""
@@ -173,18 +216,9 @@ def verify_pending(settings: Settings) -> list[str]:
         pending = [(row.id, row.domain, row.token) for row in rows]
     verified = []
     for row_id, domain, token in pending:
-        error = None
-        try:
-            resp = httpx.get(_verify_url(settings, domain), timeout=5.0, follow_redirects=False)
-            if resp.status_code != 200 or resp.text.strip() != token:
-                error = (
-                    f"{domain} does not reach this node yet (HTTP {resp.status_code} from "
-                    f"{_verify_url(settings, domain)}): check its DNS"
-                )
-        except httpx.HTTPError as exc:
-            error = (
-                f"{domain} does not reach this node yet ({exc.__class__.__name__}): check its DNS"
-            )
+        error = _http_check(settings, domain, token)
+        if error is not None:
+            error = _txt_check(settings, domain, token, error)
         with session_scope() as session:
             row = session.get(SpaceDomain, row_id)
             if row is None:

@@ -19,7 +19,7 @@ from spaceport.front_matter import ConfigError, split_front_matter
 from spaceport.git import browse
 from spaceport.git.repos import repo_path
 from spaceport.lifecycle import compressor
-from spaceport.services.domains import domain_views
+from spaceport.services.domains import app_host_view, domain_views
 from spaceport.settings import Settings
 from spaceport.stages import SERVING, Stage
 from spaceport.timefmt import iso_hf
@@ -41,7 +41,7 @@ def runtime_dict(settings: Settings, space: Space, custom_domains: bool = True) 
         "replicas": {"current": 1 if serving else 0, "requested": 1},
         "devMode": False,
         "domains": [
-            {"domain": settings.app_host(space.owner, space.name), "stage": "READY"},
+            app_host_view(settings, settings.app_host(space.owner, space.name)),
             *domain_views(
                 space.domains if custom_domains and object_session(space) is not None else [],
                 settings,

@@ -3,7 +3,8 @@
 `GET /api/v1/app-access/start?next={app url}` runs on the console's origin, where the console
 session cookie lives: a visitor who is not signed in goes to `/login` and comes back; a signed-in
 one is sent on to the app's host with a one-minute ticket that the app host trades for its own
-cookie. Only URLs on this node's app origins are accepted, so the ticket cannot be sent away.
+cookie. Only URLs on this node's app origins, or a verified custom domain of one of its Spaces,
+are accepted, so the ticket cannot be sent away.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from spaceport.api.console_pages import sign_in_redirect
 from spaceport.api.deps import Principal, console_principal
 from spaceport.errors import SpaceportError
 from spaceport.proxy import app_access
+from spaceport.services import domains
 from spaceport.settings import Settings, get_settings
 
 router = APIRouter(tags=["native"])
@@ -43,13 +45,25 @@ def callback_url(settings: Settings, user: str, app_url: str, token_id: int) -> 
     return f"{target.scheme}://{target.netloc}{app_root}{callback}?{query}"
 
 
+def is_app_url(settings: Settings, url: str) -> bool:
+    """An app host of this node, or a custom domain that routes to one of its Spaces: its
+    ticket is bound to that host, and its cookie is set there (api/routes/app_status.py)."""
+    if app_access.is_app_url(settings, url):
+        return True
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    if settings.routing != "subdomain" or parsed.scheme not in ("http", "https") or not host:
+        return False
+    return domains.space_for_domain(host) is not None
+
+
 @router.get(app_access.START_PATH, response_class=HTMLResponse)
 def start_app_sign_in(
     request: Request, next: str, who: Principal | None = Depends(console_principal)
 ) -> Response:
     """Sign the console's user in to the app at `next` (an app URL), then open it there."""
     settings = get_settings()
-    if not app_access.is_app_url(settings, next):
+    if not is_app_url(settings, next):
         raise SpaceportError(
             f"next must be the URL of an app on this Spaceport (got {next!r}); "
             "open the app and use its sign-in link"

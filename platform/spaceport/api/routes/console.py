@@ -124,6 +124,7 @@ def space_page(
         # Those who may change the Space read what was done to it (as GET .../audit answers).
         activity=audit.entries_for_space(session, space.space_id) if can_write else [],
         https=settings.https,
+        app_host=domains.app_host_view(settings, settings.app_host(space.owner, space.name)),
     )
 
 

@@ -105,8 +105,13 @@ local function find(host, uri)
   return nil
 end
 
+-- The control plane's address and what visitors' scheme is (nginx_conf.py), for asking it
+-- over a socket of our own (`ask_authz_directly`).
+local api = { host = "127.0.0.1", port = 0, authz = "", scheme = "http" }
+
 -- Load the table saved by the control plane (nginx start and reload: master process).
-function M.init(path)
+function M.init(path, api_host, api_port, authz_path, scheme)
+  api = { host = api_host, port = tonumber(api_port), authz = authz_path, scheme = scheme }
   local file = io.open(path, "r")
   if not file then
     return
@@ -134,17 +139,167 @@ local function without_prefix(route)
   return rest
 end
 
+local AUTHZ_NOT_FORWARDED = {
+  host = true, connection = true, ["keep-alive"] = true, ["proxy-connection"] = true,
+  upgrade = true, te = true, ["transfer-encoding"] = true, ["content-length"] = true,
+  ["x-forwarded-host"] = true, ["x-forwarded-proto"] = true, ["x-forwarded-for"] = true,
+  ["x-forwarded-method"] = true, ["x-forwarded-uri"] = true, ["x-spaceport-space"] = true,
+}
+
+local function read_chunked(sock)
+  local parts = {}
+  while true do
+    local size_line, err = sock:receive("*l")
+    local size = size_line and tonumber(size_line:match("^%x+"), 16)
+    if not size then
+      return nil, err or "bad chunk"
+    end
+    if size == 0 then -- then trailers, if any, and the empty line that ends the message
+      repeat
+        local trailer, trailer_err = sock:receive("*l")
+        if not trailer then
+          return nil, trailer_err
+        end
+      until trailer == ""
+      return table.concat(parts)
+    end
+    local chunk, chunk_err = sock:receive(size)
+    if not chunk then
+      return nil, chunk_err
+    end
+    parts[#parts + 1] = chunk
+    sock:receive("*l")
+  end
+end
+
+local AUTHZ_POOL_IDLE_MS = 4000 -- under uvicorn's 5 s keep-alive: the API closes none we reuse
+
+local function read_response(sock)
+  local status_line, err = sock:receive("*l")
+  local status = status_line and tonumber(status_line:match("^HTTP/%d%.%d (%d%d%d)"))
+  if not status then
+    return nil, err or ("bad status line: " .. tostring(status_line))
+  end
+  local header, length, chunked, close = {}, nil, false, false
+  while true do
+    local line, line_err = sock:receive("*l")
+    if not line then
+      return nil, line_err
+    end
+    if line == "" then
+      break
+    end
+    local name, value = line:match("^([^:]+):%s*(.*)$")
+    if name then
+      local lower = name:lower()
+      if lower == "content-length" then
+        length = tonumber(value)
+      elseif lower == "transfer-encoding" then
+        chunked = value:lower():find("chunked", 1, true) ~= nil
+      elseif lower == "connection" then
+        close = value:lower():find("close", 1, true) ~= nil
+      end
+      local have = header[name]
+      if have == nil then
+        header[name] = value
+      elseif type(have) == "table" then
+        have[#have + 1] = value
+      else
+        header[name] = { have, value }
+      end
+    end
+  end
+  local body
+  if chunked then
+    body, err = read_chunked(sock)
+  elseif length then
+    body, err = sock:receive(length)
+  elseif status == 204 or status == 304 then
+    body = ""
+  else
+    body, err, close = sock:receive("*a"), nil, true -- delimited by the API closing it
+  end
+  if not body then
+    return nil, err
+  end
+  return { status = status, header = header, body = body }, nil, close
+end
+
+local function authz_exchange(route)
+  -- one question on a pooled keep-alive connection to the API; `reused`: the connection had
+  -- served before (the API may have closed it meanwhile: worth one more try on another)
+  local sock = ngx.socket.tcp()
+  sock:settimeout(30000)
+  local ok, err = sock:connect(api.host, api.port)
+  if not ok then
+    return nil, err, false
+  end
+  local reused = (sock:getreusedtimes() or 0) > 0
+  local host = ngx.var.http_host or ngx.var.host
+  local lines = {
+    "GET " .. api.authz .. " HTTP/1.1",
+    "Host: " .. host,
+    "X-Forwarded-Host: " .. host,
+    "X-Forwarded-Proto: " .. api.scheme,
+    "X-Forwarded-For: " .. ngx.var.remote_addr,
+    "X-Spaceport-Space: " .. route.space_id,
+    "X-Forwarded-Method: " .. ngx.req.get_method(),
+    "X-Forwarded-Uri: " .. ngx.var.request_uri,
+  }
+  for name, value in pairs(ngx.req.get_headers(100)) do
+    if not AUTHZ_NOT_FORWARDED[name:lower()] then
+      for _, one in ipairs(type(value) == "table" and value or { value }) do
+        lines[#lines + 1] = name .. ": " .. one
+      end
+    end
+  end
+  ok, err = sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n")
+  local res, close
+  if ok then
+    res, err, close = read_response(sock)
+  end
+  if res and not close then
+    sock:setkeepalive(AUTHZ_POOL_IDLE_MS, 64)
+  else
+    sock:close()
+  end
+  return res, err, reused
+end
+
+local function ask_authz_directly(route)
+  -- HTTP/2 requests can make no subrequest (Debian's lua-nginx-module 0.10.23 refuses
+  -- ngx.location.capture for them): the same question over HTTP/1.1 connections of our own,
+  -- with the visitor's headers, as the `/_spaceport/authz` location would send it
+  local res, err, reused
+  for _ = 1, 3 do
+    res, err, reused = authz_exchange(route)
+    if res or not reused then
+      break
+    end
+  end
+  return res, err
+end
+
 local function ask_authz(route)
   -- the control plane decides whether this visitor may reach a private Space: a 2xx lets the
   -- request through, any other answer goes back to the visitor as it is
-  local res = ngx.location.capture("/_spaceport/authz", {
-    method = ngx.HTTP_GET,
-    vars = {
-      sp_authz_space = route.space_id,
-      sp_authz_method = ngx.req.get_method(),
-      sp_authz_uri = ngx.var.request_uri,
-    },
-  })
+  local res, err
+  if ngx.req.http_version() == 2 then
+    res, err = ask_authz_directly(route)
+    if not res then
+      ngx.log(ngx.ERR, "spaceport: authz for ", route.space_id, ": ", err)
+      return ngx.exit(ngx.HTTP_BAD_GATEWAY)
+    end
+  else
+    res = ngx.location.capture("/_spaceport/authz", {
+      method = ngx.HTTP_GET,
+      vars = {
+        sp_authz_space = route.space_id,
+        sp_authz_method = ngx.req.get_method(),
+        sp_authz_uri = ngx.var.request_uri,
+      },
+    })
+  end
   if res.status >= 200 and res.status < 300 then
     return
   end
@@ -178,7 +333,11 @@ function M.access()
   if route.private then
     ask_authz(route)
   end
-  -- no app ever sees a visitor's Spaceport token (gradio_client sends its user's along):
+  if not route.live then
+    return -- asleep, starting, building, down: the control plane's status page
+  end
+  -- no app ever sees a visitor's Spaceport token (gradio_client sends its user's along; the
+  -- control plane's status page above does, to tell its owner how the Space is):
   -- every copy of the header goes when any copy holds one
   if ngx.var.http_authorization or ngx.var.http_x_hf_authorization then
     local all = ngx.req.get_headers(0)
@@ -194,9 +353,6 @@ function M.access()
         end
       end
     end
-  end
-  if not route.live then
-    return -- asleep, starting, building, down: the control plane's status page
   end
   for name, value in pairs(route.set_request) do
     ngx.req.set_header(name, value)
@@ -405,6 +561,45 @@ function M.certificate()
     ngx.log(ngx.ERR, "spaceport: cannot serve the certificate for ", host, ": ", err)
     return ngx.exit(ngx.ERROR)
   end
+end
+
+local ISSUING_PAGE = [[<!doctype html><html lang="en"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="5"><title>Certificate being issued</title>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem">
+<h1>This address's HTTPS certificate is being issued</h1>
+<p><b>%s</b> is new here: its certificate is queued or being issued by the certificate
+authority, which usually takes under a minute. Until then a browser can open this address over
+HTTPS only with a security warning.</p>
+<p>This page tries again every 5 seconds and takes you to <b>https://%s</b> once it is ready.
+<a href="">Try again now</a>.</p></body></html>]]
+
+local function html_escape(text)
+  return (text:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }))
+end
+
+local function has_certificate(host)
+  if certs_dict:get("c:" .. host) then
+    return true
+  end
+  local dot = host:find(".", 1, true)
+  return dot ~= nil and certs_dict:get("c:*" .. host:sub(dot)) ~= nil
+end
+
+-- the plain HTTP port beside HTTPS: a redirect to HTTPS, except for the console or a Space's
+-- host whose first certificate is still queued or being issued: a browser can be shown no page
+-- over HTTPS before a certificate it trusts exists, so this page says so here, and retries
+function M.plain_http(suffix, console)
+  local host = (ngx.var.host or ""):lower()
+  if has_certificate(host) or (host ~= console and not find(host, ngx.var.uri)) then
+    return ngx.redirect("https://" .. host .. suffix .. ngx.var.request_uri, 301)
+  end
+  ngx.status = 503
+  ngx.header["Content-Type"] = "text/html; charset=utf-8"
+  ngx.header["Retry-After"] = "5"
+  ngx.header["Cache-Control"] = "no-store"
+  local name = html_escape(host)
+  ngx.print(string.format(ISSUING_PAGE, name, name .. html_escape(suffix)))
 end
 
 -- the plain HTTP port: /.well-known/acme-challenge/<token> while an order waits on it
