@@ -42,6 +42,14 @@ def test_an_organization_from_the_console(node: Node, browser: Any, artifacts: P
         page.fill("#member-name", "nobody-" + unique("x"))
         page.click("#add-member button[type=submit]")
         page.locator(".toast.err", has_text="No user named").wait_for()
+        # someone without an account: an invitation link into the organization, with a role
+        page.select_option("#invite-role", "contributor")
+        page.click("#new-invitation button[type=submit]")
+        page.locator("#invite-shown:not(.hidden)").wait_for()
+        assert "/join/" in page.inner_text("#invite-url")
+        with node.api(tokens[lead]) as c:
+            pending = [i for i in c.get("/api/v1/invitations").json() if i.get("org") == org]
+        assert [i["role"] for i in pending] == ["contributor"], pending
         # the last admin cannot step down
         page.select_option(f'select[data-role-of="{lead}"]', "write")
         page.locator(".toast.err", has_text="last admin").wait_for()
