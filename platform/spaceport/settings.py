@@ -430,6 +430,12 @@ class Settings(BaseSettings):
     gpu_driver_dir: Path | None = Field(
         default=None, description="devices mode: host folder of the driver's libraries."
     )
+    org_creation: Literal["users", "admins"] = Field(
+        default="users",
+        description="Who may create organizations: any user (as on Hugging Face) or only "
+        "administrators (a new organization starts with the default quota, so where quotas "
+        "bind, `admins` keeps users from side-stepping theirs).",
+    )
     # Shared GPUs (ZeroGPU): see docs/gpu.md, "Shared GPUs".
     zero_gpu_pool: list[str] = Field(
         default_factory=list,

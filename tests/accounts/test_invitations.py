@@ -48,3 +48,17 @@ def test_a_revoked_invitation_link_says_so(node: Node) -> None:
         assert admin.delete(f"/api/v1/invitations/{made['id']}").status_code == 404
     page = httpx.get(made["url"], timeout=30)
     assert page.status_code == 410 and "not valid" in page.text
+
+
+def test_a_link_is_worth_what_its_maker_may_still_do(node: Node) -> None:
+    """An organization admin's links stop working once they are no longer its admin."""
+    boss, deputy = make_user(node, "boss"), make_user(node, "deputy")
+    org = make_org(unique("team"), {boss.name: "admin", deputy.name: "admin"})
+    with node.api(boss.token) as c:
+        made = c.post("/api/v1/invitations", json={"org": org, "role": "admin"}).json()
+    assert httpx.get(made["url"], timeout=30).status_code == 200
+    with node.api(deputy.token) as c:
+        r = c.put(f"/api/v1/orgs/{org}/members/{boss.name}", json={"role": "read"})
+        assert r.status_code == 200, r.text
+    page = httpx.get(made["url"], timeout=30)
+    assert page.status_code == 410 and "no longer works" in page.text, page.text[-400:]

@@ -144,3 +144,29 @@ def test_revoking_stops_a_token_at_once_on_api_git_and_console(node: Node) -> No
             select(AuditEvent.action).where(AuditEvent.actor == alice.name)
         ).all()
     assert actions.count("token.create") == 1 and actions.count("token.revoke") == 2
+
+
+def test_a_narrow_token_never_mints_wider_rights(node: Node) -> None:
+    """A fine-grained token of an administrator is not an administrator's token; a token that
+    expires makes only tokens that expire no later; a scoped token creates no organization
+    and revokes no other token of its account."""
+    admin = make_user(node, "siteadmin", admin=True)
+    mine = make_space(node, admin.token)
+    scoped = make_token(node, admin.token, scope=[f"space:{mine}"])
+    with node.api(scoped["token"]) as c:
+        r = c.post("/api/v1/users", json={"name": "never-made-by-a-scoped-token"})
+        assert r.status_code == 403, r.text
+        assert c.get("/api/v1/users").status_code == 403
+        r = c.post("/api/v1/orgs", json={"name": "never-an-org-of-a-scoped-token"})
+        assert r.status_code == 403 and "without a scope" in r.json()["error"], r.text
+        other = make_token(node, admin.token)
+        r = c.delete(f"/api/v1/tokens/{other['id']}")
+        assert r.status_code == 403 and "revoke itself" in r.json()["error"], r.text
+        assert c.post(f"/api/v1/spaces/{mine}/sleep").status_code != 403  # its own Space
+
+    alice = make_user(node, "alice")
+    day = make_token(node, alice.token, expiresInDays=1)
+    forever = make_token(node, day["token"])  # asks for no expiry
+    assert forever["expiresAt"] == day["expiresAt"], forever
+    longer = make_token(node, day["token"], expiresInDays=30)
+    assert longer["expiresAt"] == day["expiresAt"], longer

@@ -164,6 +164,12 @@ def test_the_broker_refuses_a_forged_token(node: Node, pair: tuple[str, str]) ->
     answer = json.loads(sock.makefile("rb").readline())
     sock.close()
     assert "token does not match" in answer["error"], answer
+    sock = socket.socket(socket.AF_UNIX)  # nor does anything that is not a request
+    sock.connect(str(node.settings.zero_gpu_dir / "broker.sock"))
+    sock.sendall(b"[1, 2]\n")
+    answer = json.loads(sock.makefile("rb").readline())
+    sock.close()
+    assert "expected a JSON object" in answer["error"], answer
 
 
 def test_hardware_lists_the_shared_flavor(node: Node) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from spaceport.auth import scopes
 from spaceport.db.models import Token, User
@@ -24,6 +25,7 @@ class Principal:
     orgs: Mapping[str, str] = field(default_factory=dict)
     scope: tuple[str, ...] | None = None
     token_id: int | None = None
+    expires_at: datetime | None = None  # when the token used expires (None: never)
 
     @property
     def name(self) -> str:
@@ -31,7 +33,9 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.user.is_admin
+        """A site administrator acting as one: a fine-grained token narrows an administrator
+        to what it names, like anyone else's (it never carries the site's admin rights)."""
+        return self.user.is_admin and self.scope is None
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -56,4 +60,5 @@ def principal_of(token: Token, role: str | None = None, token_name: str | None =
         orgs=org_roles(token.user),
         scope=tuple(token.scope) if token.scope is not None else None,
         token_id=token.id,
+        expires_at=token.expires_at,
     )

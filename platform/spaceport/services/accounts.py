@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from spaceport.auth.principal import Principal
 from spaceport.db.models import Membership, Organization, Space, User, utcnow
 from spaceport.errors import Conflict, NotFound, SpaceportError
+from spaceport.services import quotas
 from spaceport.services.operations import delete_space
 from spaceport.services.space_setup import move_space
 from spaceport.settings import Settings
@@ -146,6 +147,10 @@ def delete(
         else:
             delete_space(session, settings, space)
             done.deleted.append(old)
+    # Nothing of theirs passes to a later user of the name: no contributor's claim on the
+    # Spaces they created in organizations, no quota.
+    session.execute(update(Space).where(Space.created_by == user.name).values(created_by=None))
+    quotas.forget(session, user.name)
     session.delete(user)  # its tokens and memberships go with it
     session.flush()
     return done

@@ -12,7 +12,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from spaceport.auth.principal import Principal
@@ -156,7 +156,25 @@ def usable(session: Session, value: str) -> Invitation:
             f"This invitation link expired on {invitation.expires_at:%Y-%m-%d %H:%M} UTC. "
             f"Ask {invitation.created_by} for a new one."
         )
+    if not _inviter_may_still(session, invitation):
+        raise InvitationUnusable(
+            f"This invitation link no longer works: {invitation.created_by}, who made it, may "
+            "no longer invite people there. Ask an administrator for a new one."
+        )
     return invitation
+
+
+def _inviter_may_still(session: Session, invitation: Invitation) -> bool:
+    """A link is worth what its maker may do now: an inviter who was deactivated, deleted,
+    or is no longer an admin (of the site, or of the organization) invites no one."""
+    maker = session.scalar(select(User).where(User.name == invitation.created_by))
+    if maker is None or maker.deactivated_at is not None:
+        return False
+    if maker.is_admin:
+        return True
+    if invitation.org is None:
+        return False
+    return any(m.org_id == invitation.org.id and m.role == "admin" for m in maker.memberships)
 
 
 def accept(
@@ -169,10 +187,18 @@ def accept(
 ) -> tuple[User, str]:
     """Make the invitee's account (and membership), mark the link used; returns the user and
     their first token, in clear, once."""
+    # Mark it used first, only if still unused: two sign-ups racing on one link make one user.
+    claimed = session.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
+        .values(used_at=utcnow(), used_by=name)
+    )
+    if getattr(claimed, "rowcount", 1) != 1:
+        raise InvitationUnusable("This invitation link was just used: each link works once.")
     user, token = users.create_user(session, name)
     user.fullname, user.email = fullname or None, email or None
     if invitation.org is not None:
         session.add(Membership(org=invitation.org, user=user, role=invitation.role or "read"))
-    invitation.used_at, invitation.used_by = utcnow(), user.name
     session.flush()
+    session.refresh(invitation)
     return user, token

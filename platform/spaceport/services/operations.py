@@ -170,8 +170,8 @@ def set_hardware(
         raise SpaceportError(refusal)
     changed = space.hardware_requested != flavor
     awake = space.desired in (Desired.RUNNING, Desired.SLEEPING)
-    if changed and awake and release_image(session, space):
-        quotas.check_awake(session, settings, space, flavor)  # it restarts on the new flavor
+    if changed and awake:  # it runs on the new flavor (now, or once its build is done)
+        quotas.check_awake(session, settings, space, flavor)
     if sleep_time is not None:
         space.sleep_time = sleep_time
     space.hardware_requested = flavor

@@ -59,6 +59,11 @@ def _check_free(session: Session, name: str) -> None:
     taken = name_taken(session, name)
     if taken is not None:
         raise Conflict(f"The name {name!r} is already taken by a {taken}: choose another")
+    if space_count(session, name):  # Spaces no one holds are not handed to a new owner
+        raise Conflict(
+            f"Spaces already exist under {name!r}: choose another name (an administrator can "
+            "move those Spaces first)"
+        )
 
 
 def create_org(

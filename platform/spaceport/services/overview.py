@@ -194,5 +194,7 @@ def overview(session: Session, settings: Settings) -> dict[str, Any]:
         "spacesInError": spaces_in_error(session),
         "stages": stages,
         "alerts": monitoring.alerts(session, settings),
-        "shared": shared_view(session, settings, None) if settings.zero_gpu_pool else None,
+        "shared": shared_view(session, settings, None, admin=True)
+        if settings.zero_gpu_pool
+        else None,
     }

@@ -21,15 +21,20 @@ from spaceport.settings import Settings
 from spaceport.zerogpu import state
 
 
-def _shown(session: Session, who: Principal | None, space_id: str) -> str | None:
-    if who is not None and who.is_admin:
+def _shown(
+    session: Session, who: Principal | None, space_id: str, everyone: bool = False
+) -> str | None:
+    if everyone or (who is not None and who.is_admin):
         return space_id
     owner, _, name = space_id.partition("/")
     space = spaces.find_space(session, owner, name)
     return space_id if space is not None and access.can_read(space, who) else None
 
 
-def shared_view(session: Session, settings: Settings, who: Principal | None) -> dict[str, Any]:
+def shared_view(
+    session: Session, settings: Settings, who: Principal | None, *, admin: bool = False
+) -> dict[str, Any]:
+    """The pool as `who` may see it (`admin`: the admin view's, every Space named)."""
     client = telemetry.redis_client(settings)
     try:
         snap = state.snapshot(client)
@@ -38,7 +43,7 @@ def shared_view(session: Session, settings: Settings, who: Principal | None) -> 
     period = settings.zero_gpu_quota_period_s
     usage = []
     for row in snap["usage"]:
-        name = _shown(session, who, row["space"])
+        name = _shown(session, who, row["space"], admin)
         if name is None:
             continue
         used = state.used(client, row["space"], period) if settings.zero_gpu_quota_s else None
@@ -50,8 +55,8 @@ def shared_view(session: Session, settings: Settings, who: Principal | None) -> 
         "quotaS": settings.zero_gpu_quota_s or None,
         "quotaPeriodS": period,
         "periodEnds": state.period_ends(period, time.time()),
-        "leases": [{**c, "space": _shown(session, who, c["space"])} for c in snap["leases"]],
-        "queue": [{**c, "space": _shown(session, who, c["space"])} for c in snap["queue"]],
+        "leases": [{**c, "space": _shown(session, who, c["space"], admin)} for c in snap["leases"]],
+        "queue": [{**c, "space": _shown(session, who, c["space"], admin)} for c in snap["queue"]],
         "usage": usage,
         "publishedAt": snap["at"],
     }

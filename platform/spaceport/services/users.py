@@ -28,6 +28,13 @@ def create_user(
     # Users and organizations share one namespace: `name/space` must mean one owner.
     if session.scalar(select(Organization).where(Organization.name == name)) is not None:
         raise Conflict(f"{name!r} is the name of an organization: pick another user name")
+    if session.scalar(select(Space.id).where(Space.owner == name).limit(1)) is not None:
+        # Spaces left under a name no one holds (an admin made them, or a rename was cut
+        # short) are not handed to whoever takes the name next.
+        raise Conflict(
+            f"Spaces already exist under {name!r}: pick another user name (an administrator "
+            "can move those Spaces first)"
+        )
     user = User(name=name, is_admin=admin)
     session.add(user)
     session.flush()

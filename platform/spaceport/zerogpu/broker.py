@@ -26,6 +26,7 @@ import hmac
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
@@ -41,6 +42,9 @@ from spaceport.zerogpu.scheduler import Call, Scheduler
 
 log = structlog.get_logger(__name__)
 GRACE_S = 3.0
+FIRST_LINE_S = 10.0  # a caller says what it wants at once, or is dropped
+MAX_CONNECTIONS = 1024  # calls waiting or holding, all Spaces together
+MAX_WAITING_PER_SPACE = 32  # one Space cannot flood the queue
 
 
 class Broker:
@@ -57,6 +61,9 @@ class Broker:
         self.redis = client or redis.Redis.from_url(settings.redis_url, socket_timeout=5)
         self.sched = Scheduler(list(self.gpus), settings.zero_gpu_calls_per_gpu)
         self.wakeups: dict[int, asyncio.Event] = {}
+        self.positions: dict[int, int] = {}  # waiting call id -> calls ahead of it
+        self.leases: dict[tuple[str, str], int] = {}  # (container, gpu) -> calls holding it
+        self.connections = 0
 
     @property
     def socket_path(self) -> str:
@@ -84,10 +91,17 @@ class Broker:
             return f"this app may not borrow GPUs as {space}: its token does not match"
         if not self.gpus:
             return "this node has no shared GPUs (SPACEPORT_ZERO_GPU_POOL is empty)"
+        mine = [c for c in [*self.sched.waiting, *self.sched.holders()] if c.space == space]
+        if sum(1 for c in mine if c.gpu is None) >= MAX_WAITING_PER_SPACE:
+            return (
+                f"{space} already has {MAX_WAITING_PER_SPACE} calls waiting for a GPU: "
+                "try again when some have run"
+            )
         quota = self.settings.zero_gpu_quota_s
         if quota:
             period = self.settings.zero_gpu_quota_period_s
-            spent = state.used(self.redis, space, period)
+            # what it used, plus what its calls in flight may still use (their durations)
+            spent = state.used(self.redis, space, period) + sum(c.duration_s for c in mine)
             duration = self._duration(req)
             if spent + duration > quota:
                 ends = time.strftime(
@@ -107,18 +121,29 @@ class Broker:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         call: Call | None = None
-        container: str | None = None
-        opened = False
+        lease: tuple[str, str] | None = None  # (container, gpu) while the device is given
 
         async def send(msg: dict[str, Any]) -> None:
             writer.write((json.dumps(msg) + "\n").encode())
             await writer.drain()
 
+        self.connections += 1
         try:
-            req = json.loads(await reader.readline() or b"{}")
-            refusal = self._refusal(req) if isinstance(req, dict) else "malformed request"
+            if self.connections > MAX_CONNECTIONS:
+                await send({"error": "the GPU broker is at its connection limit: try again"})
+                return
+            try:
+                line = await asyncio.wait_for(reader.readline(), FIRST_LINE_S)
+                req = json.loads(line or b"{}")
+            except (TimeoutError, ValueError):
+                await send({"error": "malformed request: one JSON line, at once"})
+                return
+            if not isinstance(req, dict):
+                await send({"error": "malformed request: expected a JSON object"})
+                return
+            refusal = await asyncio.to_thread(self._refusal, req)
             if refusal is not None:
-                log.info("zerogpu.refused", space=req.get("space"), why=refusal)
+                log.info("zerogpu.refused", space=str(req.get("space"))[:200], why=refusal)
                 await send({"error": refusal})
                 return
             call = Call(req["space"], self._duration(req), arrived=time.monotonic())
@@ -128,7 +153,7 @@ class Broker:
             self._dispatch()
             shown: int | None = None
             while call.gpu is None:
-                ahead = self.sched.position(call)
+                ahead = self.positions.get(call.id, 0)
                 if ahead != shown:
                     await send({"queued": ahead})
                     shown = ahead
@@ -144,8 +169,9 @@ class Broker:
             container = await asyncio.to_thread(
                 self.gate.container, call.space, int(req.get("deployment") or 0)
             )
+            lease = (container, gpu.uuid)
+            self.leases[lease] = self.leases.get(lease, 0) + 1
             device = await asyncio.to_thread(self.gate.open, container, gpu)
-            opened = True
             log.info("zerogpu.granted", space=call.space, gpu=gpu.uuid, duration=call.duration_s)
             await send(
                 {"granted": {"gpu": gpu.uuid, "device": device, "duration": call.duration_s}}
@@ -161,23 +187,49 @@ class Broker:
             with contextlib.suppress(Exception):
                 await send({"error": str(exc)})
         finally:
+            self.connections -= 1
             if call is not None:
-                if opened and container is not None and call.gpu is not None:
-                    await asyncio.to_thread(self.gate.close, container, self.gpus[call.gpu])
-                held = self.sched.release(call, time.monotonic())
-                self.wakeups.pop(call.id, None)
-                if opened:
-                    period = self.settings.zero_gpu_quota_period_s
-                    await asyncio.to_thread(state.record_call, self.redis, call.space, held, period)
-                    with contextlib.suppress(Exception):  # counted: the app's next call sees it
-                        await send({"released": round(held, 3)})
-                self._dispatch()
+                await self._end(call, lease, send)
             with contextlib.suppress(Exception):
                 writer.close()
+
+    async def _end(
+        self, call: Call, lease: tuple[str, str] | None, send: Callable[..., Awaitable[None]]
+    ) -> None:
+        """Take the device back, free the slot, count the seconds, let the next call in: each
+        step on its own, so one failing (the engine, Redis) never leaves the queue stuck."""
+        if lease is not None:
+            self.leases[lease] -= 1
+            others_here = self.leases[lease] > 0  # the same app holds it in another call
+            in_container = sum(n for (c, _), n in self.leases.items() if c == lease[0])
+            if not self.leases[lease]:
+                del self.leases[lease]
+            try:
+                if not others_here:
+                    await asyncio.to_thread(
+                        self.gate.close,
+                        lease[0],
+                        self.gpus[lease[1]],
+                        keep_control=in_container > 0,
+                    )
+            except Exception as exc:  # the container may be gone: it holds nothing then
+                log.warning("zerogpu.close_failed", error=repr(exc))
+        held = self.sched.release(call, time.monotonic())
+        self.wakeups.pop(call.id, None)
+        if lease is not None:
+            period = self.settings.zero_gpu_quota_period_s
+            try:
+                await asyncio.to_thread(state.record_call, self.redis, call.space, held, period)
+            except redis.RedisError as exc:
+                log.warning("zerogpu.usage_lost", space=call.space, seconds=held, error=str(exc))
+            with contextlib.suppress(Exception):  # counted: the app's next call sees it
+                await send({"released": round(held, 3)})
+        self._dispatch()
 
     # --- the queue ------------------------------------------------------------------------
     def _dispatch(self) -> None:
         self.sched.grant(time.monotonic())
+        self.positions = {c.id: i for i, c in enumerate(self.sched.order())}  # once per change
         for wake in self.wakeups.values():
             wake.set()  # granted ones go on; the others see their new place
         self._publish()

@@ -215,9 +215,10 @@ async def status_page(settings: Settings, request: Request, visit: Visit) -> Res
         try:
             woke = await asyncio.to_thread(operations.wake, settings, space.id)
             log.info("app.wake", space=space.space_id, started=woke)
-        except QuotaExceeded as exc:  # it stays asleep: the visitor learns why
-            refusal = str(exc)
-            log.info("app.wake_over_quota", space=space.space_id)
+        except QuotaExceeded as exc:  # it stays asleep: the visitor learns that, not the
+            # namespace's other Spaces the full message names (some may be private)
+            refusal = OVER_QUOTA
+            log.info("app.wake_over_quota", space=space.space_id, reason=str(exc))
     proxy_error = request.headers.get("x-spaceport-proxy-error")
     message, waiting = STATUS_MESSAGES.get(stage, ("", False))
     if refusal is not None:

@@ -104,7 +104,8 @@ def org_audit(
     """What happened in an organization's namespace: its admins and site admins read it (a
     read token is enough); its other members get a 403, everyone else a 404 (as for its other
     routes, an organization one is not in does not exist)."""
-    if orgs.find_org(session, org) is None or not access.can_see_org(org, who):
+    found = orgs.find_org(session, org)
+    if found is None or not access.can_see_org(org, who):
         raise NotFound(f"No organization named {org!r} among yours: see GET /api/v1/orgs")
     if not (who.is_admin or who.orgs.get(org) == "admin"):
         raise Forbidden(
@@ -116,7 +117,7 @@ def org_audit(
         action=action,
         namespace=org,
         space=space,
-        since=audit.parse_when(since, "since"),
+        since=audit.since_born(audit.parse_when(since, "since"), found.created_at),
         until=audit.parse_when(until, "until"),
     )
     return _answer(request, response, session, filters, limit, cursor, format)
@@ -142,7 +143,7 @@ def space_audit(
         actor=actor,
         action=action,
         space=space.space_id,
-        since=audit.parse_when(since, "since"),
+        since=audit.since_born(audit.parse_when(since, "since"), space.created_at),
         until=audit.parse_when(until, "until"),
     )
     return _answer(request, response, session, filters, limit, cursor, format)

@@ -122,7 +122,9 @@ def space_page(
         **(summaries.env_summary(session, space.id) if can_write else {}),
         domains=domains.domain_views(space.domains, settings) if can_write else [],
         # Those who may change the Space read what was done to it (as GET .../audit answers).
-        activity=audit.entries_for_space(session, space.space_id) if can_write else [],
+        activity=audit.entries_for_space(session, space.space_id, space.created_at)
+        if can_write
+        else [],
         https=settings.https,
         app_host=domains.app_host_view(settings, settings.app_host(space.owner, space.name)),
     )

@@ -93,6 +93,9 @@ def join(
         user, token = invitations.accept(
             session, invitation, name.strip(), fullname=fullname.strip(), email=email.strip()
         )
+    except invitations.InvitationUnusable as exc:  # used meanwhile, by another sign-up
+        session.rollback()
+        return join_form(request, secret, None, error=str(exc), status_code=exc.status_code)
     except (SpaceportError, InvalidName) as exc:
         session.rollback()
         invitation = invitations.usable(session, secret)

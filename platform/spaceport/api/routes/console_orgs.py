@@ -65,6 +65,6 @@ def org_page(
         role=who.orgs.get(org),
         can_manage=can_manage,
         roles=access.ORG_ROLES,
-        activity=audit.entries_for_org(session, org) if can_manage else None,
+        activity=audit.entries_for_org(session, org, found.created_at) if can_manage else None,
         quota=quotas.view(session, get_settings(), found.name),
     )

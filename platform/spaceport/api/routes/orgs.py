@@ -87,6 +87,16 @@ def create_org(
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """A new organization; the caller is its first admin."""
+    if who.scope is not None:
+        raise Forbidden(
+            f"This token is limited to {', '.join(who.scope)}: creating an organization needs "
+            "a token without a scope"
+        )
+    if get_settings().org_creation == "admins" and not who.is_admin:
+        raise Forbidden(
+            "On this node only administrators create organizations (SPACEPORT_ORG_CREATION): "
+            "ask one to create it and add you as its admin"
+        )
     org = orgs.create_org(session, body.name, who.user, body.fullname)
     audit.record(
         session, who, "org.create", namespace=org.name, target=org.name, ip=client_address(request)
@@ -201,7 +211,7 @@ def remove_member(
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """Remove a member (the organization's admins), or leave it (any member, themself)."""
-    if user != who.name or who.role != "write":
+    if user != who.name or who.role != "write" or not who.reaches(org.name):
         refusal = access.org_admin_refusal(org.name, who)
         if refusal is not None:
             raise Forbidden(refusal)

@@ -32,11 +32,15 @@ from spaceport.lifecycle import run_logs
 from spaceport.services import access, audit, domains, operations, spaces
 from spaceport.services import shared_gpus as shared_gpus_service
 from spaceport.services import variables as env
+from spaceport.services.quotas import QuotaExceeded
 from spaceport.services.views import runtime_dict
 from spaceport.settings import get_settings
 
 router = APIRouter()
 HF = "/api/spaces/{owner}/{name}"
+OVER_QUOTA_FOR_VISITORS = (
+    "This Space is asleep and stays asleep: its owner has no room left in their quota."
+)
 NATIVE = "/api/v1/spaces/{owner}/{name}"
 
 
@@ -311,6 +315,7 @@ def start(
 @router.post(f"{NATIVE}/wake", tags=["native"])
 def wake(
     space: Space = Depends(readable_space),
+    who: Principal | None = Depends(optional_principal),
     by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
@@ -318,7 +323,13 @@ def wake(
     # The token's last use is written: commit it, or the wake's own write waits on this
     # request's SQLite lock (as in `sleep` below).
     session.commit()
-    if operations.wake(get_settings(), space.id):  # only a wake that happened is recorded
+    try:
+        woke = operations.wake(get_settings(), space.id)
+    except QuotaExceeded as exc:
+        if not access.can_write(space, who):  # its details name the owner's other Spaces
+            raise QuotaExceeded(OVER_QUOTA_FOR_VISITORS) from None
+        raise exc from None
+    if woke:  # only a wake that happened is recorded
         audit.record(session, by, "space.wake", space=space.space_id)
         session.commit()
     session.refresh(space)

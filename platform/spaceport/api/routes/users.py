@@ -102,6 +102,9 @@ def create_token(
         if any(e not in who.scope for e in scope):
             raise Forbidden(f"This token is limited to {', '.join(who.scope)}: so is a new one")
     expires_at = users.token_expiry(body.expires_at, body.expires_in_days)
+    if who.expires_at is not None and (expires_at is None or expires_at > who.expires_at):
+        # a token that expires cannot mint one that outlives it
+        expires_at = who.expires_at
     token, value = users.create_token(
         session, who.user, body.name.strip(), body.role, scope=scope, expires_at=expires_at
     )
@@ -132,6 +135,11 @@ def revoke_token(
     token = users.find_token(session, token_id)
     if token is None or (token.user_id != who.user.id and not who.is_admin):
         raise NotFound(f"No token with id {token_id} among yours: see GET /api/v1/tokens")
+    if who.scope is not None and token.id != who.token_id:
+        raise Forbidden(
+            f"This token is limited to {', '.join(who.scope)}: it may revoke itself, not the "
+            "account's other tokens"
+        )
     out = token_dict(token)
     audit.record(session, by, "token.revoke", target=token.user.name, token=token.name, id=token.id)
     users.revoke_token(session, token)

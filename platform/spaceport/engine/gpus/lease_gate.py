@@ -100,35 +100,44 @@ class LeaseGate:
             try:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-                os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(node.major, node.minor))
-                os.chmod(path, 0o666)
+                old = os.umask(0)  # mode 666 as asked: no chmod, which would follow a link
+                try:
+                    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(node.major, node.minor))
+                finally:
+                    os.umask(old)
             except OSError as exc:
                 raise GateError(f"cannot create {node.path} in the container: {exc}") from exc
         return gpu.container_device
 
-    def close(self, container_id: str, gpu: Gpu) -> list[int]:
-        """Remove the nodes and kill the container's processes that still hold the GPU;
-        returns the killed pids (host view)."""
+    def close(self, container_id: str, gpu: Gpu, *, keep_control: bool = False) -> list[int]:
+        """Remove the GPU's node (and the control nodes, unless another lease of this
+        container still needs them) and kill the container's processes that still hold the
+        GPU: an open descriptor or a mapping of it, or of a control node it no longer gets.
+        Returns the killed pids (host view)."""
+        control = [] if keep_control else control_nodes(self.settings)
         try:
             root: Path | None = self._root(container_id)
         except GateError:
             root = None  # a container that is gone holds nothing
         if root is not None:
-            for node in [gpu_node(gpu), *control_nodes(self.settings)]:
+            for node in [gpu_node(gpu), *control]:
                 with contextlib.suppress(OSError):
                     (root / node.path.lstrip("/")).unlink()
-        return self.kill_holders(container_id, gpu_node(gpu))
+        return self.kill_holders(container_id, gpu_node(gpu), [n.path for n in control])
 
-    def kill_holders(self, container_id: str, node: DeviceNode) -> list[int]:
+    def kill_holders(
+        self, container_id: str, node: DeviceNode, paths: list[str] | None = None
+    ) -> list[int]:
         try:
             top = self.client.containers.get(container_id).top(ps_args="-eo pid")
         except (APIError, NotFound):
             return []
         rdev = os.makedev(node.major, node.minor)
+        named = {node.path, *(paths or [])}
         killed = []
         for row in top.get("Processes") or []:
             pid = int(row[0])
-            if _holds(pid, rdev):
+            if _holds(pid, rdev, named):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
@@ -137,7 +146,9 @@ class LeaseGate:
         return killed
 
 
-def _holds(pid: int, rdev: int) -> bool:
+def _holds(pid: int, rdev: int, paths: set[str]) -> bool:
+    """Whether the process has the GPU open (its device numbers) or open or mapped by one of
+    `paths` (as the container names them; a removed node reads "path (deleted)")."""
     fds = Path(f"/proc/{pid}/fd")
     try:
         entries = list(fds.iterdir())
@@ -146,8 +157,17 @@ def _holds(pid: int, rdev: int) -> bool:
     for fd in entries:
         try:
             st = os.stat(fd)
+            target = os.readlink(fd).removesuffix(" (deleted)")
         except OSError:
             continue
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == rdev:
+        if (stat.S_ISCHR(st.st_mode) and st.st_rdev == rdev) or target in paths:
+            return True
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+    for line in maps.splitlines():
+        mapped = line.split(maxsplit=5)[5:] or [""]
+        if mapped[0].removesuffix(" (deleted)") in paths:
             return True
     return False
