@@ -254,6 +254,32 @@ def test_chromium_answers_a_gradio_call_over_https_and_http2(
     queue = [c for c in calls if "/queue/" in c or "/call/" in c]
     assert queue and all(c.startswith(url) for c in queue), calls  # https, on the app's host
 
+    # Embedding keeps working over HTTPS: the Space's own snippets carry its https URL, and a
+    # page of another origin that pastes the iframe snippet shows the working app.
+    with https_node.api() as client:
+        embed = client.get(f"/api/v1/spaces/admin/{GRADIO}/embed").json()
+    assert embed["app_url"].startswith("https://") and url in embed["iframe"]
+    assert embed["script_url"].startswith("https://"), embed
+
+    def embedded(browser: Any) -> str:
+        page = browser.new_page()
+        try:
+            page.set_content(f"<h1>A course page</h1>{embed['iframe']}")
+            frame = page.frame_locator("iframe")
+            frame.get_by_label("Name").fill("embed", timeout=120_000)
+            frame.get_by_role("button", name="Submit").click()
+            expect(frame.get_by_label("Greeting")).to_have_value("Hello, embed!", timeout=30_000)
+            return "ok"
+        finally:
+            page.close()
+
+    with sync_playwright() as pw:
+        browser = chromium_trusting_pebble(pw, https_node.api_ca, PORT + 4)
+        try:
+            assert again_if_the_network_changed(lambda: embedded(browser)) == "ok"
+        finally:
+            browser.close()
+
 
 def _signs_in(node: HttpsNode, browser: Any, url: str) -> dict[str, Any]:
     """A private Space's owner, as a stranger to its app first: the 404 page's sign-in link,
