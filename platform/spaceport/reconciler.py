@@ -31,7 +31,15 @@ from spaceport import telemetry
 from spaceport.db.session import session_scope
 from spaceport.engine import make_backend
 from spaceport.engine.base import RuntimeBackend
-from spaceport.lifecycle import compressor, crashes, janitor, jobs, sleeper, standby
+from spaceport.lifecycle import (
+    compressor,
+    crashes,
+    janitor,
+    jobs,
+    sleeper,
+    standby,
+    wake_standby,
+)
 from spaceport.lifecycle import gpu_allocator as allocator
 from spaceport.lifecycle.proxy_routes import desired_routes, sync_routes
 from spaceport.lifecycle.thaw import ThawWatcher
@@ -145,6 +153,7 @@ def reconcile_once(settings: Settings) -> None:
         _step("gpus", allocator.release_stale)
         _step("orphans", lambda: janitor.remove_orphans(settings, engine))
         _step("standbys", lambda: standby.sweep(settings, engine))
+        _step("wake standbys", lambda: wake_standby.refill(settings, engine))
     _step("domains", lambda: verify_domains(settings))
     _step("routes", lambda: sync_routes_if_needed(settings))
     _step("certificates", lambda: keep_certificates(settings))

@@ -354,6 +354,14 @@ class Settings(BaseSettings):
         description="How long after a deploy its standby is prepared (the new version's first "
         "visitors come first); it waits further while builds or starts are under way.",
     )
+    wake_standby_budget_mib: int = Field(
+        default=0,
+        ge=0,
+        description="Memory the node may spend on wake standbys: the most recently visited "
+        "deep-sleeping Gradio and Streamlit Spaces each keep a container of their own that "
+        "already imported the SDK (each counted at 128 MiB), so their next wake skips that import. "
+        "0 turns them off; always off in cluster mode (`runtime = swarm`).",
+    )
     data_disks: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="Each Space's /data as a filesystem of its tier's size (ext4 in a sparse "
@@ -465,6 +473,7 @@ class Settings(BaseSettings):
         """Standbys are containers prepared on this machine's engine: none in cluster mode."""
         if self.runtime == "swarm":
             self.standby_ttl_s = 0
+            self.wake_standby_budget_mib = 0
         return self
 
     @field_validator("data_sizes")

@@ -10,7 +10,8 @@ tiers, both shown as stage SLEEPING:
   page's `wake` thaws it.)
 - full sleep: after the sleep time (`gcTimeout`) the container is stopped, its GPUs freed, its
   route dropped (`desired` = sleeping): visitors reach the status page, which calls `wake`,
-  and a new container starts from the same image.
+  and a new container starts from the same image (or, where the node keeps one, the Space's
+  wake standby takes over: an interpreter that already imported the SDK; wake_standby.py).
 
 Idle time counts from the last request the proxy saw (`Space.last_request_at`), or from the
 moment the deployment became ready when there was none since.
@@ -33,7 +34,7 @@ from spaceport.db.session import session_scope
 from spaceport.engine import make_backend
 from spaceport.engine.base import RuntimeBackend, RuntimeBackendError
 from spaceport.lifecycle import gpu_allocator as allocator
-from spaceport.lifecycle import jobs
+from spaceport.lifecycle import jobs, wake_standby
 from spaceport.lifecycle.deployer import StartCancelled, check_wanted, deploy, startup_timeout
 from spaceport.lifecycle.desired import Desired
 from spaceport.lifecycle.locks import is_locked, renew, space_lock
@@ -324,9 +325,12 @@ def _finish_wake(settings: Settings, space_pk: int, requested_at: datetime) -> b
                 dep = active_deployment(session, space_pk)
                 dep_id = dep.id if dep else None
                 container = dep.container_id if dep else None
+                image = dep.image if dep else None
                 if space is None or space.desired != RUNNING:
                     return False
-            if (
+            if dep_id is not None and image and wake_standby.waiting(backend, space_pk, image):
+                pass  # the deploy below takes the wake standby (its SDK already imported)
+            elif (
                 container
                 and dep_id
                 and _resume(settings, backend, space_pk, dep_id, container, lock)

@@ -175,7 +175,10 @@ def take(
     backend: RuntimeBackend, space_pk: int, dep_id: int, spec: ContainerSpec
 ) -> tuple[int, ContainerState] | None:
     """Move the planned version (`dep_id`, `spec`) into the Space's standby, if one fits:
-    (the deployment id it runs under now, its container). The caller holds the Space's lock."""
+    (the deployment id it runs under now, its container). The caller holds the Space's lock.
+
+    A standby of the planned image itself (a wake standby, wake_standby.py) already holds the
+    code: it is only told to run it."""
     with session_scope() as session:
         rows = deployments(session, space_pk, DeploymentStatus.STANDBY)
         if not rows or not rows[0].container_id or spec.command is not None:
@@ -186,7 +189,7 @@ def take(
         state is not None
         and state.running
         and state.labels.get(LABEL_SPEC) == spec_digest(spec)
-        and _extends(backend, spec.image, image)
+        and (image == spec.image or _extends(backend, spec.image, image))
     )
     if not fits or state is None:
         retire(backend, standby_id, timeout=0)  # stale: a fresh one follows this deploy
@@ -194,7 +197,8 @@ def take(
     try:
         node = backend.node_ops()  # node-local: the standby runs on this node
         argv = node.image_command(spec.image)
-        node.copy_from_image(spec.image, APP_DIR, container)
+        if image != spec.image:  # a wake standby (wake_standby.py) runs its image's code
+            node.copy_from_image(spec.image, APP_DIR, container)
         env = {k: spec.env[k] for k in VOLATILE_ENV if k in spec.env}
         node.put_file(container, GO_FILE, json.dumps({"argv": argv, "env": env}).encode())
         node.set_cpu_shares(container, SERVING_CPU_SHARES)
@@ -229,8 +233,9 @@ def _extends(backend: RuntimeBackend, image: str, base: str) -> bool:
 
 def sweep(settings: Settings, backend: RuntimeBackend) -> int:
     """Remove standbys past their lifetime, of Spaces that no longer run or sleep (a sleeping
-    Space gives its memory back), or whose container is gone. A Space whose deploy is under
-    way is left alone (it may be taking its standby)."""
+    Space gives its memory back, unless the node keeps wake standbys: wake_standby.py), or
+    whose container is gone. A Space whose deploy is under way is left alone (it may be taking
+    its standby)."""
     removed = 0
     with session_scope() as session:
         rows = session.execute(
@@ -248,6 +253,8 @@ def sweep(settings: Settings, backend: RuntimeBackend) -> int:
     for dep_id, space_pk, container, created_at, desired, stage in rows:
         if is_locked(settings, space_pk):
             continue
+        if desired == Desired.SLEEPING and settings.wake_standby_budget_mib > 0:
+            continue  # deep asleep: wake_standby.refill decides which keep one
         state = backend.inspect(container) if container else None
         expires = created_at + timedelta(seconds=settings.standby_ttl_s)
         if (

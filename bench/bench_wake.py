@@ -1,0 +1,206 @@
+"""Benchmark: what a deep-sleep wake of a Gradio Space spends its time on, and the same wake
+with and without a wake standby (lifecycle/wake_standby.py), side by side in one run.
+
+Starts a node of its own (as bench_build.py does), pushes examples/gradio-hello, waits for
+RUNNING, then times deep-sleep wakes as a visitor sees them (first request, which wakes the
+Space, until the app itself answers through the proxy):
+- "kept": today's wake, the stopped container started again (`wake_standby_budget_mib` = 0);
+- "standby": the node keeps a wake standby for the Space (the API restarted with a budget),
+  and the benchmark waits until it has imported Gradio before it wakes the Space.
+For every "kept" wake it splits the time with the engine's and the app's own clocks: the
+visitor's first request -> the container's start (`State.StartedAt`: the status page's wake,
+the lock, the engine's start) -> the app's "Running on local URL" line (interpreter, imports,
+app construction, server up) -> the first answer through the proxy (readiness poll, route);
+and it times `import gradio` alone in the woken container (`docker exec`), which splits the
+app's part. It also reads a waiting standby's memory. Prints one JSON object.
+
+    PYTHONPATH=platform:builder .venv/bin/python bench/bench_wake.py --wakes 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_build import BenchNode, node, push
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNING_LINE = "Running on local URL"
+
+
+def stamp(text: str) -> float:
+    """Docker's RFC 3339 time (nanoseconds) as epoch seconds."""
+    text = text.strip().replace("Z", "+00:00")
+    head, _, rest = text.partition(".")
+    frac, plus, zone = rest.partition("+")
+    return datetime.fromisoformat(f"{head}.{frac[:6]}{plus}{zone}").timestamp()
+
+
+class Wakes:
+    def __init__(self, bench: BenchNode, space_id: str) -> None:
+        self.bench, self.space_id = bench, space_id
+        self.api = bench.api()
+        owner, name = space_id.split("/")
+        self.host = f"{bench.settings.app_host(owner, name)}:{bench.port}"
+        self.client = docker.from_env()
+
+    def stage(self) -> str:
+        return str(self.api.get(f"/api/spaces/{self.space_id}/runtime").json().get("stage"))
+
+    def wait_stage(self, stage: str, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while self.stage() != stage:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{self.space_id} did not reach {stage}")
+            time.sleep(0.2)
+
+    def containers(self) -> list[Any]:
+        label = f"org.spaceport.space={self.space_id}"
+        return list(self.client.containers.list(filters={"label": label}))
+
+    def serving(self) -> Any:
+        [c] = [c for c in self.containers() if c.attrs["HostConfig"].get("CpuShares") != 64]
+        return c
+
+    def standby(self) -> Any | None:
+        """The Space's wake standby once its interpreter imported Gradio."""
+        for c in self.containers():
+            if c.attrs["HostConfig"].get("CpuShares") == 64 and b"waiting for the app" in c.logs():
+                return c
+        return None
+
+    def deep_sleep(self) -> None:
+        r = self.api.post(f"/api/v1/spaces/{self.space_id}/sleep", params={"deep": True})
+        r.raise_for_status()
+        self.wait_stage("SLEEPING", timeout=60)
+        deadline = time.monotonic() + 60
+        while any(c.attrs["HostConfig"].get("CpuShares") != 64 for c in self.containers()):
+            if time.monotonic() > deadline:
+                raise SystemExit("the container did not stop")
+            time.sleep(0.2)
+
+    def visit_until_served(self, timeout: float = 120) -> tuple[float, float]:
+        """(epoch of the first request, seconds until the app itself answered)."""
+        t0, start = time.time(), time.monotonic()
+        while time.monotonic() - start < timeout:
+            try:
+                r = httpx.get(
+                    f"http://127.0.0.1:{self.bench.port}/", headers={"Host": self.host}, timeout=30
+                )
+                if r.status_code == 200 and "x-spaceport-status" not in r.headers:
+                    return t0, time.monotonic() - start
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.01)
+        raise SystemExit("the app did not answer")
+
+    def split(self, t0: float, total: float) -> dict[str, float]:
+        """The kept container's wake, split by its own clocks (see the module docstring)."""
+        c = self.serving()
+        c.reload()
+        started = stamp(c.attrs["State"]["StartedAt"])
+        logs = c.logs(timestamps=True, since=int(started) - 1).decode(errors="replace")
+        lines = [ln for ln in logs.splitlines() if RUNNING_LINE in ln]
+        running = stamp(lines[-1].split(" ", 1)[0]) if lines else float("nan")
+        code = "import time; t = time.perf_counter(); import gradio; print(time.perf_counter() - t)"
+        out = c.exec_run(["python", "-c", code]).output.decode().strip().splitlines()
+        return {
+            "total": total,
+            "request_to_container_start": started - t0,
+            "container_start_to_app_listening": running - started,
+            "import_gradio_alone": float(out[-1]) if out else float("nan"),
+            "app_listening_to_first_answer": t0 + total - running,
+        }
+
+
+def restart_api(bench: BenchNode, budget_mib: int) -> None:
+    from spaceport.node import ensure_api
+    from spaceport.settings import get_settings
+    from spaceport.supervisor import stop_process
+
+    os.environ["SPACEPORT_WAKE_STANDBY_BUDGET_MIB"] = str(budget_mib)
+    get_settings.cache_clear()
+    stop_process(bench.settings, "api")
+    ensure_api(get_settings(), print)
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {
+        "median": round(statistics.median(values), 3),
+        "p95": round(p95, 3),
+        "all": [round(v, 3) for v in values],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "18740")))
+    parser.add_argument("--redis-db", type=int, default=int(os.environ.get("BENCH_REDIS_DB", "12")))
+    parser.add_argument("--app", type=Path, default=ROOT / "examples" / "gradio-hello")
+    parser.add_argument("--wakes", type=int, default=5, help="wakes of each kind")
+    parser.add_argument("--budget-mib", type=int, default=1024)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # the node is stopped and cleaned
+    env = {"SPACEPORT_WAKE_STANDBY_BUDGET_MIB": "0", "SPACEPORT_STANDBY_TTL_S": "0"}
+    with node(args.port, args.redis_db, env) as bench:
+        api = bench.api()
+        r = api.post("/api/repos/create", json={"type": "space", "name": "wake", "sdk": "gradio"})
+        r.raise_for_status()
+        space_id = r.json()["name"]
+        push(bench, args.app, space_id)
+        wakes = Wakes(bench, space_id)
+        wakes.wait_stage("RUNNING", timeout=900)
+        wakes.visit_until_served()
+        kept: list[dict[str, float]] = []
+        for _ in range(args.wakes):
+            wakes.deep_sleep()
+            time.sleep(1)
+            t0, total = wakes.visit_until_served()
+            kept.append(wakes.split(t0, total))
+            wakes.wait_stage("RUNNING")
+        restart_api(bench, args.budget_mib)
+        standby: list[float] = []
+        memory: list[float] = []
+        for _ in range(args.wakes):
+            wakes.deep_sleep()
+            deadline = time.monotonic() + 180
+            while (waiting := wakes.standby()) is None:
+                if time.monotonic() > deadline:
+                    raise SystemExit("no wake standby was made")
+                time.sleep(0.5)
+            stats = waiting.stats(stream=False)["memory_stats"]
+            memory.append(
+                (stats["usage"] - stats.get("stats", {}).get("inactive_file", 0)) / 1024**2
+            )
+            time.sleep(1)
+            _, total = wakes.visit_until_served()
+            assert wakes.serving().id == waiting.id, "the wake did not take the standby"
+            standby.append(total)
+            wakes.wait_stage("RUNNING")
+        parts = {k: summary([w[k] for w in kept]) for k in kept[0]}
+        result = {
+            "space": space_id,
+            "kept_wake_s": parts,
+            "standby_wake_s": summary(standby),
+            "ratio_median": round(parts["total"]["median"] / statistics.median(standby), 2),
+            "standby_memory_mib": summary(memory),
+        }
+        print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
