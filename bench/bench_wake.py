@@ -1,17 +1,17 @@
-"""Benchmark: what a deep-sleep wake of a Gradio Space spends its time on, and the same wake
-with and without a wake standby (lifecycle/wake_standby.py), side by side in one run.
+"""Benchmark: what a deep-sleep wake of a Gradio or Streamlit Space spends its time on, and the
+same wake with and without a wake standby (lifecycle/wake_standby.py), side by side in one run.
 
-Starts a node of its own (as bench_build.py does), pushes examples/gradio-hello, waits for
-RUNNING, then times deep-sleep wakes as a visitor sees them (first request, which wakes the
-Space, until the app itself answers through the proxy):
+Starts a node of its own (as bench_build.py does); for each SDK pushes examples/<sdk>-hello,
+waits for RUNNING, then times deep-sleep wakes as a visitor sees them (first request, which
+wakes the Space, until the app itself answers through the proxy):
 - "kept": today's wake, the stopped container started again (`wake_standby_budget_mib` = 0);
 - "standby": the node keeps a wake standby for the Space (the API restarted with a budget),
-  and the benchmark waits until it has imported Gradio before it wakes the Space.
+  and the benchmark waits until it has imported the SDK before it wakes the Space.
 For every "kept" wake it splits the time with the engine's and the app's own clocks: the
 visitor's first request -> the container's start (`State.StartedAt`: the status page's wake,
-the lock, the engine's start) -> the app's "Running on local URL" line (interpreter, imports,
+the lock, the engine's start) -> the app's line that it listens (interpreter, imports,
 app construction, server up) -> the first answer through the proxy (readiness poll, route);
-and it times `import gradio` alone in the woken container (`docker exec`), which splits the
+and it times the SDK's import alone in the woken container (`docker exec`), which splits the
 app's part. It also reads a waiting standby's memory. Prints one JSON object.
 
     PYTHONPATH=platform:builder .venv/bin/python bench/bench_wake.py --wakes 5
@@ -37,7 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_build import BenchNode, node, push
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNNING_LINE = "Running on local URL"
+# What the app prints once it listens.
+RUNNING_LINE = {
+    "gradio": "Running on local URL",
+    "streamlit": "You can now view your Streamlit app",
+}
 
 
 def stamp(text: str) -> float:
@@ -49,8 +53,8 @@ def stamp(text: str) -> float:
 
 
 class Wakes:
-    def __init__(self, bench: BenchNode, space_id: str) -> None:
-        self.bench, self.space_id = bench, space_id
+    def __init__(self, bench: BenchNode, space_id: str, sdk: str) -> None:
+        self.bench, self.space_id, self.sdk = bench, space_id, sdk
         self.api = bench.api()
         owner, name = space_id.split("/")
         self.host = f"{bench.settings.app_host(owner, name)}:{bench.port}"
@@ -75,7 +79,7 @@ class Wakes:
         return c
 
     def standby(self) -> Any | None:
-        """The Space's wake standby once its interpreter imported Gradio."""
+        """The Space's wake standby once its interpreter imported the SDK."""
         for c in self.containers():
             if c.attrs["HostConfig"].get("CpuShares") == 64 and b"waiting for the app" in c.logs():
                 return c
@@ -112,15 +116,16 @@ class Wakes:
         c.reload()
         started = stamp(c.attrs["State"]["StartedAt"])
         logs = c.logs(timestamps=True, since=int(started) - 1).decode(errors="replace")
-        lines = [ln for ln in logs.splitlines() if RUNNING_LINE in ln]
+        lines = [ln for ln in logs.splitlines() if RUNNING_LINE[self.sdk] in ln]
         running = stamp(lines[-1].split(" ", 1)[0]) if lines else float("nan")
-        code = "import time; t = time.perf_counter(); import gradio; print(time.perf_counter() - t)"
+        code = f"import time; t = time.perf_counter(); import {self.sdk}; "
+        code += "print(time.perf_counter() - t)"
         out = c.exec_run(["python", "-c", code]).output.decode().strip().splitlines()
         return {
             "total": total,
             "request_to_container_start": started - t0,
             "container_start_to_app_listening": running - started,
-            "import_gradio_alone": float(out[-1]) if out else float("nan"),
+            "import_sdk_alone": float(out[-1]) if out else float("nan"),
             "app_listening_to_first_answer": t0 + total - running,
         }
 
@@ -146,58 +151,68 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+def measure(bench: BenchNode, sdk: str, wakes_n: int, budget_mib: int) -> dict[str, Any]:
+    """Kept-container wakes (no wake standbys), then wakes into the wake standby."""
+    restart_api(bench, 0)
+    api = bench.api()
+    r = api.post("/api/repos/create", json={"type": "space", "name": f"wake-{sdk}", "sdk": sdk})
+    r.raise_for_status()
+    space_id = r.json()["name"]
+    push(bench, ROOT / "examples" / f"{sdk}-hello", space_id)
+    wakes = Wakes(bench, space_id, sdk)
+    wakes.wait_stage("RUNNING", timeout=900)
+    wakes.visit_until_served()
+    kept: list[dict[str, float]] = []
+    for _ in range(wakes_n):
+        wakes.deep_sleep()
+        time.sleep(1)
+        t0, total = wakes.visit_until_served()
+        kept.append(wakes.split(t0, total))
+        wakes.wait_stage("RUNNING")
+    restart_api(bench, budget_mib)
+    standby: list[float] = []
+    memory: list[float] = []
+    for _ in range(wakes_n):
+        wakes.deep_sleep()
+        deadline = time.monotonic() + 180
+        while (waiting := wakes.standby()) is None:
+            if time.monotonic() > deadline:
+                raise SystemExit("no wake standby was made")
+            time.sleep(0.5)
+        stats = waiting.stats(stream=False)["memory_stats"]
+        memory.append((stats["usage"] - stats.get("stats", {}).get("inactive_file", 0)) / 1024**2)
+        time.sleep(1)
+        _, total = wakes.visit_until_served()
+        assert wakes.serving().id == waiting.id, "the wake did not take the standby"
+        standby.append(total)
+        wakes.wait_stage("RUNNING")
+    api.request(  # out of the next SDK's way
+        "DELETE", "/api/repos/delete", json={"type": "space", "name": f"wake-{sdk}"}
+    ).raise_for_status()
+    parts = {k: summary([w[k] for w in kept]) for k in kept[0]}
+    return {
+        "space": space_id,
+        "kept_wake_s": parts,
+        "standby_wake_s": summary(standby),
+        "ratio_median": round(parts["total"]["median"] / statistics.median(standby), 2),
+        "standby_memory_mib": summary(memory),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "18740")))
     parser.add_argument("--redis-db", type=int, default=int(os.environ.get("BENCH_REDIS_DB", "12")))
-    parser.add_argument("--app", type=Path, default=ROOT / "examples" / "gradio-hello")
+    parser.add_argument("--sdk", action="append", choices=sorted(RUNNING_LINE))
     parser.add_argument("--wakes", type=int, default=5, help="wakes of each kind")
     parser.add_argument("--budget-mib", type=int, default=1024)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # the node is stopped and cleaned
     env = {"SPACEPORT_WAKE_STANDBY_BUDGET_MIB": "0", "SPACEPORT_STANDBY_TTL_S": "0"}
     with node(args.port, args.redis_db, env) as bench:
-        api = bench.api()
-        r = api.post("/api/repos/create", json={"type": "space", "name": "wake", "sdk": "gradio"})
-        r.raise_for_status()
-        space_id = r.json()["name"]
-        push(bench, args.app, space_id)
-        wakes = Wakes(bench, space_id)
-        wakes.wait_stage("RUNNING", timeout=900)
-        wakes.visit_until_served()
-        kept: list[dict[str, float]] = []
-        for _ in range(args.wakes):
-            wakes.deep_sleep()
-            time.sleep(1)
-            t0, total = wakes.visit_until_served()
-            kept.append(wakes.split(t0, total))
-            wakes.wait_stage("RUNNING")
-        restart_api(bench, args.budget_mib)
-        standby: list[float] = []
-        memory: list[float] = []
-        for _ in range(args.wakes):
-            wakes.deep_sleep()
-            deadline = time.monotonic() + 180
-            while (waiting := wakes.standby()) is None:
-                if time.monotonic() > deadline:
-                    raise SystemExit("no wake standby was made")
-                time.sleep(0.5)
-            stats = waiting.stats(stream=False)["memory_stats"]
-            memory.append(
-                (stats["usage"] - stats.get("stats", {}).get("inactive_file", 0)) / 1024**2
-            )
-            time.sleep(1)
-            _, total = wakes.visit_until_served()
-            assert wakes.serving().id == waiting.id, "the wake did not take the standby"
-            standby.append(total)
-            wakes.wait_stage("RUNNING")
-        parts = {k: summary([w[k] for w in kept]) for k in kept[0]}
         result = {
-            "space": space_id,
-            "kept_wake_s": parts,
-            "standby_wake_s": summary(standby),
-            "ratio_median": round(parts["total"]["median"] / statistics.median(standby), 2),
-            "standby_memory_mib": summary(memory),
+            sdk: measure(bench, sdk, args.wakes, args.budget_mib)
+            for sdk in args.sdk or ["gradio", "streamlit"]
         }
         print(json.dumps(result, indent=2))
 
