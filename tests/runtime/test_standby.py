@@ -230,6 +230,11 @@ def test_streamlit_code_only_push_starts_in_the_standby(
                 assert page.get_by_role("heading", name="Version two").is_visible()
             finally:
                 browser.close()
+        # It was told where visitors reach it (STREAMLIT_BROWSER_SERVER_ADDRESS): it did not
+        # ask the internet for its address before serving (20 s where no outside name resolves).
+        logs = docker.from_env().containers.get(active["container"]).logs().decode()
+        assert "Did not auto detect external IP" not in logs, logs[-2000:]
+        assert f"URL: http://{node.settings.app_host(*space_id.split('/'))}:" in logs, logs[-2000:]
         # Deleting the Space removes its standby, not the compiled dependencies it ran from
         # (other Spaces with the same requirements start from them).
         image = docker.from_env().containers.get(standby).attrs["Config"]["Image"]

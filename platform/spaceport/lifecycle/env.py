@@ -100,6 +100,10 @@ def app_env(
         "STREAMLIT_SERVER_PORT": str(port),
         "STREAMLIT_SERVER_HEADLESS": "true",
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+        # Where visitors point their browsers. Without it a headless Streamlit asks
+        # checkip.amazonaws.com for the machine's address before it serves its first request:
+        # 20 s where the apps' network resolves no outside name (docs/benchmarks.md).
+        "STREAMLIT_BROWSER_SERVER_ADDRESS": settings.app_host(space.owner, space.name),
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_ENDPOINT": app_endpoint(settings),
     }
