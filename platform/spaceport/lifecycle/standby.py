@@ -56,6 +56,7 @@ GO_FILE = "/tmp/.spaceport-go"
 STANDBY_CPU_SHARES = 64  # while importing: far behind every serving app (1024)
 SERVING_CPU_SHARES = 1024
 VOLATILE_ENV = ("SPACE_COMMIT_SHA",)  # differs per version; given to the launcher instead
+STARTING = (Stage.APP_STARTING.value, Stage.RUNNING_APP_STARTING.value)
 
 # The standby's command: `python -c LAUNCHER module...`. Imports the modules, waits for the
 # go file (written by `take`; still there when the container restarts), then runs the app as
@@ -255,6 +256,8 @@ def sweep(settings: Settings, backend: RuntimeBackend) -> int:
             continue
         if desired == Desired.SLEEPING and settings.wake_standby_budget_mib > 0:
             continue  # deep asleep: wake_standby.refill decides which keep one
+        if desired == Desired.RUNNING and stage in STARTING:
+            continue  # a visitor's wake, before it holds the lock: it may take its standby
         state = backend.inspect(container) if container else None
         expires = created_at + timedelta(seconds=settings.standby_ttl_s)
         if (
