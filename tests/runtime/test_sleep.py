@@ -70,6 +70,7 @@ def test_idle_space_freezes_then_a_visitor_thaws_it(node: Node, sleepy: str) -> 
 
 def test_long_idle_space_stops_then_a_visitor_starts_it(node: Node, sleepy: str) -> None:
     before = settled(node, sleepy).id
+    hf(node).set_space_sleep_time(sleepy, 8)  # as the test above leaves it: it runs alone too
     node.wait_stage(sleepy, {"SLEEPING"}, timeout=20)
     wait_for(lambda: containers(sleepy) == [], 30)  # full sleep: nothing runs
     [kept] = containers(sleepy, all=True)  # stopped, kept: its first start's bytecode stays
