@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from spaceport.db.models import Base, Build, Deployment, Space, User, utcnow
 from spaceport.services import quotas
 from spaceport.services.quotas import QuotaExceeded
-from spaceport.settings import QuotaConfig, Settings
+from spaceport.settings import DEFAULT_DATA_SIZES, QuotaConfig, Settings
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -130,7 +130,9 @@ def test_the_default_quota_and_a_namespace_of_its_own(session: Session, tmp_path
 
 
 def test_storage_tiers_and_repositories(session: Session, tmp_path: Path) -> None:
-    settings = Settings(data=tmp_path)  # tiers of 20, 150 and 1000 GB
+    # Hugging Face's tiers of 20, 150 and 1000 GB, whatever the environment says (the test
+    # node sets small ones in it for the whole session)
+    settings = Settings(data=tmp_path, data_sizes=dict(DEFAULT_DATA_SIZES))
     a = space(session, "a")
     a.storage = "small"
     b = space(session, "b")

@@ -48,7 +48,7 @@ def fake_gpu_env(data: Path) -> dict[str, str]:
         # The shared pool: short calls and a small quota, so their limits are quick to reach.
         "SPACEPORT_ZERO_GPU_POOL": json.dumps([SHARED_UUID]),
         "SPACEPORT_ZERO_GPU_DEFAULT_DURATION_S": "3",
-        "SPACEPORT_ZERO_GPU_MAX_DURATION_S": "10",
-        "SPACEPORT_ZERO_GPU_QUOTA_S": "12",
+        "SPACEPORT_ZERO_GPU_MAX_DURATION_S": "20",
+        "SPACEPORT_ZERO_GPU_QUOTA_S": "24",
         "SPACEPORT_ZERO_GPU_QUOTA_PERIOD_S": "86400",
     }

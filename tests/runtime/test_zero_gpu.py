@@ -126,24 +126,24 @@ def test_a_crash_inside_a_call_releases_the_lease(node: Node, pair: tuple[str, s
 
 
 def test_the_quota_of_gpu_seconds_and_the_pool_view(node: Node, pair: tuple[str, str]) -> None:
-    """The node's quota is 12 GPU seconds a day per Space (fake_gpus.py): a Space that used
+    """The node's quota is 24 GPU seconds a day per Space (fake_gpus.py): a Space that used
     some is refused a call whose duration would go over, with what it used and when more
     comes; others go on. `GET /api/v1/gpus/shared` shows the pool and each Space's seconds."""
     c = zero_space(node, "zero-quota")
     try:
-        code, out = get(node, c, "/work?ms=2500&d=3")
+        code, out = get(node, c, "/work?ms=5000&d=8")
         assert code == 200, out
-        code, out = get(node, c, "/work?ms=10&d=10")  # 2.5 used + 10 asked > 12
+        code, out = get(node, c, "/work?ms=10&d=20")  # 5 used + 20 asked > 24
         assert code == 500, out
-        assert "GPU quota exceeded" in out["error"] and "of its 12 GPU seconds" in out["error"]
+        assert "GPU quota exceeded" in out["error"] and "of its 24 GPU seconds" in out["error"]
         code, out = get(node, c, "/work?ms=10&d=3")  # what fits still runs
         assert code == 200, out
         with node.api() as api:
             view = api.get("/api/v1/gpus/shared").json()
         assert [g["uuid"] for g in view["pool"]] == [SHARED_UUID]
         used = {u["space"]: u for u in view["usage"]}
-        assert used[c]["calls"] == 2 and 2.4 < used[c]["gpuSeconds"] < 6, used[c]
-        assert pair[0] in used and view["quotaS"] == 12
+        assert used[c]["calls"] == 2 and 4.9 < used[c]["gpuSeconds"] < 15, used[c]
+        assert pair[0] in used and view["quotaS"] == 24
         with node.api() as api:
             metrics = api.get("/api/v1/metrics").text
         assert f'spaceport_space_gpu_calls_total{{space="{c}"}} 2.0' in metrics, metrics[-800:]

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
@@ -37,6 +38,14 @@ def _deny(status: int, message: str) -> Response:
     # git prints a text/plain body as "remote: ..." lines, so the reason reaches the terminal.
     headers = {"WWW-Authenticate": 'Basic realm="Spaceport"'} if status == 401 else {}
     return PlainTextResponse(message + "\n", status_code=status, headers=headers)
+
+
+def _record_last_use(session: Session) -> None:
+    try:
+        session.commit()
+    except OperationalError as exc:  # locked by a long write elsewhere: skip this once
+        session.rollback()
+        log.info("git.last_use_skipped", error=str(exc)[:200])
 
 
 @router.api_route(
@@ -78,7 +87,9 @@ async def git_http(
     refusal = quotas.build_refusal(session, settings, space) if receiving else None
     space_pk = space.id
     pusher = audit.Actor.of(user, client_address(request))  # plain strings: outlive the session
-    session.commit()  # the token's last use (lookup_token), shown on the tokens page
+    # The token's last use (lookup_token), shown on the tokens page: recorded when the
+    # database allows, never at the cost of the push or clone (nor of the event loop).
+    await asyncio.to_thread(_record_last_use, session)
     session.close()
 
     env = {

@@ -5,7 +5,7 @@ import gradio as gr
 import spaces
 
 
-@spaces.GPU(duration=5)  # two calls at once fit the test node's quota (12 s)
+@spaces.GPU(duration=5)  # two calls at once fit the test node's quota (24 s)
 def infer(text: str) -> str:
     time.sleep(3)  # a model's forward pass, holding the GPU
     return f"{text} ran on {os.environ.get('CUDA_VISIBLE_DEVICES')}"
