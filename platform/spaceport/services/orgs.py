@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from spaceport.auth.principal import Principal
 from spaceport.db.models import Membership, Organization, Space, User
 from spaceport.errors import Conflict, NotFound, SpaceportError
 from spaceport.names import check_name
@@ -218,4 +219,14 @@ def whoami_orgs(user: User) -> list[dict[str, Any]]:
             "isEnterprise": False,
         }
         for m in sorted(user.memberships, key=lambda m: m.org.name)
+    ]
+
+
+def listing(session: Session, who: Principal) -> list[dict[str, Any]]:
+    """The caller's organizations with their role, by name (site admins: every one); what
+    `GET /api/v1/orgs` and the console's Organizations page show."""
+    listed = all_orgs(session) if who.is_admin else [m.org for m in who.user.memberships]
+    return [
+        {**org_dict(session, o), "role": who.orgs.get(o.name)}
+        for o in sorted(listed, key=lambda o: o.name)
     ]

@@ -28,12 +28,7 @@ def orgs_page(
 ) -> Response:
     if who is None:
         return sign_in_redirect(request)
-    listed = orgs.all_orgs(session) if who.is_admin else [m.org for m in who.user.memberships]
-    rows = [
-        {**orgs.org_dict(session, o), "role": who.orgs.get(o.name)}
-        for o in sorted(listed, key=lambda o: o.name)
-    ]
-    return page(request, "orgs.html", who, nav="orgs", orgs=rows)
+    return page(request, "orgs.html", who, nav="orgs", orgs=orgs.listing(session, who))
 
 
 @router.get("/organizations/{org}", response_class=HTMLResponse)

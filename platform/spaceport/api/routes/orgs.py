@@ -71,12 +71,7 @@ def list_orgs(
     who: Principal = Depends(require_principal), session: Session = Depends(get_session)
 ) -> list[dict[str, Any]]:
     """The caller's organizations with their role (site admins: every organization)."""
-    roles = dict(who.orgs)
-    listed = orgs.all_orgs(session) if who.is_admin else [m.org for m in who.user.memberships]
-    return [
-        {**orgs.org_dict(session, o), "role": roles.get(o.name)}
-        for o in sorted(listed, key=lambda o: o.name)
-    ]
+    return orgs.listing(session, who)
 
 
 @router.post("/api/v1/orgs", status_code=201)
