@@ -20,8 +20,10 @@ stop the others):
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from functools import partial
 
@@ -74,11 +76,39 @@ def sync_routes_if_needed(settings: Settings) -> None:
         sync_routes(settings)
 
 
+SLOW_STEP_S = 30.0
+"""A step running this long is logged with its stack (once per run of the step): a call that
+hangs (an engine, a manager waiting on a dead node) must not hold every Space silently."""
+
+_running: dict[int, tuple[str, float]] = {}
+"""Thread id -> (step, started): what each reconciler thread is doing, for the watchdog."""
+
+
 def _step(name: str, fn: Callable[[], object]) -> None:
+    thread = threading.get_ident()
+    _running[thread] = (name, time.monotonic())
     try:
         fn()
     except Exception as exc:
         log.warning("reconcile.step_failed", step=name, error=repr(exc))
+    finally:
+        _running.pop(thread, None)
+
+
+def report_slow_steps(reported: set[tuple[int, float]], slow_s: float = SLOW_STEP_S) -> int:
+    """Log each step that has run longer than `slow_s`, with where it waits; returns how many
+    were newly reported (`reported` remembers them across calls)."""
+    frames = sys._current_frames()
+    count = 0
+    for thread, (name, started) in list(_running.items()):
+        took = time.monotonic() - started
+        if took < slow_s or (thread, started) in reported or thread not in frames:
+            continue
+        reported.add((thread, started))
+        stack = "".join(traceback.format_stack(frames[thread])[-8:])
+        log.warning("reconcile.slow_step", step=name, running_s=round(took, 1), stack=stack)
+        count += 1
+    return count
 
 
 def keep_resolver(settings: Settings) -> None:
@@ -183,11 +213,18 @@ class Reconciler:
         self.settings = settings
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self._watchdog = threading.Thread(target=self._watch, name="reconcile-watch", daemon=True)
         self._thaw = ThawWatcher(settings)  # light-sleeping Spaces wake on their first request
 
     def start(self) -> None:
         self._thread.start()
+        self._watchdog.start()
         self._thaw.start()
+
+    def _watch(self) -> None:
+        reported: set[tuple[int, float]] = set()
+        while not self._stop.wait(SLOW_STEP_S / 3):
+            report_slow_steps(reported)
 
     def stop(self) -> None:
         self._stop.set()

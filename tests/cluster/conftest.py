@@ -42,6 +42,12 @@ class ClusterNode(Node):
 
         return docker.DockerClient(base_url=devcluster.node(node_name).engine, timeout=30)
 
+    def log_lines(self, word: str, last: int = 20) -> list[str]:
+        """The platform's last log lines with `word` (for a failure's message)."""
+        path = self.data / "logs" / "api.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return [line for line in lines if word in line][-last:]
+
     def spaceport(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The `spaceport` command with the platform's settings (operator commands)."""
         return subprocess.run(

@@ -229,6 +229,29 @@ def test_gpu_space_lands_on_the_gpu_node_and_a_second_waits(
             api.delete_repo(space, repo_type="space", missing_ok=True)
 
 
+def test_an_app_that_exits_says_why_with_its_last_lines(
+    cluster: ClusterNode, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Its own output, read from the node that ran it, is in the Space's error."""
+    marker = unique("swarm-exit")
+    app = tmp_path_factory.mktemp("exit-app") / marker
+    shutil.copytree(EXAMPLES / "gradio-hello", app)
+    (app / "app.py").write_text(
+        f"import sys\nprint('{marker}: cannot start', flush=True)\nsys.exit(3)\n"
+    )
+    space = cluster.create_space(marker, sdk="gradio")
+    try:
+        pushed = cluster.push(app, space)
+        assert pushed.returncode == 0, pushed.stderr
+        rt, _ = cluster.wait_stage(space, {"RUNTIME_ERROR"}, timeout=300)
+        assert f"{marker}: cannot start" in rt["errorMessage"], rt
+        assert "code 3" in rt["errorMessage"], rt
+    finally:
+        HfApi(endpoint=cluster.url, token=cluster.token).delete_repo(
+            space, repo_type="space", missing_ok=True
+        )
+
+
 def test_storage_space_stays_with_its_disk_and_says_why_its_node_is_down(
     cluster: ClusterNode, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -253,11 +276,18 @@ def test_storage_space_stays_with_its_disk_and_says_why_its_node_is_down(
         stop = cluster.spaceport("cluster", "stop-node", holder)
         assert stop.returncode == 0, stop.stdout + stop.stderr
         try:
-            down = wait_for(
-                lambda: (r := cluster.runtime(space))["stage"] == "RUNTIME_ERROR" and r,
-                180,  # the Swarm notices first (longer when the node was its raft leader)
-                "the Space says its node is down",
-            )
+            seen: list[dict] = []
+
+            def says_down() -> dict | bool:
+                seen.append(r := cluster.runtime(space))
+                return r["stage"] == "RUNTIME_ERROR" and r
+
+            try:  # the Swarm notices first (longer when the node was its raft leader)
+                down = wait_for(says_down, 180, "the Space says its node is down")
+            except AssertionError as exc:
+                raise AssertionError(
+                    f"{exc}; {seen[-1:]}; {cluster.log_lines('reconcile')}"
+                ) from None
             assert f"node {holder} is down" in down["errorMessage"], down
             assert "/data" in down["errorMessage"]
         finally:

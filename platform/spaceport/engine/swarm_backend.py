@@ -338,13 +338,13 @@ class SwarmBackend(RuntimeBackend):
                 return task
         return tasks[0] if tasks else None
 
-    def _node(self, node_id: str) -> dict[str, Any]:
+    def _node(self, node_id: str, *, fresh: bool = False) -> dict[str, Any]:
         """A node as the Swarm last saw it. One listing serves a whole reconciler pass (it
-        is read again after NODE_TABLE_S), not one call per Space."""
+        is read again after NODE_TABLE_S, or at once when `fresh`), not one call per Space."""
         if not node_id:  # a task not yet placed
             return {}
         fetched, table = self._node_table
-        if time.monotonic() - fetched > NODE_TABLE_S or node_id not in table:
+        if fresh or time.monotonic() - fetched > NODE_TABLE_S or node_id not in table:
             try:
                 table = {str(n["ID"]): n for n in self._api().nodes()}
             except APIError:
@@ -408,7 +408,10 @@ class SwarmBackend(RuntimeBackend):
             )  # fmt: skip
         status = task.get("Status", {})
         state = status.get("State", "")
-        node = self._node(task.get("NodeID", "")) if task.get("NodeID") else {}
+        # Swarm stopping a task its node has not reported stopped: most often because that
+        # node just died, so its state is read now, not from a listing older than the task.
+        stopping = task.get("DesiredState") != "running" and state in ACTIVE
+        node = self._node(task.get("NodeID", ""), fresh=stopping) if task.get("NodeID") else {}
         node_name = node.get("Description", {}).get("Hostname", "")
         node_down = bool(node) and node.get("Status", {}).get("State") != "ready"
         pinned = self._pinned_to(spec)
@@ -435,7 +438,7 @@ class SwarmBackend(RuntimeBackend):
                 running=not paused, status="paused" if paused else state, exit_code=None,
                 upstream=upstream, paused=paused, node=node_name, **base,
             )  # fmt: skip
-        if state == "shutdown":
+        if state == "shutdown" or stopping:
             # Stopped by Swarm, not ended by the app (a drain, an update): a new task comes,
             # or is made to come.
             self._reschedule(service_id, node_name)
@@ -586,19 +589,18 @@ class SwarmBackend(RuntimeBackend):
         engine.unpause(container)
 
     def logs(self, container_id: str, tail: int = 50) -> str:
+        """The last lines of the service's task, read from its node's engine: through the
+        manager (`service_logs`), a read waits, with no timeout, for a node that died until it
+        comes back, and holds whoever asked (the reconciler) that long."""
         task = self._task(container_id)
-        if task is not None and self._node(task.get("NodeID", "")).get("Status", {}).get(
-            "State"
-        ) not in (None, "ready"):
-            return ""  # the manager would wait on the dead node for minutes
+        located = self._task_container(task) if task is not None else None
+        if located is None:
+            return ""  # no task ran, or its node cannot be reached
+        engine, container = located
         try:
-            chunks = self._api().service_logs(
-                container_id, stdout=True, stderr=True, tail=tail, follow=False
-            )
-            raw = b"".join(chunks)
-        except (NotFound, APIError):
-            return ""
-        return raw.decode(errors="replace")
+            return engine.logs(container, tail=tail)
+        except (RuntimeBackendError, DockerException):
+            return ""  # the node died since Swarm last heard from it
 
     def stream_logs(self, container_id: str, tail: int | str = "all") -> LogStream:
         try:
