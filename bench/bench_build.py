@@ -1,6 +1,7 @@
 """Build speed, measured in one run beside the same work done with plain pip and no cache.
 
     .venv/bin/python bench/bench_build.py [--port 18190] [--redis-db 9] [--skip-platform]
+    .venv/bin/python bench/bench_build.py --library-first   # an app importing a library first
 
 Part 1 drives the builder directly (the Dockerfile it renders for examples/gradio-hello):
 dependency install, first build (base image present, empty wheel cache), code-only rebuild.
@@ -58,13 +59,15 @@ def say(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def app_copy(greeting: str = "Hello", requirements: str | None = None) -> Path:
+def app_copy(greeting: str = "Hello", requirements: str | None = None, before: str = "") -> Path:
+    """The Gradio example answering `greeting`, with `before` as the first lines of its app."""
     src = Path(tempfile.mkdtemp(prefix="spaceport-bench-app-"))
     shutil.copytree(EXAMPLE, src, dirs_exist_ok=True)
     if requirements is not None:
         (src / "requirements.txt").write_text(requirements)
     app = src / "app.py"
-    app.write_text(app.read_text().replace('GREETING = "Hello"', f'GREETING = "{greeting}"'))
+    code = app.read_text().replace('GREETING = "Hello"', f'GREETING = "{greeting}"')
+    app.write_text(before + code)
     return src
 
 
@@ -229,7 +232,9 @@ def stage(bench: BenchNode, space_id: str) -> str:
         return str(api.get(f"/api/spaces/{space_id}/runtime").json().get("stage"))
 
 
-def push_timings(bench: BenchNode, warm: bool) -> tuple[float, float, float]:
+def push_timings(
+    bench: BenchNode, warm: bool, requirements: str | None = None, before: str = ""
+) -> tuple[float, float, float]:
     """(first push to RUNNING, code-only push to the new version answering, a second
     code-only push right after it) in seconds. With `warm`, the first code-only push waits
     for the compiled dependencies and the standby container; the second comes before the
@@ -240,7 +245,7 @@ def push_timings(bench: BenchNode, warm: bool) -> tuple[float, float, float]:
         r.raise_for_status()
     space_id = f"admin/{name}"
     started = time.monotonic()
-    push(bench, app_copy("Hello"), space_id)
+    push(bench, app_copy("Hello", requirements, before), space_id)
     wait(lambda: stage(bench, space_id) == "RUNNING", 600, "RUNNING")
     first = time.monotonic() - started
     wait(lambda: greets(bench, space_id, "Hello"), 60, "the first version")
@@ -250,11 +255,11 @@ def push_timings(bench: BenchNode, warm: bool) -> tuple[float, float, float]:
         say("waiting for the standby container (prepared 20 s after a deploy)")
         wait(lambda: standby_ready(space_id), 300, "the standby")
     started = time.monotonic()
-    push(bench, app_copy("Howdy"), space_id)
+    push(bench, app_copy("Howdy", requirements, before), space_id)
     wait(lambda: greets(bench, space_id, "Howdy"), 600, "the new version")
     code = time.monotonic() - started
     started = time.monotonic()
-    push(bench, app_copy("Hiya"), space_id)
+    push(bench, app_copy("Hiya", requirements, before), space_id)
     wait(lambda: greets(bench, space_id, "Hiya"), 600, "the third version")
     return first, code, time.monotonic() - started
 
@@ -341,14 +346,43 @@ def platform_rows(port: int, redis_db: int, cache_id: str) -> list[Row]:
     ]
 
 
+LIBRARY_FIRST = "import sklearn.ensemble\n"
+"""A library imported before the SDK (as `import torch` in most ML demos; torch is not in
+this machine's package index, scikit-learn with SciPy is the heaviest import that is)."""
+
+
+def library_first_rows(port: int, redis_db: int, cache_id: str) -> list[Row]:
+    """A code-only push of an app that imports a library before Gradio: into the standby that
+    imported both (builder's prewarm.py), and right after, into a fresh container (what every
+    such push cost before: no standby was made for it)."""
+    say("node with standbys; an app importing scikit-learn before gradio")
+    with node(port, redis_db, {"SPACEPORT_BUILD_CACHE_ID": f"{cache_id}-first"}) as ours:
+        _, standby, fresh = push_timings(
+            ours, warm=True, requirements="scikit-learn\n", before=LIBRARY_FIRST
+        )
+    return [Row("code-only push, scikit-learn imported before gradio", standby, fresh, "<= 3 s")]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=18190, help="public port of the bench nodes")
     p.add_argument("--redis-db", type=int, default=9)
     p.add_argument("--skip-platform", action="store_true", help="builder measurements only")
+    p.add_argument(
+        "--library-first",
+        action="store_true",
+        help="only: code-only pushes of an app importing a library before its SDK",
+    )
     args = p.parse_args()
     cache_id = f"spaceport-bench-{uuid.uuid4().hex[:8]}"
     load = os.getloadavg()[0]
+    if args.library_first:
+        rows = library_first_rows(args.port, args.redis_db, cache_id)
+        print(f"\n{os.cpu_count()} CPUs, load average {load:.1f} at start\n")
+        print("| measure | into the standby | fresh container (before) | ratio | target |")
+        print("| --- | --- | --- | --- | --- |")
+        print("\n".join(row.line() for row in rows))
+        return 0
     rows = builder_rows(cache_id)
     if not args.skip_platform:
         rows += platform_rows(args.port, args.redis_db, cache_id)

@@ -1,5 +1,6 @@
 """Which apps may get a standby that imported their SDK ahead of them (builder's prewarm.py):
-only those whose code before the SDK import cannot change what that import does."""
+only those whose code before the SDK import cannot change what that import does, with the
+libraries of their leading imports imported ahead too, in their order."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.builder.helpers import variant
 
 
 def gradio_app(tmp: Path, code: str) -> list[str]:
-    repo = variant(tmp, "gradio-hello", **{"app.py": code})
+    repo = variant(tmp, "gradio-hello", **{"app.py": code, "helpers.py": "X = 1\n"})
     return modules(load_config(repo), repo)
 
 
@@ -36,7 +37,12 @@ def test_sdk_import_first_gets_a_standby(tmp_path: Path, code: str) -> None:
         'import os\nos.environ["GRADIO_TEMP_DIR"] = "/data/tmp"\nimport gradio\n',
         # Hugging Face's ZeroGPU package must come before torch and gradio.
         "import spaces\nimport gradio\n",
-        "import numpy as np\nimport gradio as gr\n",
+        "import numpy as np\nimport spaces\nimport gradio as gr\n",
+        # A library imported ahead, but code before the SDK's import.
+        'import numpy as np\nnp.seterr(all="raise")\nimport gradio as gr\n',
+        # The app's own module (it holds code) before the SDK.
+        "import helpers\nimport gradio as gr\n",
+        "from . import helpers\nimport gradio as gr\n",
         # No SDK import at the top level, or not Python at all.
         "def main():\n    import gradio\n",
         "import gradio as gr\n  oops(\n",
@@ -44,6 +50,26 @@ def test_sdk_import_first_gets_a_standby(tmp_path: Path, code: str) -> None:
 )
 def test_anything_before_the_sdk_import_means_no_standby(tmp_path: Path, code: str) -> None:
     assert gradio_app(tmp_path, code) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "ahead"),
+    [
+        # torch first, as most ML demos: both, in the app's order.
+        ("import torch\nimport gradio as gr\n", ["torch", "gradio"]),
+        (
+            "import os\nimport numpy as np\nfrom transformers import pipeline\nimport gradio\n"
+            "import pandas as pd\nx = 1\nimport scipy\n",
+            ["numpy", "transformers", "gradio", "pandas"],  # the leading block's only
+        ),
+        ("import gradio as gr\nimport helpers\nimport torch\n", ["gradio"]),  # stops at its own
+        ("import huggingface_hub.utils, gradio\n", ["huggingface_hub.utils", "gradio"]),
+    ],
+)
+def test_libraries_of_the_leading_imports_are_imported_ahead_in_order(
+    tmp_path: Path, code: str, ahead: list[str]
+) -> None:
+    assert gradio_app(tmp_path, code) == ahead
 
 
 def test_streamlit_runs_the_app_later_itself_and_other_sdks_get_none(tmp_path: Path) -> None:

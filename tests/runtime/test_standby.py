@@ -125,12 +125,12 @@ def answer(node: Node, space_id: str) -> str:
     return next(line[5:].strip() for line in stream.splitlines() if line.startswith("data:"))
 
 
-def push_app(node: Node, tmp: Path, space_id: str, greeting: str, requirements: str) -> str:
-    app = variant(
-        tmp,
-        "gradio-hello",
-        **{"app.py": APP.format(greeting=greeting), "requirements.txt": requirements},
-    )
+def push_app(
+    node: Node, tmp: Path, space_id: str, greeting: str, requirements: str, before: str = ""
+) -> str:
+    """Push the app answering `greeting`, with `before` as its first lines."""
+    code = before + APP.format(greeting=greeting)
+    app = variant(tmp, "gradio-hello", **{"app.py": code, "requirements.txt": requirements})
     assert node.push(app, space_id).returncode == 0
     wait_deployed(node, space_id, timeout=300)
     return head_sha(node, space_id)
@@ -183,6 +183,37 @@ def test_code_only_push_starts_in_the_standby(
         hf(node).pause_space(space_id)
         wait_for(lambda: not containers(space_id), 60)
         assert all(d["status"] != "standby" for d in deployments(space_id))
+    finally:
+        clean_later([space_id])
+
+
+def test_a_library_imported_before_gradio_is_imported_ahead_too(
+    node: Node, standby_worker: None, tmp_path: Path
+) -> None:
+    """An app that imports a library first (numpy here, torch in most ML demos) gets a standby
+    that imported both, in its order; a version with code before its imports starts fresh."""
+    space_id = node.create_space(unique("ahead"), sdk="gradio")
+    requirements, first = f"# {uuid.uuid4().hex}\n", "import numpy as np\n"
+    try:
+        push_app(node, tmp_path, space_id, "Hello", requirements, before=first)
+        standby = warm_standby(space_id)
+        logs = docker.from_env().containers.get(standby).logs().decode()
+        assert "Spaceport standby: numpy gradio imported in" in logs
+
+        sha = push_app(node, tmp_path, space_id, "Howdy", requirements, before=first)
+        active = serving(space_id)
+        assert (active["container"], active["commit"]) == (standby, sha)
+        assert answer(node, space_id) == f'["Howdy, World! ({sha})"]'
+
+        # Code before the imports might change what they do: not run where they were done.
+        standby = warm_standby(space_id)
+        code_first = 'import os\nos.environ["MPLBACKEND"] = "Agg"\n' + first
+        sha = push_app(node, tmp_path, space_id, "Hi", requirements, before=code_first)
+        assert serving(space_id)["container"] != standby
+        assert answer(node, space_id) == f'["Hi, World! ({sha})"]'
+        assert standby not in [
+            d["container"] for d in deployments(space_id) if d["status"] in ("standby", "active")
+        ]
     finally:
         clean_later([space_id])
 

@@ -31,8 +31,9 @@ from datetime import timedelta
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from spaceport.db.models import Deployment, Space, utcnow
+from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment, deployments
 from spaceport.db.session import session_scope
 from spaceport.engine.base import (
@@ -51,6 +52,7 @@ from spaceport.stages import DeploymentStatus, Stage
 log = structlog.get_logger(__name__)
 
 LABEL_SPEC = "org.spaceport.spec"  # the digest of the spec it was made for (`spec_digest`)
+LABEL_AHEAD = "org.spaceport.ahead"  # the modules it imported, in order (builder's prewarm.py)
 APP_DIR = "/home/user/app"
 GO_FILE = "/tmp/.spaceport-go"
 STANDBY_CPU_SHARES = 64  # while importing: far behind every serving app (1024)
@@ -104,6 +106,36 @@ def spec_digest(spec: ContainerSpec) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def as_standby(spec: ContainerSpec, modules: list[str]) -> None:
+    """Make `spec` a standby's: the launcher imports `modules` at a low CPU weight and waits;
+    its labels say what it was made for and what it imported (both stay true)."""
+    digest = spec_digest(spec)
+    spec.command = ["python", "-c", LAUNCHER, *modules]
+    spec.cpu_shares = STANDBY_CPU_SHARES
+    spec.labels = {LABEL_SPEC: digest, LABEL_AHEAD: ",".join(modules)}
+
+
+def imported_ahead(state: ContainerState) -> list[str] | None:
+    """The modules a standby imported, in order (None: made before standbys said so)."""
+    value = state.labels.get(LABEL_AHEAD)
+    return None if value is None else [m for m in value.split(",") if m]
+
+
+def runs_as_if_fresh(ahead: list[str] | None, wanted: list[str]) -> bool:
+    """An app whose leading imports are `wanted` runs in a standby that imported `ahead` as it
+    would in a fresh interpreter: what it imported is the start of what the app imports
+    first, in the same order."""
+    return bool(wanted) and ahead is not None and wanted[: len(ahead)] == ahead
+
+
+def _wanted(session: Session, dep_id: int) -> list[str]:
+    """The modules the build a deployment runs may have imported ahead (none: no standby)."""
+    dep = session.get(Deployment, dep_id)
+    build = session.get(Build, dep.build_id) if dep is not None and dep.build_id else None
+    report = (build.cache_report or {}) if build is not None else {}
+    return [str(m) for m in report.get("prewarm") or []]
+
+
 def prepare(
     settings: Settings, space_pk: int, build_id: int, image: str, modules: list[str]
 ) -> bool:
@@ -140,17 +172,14 @@ def prepare(
             session.flush()
             spec = container_spec(session, settings, space, dep.id, image, None, flavor)
             dep_id = dep.id
-        digest = spec_digest(spec)
+        as_standby(spec, modules)  # no commit: the one it will run is not known yet
         for old_id, container, old_image in old:
             state = backend.inspect(container) if container else None
-            same = state is not None and state.labels.get(LABEL_SPEC) == digest
+            same = state is not None and state.labels == {**state.labels, **spec.labels}
             if same and old_image == image and state is not None and state.running:
                 _drop_row(dep_id)  # the one it has is still right
                 return False
             retire(backend, old_id, timeout=0)  # one standby per Space: the newest
-        spec.command = ["python", "-c", LAUNCHER, *modules]
-        spec.cpu_shares = STANDBY_CPU_SHARES
-        spec.labels = {LABEL_SPEC: digest}  # no commit: the one it will run is not known yet
         try:
             state = backend.start(spec)
         except RuntimeBackendError as exc:
@@ -185,11 +214,13 @@ def take(
         if not rows or not rows[0].container_id or spec.command is not None:
             return None
         standby_id, container, image = rows[0].id, str(rows[0].container_id), rows[0].image
+        wanted = _wanted(session, dep_id)
     state = backend.inspect(container)
     fits = (
         state is not None
         and state.running
         and state.labels.get(LABEL_SPEC) == spec_digest(spec)
+        and runs_as_if_fresh(imported_ahead(state), wanted)
         and (image == spec.image or _extends(backend, spec.image, image))
     )
     if not fits or state is None:

@@ -41,12 +41,7 @@ from spaceport.lifecycle.hardware import resolve_flavor
 from spaceport.lifecycle.locks import is_locked, space_lock
 from spaceport.lifecycle.retire import retire
 from spaceport.lifecycle.spec import container_spec
-from spaceport.lifecycle.standby import (
-    LABEL_SPEC,
-    LAUNCHER,
-    STANDBY_CPU_SHARES,
-    spec_digest,
-)
+from spaceport.lifecycle.standby import as_standby
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus, Stage
 
@@ -174,9 +169,7 @@ def prepare(settings: Settings, backend: RuntimeBackend, sleeper: Sleeper) -> bo
             session.flush()
             spec = container_spec(session, settings, space, dep.id, sleeper.image, None, flavor)
             dep_id = dep.id
-        spec.command = ["python", "-c", LAUNCHER, *sleeper.modules]
-        spec.cpu_shares = STANDBY_CPU_SHARES
-        spec.labels = {LABEL_SPEC: spec_digest(spec)}
+        as_standby(spec, sleeper.modules)
         try:
             state = backend.start(spec)
         except RuntimeBackendError as exc:
