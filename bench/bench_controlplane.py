@@ -7,8 +7,10 @@ same operations are timed on both, interleaved round by round (docs/benchmarks.m
   and the node's real nginx);
 - one route-table update (`sync_routes` after one Space's upstream moved, as a wake does);
 - `GET /api/spaces` (Hugging Face's list: one page, and every page by its `Link` header);
-- `GET /api/v1/spaces` (what the console's list polls every 3 s, and `spaceport list`);
-- the console's Space list page (`GET /`, signed in as the admin);
+- `GET /api/v1/spaces` (`spaceport list`), and one page of it (`?limit=100`: what the
+  console's list polls every 3 s once there are more Spaces than a page);
+- the console's Space list page (`GET /`, signed in as the admin: one page of 100 cards once
+  there are more);
 - the admin view (`GET /api/v1/admin/overview` and the console's `/admin` page).
 
 What the Spaces are: owners spread over 20 users; four SDKs; three shared dependency sets
@@ -272,6 +274,7 @@ def operations(ds: Dataset) -> dict[str, Callable[[], object]]:
         "api_spaces_page": get("/api/spaces?limit=100", bearer),
         "api_spaces_all": pages,
         "api_v1_spaces": get("/api/v1/spaces", bearer),
+        "api_v1_spaces_page": get("/api/v1/spaces?limit=100", bearer),
         "console_list": get("/"),
         "admin_overview": get("/api/v1/admin/overview", bearer),
         "console_admin": get("/admin"),

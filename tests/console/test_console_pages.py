@@ -167,3 +167,39 @@ def test_custom_domains_in_the_settings(node: Node, admin_page: Any, artifacts: 
     page.wait_for_selector(f"#domains-table tr[data-domain='{domain}']", state="detached")
     with node.api() as api:
         assert api.get(f"/api/v1/spaces/{space_id}/domains").json() == []
+
+
+def test_a_long_list_is_paged_and_searched_by_the_server(node: Node, admin_page: Any) -> None:
+    """More Spaces than a page (here a page of 2): the server filters and pages, the cards
+    shown follow their Spaces, and typing a search asks the server."""
+    prefix = unique("paged")
+    made = {node.create_space(f"{prefix}-{i}") for i in range(3)}
+    page = admin_page
+    page.goto(f"{CONSOLE}/?limit=2")
+    assert page.get_attribute("#cards", "data-paged") == "1"
+    assert len(page.query_selector_all(".card")) == 2
+    assert page.is_visible("#pager-next")
+
+    page.fill("#search", prefix)  # the server's search, from the first page
+    page.wait_for_url(lambda url: f"q={prefix}" in url and "limit=2" in url)
+    seen = page.eval_on_selector_all(".card", "cs => cs.map(c => c.dataset.space)")
+    assert "1\u20132 of 3" in page.inner_text("#pager")
+    page.click("#pager-next")
+    page.wait_for_url(lambda url: url.endswith("offset=2"))
+    seen += page.eval_on_selector_all(".card", "cs => cs.map(c => c.dataset.space)")
+    assert sorted(seen) == sorted(made)  # each once, newest first across the pages
+    assert page.input_value("#search") == prefix and not page.is_visible("#pager-next")
+    page.click("#pager-prev")
+    page.wait_for_url(lambda url: url.endswith("offset=0"))
+    assert len(page.query_selector_all(".card")) == 2
+
+    # The native list pages the same way, for scripts and the console's own poll.
+    with node.api() as api:
+        first = api.get("/api/v1/spaces", params={"search": prefix, "limit": 2})
+        assert first.status_code == 200 and first.headers["X-Total-Count"] == "3"
+        nxt = first.headers["Link"].split(";")[0].strip("<>")
+        rest = api.get(nxt)
+        assert "Link" not in rest.headers
+        ids = [s["id"] for s in first.json() + rest.json()]
+        assert sorted(ids) == sorted(made)
+        assert [s["id"] for s in first.json()] == seen[:2]  # the console's order

@@ -45,11 +45,13 @@ def set_next_link(request: Request, response: Response, offset: int | None) -> N
         set_next_cursor(request, response, base64.urlsafe_b64encode(str(offset).encode()).decode())
 
 
-def set_next_cursor(request: Request, response: Response, cursor: str | None) -> None:
-    """Point `Link: rel="next"` at this URL with `cursor` (None: this is the last page)."""
+def set_next_cursor(
+    request: Request, response: Response, cursor: str | None, param: str = "cursor"
+) -> None:
+    """Point `Link: rel="next"` at this URL with `param`=`cursor` (None: the last page)."""
     if cursor is None:
         return
-    url = request.url.include_query_params(cursor=cursor)
+    url = request.url.include_query_params(**{param: cursor})
     base = public_base(request)
     target = f"{base}{url.path}?{url.query}"
     response.headers["Link"] = f'<{target}>; rel="next"'

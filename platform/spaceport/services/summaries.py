@@ -8,6 +8,7 @@ container that serves, the last build, colors to draw a card), so the native
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -163,6 +164,49 @@ def visible_spaces(session: Session, who: Principal | None) -> list[Space]:
     return [s for s in session.scalars(query) if access.can_read(s, who)]
 
 
+@dataclass
+class Listing:
+    """One page of the Spaces a caller may see, and what a list page says about all of them."""
+
+    items: list[dict[str, Any]]  # the page's summaries
+    total: int  # Spaces the filters keep
+    visible: int  # Spaces the caller may see
+    counts: dict[str, int]  # visible Spaces per stage group (ok, busy, error, idle)
+    owners: list[str]  # owners of the visible Spaces
+
+
+def listing(
+    session: Session,
+    settings: Settings,
+    who: Principal | None,
+    *,
+    search: str = "",
+    stage: str = "",
+    owner: str = "",
+    limit: int | None = None,
+    offset: int = 0,
+) -> Listing:
+    """The filtered Spaces from `offset`, at most `limit` of them, summarized: only the page's
+    are (a summary is the costly part: its builds, deployments and URLs; 1,000 of them took
+    0.3-0.7 s here, a page of 100 a tenth of that)."""
+    everything = visible_spaces(session, who)
+    counts: dict[str, int] = {}
+    for s in everything:
+        group = STAGE_GROUPS.get(s.stage, "idle")
+        counts[group] = counts.get(group, 0) + 1
+    kept = [s for s in everything if matches(s, search, stage, owner)]
+    page = kept[offset : None if limit is None else offset + limit]
+    ids = [s.id for s in page]
+    builds, deps = latest_builds(session, ids), active_deployments(session, ids)
+    return Listing(
+        items=[summary(settings, s, builds.get(s.id), deps.get(s.id)) for s in page],
+        total=len(kept),
+        visible=len(everything),
+        counts=counts,
+        owners=sorted({s.owner for s in everything}),
+    )
+
+
 def summaries(
     session: Session,
     settings: Settings,
@@ -172,10 +216,7 @@ def summaries(
     stage: str = "",
     owner: str = "",
 ) -> list[dict[str, Any]]:
-    spaces = [s for s in visible_spaces(session, who) if matches(s, search, stage, owner)]
-    ids = [s.id for s in spaces]
-    builds, deps = latest_builds(session, ids), active_deployments(session, ids)
-    return [summary(settings, s, builds.get(s.id), deps.get(s.id)) for s in spaces]
+    return listing(session, settings, who, search=search, stage=stage, owner=owner).items
 
 
 def matches(space: Space, search: str = "", stage: str = "", owner: str = "") -> bool:
@@ -194,24 +235,6 @@ def matches(space: Space, search: str = "", stage: str = "", owner: str = "") ->
         groups = {x.lower() for x in wanted}
         return space.stage in wanted or STAGE_GROUPS.get(space.stage) in groups
     return True
-
-
-def summaries_and_shown(
-    session: Session,
-    settings: Settings,
-    who: Principal | None,
-    *,
-    search: str = "",
-    stage: str = "",
-    owner: str = "",
-) -> tuple[list[dict[str, Any]], set[str]]:
-    """Every visible Space's summary, and the ids the filters keep: the console's list draws
-    all cards once and hides the others (its script filters as one types)."""
-    spaces = visible_spaces(session, who)
-    shown = {s.space_id for s in spaces if matches(s, search, stage, owner)}
-    ids = [s.id for s in spaces]
-    builds, deps = latest_builds(session, ids), active_deployments(session, ids)
-    return [summary(settings, s, builds.get(s.id), deps.get(s.id)) for s in spaces], shown
 
 
 def space_summary(session: Session, settings: Settings, space: Space) -> dict[str, Any]:

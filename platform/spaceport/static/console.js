@@ -158,10 +158,28 @@
     const stageInput = document.getElementById('stage');
     const seg = document.getElementById('stage-filter');
 
+    // More Spaces than one page: the server filters and pages (the cards here are one page).
+    const paged = cards.dataset.paged === '1';
+    const filterParams = () => {
+      const params = new URLSearchParams();
+      if (search.value.trim()) params.set('q', search.value.trim());
+      if (stageInput.value) params.set('stage', stageInput.value);
+      if (owner.value) params.set('owner', owner.value);
+      const limit = new URLSearchParams(location.search).get('limit');
+      if (limit) params.set('limit', limit);
+      return params;
+    };
     const apply = () => {
       const q = search.value.trim().toLowerCase();
       const st = stageInput.value;
       const ow = owner.value;
+      if (paged) {
+        const params = filterParams();
+        const current = new URLSearchParams(location.search);
+        current.delete('offset');
+        if (params.toString() !== current.toString()) location.assign(`/?${params}`);
+        return;
+      }
       let shown = 0;
       cards.querySelectorAll('.card').forEach((c) => {
         const ok = (!q || c.dataset.search.includes(q))
@@ -171,14 +189,15 @@
         if (ok) shown += 1;
       });
       document.getElementById('no-match').classList.toggle('hidden', shown > 0);
-      const params = new URLSearchParams();
-      if (q) params.set('q', search.value.trim());
-      if (st) params.set('stage', st);
-      if (ow) params.set('owner', ow);
+      const params = filterParams();
       history.replaceState(null, '', params.toString() ? `/?${params}` : '/');
     };
     let timer;
-    search.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(apply, 120); });
+    search.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(apply, paged ? 500 : 120); });
+    if (paged && search.value) {  // back from the server's search: typing goes on
+      search.focus();
+      search.setSelectionRange(search.value.length, search.value.length);
+    }
     owner.addEventListener('change', apply);
     seg.addEventListener('click', (e) => {
       const b = e.target.closest('button');
@@ -189,24 +208,26 @@
     });
     document.getElementById('filters').addEventListener('submit', (e) => { e.preventDefault(); apply(); });
 
+    const follow = (s) => {  // one card follows its Space
+      const card = cards.querySelector(`.card[data-space="${CSS.escape(s.id)}"]`);
+      if (!card) return;
+      if (card.dataset.stage !== s.stage) {
+        card.dataset.stage = s.stage;
+        card.dataset.group = s.stageGroup;
+        setBadge(card.querySelector('[data-role=stage]'), s.stage);
+      }
+      const hw = card.querySelector('[data-role=hardware]');
+      if (hw) hw.textContent = s.hardware.current || s.hardware.requested;
+      const built = s.lastBuild && (s.lastBuild.finishedAt || s.lastBuild.createdAt);
+      const t = card.querySelector('[data-role=built] time');
+      if (built && t) t.setAttribute('datetime', built);
+    };
     const update = (list) => {
-      const counts = { all: 0, ok: 0, busy: 0, error: 0, idle: 0 };
-      list.forEach((s) => {
-        counts.all += 1;
-        counts[s.stageGroup] = (counts[s.stageGroup] || 0) + 1;
-        const card = cards.querySelector(`.card[data-space="${CSS.escape(s.id)}"]`);
-        if (!card) return;
-        if (card.dataset.stage !== s.stage) {
-          card.dataset.stage = s.stage;
-          card.dataset.group = s.stageGroup;
-          setBadge(card.querySelector('[data-role=stage]'), s.stage);
-        }
-        const hw = card.querySelector('[data-role=hardware]');
-        if (hw) hw.textContent = s.hardware.current || s.hardware.requested;
-        const built = s.lastBuild && (s.lastBuild.finishedAt || s.lastBuild.createdAt);
-        const t = card.querySelector('[data-role=built] time');
-        if (built && t) t.setAttribute('datetime', built);
-      });
+      list.forEach(follow);
+      refreshTimes(cards);
+      if (paged) return;  // one page: counts and new Spaces are the server's, on the next load
+      const counts = { all: list.length, ok: 0, busy: 0, error: 0, idle: 0 };
+      list.forEach((s) => { counts[s.stageGroup] = (counts[s.stageGroup] || 0) + 1; });
       const fresh = list.filter((s) => !cards.querySelector(`.card[data-space="${CSS.escape(s.id)}"]`)).length;
       const note = document.getElementById('new-spaces');
       if (note) {
@@ -217,11 +238,19 @@
         const el = seg.querySelector(`[data-count="${k}"]`);
         if (el) el.textContent = n;
       });
-      refreshTimes(cards);
       apply();
     };
     const poll = async () => {
-      try { update(await api('GET', '/api/v1/spaces')); } catch (_) { /* next round */ }
+      let url = '/api/v1/spaces';
+      if (paged) {
+        const params = filterParams();
+        params.delete('q');
+        if (search.value.trim()) params.set('search', search.value.trim());
+        params.set('offset', cards.dataset.offset);
+        params.set('limit', cards.dataset.limit);
+        url += `?${params}`;
+      }
+      try { update(await api('GET', url)); } catch (_) { /* next round */ }
     };
     setInterval(() => { if (!document.hidden) poll(); }, 3000);
   }

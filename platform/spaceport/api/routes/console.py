@@ -8,7 +8,7 @@ CSRF header: the console has no powers of its own.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
@@ -44,33 +44,45 @@ SDK_INFO = {
 }
 
 
+LIST_PAGE = 100
+"""Cards on one page of the Spaces list. Up to this many visible Spaces, all are drawn and the
+script filters them as one types; beyond, the server filters and pages (a summary per card
+is what a list costs: docs/benchmarks.md, "Control plane at 1,000 Spaces")."""
+
+
 @router.get("/", response_class=HTMLResponse)
 def index(
     request: Request,
     q: str = "",
     stage: str = "",
     owner: str = "",
+    offset: int = Query(0, ge=0),
+    limit: int = Query(LIST_PAGE, ge=1, le=1000),
     who: Principal | None = Depends(console_principal),
     session: Session = Depends(get_session),
 ) -> Response:
     settings = get_settings()
-    everything, shown = summaries.summaries_and_shown(
-        session, settings, who, search=q, stage=stage, owner=owner
-    )
-    owners = sorted({s["owner"] for s in everything})
-    counts: dict[str, int] = {}
-    for s in everything:
-        counts[s["stageGroup"]] = counts.get(s["stageGroup"], 0) + 1
+    filters = {"search": q, "stage": stage, "owner": owner}
+    found = summaries.listing(session, settings, who, **filters, limit=limit, offset=offset)
+    paged = found.visible > limit
+    cards = found.items
+    if not paged:  # every card, the filtered ones hidden
+        cards = summaries.listing(session, settings, who).items
     return page(
         request,
         "index.html",
         who,
         nav="spaces",
-        spaces=everything,
-        shown=shown,
-        total=len(everything),
-        owners=owners,
-        counts=counts,
+        spaces=cards,
+        shown={s["id"] for s in found.items},
+        total=found.visible,
+        matching=found.total,
+        paged=paged,
+        offset=offset,
+        limit=limit,
+        page_size=LIST_PAGE,
+        owners=found.owners,
+        counts=found.counts,
         q=q,
         stage=stage,
         owner=owner,

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.orm import Session
 
 from spaceport.api.deps import Principal, optional_principal, readable_space
+from spaceport.api.links import set_next_cursor
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.errors import NotFound, SpaceportError
@@ -32,18 +33,35 @@ class BinaryFile(SpaceportError):
 
 @router.get("")
 def list_spaces(
+    request: Request,
+    response: Response,
     search: str = Query("", description="Part of the Space id or title."),
     stage: str = Query(
         "", description="Stages or groups (ok, busy, error, idle), comma-separated."
     ),
     owner: str = Query("", description="Only this owner's Spaces."),
+    limit: int | None = Query(None, ge=1, le=1000, description="At most this many (a page)."),
+    offset: int = Query(0, ge=0, description="Skip this many (the pages before)."),
     who: Principal | None = Depends(optional_principal),
     session: Session = Depends(get_session),
 ) -> list[dict[str, Any]]:
-    """The Spaces the caller may see, newest change first, with their live stage."""
-    return summaries.summaries(
-        session, get_settings(), who, search=search, stage=stage, owner=owner
+    """The Spaces the caller may see, newest change first, with their live stage. With
+    `limit`, one page: `X-Total-Count` says how many the filters keep, and
+    `Link: rel="next"` points at the next page (the console polls only the cards it shows)."""
+    found = summaries.listing(
+        session,
+        get_settings(),
+        who,
+        search=search,
+        stage=stage,
+        owner=owner,
+        limit=limit,
+        offset=offset,
     )
+    response.headers["X-Total-Count"] = str(found.total)
+    if limit is not None and offset + limit < found.total:
+        set_next_cursor(request, response, str(offset + limit), param="offset")
+    return found.items
 
 
 @router.get("/{owner}/{name}")
