@@ -295,6 +295,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=18284, help="public ports: this and this+2")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/8")
     ap.add_argument("--keep", action="store_true", help="keep the data dirs (for profiling)")
+    ap.add_argument("--profile", metavar="OP", help="after the rounds, profile OP at --spaces")
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="spaceport-bench-cp-"))
@@ -362,6 +363,14 @@ def main() -> None:
             row["ratio"] = round(large / small, 1) if small else None
             out["ms"][name] = row
         print(json.dumps(out, indent=2))
+        if args.profile:
+            import cProfile
+            import pstats
+
+            activate(sets[-1])
+            profiler = cProfile.Profile()
+            profiler.runcall(ops[sets[-1].n][args.profile])
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
     finally:
         for ds in sets:
             try:
