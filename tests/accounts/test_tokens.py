@@ -146,6 +146,26 @@ def test_revoking_stops_a_token_at_once_on_api_git_and_console(node: Node) -> No
     assert actions.count("token.create") == 1 and actions.count("token.revoke") == 2
 
 
+def test_revoking_a_token_signs_out_the_console_sessions_it_started(node: Node) -> None:
+    """A browser signed in with a token is signed out when that token is revoked; a session
+    signed in with another token of the same user stays."""
+    alice = make_user(node, "alice")
+    laptop = make_token(node, alice.token)
+    signed_in = console_client(node, laptop["token"])
+    other = console_client(node, alice.token)
+    assert signed_in.get("/settings/tokens").status_code == 200
+    with node.api(alice.token) as c:
+        sessions_before = [t for t in c.get("/api/v1/tokens").json() if t["kind"] == "session"]
+        assert c.delete(f"/api/v1/tokens/{laptop['id']}").status_code == 200
+        sessions_after = [t for t in c.get("/api/v1/tokens").json() if t["kind"] == "session"]
+    page = signed_in.get("/settings/tokens")
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+    assert other.get("/settings/tokens").status_code == 200
+    assert len(sessions_after) == len(sessions_before) - 1  # its row went with the token
+    signed_in.close()
+    other.close()
+
+
 def test_a_narrow_token_never_mints_wider_rights(node: Node) -> None:
     """A fine-grained token of an administrator is not an administrator's token; a token that
     expires makes only tokens that expire no later; a scoped token creates no organization

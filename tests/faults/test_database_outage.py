@@ -46,8 +46,8 @@ def api_on_postgres(
     pg_url: str, tmp_path: Path
 ) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
     port, token = _free_port(), "sp_test_" + uuid.uuid4().hex
-    env = {
-        **os.environ,
+    env = {  # not the session node's shared GPU pool: this bare API would start its broker
+        **{k: v for k, v in os.environ.items() if not k.startswith("SPACEPORT_ZERO_GPU")},
         "SPACEPORT_DATA": str(tmp_path / "data"),
         "SPACEPORT_DATABASE_URL": pg_url,
         "SPACEPORT_API_PORT": str(port),

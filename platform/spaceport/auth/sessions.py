@@ -64,10 +64,12 @@ def start_session(
     *,
     scope: list[str] | None = None,
     expires_at: datetime | None = None,
+    signed_in_with: int | None = None,
 ) -> str:
     """Issue the session's own token; also drops this user's sessions older than the max age.
-    A session signed in with a fine-grained or expiring token keeps its scope and expiry: the
-    console reaches no more, and no longer, than the token typed in."""
+    A session signed in with a token (`signed_in_with`) keeps its scope and expiry, and works
+    only while that token does: the console reaches no more, and no longer, than the token
+    typed in, and revoking it signs that browser out."""
     cutoff = utcnow() - SESSION_MAX_AGE
     session.execute(
         delete(Token).where(
@@ -78,7 +80,15 @@ def start_session(
     )
     stamp = utcnow().strftime("%Y-%m-%d %H:%M")
     name = f"{SESSION_TOKEN_NAME} ({stamp} UTC)"
-    return issue_token(session, user, name, role, scope=scope, expires_at=expires_at)
+    return issue_token(
+        session,
+        user,
+        name,
+        role,
+        scope=scope,
+        expires_at=expires_at,
+        signed_in_with=signed_in_with,
+    )
 
 
 def end_session(session: Session, session_token: str) -> None:

@@ -37,13 +37,14 @@ def issue_token(
     *,
     scope: list[str] | None = None,
     expires_at: datetime | None = None,
+    signed_in_with: int | None = None,
 ) -> str:
     """Create a token for `user`; returns the clear value, which is never stored."""
     if role not in ROLES:
         raise ValueError(f"token role must be one of {', '.join(ROLES)} (got {role!r})")
     value = value or new_token_value()
     token = Token(user=user, name=name, token_hash=hash_token(value), role=role)
-    token.scope, token.expires_at = scope, expires_at
+    token.scope, token.expires_at, token.signed_in_with = scope, expires_at, signed_in_with
     session.add(token)
     session.flush()
     return value
@@ -63,6 +64,9 @@ def lookup_token(session: Session, value: str) -> Token | None:
 
 
 def is_usable(token: Token) -> bool:
+    """Not expired, its user active, and a console session's sign-in token still usable."""
     if token.expires_at is not None and token.expires_at <= utcnow():
         return False
+    if token.signed_in_with is not None and (token.source is None or not is_usable(token.source)):
+        return False  # signed in with a token since revoked (or expired, or deactivated)
     return token.user.deactivated_at is None

@@ -70,8 +70,16 @@ class Token(Base):
     # and "org:name" entries (auth/scopes.py). An expired token is no token at all.
     scope: Mapped[list[str] | None] = mapped_column(JSON)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # A console session signed in with a token: that token's id. The session works while the
+    # token does; its row gone (revoked) or unusable, the session is too.
+    signed_in_with: Mapped[int | None] = mapped_column(Integer, index=True)
 
     user: Mapped[User] = relationship(back_populates="tokens")
+    source: Mapped[Token | None] = relationship(
+        "Token",
+        primaryjoin="foreign(Token.signed_in_with) == remote(Token.id)",
+        viewonly=True,
+    )
 
 
 class Space(Base):

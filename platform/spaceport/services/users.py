@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from spaceport.auth import scopes
@@ -169,5 +169,7 @@ def find_token(session: Session, token_id: int) -> Token | None:
 
 
 def revoke_token(session: Session, token: Token) -> None:
-    """The token stops working at once (at the caller's commit)."""
+    """The token stops working at once (at the caller's commit), and so do the console
+    sessions signed in with it."""
+    session.execute(delete(Token).where(Token.signed_in_with == token.id))
     session.delete(token)

@@ -80,7 +80,12 @@ def login(
         return login_page(request, target, message, status_code=401)
     sessions.clear_login_failures(settings, client)
     value = sessions.start_session(
-        session, found.user, found.role, scope=found.scope, expires_at=found.expires_at
+        session,
+        found.user,
+        found.role,
+        scope=found.scope,
+        expires_at=found.expires_at,
+        signed_in_with=found.id,
     )
     audit.record(session, audit.Actor(found.user.name, found.name, client), "user.signin")
     session.commit()
