@@ -25,6 +25,7 @@ import os
 import signal
 import statistics
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -199,6 +200,134 @@ def measure(bench: BenchNode, sdk: str, wakes_n: int, budget_mib: int) -> dict[s
     }
 
 
+class Traffic:
+    """Visitors of `hosts` through the proxy at about `rate` requests a second in all, from a
+    few threads, while it runs (`start`/`stop`, again and again): their latencies and failures
+    add up in `report`."""
+
+    def __init__(self, bench: BenchNode, hosts: list[str], rate: float, threads: int = 4) -> None:
+        self.bench, self.hosts, self.rate, self.threads = bench, hosts, rate, threads
+        self.latencies: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._workers: list[threading.Thread] = []
+
+    def _visit(self, index: int) -> None:
+        gap = self.threads / self.rate
+        url = f"http://127.0.0.1:{self.bench.port}/"
+        with httpx.Client(timeout=30) as client:
+            n = index
+            while not self._stop.is_set():
+                host = self.hosts[n % len(self.hosts)]
+                n += self.threads
+                t = time.monotonic()
+                try:
+                    ok = client.get(url, headers={"Host": host}).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                took = time.monotonic() - t
+                if ok:
+                    self.latencies.append(took)
+                else:
+                    self.failures += 1
+                self._stop.wait(max(0.0, gap - took))
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._workers = [
+            threading.Thread(target=self._visit, args=(i,)) for i in range(self.threads)
+        ]
+        for w in self._workers:
+            w.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for w in self._workers:
+            w.join()
+
+    def report(self) -> dict[str, Any]:
+        ms = sorted(x * 1000 for x in self.latencies)
+        pick = (lambda q: round(ms[min(len(ms) - 1, int(q * len(ms)))], 1)) if ms else None
+        return {
+            "requests": len(ms) + self.failures,
+            "failures": self.failures,
+            "median_ms": pick(0.5) if pick else None,
+            "p95_ms": pick(0.95) if pick else None,
+        }
+
+
+def busy_spaces(bench: BenchNode, n: int) -> list[str]:
+    """`n` static Spaces, RUNNING: the node's other tenants. Their hosts, for Traffic."""
+    import shutil
+    import tempfile
+
+    api = bench.api()
+    hosts, made = [], []
+    for i in range(n):
+        name = f"busy-{i}"
+        r = api.post("/api/repos/create", json={"type": "space", "name": name, "sdk": "static"})
+        r.raise_for_status()
+        src = Path(tempfile.mkdtemp(prefix="spaceport-bench-busy-")) / name
+        shutil.copytree(ROOT / "examples" / "static-site", src)
+        push(bench, src, r.json()["name"])
+        made.append(r.json()["name"])
+        owner, space = r.json()["name"].split("/")
+        hosts.append(f"{bench.settings.app_host(owner, space)}:{bench.port}")
+    for space_id in made:
+        Wakes(bench, space_id, "static").wait_stage("RUNNING", timeout=600)
+    return hosts
+
+
+def busy_wakes(
+    bench: BenchNode, sdk: str, wakes_n: int, budget_mib: int, hosts: list[str], rate: float
+) -> dict[str, Any]:
+    """Wakes into the wake standby with the node quiet, then with `hosts` under traffic,
+    alternating, in one run (target 1 of the density issue: while 20 other Spaces serve)."""
+    restart_api(bench, budget_mib)
+    api = bench.api()
+    r = api.post("/api/repos/create", json={"type": "space", "name": f"wake-{sdk}", "sdk": sdk})
+    r.raise_for_status()
+    space_id = r.json()["name"]
+    push(bench, ROOT / "examples" / f"{sdk}-hello", space_id)
+    wakes = Wakes(bench, space_id, sdk)
+    wakes.wait_stage("RUNNING", timeout=900)
+    wakes.visit_until_served()
+    quiet: list[float] = []
+    busy: list[float] = []
+    traffic = Traffic(bench, hosts, rate)
+    for i in range(2 * wakes_n):
+        wakes.deep_sleep()
+        deadline = time.monotonic() + 180
+        while (waiting := wakes.standby()) is None:
+            if time.monotonic() > deadline:
+                raise SystemExit("no wake standby was made")
+            time.sleep(0.5)
+        time.sleep(1)
+        if i % 2:
+            traffic.start()
+            time.sleep(2)  # the other Spaces are busy before the visitor comes
+            try:
+                _, total = wakes.visit_until_served()
+            finally:
+                traffic.stop()
+            busy.append(total)
+        else:
+            _, total = wakes.visit_until_served()
+            quiet.append(total)
+        assert wakes.serving().id == waiting.id, "the wake did not take the standby"
+        wakes.wait_stage("RUNNING")
+    api.request(
+        "DELETE", "/api/repos/delete", json={"type": "space", "name": f"wake-{sdk}"}
+    ).raise_for_status()
+    return {
+        "space": space_id,
+        "standby_wake_quiet_s": summary(quiet),
+        "standby_wake_busy_s": summary(busy),
+        "busy_spaces": len(hosts),
+        "traffic": traffic.report(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "18740")))
@@ -206,10 +335,22 @@ def main() -> None:
     parser.add_argument("--sdk", action="append", choices=sorted(RUNNING_LINE))
     parser.add_argument("--wakes", type=int, default=5, help="wakes of each kind")
     parser.add_argument("--budget-mib", type=int, default=1024)
+    parser.add_argument(
+        "--busy", type=int, default=0, help="N static Spaces under traffic: wakes quiet vs busy"
+    )
+    parser.add_argument("--rate", type=float, default=40.0, help="their requests a second")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # the node is stopped and cleaned
     env = {"SPACEPORT_WAKE_STANDBY_BUDGET_MIB": "0", "SPACEPORT_STANDBY_TTL_S": "0"}
     with node(args.port, args.redis_db, env) as bench:
+        if args.busy:
+            hosts = busy_spaces(bench, args.busy)
+            busy = {
+                sdk: busy_wakes(bench, sdk, args.wakes, args.budget_mib, hosts, args.rate)
+                for sdk in args.sdk or ["gradio", "streamlit"]
+            }
+            print(json.dumps(busy, indent=2))
+            return
         result = {
             sdk: measure(bench, sdk, args.wakes, args.budget_mib)
             for sdk in args.sdk or ["gradio", "streamlit"]

@@ -181,6 +181,38 @@ def test_moves_copies_and_deletions_are_recorded(node: Node, people: People, spa
     assert dup["details"]["source"] == space
 
 
+def test_a_renamed_space_keeps_its_history(node: Node, people: People) -> None:
+    """A Space's log follows it across renames; a new Space under its old name starts afresh."""
+    first, second = unique("before-rename"), unique("after-rename")
+    old_id, new_id = f"{people.alice_name}/{first}", f"{people.alice_name}/{second}"
+    with node.api(people.alice) as c:
+        r = c.post("/api/repos/create", json={"type": "space", "name": first, "sdk": "static"})
+        assert r.status_code == 200, r.text
+        r = c.post(f"/api/spaces/{old_id}/variables", json={"key": "BEFORE", "value": "1"})
+        assert r.status_code == 200, r.text
+        r = c.post("/api/repos/move", json={"fromRepo": old_id, "toRepo": new_id, "type": "space"})
+        assert r.status_code == 200, r.text
+        r = c.post(f"/api/spaces/{new_id}/variables", json={"key": "AFTER", "value": "1"})
+        assert r.status_code == 200, r.text
+        r = c.post("/api/repos/create", json={"type": "space", "name": first, "sdk": "static"})
+        assert r.status_code == 200, r.text  # another Space takes the old name
+        r = c.post(f"/api/spaces/{old_id}/variables", json={"key": "NEWCOMER", "value": "1"})
+        assert r.status_code == 200, r.text
+    try:
+        moved = log_of(node, people.alice, f"/api/v1/spaces/{new_id}/audit")
+        keys = [e["details"].get("key") for e in moved if e["action"] == "space.variable.set"]
+        assert keys == ["AFTER", "BEFORE"], moved  # newest first, its old name's included
+        assert any(e["action"] == "space.move" for e in moved)
+        assert any(e["action"] == "space.create" and e["space"] == old_id for e in moved)
+        newcomer = log_of(node, people.alice, f"/api/v1/spaces/{old_id}/audit")
+        keys = [e["details"].get("key") for e in newcomer if e["action"] == "space.variable.set"]
+        assert keys == ["NEWCOMER"], newcomer
+    finally:
+        with node.api(people.alice) as c:
+            for name in (first, second):
+                c.request("DELETE", "/api/repos/delete", json={"type": "space", "name": name})
+
+
 def test_accounts_and_tokens_are_recorded(node: Node, people: People) -> None:
     with node.api(people.alice) as c:
         r = c.post("/api/v1/tokens", json={"name": "audit-ci", "role": "write"})

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from spaceport.auth.principal import Principal
@@ -100,6 +100,10 @@ class Filters:
     space: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # With `space`: the ids it had before, each with when it stopped being its id (`former`),
+    # and when it took its current id if another Space had it before (`space_since`).
+    former: tuple[tuple[str, datetime], ...] = ()
+    space_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,12 @@ def _query(filters: Filters) -> Select[AuditEvent]:
     if filters.namespace:
         q = q.where(AuditEvent.namespace == filters.namespace)
     if filters.space:
-        q = q.where(AuditEvent.space == filters.space)
+        condition = AuditEvent.space == filters.space
+        if filters.space_since is not None:
+            condition = and_(condition, AuditEvent.at > filters.space_since)
+        for old_id, until in filters.former:
+            condition = or_(condition, and_(AuditEvent.space == old_id, AuditEvent.at <= until))
+        q = q.where(condition)
     if filters.since:
         q = q.where(AuditEvent.at >= filters.since)
     if filters.until:
@@ -223,6 +232,69 @@ def since_born(since: datetime | None, born: datetime) -> datetime:
     return born if since is None or since < born else since
 
 
+MAX_RENAMES = 50
+
+
+def former(session: Session, space_id: str, born: datetime) -> tuple[tuple[str, datetime], ...]:
+    """The ids a Space had before its renames and transfers, newest first, each with the
+    moment it stopped being its id: its log reads its entries under them up to then (entries
+    under an old id after that belong to whatever took the name next)."""
+    found: list[tuple[str, datetime]] = []
+    current, until = space_id, None
+    seen = {space_id}
+    while len(found) < MAX_RENAMES:
+        q = select(AuditEvent).where(
+            AuditEvent.action == "space.move",
+            AuditEvent.space == current,
+            AuditEvent.target.is_not(None),
+            AuditEvent.at >= since_born(None, born),
+        )
+        if until is not None:
+            q = q.where(AuditEvent.at <= until)
+        move = session.scalar(q.order_by(AuditEvent.id.desc()).limit(1))
+        if move is None or not move.target or move.target in seen:
+            break
+        current, until = move.target, move.at
+        seen.add(current)
+        found.append((current, until))
+    return tuple(found)
+
+
+def for_space(
+    session: Session,
+    space_id: str,
+    born: datetime,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Filters:
+    """The filters of one Space's log: its entries under its current id since it took it
+    (another Space may have had it and moved away: its entries are not this one's, even a few
+    seconds before this one was made), and under its former ids up to each move."""
+    moved_away = session.scalar(
+        select(AuditEvent.at)
+        .where(
+            AuditEvent.action == "space.move",
+            AuditEvent.target == space_id,
+            AuditEvent.space != space_id,
+            AuditEvent.at <= born,
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    return Filters(
+        actor=actor,
+        action=action,
+        space=space_id,
+        since=since_born(since, born),
+        until=until,
+        former=former(session, space_id, born),
+        space_since=moved_away,
+    )
+
+
 def entries_for_org(
     session: Session, org: str, born: datetime, limit: int = 50
 ) -> list[dict[str, Any]]:
@@ -234,4 +306,4 @@ def entries_for_space(
     session: Session, space_id: str, born: datetime, limit: int = 50
 ) -> list[dict[str, Any]]:
     """The newest entries of one Space (its console page's Activity section)."""
-    return page(session, Filters(space=space_id, since=born), limit).items
+    return page(session, for_space(session, space_id, born), limit).items

@@ -139,11 +139,13 @@ def space_audit(
 ) -> list[dict[str, Any]] | Response:
     """What was done to one Space: those who may change it read it (others: 403, or 404 when
     they cannot see the Space at all)."""
-    filters = audit.Filters(
+    filters = audit.for_space(
+        session,
+        space.space_id,
+        space.created_at,
         actor=actor,
         action=action,
-        space=space.space_id,
-        since=audit.since_born(audit.parse_when(since, "since"), space.created_at),
+        since=audit.parse_when(since, "since"),
         until=audit.parse_when(until, "until"),
     )
     return _answer(request, response, session, filters, limit, cursor, format)
