@@ -383,7 +383,19 @@ async def test_stream_is_unbuffered_and_survives_a_reload(
     try:
         await caddy.proxy.set_routes([route("o/s", streamer)])
         hdrs = {"Host": caddy.host("o-s.localhost")}
-        async with client.stream("GET", "/events", headers=hdrs) as resp:
+        async with contextlib.AsyncExitStack() as stack:
+            for attempt in range(3):
+                try:
+                    resp = await stack.enter_async_context(
+                        client.stream("GET", "/events", headers=hdrs)
+                    )
+                    break
+                except httpx.RemoteProtocolError:
+                    # Caddy's reload for the route above may close a connection it accepted
+                    # just before, unanswered (CI, under load): the next one is served.
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(0.2)
             chunks = resp.aiter_bytes()
             first = await asyncio.wait_for(anext(chunks), 5)  # arrives while the app still holds
             assert first == FIRST

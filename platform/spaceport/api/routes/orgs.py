@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from spaceport.api.deps import (
     Principal,
-    client_address,
+    acting,
     optional_principal,
     require_principal,
     require_write,
@@ -76,9 +76,9 @@ def list_orgs(
 
 @router.post("/api/v1/orgs", status_code=201)
 def create_org(
-    request: Request,
     body: NewOrg,
     who: Principal = Depends(require_write),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """A new organization; the caller is its first admin."""
@@ -93,9 +93,7 @@ def create_org(
             "ask one to create it and add you as its admin"
         )
     org = orgs.create_org(session, body.name, who.user, body.fullname)
-    audit.record(
-        session, who, "org.create", namespace=org.name, target=org.name, ip=client_address(request)
-    )
+    audit.record(session, by, "org.create", namespace=org.name, target=org.name)
     session.commit()
     return {**orgs.org_dict(session, org, members=True), "role": "admin"}
 
@@ -111,10 +109,10 @@ def get_org(
 
 @router.patch(ORG)
 def change_org(
-    request: Request,
     body: OrgChange,
     org: Organization = Depends(managed_org),
     who: Principal = Depends(require_principal),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """Rename (its Spaces move to the new namespace and rebuild there) or retitle."""
@@ -126,22 +124,20 @@ def change_org(
         moved = orgs.rename_org(session, get_settings(), org, body.name)
         audit.record(
             session,
-            who,
+            by,
             "org.rename",
             namespace=org.name,
             target=org.name,
-            ip=client_address(request),
             old=old,
             spaces=moved,
         )
     elif body.fullname is not None:
         audit.record(
             session,
-            who,
+            by,
             "org.update",
             namespace=org.name,
             target=org.name,
-            ip=client_address(request),
             fullname=org.fullname,
         )
     session.commit()
@@ -150,17 +146,15 @@ def change_org(
 
 @router.delete(ORG)
 def delete_org(
-    request: Request,
     org: Organization = Depends(managed_org),
     who: Principal = Depends(require_principal),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """Delete an organization that owns no Space (409 names the ones it still owns)."""
     name = org.name
     orgs.delete_org(session, org)
-    audit.record(
-        session, who, "org.delete", namespace=name, target=name, ip=client_address(request)
-    )
+    audit.record(session, by, "org.delete", namespace=name, target=name)
     session.commit()
     return {"deleted": name}
 
@@ -172,11 +166,11 @@ def list_members(org: Organization = Depends(visible_org)) -> list[dict[str, Any
 
 @router.put(ORG + "/members/{user}")
 def set_member(
-    request: Request,
     user: str,
     body: MemberRole,
     org: Organization = Depends(managed_org),
     who: Principal = Depends(require_principal),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """Add a user with a role, or change their role (the last admin cannot step down)."""
@@ -185,11 +179,10 @@ def set_member(
     member = orgs.set_member(session, org, user, body.role)
     audit.record(
         session,
-        who,
+        by,
         "org.member.add" if old_role is None else "org.member.role",
         namespace=org.name,
         target=user,
-        ip=client_address(request),
         role=body.role,
         **({"old_role": old_role} if old_role else {}),
     )
@@ -199,10 +192,10 @@ def set_member(
 
 @router.delete(ORG + "/members/{user}")
 def remove_member(
-    request: Request,
     user: str,
     org: Organization = Depends(visible_org),
     who: Principal = Depends(require_principal),
+    by: audit.Actor = Depends(acting),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     """Remove a member (the organization's admins), or leave it (any member, themself)."""
@@ -213,11 +206,10 @@ def remove_member(
     member = orgs.remove_member(session, org, user)
     audit.record(
         session,
-        who,
+        by,
         "org.member.remove",
         namespace=org.name,
         target=user,
-        ip=client_address(request),
         role=member.role,
     )
     session.commit()
