@@ -28,7 +28,7 @@ def test_a_spaces_graphs_show_its_traffic_and_the_admin_page_the_node(
                 points = api.get(f"/api/v1/spaces/{space_id}/metrics/history").json()["points"]
             return sum(p["requests"] for p in points) >= VISITS
 
-        wait_for(counted, 30, every=1)
+        wait_for(counted, 60, every=1)  # a point every pass: slower under load
         page = admin_page
         page.goto(f"{CONSOLE}/spaces/{space_id}#metrics")
         page.wait_for_selector("#graphs[data-drawn]")
