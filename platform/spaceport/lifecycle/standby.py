@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -128,12 +130,17 @@ def runs_as_if_fresh(ahead: list[str] | None, wanted: list[str]) -> bool:
     return bool(wanted) and ahead is not None and wanted[: len(ahead)] == ahead
 
 
+def ahead_of(report: Mapping[str, Any] | None) -> list[str]:
+    """The modules a build's report says its app may import ahead, in order (builder's
+    prewarm.py; none: no standby)."""
+    return [str(m) for m in (report or {}).get("prewarm") or []]
+
+
 def _wanted(session: Session, dep_id: int) -> list[str]:
     """The modules the build a deployment runs may have imported ahead (none: no standby)."""
     dep = session.get(Deployment, dep_id)
     build = session.get(Build, dep.build_id) if dep is not None and dep.build_id else None
-    report = (build.cache_report or {}) if build is not None else {}
-    return [str(m) for m in report.get("prewarm") or []]
+    return ahead_of(build.cache_report if build is not None else None)
 
 
 def prepare(

@@ -41,7 +41,7 @@ from spaceport.lifecycle.hardware import resolve_flavor
 from spaceport.lifecycle.locks import is_locked, space_lock
 from spaceport.lifecycle.retire import retire
 from spaceport.lifecycle.spec import container_spec
-from spaceport.lifecycle.standby import as_standby
+from spaceport.lifecycle.standby import ahead_of, as_standby
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus, Stage
 
@@ -96,7 +96,7 @@ def deep_sleepers(limit: int, page: int = 100) -> list[Sleeper]:
                 .offset(offset)
             ).all()
         for space_pk, dep_id, image, container, report in rows:
-            modules = [str(m) for m in (report or {}).get("prewarm") or []]
+            modules = ahead_of(report)
             if modules and image and len(found) < limit:
                 found.append(Sleeper(space_pk, dep_id, str(image), container, modules))
         if len(rows) < page:

@@ -207,18 +207,6 @@ def listing(
     )
 
 
-def summaries(
-    session: Session,
-    settings: Settings,
-    who: Principal | None,
-    *,
-    search: str = "",
-    stage: str = "",
-    owner: str = "",
-) -> list[dict[str, Any]]:
-    return listing(session, settings, who, search=search, stage=stage, owner=owner).items
-
-
 def matches(space: Space, search: str = "", stage: str = "", owner: str = "") -> bool:
     """The console's and the CLI's filters: part of the id or title, stages or groups (ok,
     busy, error, idle; comma-separated), one owner."""
