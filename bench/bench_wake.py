@@ -61,6 +61,33 @@ class Wakes:
         self.host = f"{bench.settings.app_host(owner, name)}:{bench.port}"
         self.client = docker.from_env()
 
+    @classmethod
+    def deployed(cls, bench: BenchNode, sdk: str) -> Wakes:
+        """A new Space of examples/<sdk>-hello, RUNNING and answering."""
+        r = bench.api().post(
+            "/api/repos/create", json={"type": "space", "name": f"wake-{sdk}", "sdk": sdk}
+        )
+        r.raise_for_status()
+        push(bench, ROOT / "examples" / f"{sdk}-hello", r.json()["name"])
+        wakes = cls(bench, r.json()["name"], sdk)
+        wakes.wait_stage("RUNNING", timeout=900)
+        wakes.visit_until_served()
+        return wakes
+
+    def delete(self) -> None:
+        name = self.space_id.split("/")[1]
+        body = {"type": "space", "name": name}
+        self.api.request("DELETE", "/api/repos/delete", json=body).raise_for_status()
+
+    def wait_standby(self, timeout: float = 180) -> Any:
+        """The Space's wake standby, once it imported the SDK."""
+        deadline = time.monotonic() + timeout
+        while (waiting := self.standby()) is None:
+            if time.monotonic() > deadline:
+                raise SystemExit("no wake standby was made")
+            time.sleep(0.5)
+        return waiting
+
     def stage(self) -> str:
         return str(self.api.get(f"/api/spaces/{self.space_id}/runtime").json().get("stage"))
 
@@ -155,14 +182,7 @@ def summary(values: list[float]) -> dict[str, Any]:
 def measure(bench: BenchNode, sdk: str, wakes_n: int, budget_mib: int) -> dict[str, Any]:
     """Kept-container wakes (no wake standbys), then wakes into the wake standby."""
     restart_api(bench, 0)
-    api = bench.api()
-    r = api.post("/api/repos/create", json={"type": "space", "name": f"wake-{sdk}", "sdk": sdk})
-    r.raise_for_status()
-    space_id = r.json()["name"]
-    push(bench, ROOT / "examples" / f"{sdk}-hello", space_id)
-    wakes = Wakes(bench, space_id, sdk)
-    wakes.wait_stage("RUNNING", timeout=900)
-    wakes.visit_until_served()
+    wakes = Wakes.deployed(bench, sdk)
     kept: list[dict[str, float]] = []
     for _ in range(wakes_n):
         wakes.deep_sleep()
@@ -175,11 +195,7 @@ def measure(bench: BenchNode, sdk: str, wakes_n: int, budget_mib: int) -> dict[s
     memory: list[float] = []
     for _ in range(wakes_n):
         wakes.deep_sleep()
-        deadline = time.monotonic() + 180
-        while (waiting := wakes.standby()) is None:
-            if time.monotonic() > deadline:
-                raise SystemExit("no wake standby was made")
-            time.sleep(0.5)
+        waiting = wakes.wait_standby()
         stats = waiting.stats(stream=False)["memory_stats"]
         memory.append((stats["usage"] - stats.get("stats", {}).get("inactive_file", 0)) / 1024**2)
         time.sleep(1)
@@ -187,12 +203,10 @@ def measure(bench: BenchNode, sdk: str, wakes_n: int, budget_mib: int) -> dict[s
         assert wakes.serving().id == waiting.id, "the wake did not take the standby"
         standby.append(total)
         wakes.wait_stage("RUNNING")
-    api.request(  # out of the next SDK's way
-        "DELETE", "/api/repos/delete", json={"type": "space", "name": f"wake-{sdk}"}
-    ).raise_for_status()
+    wakes.delete()  # out of the next SDK's way
     parts = {k: summary([w[k] for w in kept]) for k in kept[0]}
     return {
-        "space": space_id,
+        "space": wakes.space_id,
         "kept_wake_s": parts,
         "standby_wake_s": summary(standby),
         "ratio_median": round(parts["total"]["median"] / statistics.median(standby), 2),
@@ -284,24 +298,13 @@ def busy_wakes(
     """Wakes into the wake standby with the node quiet, then with `hosts` under traffic,
     alternating, in one run (target 1 of the density issue: while 20 other Spaces serve)."""
     restart_api(bench, budget_mib)
-    api = bench.api()
-    r = api.post("/api/repos/create", json={"type": "space", "name": f"wake-{sdk}", "sdk": sdk})
-    r.raise_for_status()
-    space_id = r.json()["name"]
-    push(bench, ROOT / "examples" / f"{sdk}-hello", space_id)
-    wakes = Wakes(bench, space_id, sdk)
-    wakes.wait_stage("RUNNING", timeout=900)
-    wakes.visit_until_served()
+    wakes = Wakes.deployed(bench, sdk)
     quiet: list[float] = []
     busy: list[float] = []
     traffic = Traffic(bench, hosts, rate)
     for i in range(2 * wakes_n):
         wakes.deep_sleep()
-        deadline = time.monotonic() + 180
-        while (waiting := wakes.standby()) is None:
-            if time.monotonic() > deadline:
-                raise SystemExit("no wake standby was made")
-            time.sleep(0.5)
+        waiting = wakes.wait_standby()
         time.sleep(1)
         if i % 2:
             traffic.start()
@@ -316,11 +319,9 @@ def busy_wakes(
             quiet.append(total)
         assert wakes.serving().id == waiting.id, "the wake did not take the standby"
         wakes.wait_stage("RUNNING")
-    api.request(
-        "DELETE", "/api/repos/delete", json={"type": "space", "name": f"wake-{sdk}"}
-    ).raise_for_status()
+    wakes.delete()
     return {
-        "space": space_id,
+        "space": wakes.space_id,
         "standby_wake_quiet_s": summary(quiet),
         "standby_wake_busy_s": summary(busy),
         "busy_spaces": len(hosts),
