@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_build.py [--port 18190] [--redis-db 9] [--skip-platform]
     .venv/bin/python bench/bench_build.py --library-first   # an app importing a library first
+    .venv/bin/python bench/bench_build.py --first-push      # a new Space: node pool vs none
 
 Part 1 drives the builder directly (the Dockerfile it renders for examples/gradio-hello):
 dependency install, first build (base image present, empty wheel cache), code-only rebuild.
@@ -363,6 +364,71 @@ def library_first_rows(port: int, redis_db: int, cache_id: str) -> list[Row]:
     return [Row("code-only push, scikit-learn imported before gradio", standby, fresh, "<= 3 s")]
 
 
+def pool_waiting() -> bool:
+    """The node pool holds a container whose interpreter imported the SDK and waits."""
+    import docker
+
+    return any(
+        c.name.startswith("spaceport-pool-") and b"waiting for the app" in c.logs()
+        for c in docker.from_env().containers.list(filters={"label": "org.spaceport.pool"})
+    )
+
+
+def restart_with_pool(bench: BenchNode, pool_mib: int) -> None:
+    """The worker (whose deploys take from the pool) and the API (whose reconciler keeps it)
+    with this pool budget."""
+    from spaceport.node import ensure_api, ensure_worker
+    from spaceport.settings import get_settings
+    from spaceport.supervisor import stop_process
+
+    os.environ["SPACEPORT_POOL_BUDGET_MIB"] = str(pool_mib)
+    get_settings.cache_clear()
+    for name in ("worker", "api"):
+        stop_process(bench.settings, name)
+    ensure_worker(get_settings(), say)
+    ensure_api(get_settings(), say)
+
+
+def first_push_rows(port: int, redis_db: int, cache_id: str) -> list[Row]:
+    """The first push of a new Space whose requirements another Space of the node uses (target
+    5 of the density issue): into a node pool container, then with the pool off, one node."""
+    env = {"SPACEPORT_BUILD_CACHE_ID": f"{cache_id}-pool", "SPACEPORT_STANDBY_TTL_S": "0"}
+    with node(port, redis_db, env) as ours:
+        say("a first Space of the dependency set, then its compiled stage and a pool container")
+        restart_with_pool(ours, 256)
+        seed = f"bench-{uuid.uuid4().hex[:6]}"
+        with ours.api() as api:
+            r = api.post("/api/repos/create", json={"type": "space", "name": seed, "sdk": "gradio"})
+            r.raise_for_status()
+        push(ours, app_copy("Hello"), f"admin/{seed}")
+        wait(lambda: stage(ours, f"admin/{seed}") == "RUNNING", 600, "RUNNING")
+        wait(lambda: compiled_ready(ours, f"admin/{seed}"), 300, "the warm build")
+        wait(pool_waiting, 300, "a pool container")
+        pooled, pooled_answer = new_space_same_deps(ours)
+        restart_with_pool(ours, 0)
+        fresh, fresh_answer = new_space_same_deps(ours)
+    return [
+        Row("first push to RUNNING, dependencies on the node", pooled, fresh, "<= 3 s"),
+        Row("first push to the app answering", pooled_answer, fresh_answer, "<= 3 s"),
+    ]
+
+
+def new_space_same_deps(bench: BenchNode) -> tuple[float, float]:
+    """A new Space with the default requirements: seconds from the push to RUNNING, and to
+    the app answering through the proxy."""
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    with bench.api() as api:
+        r = api.post("/api/repos/create", json={"type": "space", "name": name, "sdk": "gradio"})
+        r.raise_for_status()
+    space_id, src = f"admin/{name}", app_copy("Hey")
+    started = time.monotonic()
+    push(bench, src, space_id)
+    wait(lambda: stage(bench, space_id) == "RUNNING", 600, "RUNNING")
+    running = time.monotonic() - started
+    wait(lambda: greets(bench, space_id, "Hey"), 60, "the new Space")
+    return running, time.monotonic() - started
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=18190, help="public port of the bench nodes")
@@ -373,9 +439,21 @@ def main() -> int:
         action="store_true",
         help="only: code-only pushes of an app importing a library before its SDK",
     )
+    p.add_argument(
+        "--first-push",
+        action="store_true",
+        help="only: a new Space's first push, dependencies on the node, pool vs no pool",
+    )
     args = p.parse_args()
     cache_id = f"spaceport-bench-{uuid.uuid4().hex[:8]}"
     load = os.getloadavg()[0]
+    if args.first_push:
+        rows = first_push_rows(args.port, args.redis_db, cache_id)
+        print(f"\n{os.cpu_count()} CPUs, load average {load:.1f} at start\n")
+        print("| measure | node pool | no pool | ratio | target |")
+        print("| --- | --- | --- | --- | --- |")
+        print("\n".join(row.line() for row in rows))
+        return 0
     if args.library_first:
         rows = library_first_rows(args.port, args.redis_db, cache_id)
         print(f"\n{os.cpu_count()} CPUs, load average {load:.1f} at start\n")

@@ -102,6 +102,13 @@ class Wakes:
         label = f"org.spaceport.space={self.space_id}"
         return list(self.client.containers.list(filters={"label": label}))
 
+    def serving_id(self) -> str:
+        """The short id of the container the Space runs, as its API says (a pool container
+        carries no Space label)."""
+        r = self.api.get(f"/api/v1/spaces/{self.space_id}")
+        r.raise_for_status()
+        return str((r.json().get("container") or {}).get("id"))
+
     def serving(self) -> Any:
         [c] = [c for c in self.containers() if c.attrs["HostConfig"].get("CpuShares") != 64]
         return c
@@ -158,15 +165,79 @@ class Wakes:
         }
 
 
-def restart_api(bench: BenchNode, budget_mib: int) -> None:
+def restart_api(bench: BenchNode, budget_mib: int, pool_mib: int = 0) -> None:
+    """The API (whose reconciler keeps wake standbys and the pool, and whose jobs wake Spaces)
+    with these budgets."""
     from spaceport.node import ensure_api
     from spaceport.settings import get_settings
     from spaceport.supervisor import stop_process
 
     os.environ["SPACEPORT_WAKE_STANDBY_BUDGET_MIB"] = str(budget_mib)
+    os.environ["SPACEPORT_POOL_BUDGET_MIB"] = str(pool_mib)
     get_settings.cache_clear()
     stop_process(bench.settings, "api")
     ensure_api(get_settings(), print)
+
+
+def pool_waiting(client: Any, timeout: float = 300) -> set[str]:
+    """The node pool's containers once at least one imported the SDK and waits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = {
+            str(c.id)
+            for c in client.containers.list(filters={"label": "org.spaceport.pool"})
+            if c.name.startswith("spaceport-pool-") and b"waiting for the app" in c.logs()
+        }
+        if found:
+            return found
+        time.sleep(0.5)
+    raise SystemExit("the node pool made no container")
+
+
+def pool_wakes(
+    bench: BenchNode, sdk: str, wakes_n: int, pool_mib: int, hosts: list[str], rate: float
+) -> dict[str, Any]:
+    """Deep-sleep wakes of a Space with no wake standby: the kept container started again
+    (no pool), then into a node pool container, quiet and (with `hosts`) while they are busy,
+    in one run (target 1 of the density issue for Spaces outside the wake standby budget)."""
+    restart_api(bench, 0)
+    wakes = Wakes.deployed(bench, sdk)
+    kept: list[float] = []
+    for _ in range(wakes_n):
+        wakes.deep_sleep()
+        time.sleep(1)
+        kept.append(wakes.visit_until_served()[1])
+        wakes.wait_stage("RUNNING")
+    restart_api(bench, 0, pool_mib)
+    quiet: list[float] = []
+    busy: list[float] = []
+    traffic = Traffic(bench, hosts, rate) if hosts else None
+    for i in range(2 * wakes_n if traffic else wakes_n):
+        wakes.deep_sleep()
+        waiting = pool_waiting(wakes.client)
+        time.sleep(1)
+        if traffic is not None and i % 2:
+            traffic.start()
+            time.sleep(2)  # the other Spaces are busy before the visitor comes
+            try:
+                busy.append(wakes.visit_until_served()[1])
+            finally:
+                traffic.stop()
+        else:
+            quiet.append(wakes.visit_until_served()[1])
+        taken = wakes.serving_id()
+        assert any(c.startswith(taken) for c in waiting), "the wake did not take a pool container"
+        wakes.wait_stage("RUNNING")
+    wakes.delete()
+    restart_api(bench, 0)
+    return {
+        "space": wakes.space_id,
+        "kept_wake_s": summary(kept),
+        "pool_wake_quiet_s": summary(quiet),
+        **({"pool_wake_busy_s": summary(busy), "busy_spaces": len(hosts)} if traffic else {}),
+        "ratio_median": round(statistics.median(kept) / statistics.median(quiet), 2),
+        **({"traffic": traffic.report()} if traffic else {}),
+    }
 
 
 def summary(values: list[float]) -> dict[str, Any]:
@@ -340,10 +411,21 @@ def main() -> None:
         "--busy", type=int, default=0, help="N static Spaces under traffic: wakes quiet vs busy"
     )
     parser.add_argument("--rate", type=float, default=40.0, help="their requests a second")
+    parser.add_argument(
+        "--pool-mib", type=int, default=0, help="wakes into the node pool (this budget) vs kept"
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # the node is stopped and cleaned
     env = {"SPACEPORT_WAKE_STANDBY_BUDGET_MIB": "0", "SPACEPORT_STANDBY_TTL_S": "0"}
     with node(args.port, args.redis_db, env) as bench:
+        if args.pool_mib:
+            hosts = busy_spaces(bench, args.busy) if args.busy else []
+            pooled = {
+                sdk: pool_wakes(bench, sdk, args.wakes, args.pool_mib, hosts, args.rate)
+                for sdk in args.sdk or ["gradio", "streamlit"]
+            }
+            print(json.dumps(pooled, indent=2))
+            return
         if args.busy:
             hosts = busy_spaces(bench, args.busy)
             busy = {

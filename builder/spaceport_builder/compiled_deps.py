@@ -23,6 +23,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from spaceport import build_report
 from spaceport.settings import Settings
 from spaceport_builder.image_build import BuildRequest, docker_cli, run_build
 from spaceport_builder.packs.base import (
@@ -36,7 +37,7 @@ from spaceport_builder.packs.base import (
 )
 
 LABEL = "org.spaceport.deps"
-REPO = "spaceport/deps-compiled"
+REPO = build_report.COMPILED_DEPS_REPO
 SDK_LABEL = "org.spaceport.sdk"
 SDK_REPO = "spaceport/sdk-compiled"
 KEEP = 10  # most recent dependency sets kept tagged; older tags are removed (layers in use stay)
@@ -78,7 +79,7 @@ def fingerprint(
 
 
 def tag(fp: str, *, sdk: bool = False) -> str:
-    return f"{SDK_REPO if sdk else REPO}:{fp}"
+    return f"{SDK_REPO}:{fp}" if sdk else build_report.compiled_image(fp)
 
 
 def is_ready(settings: Settings, fp: str, *, sdk: bool = False) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import structlog
 
 from spaceport import queue
+from spaceport.build_report import compiled_fingerprint, prewarm
 from spaceport.db.models import Build
 from spaceport.db.session import session_scope
 from spaceport.settings import Settings
@@ -25,16 +26,6 @@ RETRY_S = 5
 MAX_TRIES = 60
 
 
-def compiled_fingerprint(report: dict[str, object]) -> str | None:
-    """The compiled dependency set the build's final image was (or will next be) built on."""
-    warmed = report.get("warmed")
-    if isinstance(warmed, dict) and warmed.get("deps"):
-        return str(warmed["deps"])
-    if report.get("deps_stage") == compiled_deps.COMPILED_STAGE and report.get("deps_fingerprint"):
-        return str(report["deps_fingerprint"])
-    return None
-
-
 def prepare_standby(settings: Settings, build_id: int, tries: int = 0) -> bool:
     """Start the standby of the Space `build_id` deployed; True when one was started."""
     if settings.standby_ttl_s <= 0:
@@ -44,7 +35,7 @@ def prepare_standby(settings: Settings, build_id: int, tries: int = 0) -> bool:
         if build is None:
             return False
         space_pk, report = build.space_id, dict(build.cache_report or {})
-    modules = [str(m) for m in report.get("prewarm") or []]
+    modules = prewarm(report)
     fp = compiled_fingerprint(report)
     if not modules or fp is None or not compiled_deps.is_ready(settings, fp):
         return False  # nothing to import ahead, or the compiled dependencies are not built yet

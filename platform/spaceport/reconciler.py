@@ -38,6 +38,7 @@ from spaceport.lifecycle import (
     crashes,
     janitor,
     jobs,
+    node_pool,
     sleeper,
     standby,
     wake_standby,
@@ -184,6 +185,7 @@ def reconcile_once(settings: Settings) -> None:
         _step("orphans", lambda: janitor.remove_orphans(settings, engine))
         _step("standbys", lambda: standby.sweep(settings, engine))
         _step("wake standbys", lambda: wake_standby.refill(settings, engine))
+        _step("node pool", lambda: node_pool.refill(settings, engine))
     _step("domains", lambda: verify_domains(settings))
     _step("routes", lambda: sync_routes_if_needed(settings))
     _step("certificates", lambda: keep_certificates(settings))

@@ -362,6 +362,16 @@ class Settings(BaseSettings):
         "already imported the SDK (each counted at 128 MiB), so their next wake skips that import. "
         "0 turns them off; always off in cluster mode (`runtime = swarm`).",
     )
+    pool_budget_mib: int = Field(
+        default=0,
+        ge=0,
+        description="Memory the node may spend on its pool: containers bound to no Space, one "
+        "per dependency set its Gradio and Streamlit Spaces use (the most used first, more "
+        "while the budget lasts), that already imported the SDK. A Space of that dependency "
+        "set waking from deep sleep, or starting for the first time, takes one (its code, "
+        "name, limits and environment moved in) and skips the SDK's import. Each is counted at "
+        "128 MiB and used once. 0 turns the pool off; always off in cluster mode.",
+    )
     data_disks: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="Each Space's /data as a filesystem of its tier's size (ext4 in a sparse "
@@ -474,6 +484,7 @@ class Settings(BaseSettings):
         if self.runtime == "swarm":
             self.standby_ttl_s = 0
             self.wake_standby_budget_mib = 0
+            self.pool_budget_mib = 0
         return self
 
     @field_validator("data_sizes")

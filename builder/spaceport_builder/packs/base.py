@@ -30,6 +30,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from spaceport import build_report
 from spaceport.front_matter import SpaceConfig
 
 APP_DIR = "/home/user/app"
@@ -41,7 +42,7 @@ APT_CACHE = (
 # The build arg naming the stage the final image starts from (see the module docstring).
 DEPS_ARG = "SPACEPORT_DEPS"
 DEPS_STAGE = "deps"
-COMPILED_STAGE = "deps-compiled"
+COMPILED_STAGE = build_report.COMPILED_STAGE
 # Likewise for the SDK stage the `deps` stage starts from.
 SDK_ARG = "SPACEPORT_SDK"
 SDK_STAGE = "sdk"

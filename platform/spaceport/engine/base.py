@@ -160,8 +160,8 @@ class RuntimeBackend(ABC):
         """The container's output with timestamps, from `tail` lines back, then live."""
 
     @abstractmethod
-    def list(self, space_id: str | None = None) -> list[ContainerState]:
-        """Containers this platform manages, optionally of one Space."""
+    def list(self, space_id: str | None = None, label: str | None = None) -> list[ContainerState]:
+        """Containers this platform manages, optionally of one Space, or with a label."""
 
     @abstractmethod
     def node_ops(self) -> NodeOps:
@@ -238,6 +238,11 @@ class NodeOps(ABC):
     @abstractmethod
     def set_cpu_shares(self, container_id: str, shares: int) -> None:
         """Change a running container's CPU weight."""
+
+    @abstractmethod
+    def adopt(self, container_id: str, name: str, cpus: float, memory_bytes: int) -> None:
+        """Give a running container of the node pool its Space's name and its flavor's CPU
+        and memory limits (lifecycle/node_pool.py)."""
 
     @abstractmethod
     def compress_memory(self, container_id: str) -> Compressed:

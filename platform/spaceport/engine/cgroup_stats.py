@@ -15,6 +15,7 @@ caller shows none rather than zeros.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,11 +79,14 @@ def usage_of(pid: int, root: Path = CGROUP_ROOT) -> Usage | None:
     return Usage(cpu, max(0, mem - cache))
 
 
-def space_usage(backend: RuntimeBackend) -> dict[str, Usage]:
-    """Each Space's running containers' usage, summed (a swap runs two for a moment), by id."""
+def space_usage(
+    backend: RuntimeBackend, owners: Mapping[str, str] | None = None
+) -> dict[str, Usage]:
+    """Each Space's running containers' usage, summed (a swap runs two for a moment), by id.
+    `owners`: the Space of containers that carry no Space label (taken from the node pool)."""
     out: dict[str, Usage] = {}
     for container in backend.list():
-        space_id = container.labels.get(LABEL_SPACE)
+        space_id = container.labels.get(LABEL_SPACE) or (owners or {}).get(container.id)
         if not space_id or not container.pid or not (container.running or container.paused):
             continue
         usage = usage_of(container.pid)

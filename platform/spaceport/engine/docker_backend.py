@@ -350,10 +350,12 @@ class DockerBackend(RuntimeBackend, NodeOps):
             raise RuntimeBackendError(f"no logs for {container_id[:12]}: {exc}") from exc
         return cast(LogStream, stream)
 
-    def list(self, space_id: str | None = None) -> list[ContainerState]:
+    def list(self, space_id: str | None = None, label: str | None = None) -> list[ContainerState]:
         labels = [f"{LABEL_INSTANCE}={self.settings.instance}"]
         if space_id:
             labels.append(f"{LABEL_SPACE}={space_id}")
+        if label:
+            labels.append(label)
         filters = {"label": labels}
         out = []
         for c in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
@@ -546,6 +548,22 @@ class DockerBackend(RuntimeBackend, NodeOps):
             self.client.api.update_container(container_id, cpu_shares=shares)
         except (APIError, NotFound) as exc:
             raise RuntimeBackendError(f"could not reweigh {container_id[:12]}: {exc}") from exc
+
+    def adopt(self, container_id: str, name: str, cpus: float, memory_bytes: int) -> None:
+        try:
+            self.client.api.rename(container_id, name)
+            # The engine's update takes NanoCpus (the container was made with them: a CPU
+            # period/quota pair would conflict); docker-py's update_container does not.
+            api = self.client.api
+            url = api._url("/containers/{0}/update", container_id)
+            limits = {
+                "NanoCpus": int(min(cpus, self.host_cpus()) * 1e9),
+                "Memory": memory_bytes,
+                "MemorySwap": memory_bytes,
+            }
+            api._raise_for_status(api._post_json(url, data=limits))
+        except (APIError, NotFound) as exc:
+            raise RuntimeBackendError(f"could not adopt {container_id[:12]}: {exc}") from exc
 
     def compress_memory(self, container_id: str) -> Compressed:
         try:

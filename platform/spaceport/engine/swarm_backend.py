@@ -611,10 +611,14 @@ class SwarmBackend(RuntimeBackend):
             raise RuntimeBackendError(f"no logs for {container_id[:12]}: {exc}") from exc
         return cast(LogStream, _Stream(stream))
 
-    def list(self, space_id: str | None = None) -> builtins.list[ContainerState]:
+    def list(
+        self, space_id: str | None = None, label: str | None = None
+    ) -> builtins.list[ContainerState]:
         labels = [f"{LABEL_INSTANCE}={self.settings.instance}"]
         if space_id:
             labels.append(f"{LABEL_SPACE}={space_id}")
+        if label:
+            labels.append(label)
         services = self._api().services(filters={"label": labels})
         return [self._state(s) for s in services]
 
@@ -895,6 +899,10 @@ class SwarmNodeOps(NodeOps):
     def set_cpu_shares(self, container_id: str, shares: int) -> None:
         engine, container = self._located(container_id)
         engine.set_cpu_shares(container, shares)
+
+    def adopt(self, container_id: str, name: str, cpus: float, memory_bytes: int) -> None:
+        # A service's task cannot change its service: the node pool is one engine's.
+        raise RuntimeBackendError("a cluster has no node pool (each Space is a service)")
 
     def compress_memory(self, container_id: str) -> Compressed:
         # The cgroup is on the task's node: a node agent's work (this process may be on

@@ -35,7 +35,7 @@ from spaceport.engine.base import (
 from spaceport.engine.gpus.attach import GpuConfigError, check_mode
 from spaceport.flavors import Flavor, UnknownFlavor
 from spaceport.lifecycle import gpu_allocator as allocator
-from spaceport.lifecycle import standby
+from spaceport.lifecycle import node_pool, standby
 from spaceport.lifecycle.crashes import needs_owner, record_failure
 from spaceport.lifecycle.desired import Desired, resting_stage
 from spaceport.lifecycle.hardware import parse_duration, resolve_flavor
@@ -291,7 +291,7 @@ def _run(
     check_wanted(plan.space_pk)
     log.info("deploy.start", space=plan.space_id, image=plan.spec.image, deployment=plan.dep_id)
     try:
-        state = None if plan.flavor.gpus else _take_standby(backend, plan)
+        state = None if plan.flavor.gpus else _take_standby(settings, backend, plan)
         state = state or backend.start(plan.spec)
     except RuntimeBackendError as exc:
         _fail(settings, backend, plan, None, str(exc))
@@ -326,14 +326,22 @@ def _run(
     return _promote(settings, backend, plan, state.upstream)
 
 
-def _take_standby(backend: RuntimeBackend, plan: Plan) -> ContainerState | None:
-    """The Space's standby container, with the new version moved in (lifecycle/standby.py);
-    None when it has none that fits. The plan's deployment becomes the standby's row."""
+def _take_standby(settings: Settings, backend: RuntimeBackend, plan: Plan) -> ContainerState | None:
+    """The Space's standby container, with the new version moved in (lifecycle/standby.py),
+    else a container of the node pool (lifecycle/node_pool.py); None when none fits. With a
+    standby, the plan's deployment becomes the standby's row."""
     taken = standby.take(backend, plan.space_pk, plan.dep_id, plan.spec)
     if taken is None:
-        return None
+        return _take_pooled(settings, backend, plan)
     plan.dep_id, state = taken
     log.info("deploy.standby_taken", space=plan.space_id, container=state.name)
+    return state
+
+
+def _take_pooled(settings: Settings, backend: RuntimeBackend, plan: Plan) -> ContainerState | None:
+    state = node_pool.take(settings, backend, plan.dep_id, plan.spec)
+    if state is not None:
+        log.info("deploy.pool_taken", space=plan.space_id, container=state.name)
     return state
 
 

@@ -56,17 +56,20 @@ def app_endpoint(settings: Settings) -> str:
     return parsed._replace(netloc=f"{ENDPOINT_ALIAS}{port}").geturl()
 
 
-def node_hosts(session: Session, settings: Settings, space: Space) -> list[str]:
+def node_hosts(session: Session, settings: Settings, space: Space | None) -> list[str]:
     """The names `space`'s app resolves to the node's entry point: the console's (as in
     HF_ENDPOINT), the apps host in path mode; in subdomain mode the hosts of the Spaces it may
     find without a token (public ones) and its owner's own, never others' private names.
-    A Space created later resolves in an app from that app's next start."""
+    A Space created later resolves in an app from that app's next start. Without a Space (a
+    container of the node pool, bound to none yet): the public ones only."""
     names = [urlparse(app_endpoint(settings)).hostname or ""]
     if settings.routing == "path":
-        names.append(settings.app_host(space.owner, space.name))
+        names.append(settings.app_host("", ""))  # the one apps host
     else:
         visible = select(Space.owner, Space.name).where(
-            or_(Space.private.is_(False), Space.owner == space.owner)
+            Space.private.is_(False)
+            if space is None
+            else or_(Space.private.is_(False), Space.owner == space.owner)
         )
         names += [settings.app_host(owner, name) for owner, name in session.execute(visible)]
     return sorted({n for n in names if _mapped(settings, n)})
@@ -79,19 +82,12 @@ def app_port(space: Space) -> int:
     return int(card.get("app_port") or 7860)
 
 
-def app_env(
-    session: Session, settings: Settings, space: Space, commit: str | None
-) -> dict[str, str]:
-    port = app_port(space)
-    env = {
+def platform_env(settings: Settings, port: int) -> dict[str, str]:
+    """What every Space listening on `port` gets alike: Hugging Face's constants and the SDKs'
+    server settings (a node pool's container imports its SDK with this; node_pool.py)."""
+    return {
         # Hugging Face's variables, so apps written for it run unchanged.
         "SYSTEM": "spaces",
-        "SPACE_ID": space.space_id,
-        "SPACE_AUTHOR_NAME": space.owner,
-        "SPACE_REPO_NAME": space.name,
-        "SPACE_TITLE": str((space.card_data or {}).get("title") or space.name),
-        "SPACE_HOST": settings.app_host(space.owner, space.name),
-        "SPACE_CREATOR_USER_ID": space.owner,
         "PORT": str(port),
         "GRADIO_SERVER_NAME": "0.0.0.0",
         "GRADIO_SERVER_PORT": str(port),
@@ -100,12 +96,46 @@ def app_env(
         "STREAMLIT_SERVER_PORT": str(port),
         "STREAMLIT_SERVER_HEADLESS": "true",
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_ENDPOINT": app_endpoint(settings),
+    }
+
+
+IDENTITY_KEYS = frozenset(
+    {
+        "SPACE_ID",
+        "SPACE_AUTHOR_NAME",
+        "SPACE_REPO_NAME",
+        "SPACE_TITLE",
+        "SPACE_HOST",
+        "SPACE_CREATOR_USER_ID",
+        "SPACE_COMMIT_SHA",
+        "STREAMLIT_BROWSER_SERVER_ADDRESS",
+        "GRADIO_ROOT_PATH",
+        "STREAMLIT_SERVER_BASE_URL_PATH",
+    }
+)
+"""The platform's variables that differ per Space (who it is, where it lives), all read by
+Gradio and Streamlit when the app starts, none when they are imported."""
+
+
+def app_env(
+    session: Session, settings: Settings, space: Space, commit: str | None
+) -> dict[str, str]:
+    port = app_port(space)
+    host = settings.app_host(space.owner, space.name)
+    env = {
+        **platform_env(settings, port),
+        "SPACE_ID": space.space_id,
+        "SPACE_AUTHOR_NAME": space.owner,
+        "SPACE_REPO_NAME": space.name,
+        "SPACE_TITLE": str((space.card_data or {}).get("title") or space.name),
+        "SPACE_HOST": host,
+        "SPACE_CREATOR_USER_ID": space.owner,
         # Where visitors point their browsers. Without it a headless Streamlit asks
         # checkip.amazonaws.com for the machine's address before it serves its first request:
         # 20 s where the apps' network resolves no outside name (docs/benchmarks.md).
-        "STREAMLIT_BROWSER_SERVER_ADDRESS": settings.app_host(space.owner, space.name),
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_ENDPOINT": app_endpoint(settings),
+        "STREAMLIT_BROWSER_SERVER_ADDRESS": host,
     }
     prefix = settings.app_path(space.owner, space.name).rstrip("/")
     if prefix:  # path mode: the app lives under /{owner}/{name}/ (see proxy.sync.route_for)

@@ -55,3 +55,13 @@ def renew(lock: Lock | None) -> None:
 
 def is_locked(settings: Settings, space_pk: int) -> bool:
     return bool(_client(settings).exists(_key(space_pk)))
+
+
+def claim(settings: Settings, thing: str, ttl_s: int) -> bool:
+    """Take `thing` for `ttl_s` seconds unless someone else has; never released early (a node
+    pool's container is taken once: node_pool.py)."""
+    return bool(_client(settings).set(f"spaceport:claim:{thing}", "1", nx=True, ex=ttl_s))
+
+
+def is_claimed(settings: Settings, thing: str) -> bool:
+    return bool(_client(settings).exists(f"spaceport:claim:{thing}"))

@@ -34,7 +34,7 @@ from spaceport.db.session import session_scope
 from spaceport.engine import make_backend
 from spaceport.engine.base import RuntimeBackend, RuntimeBackendError
 from spaceport.lifecycle import gpu_allocator as allocator
-from spaceport.lifecycle import jobs, wake_standby
+from spaceport.lifecycle import jobs, node_pool, wake_standby
 from spaceport.lifecycle.deployer import StartCancelled, check_wanted, deploy, startup_timeout
 from spaceport.lifecycle.desired import Desired
 from spaceport.lifecycle.locks import is_locked, renew, space_lock
@@ -330,6 +330,8 @@ def _finish_wake(settings: Settings, space_pk: int, requested_at: datetime) -> b
                     return False
             if dep_id is not None and image and wake_standby.waiting(backend, space_pk, image):
                 pass  # the deploy below takes the wake standby (its SDK already imported)
+            elif dep_id is not None and node_pool.ready_for(settings, backend, space_pk):
+                pass  # the deploy below takes a pool container (its SDK already imported)
             elif (
                 container
                 and dep_id

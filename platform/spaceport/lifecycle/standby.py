@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Any
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from spaceport.build_report import prewarm
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment, deployments
 from spaceport.db.session import session_scope
@@ -130,17 +129,11 @@ def runs_as_if_fresh(ahead: list[str] | None, wanted: list[str]) -> bool:
     return bool(wanted) and ahead is not None and wanted[: len(ahead)] == ahead
 
 
-def ahead_of(report: Mapping[str, Any] | None) -> list[str]:
-    """The modules a build's report says its app may import ahead, in order (builder's
-    prewarm.py; none: no standby)."""
-    return [str(m) for m in (report or {}).get("prewarm") or []]
-
-
 def _wanted(session: Session, dep_id: int) -> list[str]:
     """The modules the build a deployment runs may have imported ahead (none: no standby)."""
     dep = session.get(Deployment, dep_id)
     build = session.get(Build, dep.build_id) if dep is not None and dep.build_id else None
-    return ahead_of(build.cache_report if build is not None else None)
+    return prewarm(build.cache_report if build is not None else None)
 
 
 def prepare(
@@ -228,7 +221,7 @@ def take(
         and state.running
         and state.labels.get(LABEL_SPEC) == spec_digest(spec)
         and runs_as_if_fresh(imported_ahead(state), wanted)
-        and (image == spec.image or _extends(backend, spec.image, image))
+        and (image == spec.image or extends(backend, spec.image, image))
     )
     if not fits or state is None:
         retire(backend, standby_id, timeout=0)  # stale: a fresh one follows this deploy
@@ -259,7 +252,7 @@ def take(
     return standby_id, state
 
 
-def _extends(backend: RuntimeBackend, image: str, base: str) -> bool:
+def extends(backend: RuntimeBackend, image: str, base: str) -> bool:
     """`image` is `base` plus layers: the same dependencies, byte for byte, and more."""
     base_layers = backend.node_ops().image_layers(base)
     layers = backend.node_ops().image_layers(image)

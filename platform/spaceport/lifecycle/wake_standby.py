@@ -11,12 +11,10 @@ weight and waits. The wake (sleeper.py) then goes through the deployer, which ta
 like a code-only push does: it is told to run the app and gets the normal CPU weight; the
 stopped container is removed. A Space without one wakes as before.
 
-Why per Space and not a node pool of containers bound to no Space, adopted on wake: a
-container's labels, name, environment (its secrets), mounts (/data) and network cannot all be
-changed once it runs, and an adopted container would have to prove it never ran anything of
-another Space. A standby made for one Space, with that Space's spec, carries nothing of any
-other by construction; the cost is that only the Spaces within the budget get one (the most
-recently visited first), not all of a thousand.
+A wake standby is made for one Space, with its exact spec (its /data, its own variables):
+any Space can have one, but only those within the budget do (the most recently visited
+first). The Spaces outside it wake into the node pool when theirs fits (node_pool.py:
+containers bound to no Space, one per dependency set, used once).
 
 Each standby is counted at `STANDBY_MIB` (a Gradio interpreter that imported Gradio, measured
 in docs/benchmarks.md). At most one is started per reconciler pass, at the standby's low CPU
@@ -31,6 +29,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import select
 
+from spaceport.build_report import prewarm
 from spaceport.db.models import Build, Deployment, Space, utcnow
 from spaceport.db.queries import active_deployment, deployments
 from spaceport.db.session import session_scope
@@ -41,7 +40,7 @@ from spaceport.lifecycle.hardware import resolve_flavor
 from spaceport.lifecycle.locks import is_locked, space_lock
 from spaceport.lifecycle.retire import retire
 from spaceport.lifecycle.spec import container_spec
-from spaceport.lifecycle.standby import ahead_of, as_standby
+from spaceport.lifecycle.standby import as_standby
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus, Stage
 
@@ -96,7 +95,7 @@ def deep_sleepers(limit: int, page: int = 100) -> list[Sleeper]:
                 .offset(offset)
             ).all()
         for space_pk, dep_id, image, container, report in rows:
-            modules = ahead_of(report)
+            modules = prewarm(report)
             if modules and image and len(found) < limit:
                 found.append(Sleeper(space_pk, dep_id, str(image), container, modules))
         if len(rows) < page:

@@ -37,6 +37,7 @@ from spaceport import telemetry
 from spaceport.db.models import Build, Space, utcnow
 from spaceport.engine import make_backend
 from spaceport.engine.cgroup_stats import Usage, space_usage
+from spaceport.lifecycle import node_pool
 from spaceport.services.hardware import node_gpus
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus
@@ -126,7 +127,8 @@ def container_usage(settings: Settings) -> dict[str, Usage]:
     """Each Space's container usage on this node; empty when the engine does not answer (the
     rest of a scrape still goes out)."""
     try:
-        return space_usage(make_backend(settings))
+        backend = make_backend(settings)
+        return space_usage(backend, node_pool.owners(backend))
     except Exception as exc:  # the engine down or refusing: no numbers, not a failed scrape
         log.warning("monitoring.no_container_usage", error=repr(exc))
         return {}

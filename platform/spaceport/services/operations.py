@@ -275,13 +275,19 @@ def delete_space(session: Session, settings: Settings, space: Space) -> None:
     images |= {
         b.image for b in session.scalars(select(Build).where(Build.space_id == space.id)) if b.image
     }
+    # Containers taken from the node pool carry no Space label: their rows name them.
+    containers = {
+        str(d.container_id)
+        for d in session.scalars(select(Deployment).where(Deployment.space_id == space.id))
+        if d.container_id
+    }
     owner, name = space.owner, space.name
     session.delete(space)
     session.commit()
     sync_routes(settings)
     backend = make_backend(settings)
-    for state in backend.list(space_id):  # at once: a start stopping its old one goes on now
-        backend.stop(state.id, timeout=0)
+    for container in containers | {s.id for s in backend.list(space_id)}:
+        backend.stop(container, timeout=0)  # at once: a start stopping its old one goes on now
     with space_lock(settings, space_pk, wait_s=RELEASE_WAIT_S) as lock:
         _remove_runtime(settings, space_pk, space_id, images)
     if lock is None:  # the start in flight did not give up in time: sweep once it is over
