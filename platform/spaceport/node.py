@@ -314,12 +314,18 @@ def stop_apps(settings: Settings, say: Say) -> None:
     if not docker_ok():
         return
     from spaceport.engine.base import LABEL_DEPLOYMENT, LABEL_INSTANCE
+    from spaceport.lifecycle import node_pool
+    from spaceport.lifecycle.node_pool import NO_ROW
 
     client = docker.from_env()
     running = client.containers.list(filters={"label": f"{LABEL_INSTANCE}={settings.instance}"})
     labels = [(c.labels or {}).get(LABEL_DEPLOYMENT, "") for c in running]
     try:
-        owed = record_stop(settings, [int(label) for label in labels if label.isdigit()])
+        ids = [int(label) for label in labels if label.isdigit()]
+        # Taken from the node pool: their rows name them, not their labels.
+        pooled = [str(c.id) for c, lb in zip(running, labels, strict=True) if lb == NO_ROW]
+        ids += node_pool.deployments_of(pooled) if pooled else []
+        owed = record_stop(settings, ids)
     except Exception as exc:  # the database is gone: stop the apps all the same
         say(f"warning: could not record that the apps were stopped ({exc})")
     else:

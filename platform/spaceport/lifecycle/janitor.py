@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.session import session_scope
 from spaceport.engine.base import LABEL_DEPLOYMENT, LABEL_SPACE_PK, RuntimeBackend
+from spaceport.lifecycle import node_pool
 from spaceport.lifecycle.desired import Desired, resting_stage
 from spaceport.lifecycle.locks import is_locked
 from spaceport.lifecycle.retire import retire
@@ -97,25 +98,29 @@ def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:
     """Containers of no live deployment (after a grace); volumes and images of deleted Spaces."""
     removed = 0
     cutoff = utcnow() - timedelta(seconds=GRACE_S)
-    states = [s for s in backend.list() if s.labels.get(LABEL_DEPLOYMENT, "").isdigit()]
+    every = backend.list()
+    states = [s for s in every if s.labels.get(LABEL_DEPLOYMENT, "").isdigit()]
     ids = {int(s.labels[LABEL_DEPLOYMENT]) for s in states}
+    taken = [s for s in every if node_pool.is_taken(s)]  # named by their rows, not labels
+    live = or_(Deployment.status.in_(LIVE), Deployment.stopped_at > cutoff)
     with session_scope() as session:  # one query for every container, not one each
-        kept = set(
-            session.scalars(
-                select(Deployment.id).where(
-                    Deployment.id.in_(ids),
-                    or_(
-                        Deployment.status.in_(LIVE),
-                        Deployment.stopped_at > cutoff,
-                    ),
+        kept = set(session.scalars(select(Deployment.id).where(Deployment.id.in_(ids), live)))
+        kept_taken = (
+            set(
+                session.scalars(
+                    select(Deployment.container_id).where(
+                        Deployment.container_id.in_([s.id for s in taken]), live
+                    )
                 )
             )
+            if taken
+            else set()
         )
-    for state in states:
-        if int(state.labels[LABEL_DEPLOYMENT]) not in kept:
-            backend.stop(state.id, timeout=0)
-            removed += 1
-            log.info("janitor.container_removed", container=state.name)
+    orphans = [s for s in states if int(s.labels[LABEL_DEPLOYMENT]) not in kept]
+    for state in orphans + [s for s in taken if s.id not in kept_taken]:
+        backend.stop(state.id, timeout=0)
+        removed += 1
+        log.info("janitor.container_removed", container=state.name)
     with session_scope() as session:
         space_pks = {pk for pk in session.scalars(select(Space.id))}
     wanted = {volume_name(settings, pk) for pk in space_pks}

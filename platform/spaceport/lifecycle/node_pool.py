@@ -70,6 +70,7 @@ log = structlog.get_logger(__name__)
 LABEL_POOL = "org.spaceport.pool"  # the compiled-dependency image it runs
 LABEL_FIT = "org.spaceport.fit"  # `fit_digest` of what it was made for
 PREFIX = "spaceport-pool-"  # the name of one not taken yet (taking renames it)
+NO_ROW = "pool"  # its deployment label: no row when it starts, and the label cannot change
 POOL_MIB = 128
 """What one pool container is counted at: a waiting Gradio launcher used 102-109 MiB
 (bench/bench_wake.py, docs/benchmarks.md)."""
@@ -77,12 +78,19 @@ CLAIM_S = 600  # longer than any take: a taken container is never offered again
 DEMAND_TTL_S = 30.0  # the Spaces' dependency sets are read again after this long
 
 IMPORT_TIME = re.compile(
-    r"^(GRADIO_|STREAMLIT_|HF_|HUGGINGFACE_|TRANSFORMERS_|DIFFUSERS_|TORCH|PYTORCH_|TF_|JAX_|"
-    r"XLA_|OMP_|MKL_|OPENBLAS_|NUMEXPR_|NUMBA_|CUDA|NVIDIA_|PYTHON|LD_|MPL|XDG_|LC_)"
+    r"^(GRADIO_|STREAMLIT_|HF_|HUGGINGFACE_|HUGGING_FACE_|TRANSFORMERS_|DIFFUSERS_|TORCH|"
+    r"PYTORCH_|TF_|JAX_|XLA_|OMP_|MKL_|OPENBLAS_|NUMEXPR_|NUMBA_|CUDA|NVIDIA_|PYTHON|LD_|MPL|"
+    r"XDG_|LC_|SSL_|REQUESTS_CA|CURL_CA)"
     r"|^(PATH|HOME|LANG|LANGUAGE|TZ|TMPDIR)$"
+    r"|^(HTTPS?_PROXY|NO_PROXY|ALL_PROXY)$",
+    re.IGNORECASE,
 )
-"""Variables a library may read when it is imported (not only when the app calls it): a
-Space that sets one of its own starts in a fresh interpreter."""
+"""Variables the SDKs and their own dependencies may read when imported (not only when the
+app calls them): a Space that sets one of its own starts in a fresh interpreter."""
+SDK_MODULES = frozenset({"gradio", "streamlit"})
+"""Of what a pool container imports, what IMPORT_TIME covers: a Space whose app imports other
+libraries ahead (builder's prewarm.py) takes one only when it has no variables of its own
+(any library may read any variable at import: an API key, a cache path)."""
 
 
 @dataclass(frozen=True)
@@ -122,19 +130,29 @@ class _Off:
 _demand, _off = _Demand(), _Off()
 
 
-def fit_digest(port: int, pids: int, runtime: str | None, egress: bool) -> str:
-    """What a running container cannot change and a Space's spec must equal."""
-    fields = {"port": port, "pids": pids, "runtime": runtime, "egress": egress}
+def fit_digest(settings: Settings, port: int, pids: int, runtime: str | None, egress: bool) -> str:
+    """What a running container cannot change and a Space's spec must equal, and the common
+    environment its launcher imported with (a node setting, e.g. the public URL, may change)."""
+    fields = {
+        "port": port,
+        "pids": pids,
+        "runtime": runtime,
+        "egress": egress,
+        "env": platform_env(settings, port),
+    }
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def env_fits(settings: Settings, port: int, env: dict[str, str]) -> bool:
-    """Whether an app with `env` runs in a pool container (which imported with
-    `platform_env`) as it would in a fresh interpreter."""
+def env_fits(settings: Settings, port: int, env: dict[str, str], modules: list[str]) -> bool:
+    """Whether an app with `env` runs in a pool container that imported `modules` with
+    `platform_env` as it would in a fresh interpreter."""
     common = platform_env(settings, port)
     if any(env.get(k) != v for k, v in common.items()):
         return False  # the Space changed one of them (a variable of its own)
-    return not any(IMPORT_TIME.match(k) for k in env if k not in common and k not in IDENTITY_KEYS)
+    own = [k for k in env if k not in common and k not in IDENTITY_KEYS]
+    if any(m.split(".")[0] not in SDK_MODULES for m in modules):
+        return not own
+    return not any(IMPORT_TIME.match(k) for k in own)
 
 
 def _key(settings: Settings, space: Space, report: dict | None) -> tuple[Key, Shape] | None:
@@ -150,15 +168,15 @@ def _key(settings: Settings, space: Space, report: dict | None) -> tuple[Key, Sh
         return None
     port = app_port(space)
     egress = (space.card_data or {}).get("egress") is not False
-    key = Key(
-        compiled_image(fp), tuple(modules), fit_digest(port, flavor.pids, flavor.runtime, egress)
-    )
+    fit = fit_digest(settings, port, flavor.pids, flavor.runtime, egress)
+    key = Key(compiled_image(fp), tuple(modules), fit)
     return key, Shape(port, flavor.pids, flavor.runtime, egress, flavor.cpus, flavor.memory_bytes)
 
 
-def demand(settings: Settings) -> list[tuple[Key, Shape]]:
+def demand(settings: Settings, backend: RuntimeBackend) -> list[tuple[Key, Shape]]:
     """The keys the node's Spaces would take from, those with the most deep-sleeping Spaces
-    first (then the most Spaces): read at most every DEMAND_TTL_S."""
+    first (then the most Spaces), whose image the node has (an old dependency set's tag is
+    pruned: builder's compiled_deps.py): read at most every DEMAND_TTL_S."""
     if time.monotonic() - _demand.at < DEMAND_TTL_S and _demand.at:
         return _demand.keys
     found: dict[Key, Shape] = {}
@@ -179,21 +197,20 @@ def demand(settings: Settings) -> list[tuple[Key, Shape]]:
             shape = found.setdefault(*keyed)
             shape.spaces += 1
             shape.sleeping += space.desired == Desired.SLEEPING
-    ranked = sorted(found.items(), key=lambda kv: (-kv[1].sleeping, -kv[1].spaces, kv[0].image))
+    present = {k.image for k in found if backend.node_ops().image_layers(k.image)}
+    ranked = sorted(
+        ((k, v) for k, v in found.items() if k.image in present),
+        key=lambda kv: (-kv[1].sleeping, -kv[1].spaces, kv[0].image),
+    )
     _demand.at, _demand.keys = time.monotonic(), ranked
     return ranked
 
 
-def forget_demand() -> None:
-    """Read the Spaces' dependency sets again at the next pass (a new one was deployed)."""
-    _demand.at = 0.0
-
-
-def wanted(settings: Settings) -> Counter[Key]:
+def wanted(settings: Settings, backend: RuntimeBackend) -> Counter[Key]:
     """How many pool containers of each key the budget holds: one per key in rank order,
     then a second each, and so on."""
     slots = max(0, settings.pool_budget_mib) // POOL_MIB
-    keys = [k for k, _ in demand(settings)]
+    keys = [k for k, _ in demand(settings, backend)]
     out: Counter[Key] = Counter()
     while slots > 0 and keys:
         for key in keys:
@@ -211,52 +228,36 @@ def _key_of(state: ContainerState) -> Key:
 
 def members(backend: RuntimeBackend) -> list[ContainerState]:
     """The node's pool containers not taken yet."""
-    return [s for s in backend.list(label=LABEL_POOL) if s.name.startswith(PREFIX)]
+    return [s for s in backend.list(label=LABEL_POOL) if not is_taken(s)]
 
 
 def refill(settings: Settings, backend: RuntimeBackend) -> int:
     """Keep the pool the budget holds, and nothing else: remove what no key wants (or that
-    stopped), remove taken containers no deployment names, start at most one missing
-    container per call. Returns how many were started (0 or 1)."""
+    stopped), start at most one missing container per call. Returns how many were started
+    (0 or 1). Taken containers are the janitor's (lifecycle/janitor.py, by their rows)."""
     if settings.pool_budget_mib <= 0 and _off.checked:
         return 0  # off, and nothing of it was left on this node: no engine call per pass
-    want = wanted(settings) if settings.pool_budget_mib > 0 else Counter[Key]()
-    states = backend.list(label=LABEL_POOL)
+    want = wanted(settings, backend) if settings.pool_budget_mib > 0 else Counter[Key]()
+    states = members(backend)
     _off.checked = settings.pool_budget_mib <= 0 and not states
-    _remove_unrecorded(backend, [s for s in states if not s.name.startswith(PREFIX)])
     have: Counter[Key] = Counter()
     for state in states:
-        if not state.name.startswith(PREFIX) or is_claimed(settings, state.id):
-            continue
         key = _key_of(state)
         if state.running and have[key] < want[key]:
             have[key] += 1
             continue
-        backend.stop(state.id, timeout=0)
-        log.info("pool.removed", container=state.name)
-    for key, shape in demand(settings) if want else []:
-        if have[key] < want[key]:
-            return int(_start(settings, backend, key, shape))
+        if claim(settings, state.id, CLAIM_S):  # never one a start is taking
+            backend.stop(state.id, timeout=0)
+            log.info("pool.removed", container=state.name)
+    for key, shape in demand(settings, backend) if want else []:
+        if have[key] < want[key] and _start(settings, backend, key, shape):
+            return 1
     return 0
 
 
-def _remove_unrecorded(backend: RuntimeBackend, taken: list[ContainerState]) -> None:
-    """Taken containers whose deployment row is gone (a Space deleted while one of its starts
-    was taking it): nothing else would find them (they have no Space label)."""
-    if not taken:
-        return
-    with session_scope() as session:
-        named = set(
-            session.scalars(
-                select(Deployment.container_id).where(
-                    Deployment.container_id.in_([s.id for s in taken])
-                )
-            )
-        )
-    for state in taken:
-        if state.id not in named:  # its row was written before it was renamed
-            backend.stop(state.id, timeout=0)
-            log.info("pool.removed_unrecorded", container=state.name)
+def is_taken(state: ContainerState) -> bool:
+    """A container of the pool that a Space took (its row names it, not its labels)."""
+    return LABEL_POOL in state.labels and not state.name.startswith(PREFIX)
 
 
 def _start(settings: Settings, backend: RuntimeBackend, key: Key, shape: Shape) -> bool:
@@ -274,7 +275,7 @@ def _start(settings: Settings, backend: RuntimeBackend, key: Key, shape: Shape) 
         port=shape.port,
         env=platform_env(settings, shape.port),
         labels={
-            LABEL_DEPLOYMENT: "pool",  # no row: the janitor's orphan sweep leaves it alone
+            LABEL_DEPLOYMENT: NO_ROW,  # the janitor's sweep by row ids leaves it alone
             LABEL_POOL: key.image,
             LABEL_AHEAD: ",".join(key.modules),
             LABEL_FIT: key.fit,
@@ -311,28 +312,36 @@ def take(
         build = session.get(Build, dep.build_id) if dep is not None and dep.build_id else None
         report = dict(build.cache_report or {}) if build is not None else {}
     fp, modules = compiled_fingerprint(report), prewarm(report)
-    if fp is None or not modules or not env_fits(settings, spec.port, spec.env):
+    if fp is None or not modules or not env_fits(settings, spec.port, spec.env, modules):
         return None
-    image, fit = compiled_image(fp), fit_digest(spec.port, spec.pids, spec.runtime, spec.egress)
-    candidates = [
-        s
-        for s in members(backend)
-        if s.running
-        and s.labels.get(LABEL_POOL) == image
-        and s.labels.get(LABEL_FIT) == fit
-        and runs_as_if_fresh(list(_key_of(s).modules), modules)
-    ]
-    if not candidates or not same_dependencies(backend, spec.image, image):
-        return None
-    for state in candidates:
+    fit = fit_digest(settings, spec.port, spec.pids, spec.runtime, spec.egress)
+    key = Key(compiled_image(fp), tuple(modules), fit)
+    for state in _fitting(settings, backend, key, spec.image):
         if claim(settings, state.id, CLAIM_S):
             with session_scope() as session:  # named by its row before it is renamed
                 row = session.get(Deployment, dep_id)
                 if row is None:
-                    return None
+                    return None  # (claimed, untouched: offered again once the claim ends)
                 row.container_id = state.id
             return _move_in(backend, state, spec)
     return None
+
+
+def _fitting(
+    settings: Settings, backend: RuntimeBackend, key: Key, image: str
+) -> list[ContainerState]:
+    """The pool's running, unclaimed containers an app of `key` whose image is `image` can
+    take ([] when its image is not that dependency set plus its code)."""
+    found = [
+        s
+        for s in members(backend)
+        if s.running
+        and s.labels.get(LABEL_POOL) == key.image
+        and s.labels.get(LABEL_FIT) == key.fit
+        and runs_as_if_fresh(list(_key_of(s).modules), list(key.modules))
+        and not is_claimed(settings, s.id)
+    ]
+    return found if found and same_dependencies(backend, image, key.image) else []
 
 
 def same_dependencies(backend: RuntimeBackend, image: str, compiled: str) -> bool:
@@ -379,27 +388,19 @@ def ready_for(settings: Settings, backend: RuntimeBackend, space_pk: int) -> boo
             )
         )
         build = session.get(Build, dep.build_id) if dep is not None and dep.build_id else None
-        if space is None or build is None:
+        if space is None or dep is None or not dep.image or build is None:
             return False
         keyed = _key(settings, space, build.cache_report)
-        if keyed is None:
-            return False
-        if not env_fits(settings, app_port(space), app_env(session, settings, space, None)):
-            return False
-    key = keyed[0]
-    return any(
-        s.running
-        and _key_of(s).image == key.image
-        and _key_of(s).fit == key.fit
-        and runs_as_if_fresh(list(_key_of(s).modules), list(key.modules))
-        and not is_claimed(settings, s.id)
-        for s in members(backend)
-    )
+        env = app_env(session, settings, space, None)
+        image = str(dep.image)
+    if keyed is None or not env_fits(settings, keyed[1].port, env, list(keyed[0].modules)):
+        return False
+    return bool(_fitting(settings, backend, keyed[0], image))
 
 
 def owners(backend: RuntimeBackend) -> dict[str, str]:
     """The Space each taken pool container serves (they carry no Space label), by container."""
-    taken = [s.id for s in backend.list(label=LABEL_POOL) if not s.name.startswith(PREFIX)]
+    taken = [s.id for s in backend.list(label=LABEL_POOL) if is_taken(s)]
     if not taken:
         return {}
     with session_scope() as session:
@@ -409,3 +410,12 @@ def owners(backend: RuntimeBackend) -> dict[str, str]:
             .where(Deployment.container_id.in_(taken))
         ).all()
     return {str(c): f"{o}/{n}" for c, o, n in rows}
+
+
+def deployments_of(container_ids: list[str]) -> list[int]:
+    """The deployment rows naming these containers (a taken pool container's label names
+    none)."""
+    with session_scope() as session:
+        return list(
+            session.scalars(select(Deployment.id).where(Deployment.container_id.in_(container_ids)))
+        )
