@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
+from redis.lock import Lock
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -127,34 +128,46 @@ def deploy(
     `requested_at`: skip when a deployment started after that moment is already serving
     (several restart requests collapse into one). Returns True when the new version serves.
     """
-    backend = make_backend(settings)
     with space_lock(settings, space_pk, wait_s=settings.startup_timeout_s + 60) as lock:
         if lock is None:
             log.warning("deploy.lock_timeout", space_pk=space_pk)
             return False
-        plan = _plan(settings, space_pk, build_id, requested_at)
-        if plan is None:
-            return False
+        return deploy_locked(settings, space_pk, lock, build_id, requested_at=requested_at)
 
-        def heartbeat() -> None:
-            renew(lock)
-            check_wanted(space_pk)
 
-        result = "failed"
-        try:
-            served = _run(settings, backend, plan, heartbeat)
-            result = "served" if served else "failed"
-            return served
-        except StartCancelled:
-            result = "cancelled"
-            _cancelled(backend, plan)
-            return False
-        except Exception as exc:  # never leave a STARTING row or a booked GPU behind
-            log.exception("deploy.crashed", space=plan.space_id)
-            _fail(settings, backend, plan, None, f"internal error while starting: {exc}")
-            return False
-        finally:
-            telemetry.count("spaceport_deploys", settings=settings, result=result)
+def deploy_locked(
+    settings: Settings,
+    space_pk: int,
+    lock: Lock,
+    build_id: int | None = None,
+    *,
+    requested_at: datetime | None = None,
+) -> bool:
+    """`deploy`, by a caller that holds the Space's lock (a wake that chose how it starts)."""
+    backend = make_backend(settings)
+    plan = _plan(settings, space_pk, build_id, requested_at)
+    if plan is None:
+        return False
+
+    def heartbeat() -> None:
+        renew(lock)
+        check_wanted(space_pk)
+
+    result = "failed"
+    try:
+        served = _run(settings, backend, plan, heartbeat)
+        result = "served" if served else "failed"
+        return served
+    except StartCancelled:
+        result = "cancelled"
+        _cancelled(backend, plan)
+        return False
+    except Exception as exc:  # never leave a STARTING row or a booked GPU behind
+        log.exception("deploy.crashed", space=plan.space_id)
+        _fail(settings, backend, plan, None, f"internal error while starting: {exc}")
+        return False
+    finally:
+        telemetry.count("spaceport_deploys", settings=settings, result=result)
 
 
 def _plan(
@@ -380,8 +393,10 @@ def _promote(settings: Settings, backend: RuntimeBackend, plan: Plan, upstream: 
             )
     log.info("deploy.ready", space=plan.space_id, upstream=upstream)
     if plan.old_id is not None:
-        time.sleep(settings.drain_s)  # requests already sent to the old one finish
-        retire(backend, plan.old_id)
+        before = backend.inspect(plan.old_container) if plan.old_container else None
+        if before is not None and (before.running or before.paused):
+            time.sleep(settings.drain_s)  # requests already sent to the old one finish
+        retire(backend, plan.old_id)  # (a stopped one, a deep sleep's, served none)
     return True
 
 

@@ -59,7 +59,6 @@ from spaceport.lifecycle.standby import (
     LAUNCHER,
     SERVING_CPU_SHARES,
     STANDBY_CPU_SHARES,
-    extends,
     runs_as_if_fresh,
 )
 from spaceport.settings import Settings
@@ -328,56 +327,73 @@ def take(
 
 
 def _fitting(
-    settings: Settings, backend: RuntimeBackend, key: Key, image: str
+    settings: Settings, backend: RuntimeBackend, key: Key, image: str | None
 ) -> list[ContainerState]:
-    """The pool's running, unclaimed containers an app of `key` whose image is `image` can
-    take ([] when its image is not that dependency set plus its code)."""
+    """The pool's running, unclaimed containers of `key`, oldest first: the one most likely
+    done importing (a refill may have just started another). With `image`: [] unless it is
+    that dependency set plus its code (without: the caller only asks whether some may fit)."""
     found = [
         s
-        for s in members(backend)
+        for s in sorted(members(backend), key=lambda s: s.created)
         if s.running
         and s.labels.get(LABEL_POOL) == key.image
         and s.labels.get(LABEL_FIT) == key.fit
         and runs_as_if_fresh(list(_key_of(s).modules), list(key.modules))
         and not is_claimed(settings, s.id)
     ]
-    return found if found and same_dependencies(backend, image, key.image) else []
+    if image is not None and found and not same_dependencies(backend, image, key.image):
+        return []
+    return found
 
 
 def same_dependencies(backend: RuntimeBackend, image: str, compiled: str) -> bool:
     """`image` is the dependency set of `compiled` plus layers: built on it, or (a build made
     before the set was compiled) on the stage it compiled, whose bytecode is all it adds."""
-    if extends(backend, image, compiled):
-        return True
-    deps = backend.node_ops().image_layers(compiled)[:-1]  # without the compile step's layer
-    layers = backend.node_ops().image_layers(image)
-    return bool(deps) and len(layers) > len(deps) and layers[: len(deps)] == deps
+    node = backend.node_ops()
+    base, layers = node.image_layers(compiled), node.image_layers(image)
+    return any(
+        prefix and len(layers) > len(prefix) and layers[: len(prefix)] == prefix
+        for prefix in (base, base[:-1])  # (without the compile step's one layer)
+    )
 
 
 def _move_in(
     backend: RuntimeBackend, state: ContainerState, spec: ContainerSpec
 ) -> ContainerState | None:
-    """The Space's code, name, limits and environment into a claimed pool container; then
-    the launcher runs the app."""
+    """The Space's code and environment into a claimed pool container, and the launcher told
+    to run the app; its name, limits and CPU weight follow while the app starts (the visitor
+    waits for the app, not for them)."""
     node = backend.node_ops()
+    t0 = time.monotonic()
     try:
         node.copy_from_image(spec.image, APP_DIR, state.id)
-        node.adopt(state.id, spec.name, spec.cpus, spec.memory_bytes)
+        t1 = time.monotonic()
         argv = node.image_command(spec.image)
         node.put_file(state.id, GO_FILE, json.dumps({"argv": argv, "env": spec.env}).encode())
+        t2 = time.monotonic()
         node.set_cpu_shares(state.id, SERVING_CPU_SHARES)
+        node.adopt(state.id, spec.name, spec.cpus, spec.memory_bytes)
     except Exception as exc:  # half moved in: it is no one's now; the deploy starts fresh
         log.warning("pool.take_failed", container=state.name, error=repr(exc))
         backend.stop(state.id, timeout=0)
         return None
     taken = backend.inspect(state.id)
-    log.info("pool.taken", container=spec.name, space=spec.space_id)
+    log.info(
+        "pool.taken",
+        container=spec.name,
+        space=spec.space_id,
+        code_ms=round((t1 - t0) * 1000),
+        go_ms=round((t2 - t1) * 1000),
+        adopt_ms=round((time.monotonic() - t2) * 1000),
+    )
     return taken
 
 
 def ready_for(settings: Settings, backend: RuntimeBackend, space_pk: int) -> bool:
-    """Whether a wake of the Space would take a pool container now (its kept container is
-    then not restarted: the pool's skips the SDK's import)."""
+    """Whether a wake of the Space may take a pool container now: the wake then deploys (its
+    stopped container stays its version until the new one serves: if the take does not work
+    out after all, a fresh container starts) instead of restarting the stopped one. Reads
+    the database and one list of the pool; `take` checks the image's layers."""
     if settings.pool_budget_mib <= 0:
         return False
     with session_scope() as session:
@@ -388,14 +404,13 @@ def ready_for(settings: Settings, backend: RuntimeBackend, space_pk: int) -> boo
             )
         )
         build = session.get(Build, dep.build_id) if dep is not None and dep.build_id else None
-        if space is None or dep is None or not dep.image or build is None:
+        if space is None or build is None:
             return False
         keyed = _key(settings, space, build.cache_report)
         env = app_env(session, settings, space, None)
-        image = str(dep.image)
     if keyed is None or not env_fits(settings, keyed[1].port, env, list(keyed[0].modules)):
         return False
-    return bool(_fitting(settings, backend, keyed[0], image))
+    return bool(_fitting(settings, backend, keyed[0], None))
 
 
 def owners(backend: RuntimeBackend) -> dict[str, str]:

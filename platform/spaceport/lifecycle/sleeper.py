@@ -35,7 +35,13 @@ from spaceport.engine import make_backend
 from spaceport.engine.base import RuntimeBackend, RuntimeBackendError
 from spaceport.lifecycle import gpu_allocator as allocator
 from spaceport.lifecycle import jobs, node_pool, wake_standby
-from spaceport.lifecycle.deployer import StartCancelled, check_wanted, deploy, startup_timeout
+from spaceport.lifecycle.deployer import (
+    StartCancelled,
+    check_wanted,
+    deploy,
+    deploy_locked,
+    startup_timeout,
+)
 from spaceport.lifecycle.desired import Desired
 from spaceport.lifecycle.locks import is_locked, renew, space_lock
 from spaceport.lifecycle.proxy_routes import sync_routes
@@ -162,17 +168,24 @@ def _freeze(
                 sync_routes(settings)
 
 
-def _deep_sleep(settings: Settings, backend: RuntimeBackend, space_pk: int, dep_id: int) -> None:
+def _deep_sleep(
+    settings: Settings, backend: RuntimeBackend, space_pk: int, dep_id: int, wait_s: float = 0
+) -> None:
     """Stop the container (frozen or not) and drop the route; a visitor starts it again.
+    `wait_s`: how long a start holding the Space's lock (finishing) is waited for.
 
     A CPU Space's container is kept, stopped: starting it again reuses what the app wrote at
     its first start (Python's bytecode: seconds of a Gradio app's start). A GPU Space's is
     removed, and its devices freed for others.
     """
-    with space_lock(settings, space_pk, wait_s=0) as lock:
+    with space_lock(settings, space_pk, wait_s=wait_s) as lock:
         if lock is None:
             return
         with session_scope() as session:
+            current = active_deployment(session, space_pk)  # a start may have ended meanwhile
+            if current is None:
+                return
+            dep_id = current.id
             claimed = _changed(
                 session,
                 update(Space)
@@ -204,6 +217,9 @@ def _deep_sleep(settings: Settings, backend: RuntimeBackend, space_pk: int, dep_
         log.info("sleep.stopped", space_pk=space_pk, kept=False)
 
 
+PUT_TO_SLEEP_WAIT_S = 10.0
+
+
 def put_to_sleep(settings: Settings, space_pk: int, *, deep: bool) -> bool:
     """Sleep now, as if idle long enough (operators, benchmarks); False if it does not run."""
     backend = make_backend(settings)
@@ -213,8 +229,8 @@ def put_to_sleep(settings: Settings, space_pk: int, *, deep: bool) -> bool:
         if dep is None or space is None or space.desired not in (RUNNING, SLEEPING):
             return False
         dep_id, container, stage = dep.id, dep.container_id, space.stage
-    if deep:
-        _deep_sleep(settings, backend, space_pk, dep_id)
+    if deep:  # asked for now: a start finishing (retiring its old version) is waited for
+        _deep_sleep(settings, backend, space_pk, dep_id, wait_s=PUT_TO_SLEEP_WAIT_S)
     elif stage == Stage.RUNNING:
         _freeze(settings, backend, space_pk, dep_id, container)
     return True
@@ -328,10 +344,12 @@ def _finish_wake(settings: Settings, space_pk: int, requested_at: datetime) -> b
                 image = dep.image if dep else None
                 if space is None or space.desired != RUNNING:
                     return False
+            if dep_id is not None and node_pool.ready_for(settings, backend, space_pk):
+                # Into a pool container (its SDK already imported), under this same lock: the
+                # stopped one stays the Space's version until that one serves, then goes.
+                return deploy_locked(settings, space_pk, lock, requested_at=requested_at)
             if dep_id is not None and image and wake_standby.waiting(backend, space_pk, image):
                 pass  # the deploy below takes the wake standby (its SDK already imported)
-            elif dep_id is not None and node_pool.ready_for(settings, backend, space_pk):
-                pass  # the deploy below takes a pool container (its SDK already imported)
             elif (
                 container
                 and dep_id
