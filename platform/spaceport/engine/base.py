@@ -228,8 +228,11 @@ class NodeOps(ABC):
         """The image's CMD."""
 
     @abstractmethod
-    def copy_from_image(self, image: str, path: str, container_id: str) -> None:
-        """Copy the directory `path` of `image` into the same place of a running container."""
+    def copy_from_image(
+        self, image: str, path: str, container_id: str, then: dict[str, bytes] | None = None
+    ) -> None:
+        """Copy the directory `path` of `image` into the same place of a running container,
+        then write the files `then` (path: content, owned by uid 1000) in the same step."""
 
     @abstractmethod
     def put_file(self, container_id: str, path: str, data: bytes) -> None:

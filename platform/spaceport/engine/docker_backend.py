@@ -507,7 +507,9 @@ class DockerBackend(RuntimeBackend, NodeOps):
             raise RuntimeBackendError(f"no image {image}: {exc}") from exc
         return [str(part) for part in (attrs.get("Config") or {}).get("Cmd") or []]
 
-    def copy_from_image(self, image: str, path: str, container_id: str) -> None:
+    def copy_from_image(
+        self, image: str, path: str, container_id: str, then: dict[str, bytes] | None = None
+    ) -> None:
         # The source is a container of this node too (never started): labelled as one, with
         # the Space of the container it serves, so whatever lists the node's containers sees it.
         labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: self.settings.instance}
@@ -525,8 +527,12 @@ class DockerBackend(RuntimeBackend, NodeOps):
         try:
             stream, _ = self.client.api.get_archive(source["Id"], path)
             archive = b"".join(stream)
-            self.client.api.put_archive(container_id, posixpath.dirname(path), archive)
-        except (APIError, NotFound) as exc:
+            if then:  # one archive from the root: the engine mounts the container once
+                archive = _rooted(archive, posixpath.dirname(path), then)
+                self.client.api.put_archive(container_id, "/", archive)
+            else:
+                self.client.api.put_archive(container_id, posixpath.dirname(path), archive)
+        except (APIError, NotFound, tarfile.TarError) as exc:
             raise RuntimeBackendError(f"could not copy {path} from {image}: {exc}") from exc
         finally:
             with contextlib.suppress(APIError, NotFound):
@@ -581,3 +587,25 @@ class DockerBackend(RuntimeBackend, NodeOps):
         except OSError as exc:
             raise RuntimeBackendError(f"could not compress {container_id[:12]}: {exc}") from exc
         return Compressed(done.moved_bytes, done.resident_bytes)
+
+
+def _rooted(archive: bytes, parent: str, then: dict[str, bytes]) -> bytes:
+    """`archive` (as the engine reads a directory of `parent`) with its paths from the root,
+    followed by the files `then` (path: content, owned by uid 1000), in that order."""
+    prefix = parent.strip("/")
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(archive)) as src,
+        tarfile.open(fileobj=out, mode="w") as dst,
+    ):
+        for member in src:
+            data = src.extractfile(member) if member.isfile() else None
+            member.name = posixpath.join(prefix, member.name)
+            if member.islnk():  # a hard link names a member of the same archive
+                member.linkname = posixpath.join(prefix, member.linkname)
+            dst.addfile(member, data)
+        for path, content in then.items():
+            info = tarfile.TarInfo(path.strip("/"))
+            info.size, info.uid, info.gid, info.mtime = len(content), 1000, 1000, int(time.time())
+            dst.addfile(info, io.BytesIO(content))
+    return out.getvalue()

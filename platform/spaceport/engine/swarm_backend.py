@@ -888,9 +888,11 @@ class SwarmNodeOps(NodeOps):
     def image_command(self, image: str) -> builtins.list[str]:
         return self.swarm.local.image_command(image)
 
-    def copy_from_image(self, image: str, path: str, container_id: str) -> None:
+    def copy_from_image(
+        self, image: str, path: str, container_id: str, then: dict[str, bytes] | None = None
+    ) -> None:
         engine, container = self._located(container_id)
-        engine.copy_from_image(self.swarm.image(image), path, container)
+        engine.copy_from_image(self.swarm.image(image), path, container, then)
 
     def put_file(self, container_id: str, path: str, data: bytes) -> None:
         engine, container = self._located(container_id)

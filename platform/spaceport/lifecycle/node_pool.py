@@ -366,10 +366,9 @@ def _move_in(
     node = backend.node_ops()
     t0 = time.monotonic()
     try:
-        node.copy_from_image(spec.image, APP_DIR, state.id)
+        go = json.dumps({"argv": node.image_command(spec.image), "env": spec.env}).encode()
         t1 = time.monotonic()
-        argv = node.image_command(spec.image)
-        node.put_file(state.id, GO_FILE, json.dumps({"argv": argv, "env": spec.env}).encode())
+        node.copy_from_image(spec.image, APP_DIR, state.id, then={GO_FILE: go})
         t2 = time.monotonic()
         node.set_cpu_shares(state.id, SERVING_CPU_SHARES)
         node.adopt(state.id, spec.name, spec.cpus, spec.memory_bytes)
@@ -382,8 +381,8 @@ def _move_in(
         "pool.taken",
         container=spec.name,
         space=spec.space_id,
-        code_ms=round((t1 - t0) * 1000),
-        go_ms=round((t2 - t1) * 1000),
+        command_ms=round((t1 - t0) * 1000),
+        code_and_go_ms=round((t2 - t1) * 1000),
         adopt_ms=round((time.monotonic() - t2) * 1000),
     )
     return taken
