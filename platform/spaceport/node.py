@@ -315,7 +315,6 @@ def stop_apps(settings: Settings, say: Say) -> None:
         return
     from spaceport.engine.base import LABEL_DEPLOYMENT, LABEL_INSTANCE
     from spaceport.lifecycle import node_pool
-    from spaceport.lifecycle.node_pool import NO_ROW
 
     client = docker.from_env()
     running = client.containers.list(filters={"label": f"{LABEL_INSTANCE}={settings.instance}"})
@@ -323,7 +322,9 @@ def stop_apps(settings: Settings, say: Say) -> None:
     try:
         ids = [int(label) for label in labels if label.isdigit()]
         # Taken from the node pool: their rows name them, not their labels.
-        pooled = [str(c.id) for c, lb in zip(running, labels, strict=True) if lb == NO_ROW]
+        pooled = [
+            str(c.id) for c, lb in zip(running, labels, strict=True) if lb == node_pool.NO_ROW
+        ]
         ids += node_pool.deployments_of(pooled) if pooled else []
         owed = record_stop(settings, ids)
     except Exception as exc:  # the database is gone: stop the apps all the same

@@ -39,6 +39,7 @@ from sqlalchemy import select
 
 from spaceport.build_report import compiled_fingerprint, compiled_image, prewarm
 from spaceport.db.models import Build, Deployment, Space
+from spaceport.db.queries import active_deployment
 from spaceport.db.session import session_scope
 from spaceport.engine.base import (
     LABEL_DEPLOYMENT,
@@ -59,6 +60,7 @@ from spaceport.lifecycle.standby import (
     LAUNCHER,
     SERVING_CPU_SHARES,
     STANDBY_CPU_SHARES,
+    built_on,
     runs_as_if_fresh,
 )
 from spaceport.settings import Settings
@@ -351,10 +353,7 @@ def same_dependencies(backend: RuntimeBackend, image: str, compiled: str) -> boo
     before the set was compiled) on the stage it compiled, whose bytecode is all it adds."""
     node = backend.node_ops()
     base, layers = node.image_layers(compiled), node.image_layers(image)
-    return any(
-        prefix and len(layers) > len(prefix) and layers[: len(prefix)] == prefix
-        for prefix in (base, base[:-1])  # (without the compile step's one layer)
-    )
+    return built_on(layers, base) or built_on(layers, base[:-1])  # (without the compile step)
 
 
 def _move_in(
@@ -397,11 +396,7 @@ def ready_for(settings: Settings, backend: RuntimeBackend, space_pk: int) -> boo
         return False
     with session_scope() as session:
         space = session.get(Space, space_pk)
-        dep = session.scalar(
-            select(Deployment).where(
-                Deployment.space_id == space_pk, Deployment.status == DeploymentStatus.ACTIVE
-            )
-        )
+        dep = active_deployment(session, space_pk)
         build = session.get(Build, dep.build_id) if dep is not None and dep.build_id else None
         if space is None or build is None:
             return False

@@ -114,13 +114,13 @@ def check_sleep(settings: Settings, backend: RuntimeBackend) -> None:
             state = backend.inspect(container) if container else None
             runs = state is not None and (state.paused or state.running)
             if runs and (full is None or idle >= full):
-                _deep_sleep(settings, backend, space_pk, dep_id)
+                _deep_sleep(settings, backend, space_pk)
             continue
         if full is None or is_locked(settings, space_pk):
             continue
         light = freeze_after_s(settings, full)
         if idle >= full:
-            _deep_sleep(settings, backend, space_pk, dep_id)
+            _deep_sleep(settings, backend, space_pk)
         elif stage == Stage.RUNNING and light is not None and idle >= light:
             _freeze(settings, backend, space_pk, dep_id, container)
 
@@ -169,7 +169,7 @@ def _freeze(
 
 
 def _deep_sleep(
-    settings: Settings, backend: RuntimeBackend, space_pk: int, dep_id: int, wait_s: float = 0
+    settings: Settings, backend: RuntimeBackend, space_pk: int, wait_s: float = 0
 ) -> None:
     """Stop the container (frozen or not) and drop the route; a visitor starts it again.
     `wait_s`: how long a start holding the Space's lock (finishing) is waited for.
@@ -182,7 +182,7 @@ def _deep_sleep(
         if lock is None:
             return
         with session_scope() as session:
-            current = active_deployment(session, space_pk)  # a start may have ended meanwhile
+            current = active_deployment(session, space_pk)  # (a start may have ended meanwhile)
             if current is None:
                 return
             dep_id = current.id
@@ -230,7 +230,7 @@ def put_to_sleep(settings: Settings, space_pk: int, *, deep: bool) -> bool:
             return False
         dep_id, container, stage = dep.id, dep.container_id, space.stage
     if deep:  # asked for now: a start finishing (retiring its old version) is waited for
-        _deep_sleep(settings, backend, space_pk, dep_id, wait_s=PUT_TO_SLEEP_WAIT_S)
+        _deep_sleep(settings, backend, space_pk, wait_s=PUT_TO_SLEEP_WAIT_S)
     elif stage == Stage.RUNNING:
         _freeze(settings, backend, space_pk, dep_id, container)
     return True

@@ -254,13 +254,12 @@ def take(
 
 def extends(backend: RuntimeBackend, image: str, base: str) -> bool:
     """`image` is `base` plus layers: the same dependencies, byte for byte, and more."""
-    base_layers = backend.node_ops().image_layers(base)
-    layers = backend.node_ops().image_layers(image)
-    return (
-        bool(base_layers)
-        and len(layers) > len(base_layers)
-        and layers[: len(base_layers)] == base_layers
-    )
+    return built_on(backend.node_ops().image_layers(image), backend.node_ops().image_layers(base))
+
+
+def built_on(layers: list[str], base: list[str]) -> bool:
+    """An image of `layers` is one of `base` layers plus more (neither may be empty)."""
+    return bool(base) and len(layers) > len(base) and layers[: len(base)] == base
 
 
 def sweep(settings: Settings, backend: RuntimeBackend) -> int:

@@ -266,21 +266,14 @@ def delete_space(session: Session, settings: Settings, space: Space) -> None:
     for build in session.scalars(select(Build).where(Build.space_id == space.id)):
         if build.status in (BuildStatus.QUEUED, BuildStatus.RUNNING):
             build.status = BuildStatus.CANCELLED.value
+    rows = list(session.scalars(select(Deployment).where(Deployment.space_id == space.id)))
     # Not a standby's image: that is the compiled dependency stage other Spaces share.
-    images = {
-        d.image
-        for d in session.scalars(select(Deployment).where(Deployment.space_id == space.id))
-        if d.build_id is not None
-    }
+    images = {d.image for d in rows if d.build_id is not None}
     images |= {
         b.image for b in session.scalars(select(Build).where(Build.space_id == space.id)) if b.image
     }
     # Containers taken from the node pool carry no Space label: their rows name them.
-    containers = {
-        str(d.container_id)
-        for d in session.scalars(select(Deployment).where(Deployment.space_id == space.id))
-        if d.container_id
-    }
+    containers = {str(d.container_id) for d in rows if d.container_id}
     owner, name = space.owner, space.name
     session.delete(space)
     session.commit()
