@@ -364,29 +364,36 @@ def library_first_rows(port: int, redis_db: int, cache_id: str) -> list[Row]:
     return [Row("code-only push, scikit-learn imported before gradio", standby, fresh, "<= 3 s")]
 
 
-def pool_waiting() -> bool:
-    """The node pool holds a container whose interpreter imported the SDK and waits."""
+def pool_waiting() -> set[str]:
+    """The node pool's containers whose interpreter imported the SDK and waits, by id."""
     import docker
 
-    return any(
-        c.name.startswith("spaceport-pool-") and b"waiting for the app" in c.logs()
+    return {
+        str(c.id)
         for c in docker.from_env().containers.list(filters={"label": "org.spaceport.pool"})
-    )
+        if c.name.startswith("spaceport-pool-") and b"waiting for the app" in c.logs()
+    }
+
+
+def restart(bench: BenchNode, env: dict[str, str], names: tuple[str, ...]) -> None:
+    """The node's processes `names` (worker, api) started again with `env` set."""
+    from spaceport.node import ensure_api, ensure_worker
+    from spaceport.settings import get_settings
+    from spaceport.supervisor import stop_process
+
+    os.environ.update(env)
+    get_settings.cache_clear()
+    for name in names:
+        stop_process(bench.settings, name)
+    starts = {"worker": ensure_worker, "api": ensure_api}
+    for name in names:
+        starts[name](get_settings(), say)
 
 
 def restart_with_pool(bench: BenchNode, pool_mib: int) -> None:
     """The worker (whose deploys take from the pool) and the API (whose reconciler keeps it)
     with this pool budget."""
-    from spaceport.node import ensure_api, ensure_worker
-    from spaceport.settings import get_settings
-    from spaceport.supervisor import stop_process
-
-    os.environ["SPACEPORT_POOL_BUDGET_MIB"] = str(pool_mib)
-    get_settings.cache_clear()
-    for name in ("worker", "api"):
-        stop_process(bench.settings, name)
-    ensure_worker(get_settings(), say)
-    ensure_api(get_settings(), say)
+    restart(bench, {"SPACEPORT_POOL_BUDGET_MIB": str(pool_mib)}, ("worker", "api"))
 
 
 def first_push_rows(port: int, redis_db: int, cache_id: str) -> list[Row]:
@@ -403,7 +410,7 @@ def first_push_rows(port: int, redis_db: int, cache_id: str) -> list[Row]:
         push(ours, app_copy("Hello"), f"admin/{seed}")
         wait(lambda: stage(ours, f"admin/{seed}") == "RUNNING", 600, "RUNNING")
         wait(lambda: compiled_ready(ours, f"admin/{seed}"), 300, "the warm build")
-        wait(pool_waiting, 300, "a pool container")
+        wait(lambda: bool(pool_waiting()), 300, "a pool container")
         pooled, pooled_answer = new_space_same_deps(ours)
         restart_with_pool(ours, 0)
         fresh, fresh_answer = new_space_same_deps(ours)
@@ -429,6 +436,14 @@ def new_space_same_deps(bench: BenchNode) -> tuple[float, float]:
     return running, time.monotonic() - started
 
 
+def table(rows: list[Row], load: float, ours: str, baseline: str) -> None:
+    """The rows as docs/benchmarks.md's table, after the machine's size and load."""
+    print(f"\n{os.cpu_count()} CPUs, load average {load:.1f} at start\n")
+    print(f"| measure | {ours} | {baseline} | ratio | target |")
+    print("| --- | --- | --- | --- | --- |")
+    print("\n".join(row.line() for row in rows))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=18190, help="public port of the bench nodes")
@@ -448,27 +463,16 @@ def main() -> int:
     cache_id = f"spaceport-bench-{uuid.uuid4().hex[:8]}"
     load = os.getloadavg()[0]
     if args.first_push:
-        rows = first_push_rows(args.port, args.redis_db, cache_id)
-        print(f"\n{os.cpu_count()} CPUs, load average {load:.1f} at start\n")
-        print("| measure | node pool | no pool | ratio | target |")
-        print("| --- | --- | --- | --- | --- |")
-        print("\n".join(row.line() for row in rows))
+        table(first_push_rows(args.port, args.redis_db, cache_id), load, "node pool", "no pool")
         return 0
     if args.library_first:
         rows = library_first_rows(args.port, args.redis_db, cache_id)
-        print(f"\n{os.cpu_count()} CPUs, load average {load:.1f} at start\n")
-        print("| measure | into the standby | fresh container (before) | ratio | target |")
-        print("| --- | --- | --- | --- | --- |")
-        print("\n".join(row.line() for row in rows))
+        table(rows, load, "into the standby", "fresh container (before)")
         return 0
     rows = builder_rows(cache_id)
     if not args.skip_platform:
         rows += platform_rows(args.port, args.redis_db, cache_id)
-    print(f"\n{os.cpu_count()} CPUs, load average {load:.1f} at start\n")
-    print("| measure | uv + cache | pip, no cache | ratio | target |")
-    print("| --- | --- | --- | --- | --- |")
-    for row in rows:
-        print(row.line())
+    table(rows, load, "uv + cache", "pip, no cache")
     print(
         json.dumps({r.what: {"ours": round(r.ours, 2), "pip": round(r.baseline, 2)} for r in rows})
     )

@@ -35,7 +35,7 @@ import docker
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_build import BenchNode, node, push
+from bench_build import BenchNode, node, pool_waiting, push, restart
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the app prints once it listens.
@@ -168,27 +168,18 @@ class Wakes:
 def restart_api(bench: BenchNode, budget_mib: int, pool_mib: int = 0) -> None:
     """The API (whose reconciler keeps wake standbys and the pool, and whose jobs wake Spaces)
     with these budgets."""
-    from spaceport.node import ensure_api
-    from spaceport.settings import get_settings
-    from spaceport.supervisor import stop_process
-
-    os.environ["SPACEPORT_WAKE_STANDBY_BUDGET_MIB"] = str(budget_mib)
-    os.environ["SPACEPORT_POOL_BUDGET_MIB"] = str(pool_mib)
-    get_settings.cache_clear()
-    stop_process(bench.settings, "api")
-    ensure_api(get_settings(), print)
+    env = {
+        "SPACEPORT_WAKE_STANDBY_BUDGET_MIB": str(budget_mib),
+        "SPACEPORT_POOL_BUDGET_MIB": str(pool_mib),
+    }
+    restart(bench, env, ("api",))
 
 
-def pool_waiting(client: Any, timeout: float = 300) -> set[str]:
+def wait_pool(timeout: float = 300) -> set[str]:
     """The node pool's containers once at least one imported the SDK and waits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = {
-            str(c.id)
-            for c in client.containers.list(filters={"label": "org.spaceport.pool"})
-            if c.name.startswith("spaceport-pool-") and b"waiting for the app" in c.logs()
-        }
-        if found:
+        if found := pool_waiting():
             return found
         time.sleep(0.5)
     raise SystemExit("the node pool made no container")
@@ -214,7 +205,7 @@ def pool_wakes(
     traffic = Traffic(bench, hosts, rate) if hosts else None
     for i in range(2 * wakes_n if traffic else wakes_n):
         wakes.deep_sleep()
-        waiting = pool_waiting(wakes.client)
+        waiting = wait_pool()
         time.sleep(1)
         if traffic is not None and i % 2:
             traffic.start()

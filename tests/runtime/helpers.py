@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,6 +93,36 @@ def app_text(node: Node, space_id: str, path: str = "/") -> tuple[int, str]:
 
 def pid_of(node: Node, name: str) -> int:
     return int((node.settings.run_dir / f"{name}.pid").read_text())
+
+
+def restart_processes(node: Node, *, worker: bool = True) -> None:
+    """Start the node's API (and its worker, killed first) again: they read the environment
+    when they start."""
+    from spaceport.node import ensure_api, ensure_worker
+    from spaceport.supervisor import stop_process
+
+    if worker:
+        kill_process(node, "worker")
+        ensure_worker(node.settings, print)
+    stop_process(node.settings, "api")
+    ensure_api(node.settings, print)
+
+
+@contextlib.contextmanager
+def node_env(node: Node, env: dict[str, str], *, worker: bool = True) -> Iterator[None]:
+    """The node's API (and worker) running with `env` set, then as before."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    restart_processes(node, worker=worker)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        restart_processes(node, worker=worker)
 
 
 def kill_process(node: Node, name: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.builder.helpers import clean_later, head_sha, variant, wait_deployed
 from tests.conftest import Node, unique
-from tests.runtime.helpers import hf, kill_process, wait_for
+from tests.runtime.helpers import hf, node_env, restart_processes, wait_for
 from tests.runtime.test_standby import answer, serving
 from tests.runtime.test_wake_standby import visit
 
@@ -57,27 +57,8 @@ gr.Interface(fn=greet, inputs=gr.Textbox(label="Name"), outputs=gr.Textbox()).la
 def pool_on(node: Node) -> Iterator[None]:
     """The node's worker (whose deploys take from the pool) and API (whose reconciler keeps
     it and whose jobs wake Spaces) with a pool of two; off again afterwards."""
-    from spaceport.node import ensure_api, ensure_worker
-    from spaceport.supervisor import stop_process
-
-    def restart() -> None:
-        kill_process(node, "worker")
-        ensure_worker(node.settings, print)
-        stop_process(node.settings, "api")
-        ensure_api(node.settings, print)
-
-    saved = {k: os.environ.get(k) for k in POOL_ENV}
-    os.environ.update(POOL_ENV)
-    restart()
-    try:
+    with node_env(node, POOL_ENV):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        restart()
 
 
 def pool() -> list[str]:
@@ -118,8 +99,6 @@ def test_spaces_take_pool_containers_that_carry_nothing_of_another(
     node: Node, pool_on: None, tmp_path: Path
 ) -> None:
     from spaceport.lifecycle.hardware import resolve_flavor
-    from spaceport.node import ensure_api
-    from spaceport.supervisor import stop_process
 
     first, second, third = (node.create_space(unique(p)) for p in ("poola", "poolb", "poolc"))
     first_secret, second_secret = (f"s-{uuid.uuid4().hex}" for _ in range(2))
@@ -184,6 +163,5 @@ def test_spaces_take_pool_containers_that_carry_nothing_of_another(
 
     # The pool turned off: its containers go.
     os.environ["SPACEPORT_POOL_BUDGET_MIB"] = "0"
-    stop_process(node.settings, "api")
-    ensure_api(node.settings, print)
+    restart_processes(node, worker=False)
     wait_for(lambda: pooled_all() == [], 60)

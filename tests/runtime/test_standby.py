@@ -4,7 +4,6 @@ with other dependencies does not, and a paused Space keeps no standby."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from tests.builder.helpers import clean_later, head_sha, variant, wait_deployed
 from tests.conftest import PUBLIC_PORT, Node, launch_chromium, unique
-from tests.runtime.helpers import containers, hf, kill_process, wait_for
+from tests.runtime.helpers import containers, hf, node_env, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -51,27 +50,8 @@ def standby_worker(node: Node) -> Iterator[None]:
     """The suite's node runs with standbys off (its tests count containers); here its worker
     (which prepares them) and its API (whose reconciler removes them after their lifetime) run
     with them on, as every node does by default."""
-    from spaceport.node import ensure_api, ensure_worker
-    from spaceport.supervisor import stop_process
-
-    def restart() -> None:
-        kill_process(node, "worker")
-        ensure_worker(node.settings, print)
-        stop_process(node.settings, "api")
-        ensure_api(node.settings, print)
-
-    saved = {k: os.environ.get(k) for k in STANDBY_ENV}
-    os.environ.update(STANDBY_ENV)
-    restart()
-    try:
+    with node_env(node, STANDBY_ENV):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        restart()
 
 
 def deployments(space_id: str) -> list[dict[str, Any]]:

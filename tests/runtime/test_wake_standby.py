@@ -5,7 +5,6 @@ recently visited first), and that container never carries anything of another Sp
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 
 from tests.builder.helpers import clean_later, head_sha, variant, wait_deployed
 from tests.conftest import Node, unique
-from tests.runtime.helpers import containers, hf, wait_for
+from tests.runtime.helpers import containers, hf, node_env, wait_for
 from tests.runtime.test_standby import answer, deployments, serving
 
 pytestmark = pytest.mark.slow
@@ -43,26 +42,9 @@ def room_for_one(node: Node) -> Iterator[None]:
     """The node's API (whose reconciler keeps wake standbys and whose jobs wake Spaces) with a
     budget that holds one wake standby."""
     from spaceport.lifecycle.wake_standby import STANDBY_MIB
-    from spaceport.node import ensure_api
-    from spaceport.supervisor import stop_process
 
-    key = "SPACEPORT_WAKE_STANDBY_BUDGET_MIB"
-    saved = os.environ.get(key)
-
-    def restart() -> None:
-        stop_process(node.settings, "api")
-        ensure_api(node.settings, print)
-
-    os.environ[key] = str(STANDBY_MIB)
-    restart()
-    try:
+    with node_env(node, {"SPACEPORT_WAKE_STANDBY_BUDGET_MIB": str(STANDBY_MIB)}, worker=False):
         yield
-    finally:
-        if saved is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = saved
-        restart()
 
 
 def last_request(space_id: str) -> Any:
