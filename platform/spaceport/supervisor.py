@@ -101,15 +101,26 @@ def stop_process(settings: Settings, name: str, timeout_s: float = 15) -> bool:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             break
         time.sleep(0.2)
     else:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
     pidfile(settings, name).unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs. A child of this process that exited stays a zombie (which
+    signal 0 still reaches) until reaped: reaped here, or every stop of a process this one
+    started (`spaceport up` then `down` in one process, the tests) waited its whole timeout."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
+        return os.waitpid(pid, os.WNOHANG)[0] != pid
     return True
 
 

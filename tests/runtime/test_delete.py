@@ -174,3 +174,44 @@ def test_a_delete_during_a_start_leaves_nothing_behind(node: Node) -> None:
         or e["Actor"].get("ID") == volume
     ]
     assert created == [], created
+
+
+def test_the_node_lists_stopped_containers_from_one_call_and_live_ones_in_full(
+    node: Node,
+) -> None:
+    """At a thousand deep-sleeping Spaces the node holds a thousand stopped containers: the
+    engine's list reads them from its summary (one call, not an inspect each), with their exit
+    code; the live ones still come with their process and address. `running_of` says which of
+    some containers still run (or are frozen) in one call."""
+    from spaceport.engine.base import LABEL_INSTANCE
+    from spaceport.engine.docker_backend import DockerBackend
+
+    client = docker.from_env()
+    image = f"{node.settings.base_image_repo}:{node.settings.default_python}"
+    labels = {LABEL_INSTANCE: node.settings.instance, "org.spaceport.test": unique("list")}
+    exited = client.containers.run(image, ["sh", "-c", "exit 3"], detach=True, labels=labels)
+    exited.wait()
+    created = client.containers.create(image, ["sleep", "300"], labels=labels)
+    running = client.containers.run(image, ["sleep", "300"], detach=True, labels=labels)
+    frozen = client.containers.run(image, ["sleep", "300"], detach=True, labels=labels)
+    frozen.pause()
+    mine = [exited, created, running, frozen]
+    try:
+        backend = DockerBackend(node.settings)
+        listed = {
+            s.id: s
+            for s in backend.list(label=f"org.spaceport.test={labels['org.spaceport.test']}")
+        }
+        assert set(listed) == {c.id for c in mine}
+        assert (listed[exited.id].status, listed[exited.id].exit_code) == ("exited", 3)
+        assert listed[exited.id].name == exited.name and not listed[exited.id].running
+        assert listed[created.id].status == "created" and listed[created.id].exit_code is None
+        assert listed[running.id].running and listed[running.id].pid > 0
+        assert listed[frozen.id].paused and listed[frozen.id].pid > 0
+        assert listed[running.id].labels == {**listed[running.id].labels, **labels}
+        ids = [c.id or "" for c in mine] + ["0" * 64]
+        assert backend.running_of(ids) == {running.id, frozen.id}
+        assert backend.running_of([]) == set()
+    finally:
+        for c in mine:
+            c.remove(force=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -22,7 +22,6 @@ from tests.runtime.test_wake_standby import visit
 
 pytestmark = pytest.mark.slow
 
-POOL_ENV = {"SPACEPORT_POOL_BUDGET_MIB": "256"}  # two pool containers
 # What the app answers: its environment, its directory's files, and every process it can see
 # with their command lines and environments.
 APP = """import json
@@ -56,24 +55,57 @@ gr.Interface(fn=greet, inputs=gr.Textbox(label="Name"), outputs=gr.Textbox()).la
 @pytest.fixture
 def pool_on(node: Node) -> Iterator[None]:
     """The node's worker (whose deploys take from the pool) and API (whose reconciler keeps
-    it and whose jobs wake Spaces) with a pool of two; off again afterwards."""
-    with node_env(node, POOL_ENV):
+    it and whose jobs wake Spaces) with a pool of two containers for the test's dependency
+    set, and two for each set the node's other Spaces use (tests before this one may have
+    left some); off again afterwards."""
+    from spaceport.engine import make_backend
+    from spaceport.lifecycle import node_pool
+
+    sets = len(node_pool.demand(node.settings, make_backend(node.settings))) + 1
+    with node_env(node, {"SPACEPORT_POOL_BUDGET_MIB": str(2 * node_pool.POOL_MIB * sets)}):
         yield
 
 
-def pool() -> list[str]:
-    """The pool's containers whose launcher imported Gradio and waits, by id."""
+def dependency_set(space_id: str) -> str:
+    """The image of the compiled dependency set the Space's pool containers run ("" before
+    its first build compiled it)."""
+    from sqlalchemy import select
+
+    from spaceport.build_report import compiled_fingerprint, compiled_image
+    from spaceport.db.models import Build, Space
+    from spaceport.db.session import session_scope
+
+    owner, name = space_id.split("/")
+    with session_scope() as session:
+        reports = session.scalars(
+            select(Build.cache_report)
+            .join(Space, Space.id == Build.space_id)
+            .where(Space.owner == owner, Space.name == name)
+        ).all()
+    fingerprints = [fp for r in reports if (fp := compiled_fingerprint(r))]
+    return compiled_image(fingerprints[0]) if fingerprints else ""
+
+
+def pool(image: str = "") -> list[str]:
+    """The pool's containers (of one dependency set's image) whose launcher imported Gradio
+    and waits, by id."""
+    label = f"org.spaceport.pool={image}" if image else "org.spaceport.pool"
     found = []
-    for c in docker.from_env().containers.list(filters={"label": "org.spaceport.pool"}):
+    for c in docker.from_env().containers.list(filters={"label": label}):
         if c.name.startswith("spaceport-pool-") and b"waiting for the app" in c.logs():
             found.append(str(c.id))
     return found
 
 
-def full_pool() -> list[str] | None:
-    """The pool once both its containers wait."""
-    found = pool()
-    return found if len(found) == 2 else None
+def full_pool(space_id: str) -> Callable[[], list[str] | None]:
+    """The pool of the Space's dependency set once both its containers wait."""
+
+    def check() -> list[str] | None:
+        image = dependency_set(space_id)
+        found = pool(image) if image else []
+        return found if len(found) == 2 else None
+
+    return check
 
 
 def pooled_all() -> list[str]:
@@ -107,7 +139,7 @@ def test_spaces_take_pool_containers_that_carry_nothing_of_another(
         hf(node).add_space_secret(second, "SECOND_TOKEN", second_secret)
         push(node, tmp_path, first, "first.txt")
         # The pool fills for the first Space's dependency set: two containers, bound to none.
-        ready = wait_for(full_pool, 300, every=0.5)
+        ready = wait_for(full_pool(first), 300, every=0.5)
         for cid in ready:
             env = docker.from_env().api.inspect_container(cid)["Config"]["Env"]
             assert not any(e.startswith(("SPACE_ID=", "FIRST_TOKEN=")) for e in env)
@@ -131,7 +163,7 @@ def test_spaces_take_pool_containers_that_carry_nothing_of_another(
         assert first not in json.dumps(seen["procs"])
 
         # Taken once: it never returns to the pool, which refills with a new container.
-        refilled = wait_for(full_pool, 300, every=0.5)
+        refilled = wait_for(full_pool(first), 300, every=0.5)
         assert taken not in refilled
 
         # A deep-sleeping Space wakes into another: its own environment, files and commit.
@@ -139,7 +171,7 @@ def test_spaces_take_pool_containers_that_carry_nothing_of_another(
             r = api.post(f"/api/v1/spaces/{first}/sleep", params={"deep": True})
             assert r.status_code == 200, r.text
         node.wait_stage(first, {"SLEEPING"}, timeout=60)
-        available = wait_for(full_pool, 300, every=0.5)
+        available = wait_for(full_pool(first), 300, every=0.5)
         visit(node, first)
         woke = serving(first)["container"]
         assert woke in available and woke != taken

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -162,6 +162,17 @@ class RuntimeBackend(ABC):
     @abstractmethod
     def list(self, space_id: str | None = None, label: str | None = None) -> list[ContainerState]:
         """Containers this platform manages, optionally of one Space, or with a label."""
+
+    def running_of(self, container_ids: Iterable[str]) -> set[str]:
+        """Which of these containers run or are frozen. A reconciler pass asks this of every
+        sleeping Space's kept container (hundreds on a dense node): an engine that can
+        answer in one call overrides this one-inspect-each default."""
+        out = set()
+        for container_id in container_ids:
+            state = self.inspect(container_id)
+            if state is not None and (state.running or state.paused):
+                out.add(container_id)
+        return out
 
     @abstractmethod
     def node_ops(self) -> NodeOps:

@@ -107,13 +107,14 @@ def check_sleep(settings: Settings, backend: RuntimeBackend) -> None:
                 Space.desired.in_((RUNNING, SLEEPING)),
             )
         ).all()
+    # Which sleeping Spaces' containers still run (frozen): one engine call for all of them,
+    # not an inspect each (a dense node has hundreds deep asleep, their containers stopped).
+    live = backend.running_of(c for _, d, *_, c in rows if d == SLEEPING and c)
     for space_pk, desired, stage, sleep_time, last_request, dep_id, ready_at, container in rows:
         full = sleep_after_s(settings, sleep_time)
         idle = idle_s(now, last_request, ready_at)
         if desired == SLEEPING:  # off the route table: stop what still runs (frozen)
-            state = backend.inspect(container) if container else None
-            runs = state is not None and (state.paused or state.running)
-            if runs and (full is None or idle >= full):
+            if container in live and (full is None or idle >= full):
                 _deep_sleep(settings, backend, space_pk)
             continue
         if full is None or is_locked(settings, space_pk):
