@@ -389,7 +389,8 @@ def main() -> None:
             t = time.monotonic()
             sleeping = seed_sleeping(bench, templates, args.spaces - args.awake)
             result["seed_s"] = round(time.monotonic() - t)
-            wait(lambda: len(pool_waiting()) >= 2, 600, "the pool's containers")
+            full = args.pool_mib // 128
+            wait(lambda: len(pool_waiting()) >= full, 900, "the pool's containers")
             result["containers_at_1000"] = node_containers(bench)
             result["memory_available_mib_at_1000"] = round(mem_available_mib())
             say("control plane")
@@ -400,7 +401,6 @@ def main() -> None:
             sum1, count1 = reconcile_histogram(bench)
             if args.storm:
                 say(f"a storm of {args.storm} wakes at once, once the pool is full again")
-                full = args.pool_mib // 128
                 wait(lambda: len(pool_waiting()) >= full, 600, "the pool to refill")
                 woken = set(result["wakes"]["woken"])
                 rest = [pick for pick in sleeping if pick[0] not in woken]
