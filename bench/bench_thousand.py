@@ -52,6 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_build import BenchNode, compiled_ready, node, pool_waiting, push, say, wait
 from bench_wake import Traffic, Wakes, summary
 
+from spaceport.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 SDKS = ("gradio", "streamlit")
 PASS_METRIC = "spaceport_reconcile_duration_seconds"
@@ -207,9 +209,9 @@ def control_plane(bench: BenchNode, rounds: int) -> dict[str, Any]:
     steps: dict[str, list[float]] = {}
     original = reconciler._step
 
-    def timed_step(name: str, fn: Callable[[], object]) -> None:
+    def timed_step(settings: Settings, name: str, fn: Callable[[], object]) -> None:
         t = time.perf_counter()
-        original(name, fn)
+        original(settings, name, fn)
         steps.setdefault(name, []).append((time.perf_counter() - t) * 1000)
 
     def get(client: httpx.Client, path: str) -> Callable[[], object]:

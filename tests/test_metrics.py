@@ -188,6 +188,10 @@ def test_prometheus_reads_build_and_wake_metrics(node: Node, prometheus: str) ->
         assert eventually(prometheus, 'spaceport_deploys_total{result="served"}') >= 1
         assert eventually(prometheus, 'spaceport_build_queue_depth{status="queued"}') >= 0
         assert eventually(prometheus, "spaceport_node_memory_bytes") > 0
+        # Where the reconciler's passes spend their time, step by step.
+        step = 'spaceport_reconcile_step_duration_seconds_count{step="sleep"}'
+        assert eventually(prometheus, step) >= 1
+        assert eventually(prometheus, "spaceport_reconcile_duration_seconds_count") >= 1
         latency = f'spaceport_http_request_duration_seconds_count{{route="{RUNTIME_ROUTE}"}}'
         assert eventually(prometheus, f"sum({latency})") >= 1  # wait_stage polled it
 

@@ -90,6 +90,13 @@ FAMILIES: dict[str, Family] = {
             (),
             PASS_BUCKETS,
         ),
+        Family(
+            "spaceport_reconcile_step_duration_seconds",
+            "histogram",
+            "One step of a reconciler pass (sleep, orphans, node pool, routes, ...), by step.",
+            ("step",),
+            PASS_BUCKETS,
+        ),
     )
 }
 

@@ -153,3 +153,12 @@ def proxy_reloads(node: Node) -> Any:
     transport = httpx.HTTPTransport(uds=str(node.settings.caddy_admin_socket))
     with httpx.Client(transport=transport, base_url="http://caddy") as client:
         return client.get("/config/").json()
+
+
+def serves_at_normal_weight(container_id: str) -> bool:
+    """The container's CPU weight is a serving app's (1024): a taken standby or pool container
+    starts ahead of the others (4096) and is set back once it serves, a moment after RUNNING."""
+    import docker
+
+    shares = docker.from_env().api.inspect_container(container_id)["HostConfig"]["CpuShares"]
+    return bool(shares == 1024)

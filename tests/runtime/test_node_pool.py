@@ -16,7 +16,7 @@ import pytest
 
 from tests.builder.helpers import clean_later, head_sha, variant, wait_deployed
 from tests.conftest import Node, unique
-from tests.runtime.helpers import hf, node_env, restart_processes, wait_for
+from tests.runtime.helpers import hf, node_env, restart_processes, serves_at_normal_weight, wait_for
 from tests.runtime.test_standby import answer, serving
 from tests.runtime.test_wake_standby import visit
 
@@ -151,7 +151,7 @@ def test_spaces_take_pool_containers_that_carry_nothing_of_another(
         assert taken in ready
         info = docker.from_env().api.inspect_container(taken)
         assert info["Name"].lstrip("/").startswith("spaceport-admin-poolb")
-        assert info["HostConfig"]["CpuShares"] == 1024
+        wait_for(lambda: serves_at_normal_weight(taken), 10)
         flavor = resolve_flavor(node.settings, None)
         assert info["HostConfig"]["Memory"] == flavor.memory_bytes
         seen = seen_by(node, second)

@@ -17,7 +17,7 @@ import pytest
 
 from tests.builder.helpers import clean_later, head_sha, variant, wait_deployed
 from tests.conftest import Node, unique
-from tests.runtime.helpers import containers, hf, node_env, wait_for
+from tests.runtime.helpers import containers, hf, node_env, serves_at_normal_weight, wait_for
 from tests.runtime.test_standby import answer, deployments, serving
 
 pytestmark = pytest.mark.slow
@@ -137,8 +137,7 @@ def test_a_deep_sleeping_space_wakes_into_its_own_standby(
         assert their_secret not in json.dumps(seen)
         assert "mine.txt" in seen["files"] and "theirs.txt" not in seen["files"]
         assert [c.id for c in containers(mine, all=True)] == [standby]  # the stopped one went
-        info = docker.from_env().api.inspect_container(standby)
-        assert info["HostConfig"]["CpuShares"] == 1024
+        wait_for(lambda: serves_at_normal_weight(standby), 10)
 
         # Refill: the budget now goes to the other sleeping Space. Once this one sleeps again
         # (visited last), the other's standby makes room for this one's.

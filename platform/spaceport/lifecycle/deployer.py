@@ -114,6 +114,7 @@ class Plan:
     storage_bytes: int | None  # the /data tier's size; None: no storage
     planned_at: datetime
     container: str | None = None  # the new version's container, once created
+    taken: bool = False  # a standby or pool container: it starts at STARTING_CPU_SHARES
 
 
 def deploy(
@@ -305,11 +306,12 @@ def _run(
     log.info("deploy.start", space=plan.space_id, image=plan.spec.image, deployment=plan.dep_id)
     try:
         state = None if plan.flavor.gpus else _take_standby(settings, backend, plan)
+        taken = state is not None
         state = state or backend.start(plan.spec)
     except RuntimeBackendError as exc:
         _fail(settings, backend, plan, None, str(exc))
         return False
-    plan.container = state.id
+    plan.container, plan.taken = state.id, taken
     check_wanted(plan.space_pk)
     with session_scope() as session:
         dep = session.get(Deployment, plan.dep_id)
@@ -392,6 +394,9 @@ def _promote(settings: Settings, backend: RuntimeBackend, plan: Plan, upstream: 
                 .values(stage=Stage.RUNNING.value)
             )
     log.info("deploy.ready", space=plan.space_id, upstream=upstream)
+    if plan.taken and plan.container:  # it serves: no longer ahead of the other apps
+        with contextlib.suppress(RuntimeBackendError):
+            backend.node_ops().set_cpu_shares(plan.container, standby.SERVING_CPU_SHARES)
     if plan.old_id is not None:
         before = backend.inspect(plan.old_container) if plan.old_container else None
         if before is not None and (before.running or before.paused):

@@ -94,8 +94,20 @@ def finish_holds(settings: Settings, backend: RuntimeBackend) -> int:
     return finished
 
 
+ORPHAN_SWEEP_PASSES = 3
+"""The container and volume sweep runs once every this many passes: it lists every container
+of the node, a thousand on a node whose Spaces deep-sleep (most of a pass there:
+bench/bench_thousand.py), and an orphan has its grace (GRACE_S) anyway."""
+_last_orphan_sweep = 0.0
+
+
 def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:
     """Containers of no live deployment (after a grace); volumes and images of deleted Spaces."""
+    global _last_orphan_sweep
+    now = time.monotonic()
+    if now - _last_orphan_sweep < ORPHAN_SWEEP_PASSES * settings.reconcile_interval_s * 0.9:
+        return 0
+    _last_orphan_sweep = now
     removed = 0
     cutoff = utcnow() - timedelta(seconds=GRACE_S)
     every = backend.list()

@@ -58,8 +58,8 @@ from spaceport.lifecycle.standby import (
     GO_FILE,
     LABEL_AHEAD,
     LAUNCHER,
-    SERVING_CPU_SHARES,
     STANDBY_CPU_SHARES,
+    STARTING_CPU_SHARES,
     built_on,
     runs_as_if_fresh,
 )
@@ -369,7 +369,7 @@ def _move_in(
         t1 = time.monotonic()
         node.copy_from_image(spec.image, APP_DIR, state.id, then={GO_FILE: go})
         t2 = time.monotonic()
-        node.set_cpu_shares(state.id, SERVING_CPU_SHARES)
+        node.set_cpu_shares(state.id, STARTING_CPU_SHARES)
         node.adopt(state.id, spec.name, spec.cpus, spec.memory_bytes)
     except Exception as exc:  # half moved in: it is no one's now; the deploy starts fresh
         log.warning("pool.take_failed", container=state.name, error=repr(exc))

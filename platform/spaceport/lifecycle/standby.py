@@ -58,6 +58,10 @@ APP_DIR = "/home/user/app"
 GO_FILE = "/tmp/.spaceport-go"
 STANDBY_CPU_SHARES = 64  # while importing: far behind every serving app (1024)
 SERVING_CPU_SHARES = 1024
+STARTING_CPU_SHARES = 4096
+"""A taken container's weight while its app starts: someone waits for it (a visitor's wake, an
+owner's push), and on a busy node the serving apps would otherwise share the CPU with it
+equally. The deployer sets SERVING_CPU_SHARES once it serves."""
 VOLATILE_ENV = ("SPACE_COMMIT_SHA",)  # differs per version; given to the launcher instead
 STARTING = (Stage.APP_STARTING.value, Stage.RUNNING_APP_STARTING.value)
 
@@ -233,7 +237,7 @@ def take(
             node.copy_from_image(spec.image, APP_DIR, container)
         env = {k: spec.env[k] for k in VOLATILE_ENV if k in spec.env}
         node.put_file(container, GO_FILE, json.dumps({"argv": argv, "env": env}).encode())
-        node.set_cpu_shares(container, SERVING_CPU_SHARES)
+        node.set_cpu_shares(container, STARTING_CPU_SHARES)
     except RuntimeBackendError as exc:
         log.warning("standby.take_failed", container=state.name, error=str(exc))
         retire(backend, standby_id, timeout=0)
