@@ -268,17 +268,31 @@ def ms(values: list[float]) -> dict[str, float]:
     return {"median_ms": round(statistics.median(values), 1), "p95_ms": round(p95, 1)}
 
 
-def reconcile_histogram(bench: BenchNode) -> tuple[float, float]:
-    """(sum of seconds, count) of the node's own reconciler passes, from its metrics."""
+def pass_times(bench: BenchNode) -> dict[str, list[float]]:
+    """[sum of seconds, count] of the node's own reconciler passes ("pass") and of each of
+    their steps, from its metrics."""
     with bench.api() as api:
         text = api.get("/api/v1/metrics").text
-    found = {
-        m.group(1): float(m.group(2))
-        for m in re.finditer(
-            r"^spaceport_reconcile_duration_seconds_(sum|count)\S* (\S+)$", text, re.M
-        )
-    }
-    return found.get("sum", 0.0), found.get("count", 0.0)
+    out: dict[str, list[float]] = {}
+    pattern = (
+        r'^spaceport_reconcile_(step_)?duration_seconds_(sum|count)(?:\{step="([^"]+)"\})? (\S+)$'
+    )
+    for m in re.finditer(pattern, text, re.M):
+        key = m.group(3) if m.group(1) else "pass"
+        out.setdefault(key, [0.0, 0.0])[m.group(2) == "count"] = float(m.group(4))
+    return out
+
+
+def pass_means(before: dict[str, list[float]], after: dict[str, list[float]]) -> dict[str, Any]:
+    """Mean milliseconds of the passes (and their slowest steps) between two readings."""
+    means = {}
+    for key, (total, count) in after.items():
+        t0, c0 = before.get(key, [0.0, 0.0])
+        if count > c0:
+            means[key] = round((total - t0) / (count - c0) * 1000, 1)
+    passes = int(after.get("pass", [0, 0])[1] - before.get("pass", [0, 0])[1])
+    steps = sorted(((k, v) for k, v in means.items() if k != "pass"), key=lambda kv: -kv[1])
+    return {"passes": passes, "mean_ms": means.get("pass"), "slowest_steps_ms": dict(steps[:6])}
 
 
 def wakes(
@@ -398,20 +412,15 @@ def main() -> None:
             say("control plane")
             result["control_plane"] = control_plane(bench, args.rounds)
             say("wakes")
-            sum0, count0 = reconcile_histogram(bench)
+            before = pass_times(bench)
             result["wakes"] = wakes(bench, sleeping, args.wakes, args.every)
-            sum1, count1 = reconcile_histogram(bench)
+            result["node_reconciler_during_wakes"] = pass_means(before, pass_times(bench))
             if args.storm:
                 say(f"a storm of {args.storm} wakes at once, once the pool is full again")
                 wait(lambda: len(pool_waiting()) >= full, 600, "the pool to refill")
                 woken = set(result["wakes"]["woken"])
                 rest = [pick for pick in sleeping if pick[0] not in woken]
                 result["storm"] = storm(bench, rest, args.storm)
-            passes = max(1.0, count1 - count0)
-            result["node_reconciler_during_wakes"] = {
-                "passes": int(count1 - count0),
-                "mean_ms": round((sum1 - sum0) / passes * 1000, 1),
-            }
             result["traffic"] = traffic.report()
         finally:
             traffic.stop()
