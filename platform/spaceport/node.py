@@ -321,7 +321,7 @@ def stop_apps(settings: Settings, say: Say) -> None:
     from spaceport.engine.base import LABEL_DEPLOYMENT, LABEL_INSTANCE
     from spaceport.lifecycle import node_pool
 
-    client = docker.from_env()
+    client = docker.from_env(max_pool_size=STOP_CONCURRENCY)
     running = client.containers.list(filters={"label": f"{LABEL_INSTANCE}={settings.instance}"})
     labels = [(c.labels or {}).get(LABEL_DEPLOYMENT, "") for c in running]
     try:

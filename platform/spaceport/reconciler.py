@@ -95,10 +95,9 @@ def _step(settings: Settings, name: str, fn: Callable[[], object]) -> None:
         log.warning("reconcile.step_failed", step=name, error=repr(exc))
     finally:
         _running.pop(thread, None)
-        took = time.monotonic() - started  # which step a slow pass spends its time in
-        telemetry.observe(
-            "spaceport_reconcile_step_duration_seconds", took, settings=settings, step=name
-        )
+        timings = getattr(_pass, "timings", None)
+        if timings is not None:  # which step a slow pass spends its time in
+            timings.append((time.monotonic() - started, {"step": name}))
 
 
 def report_slow_steps(reported: set[tuple[int, float]], slow_s: float = SLOW_STEP_S) -> int:
@@ -166,7 +165,20 @@ def keep_certificates(settings: Settings) -> None:
         keep_certificates_in_background(settings)
 
 
+_pass = threading.local()  # the running pass's step durations (`reconcile_once`)
+
+
 def reconcile_once(settings: Settings) -> None:
+    """One pass; each step's duration is recorded at its end, in one round trip."""
+    _pass.timings = []
+    try:
+        _reconcile_steps(settings)
+    finally:
+        timings, _pass.timings = _pass.timings, None
+        telemetry.observe_many("spaceport_reconcile_step_duration_seconds", timings, settings)
+
+
+def _reconcile_steps(settings: Settings) -> None:
     _step(settings, "resolver", lambda: keep_resolver(settings))
     _step(settings, "proxy", lambda: keep_proxy(settings))
     _step(settings, "gpu broker", lambda: keep_gpu_broker(settings))

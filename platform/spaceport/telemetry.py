@@ -161,15 +161,26 @@ def count(name: str, amount: float = 1.0, settings: Settings | None = None, **la
 
 def observe(name: str, value: float, settings: Settings | None = None, **labels: str) -> None:
     """Record one observation of histogram `name`: its bucket, its sum, in one round trip."""
+    observe_many(name, [(value, labels)], settings)
+
+
+def observe_many(
+    name: str, observations: list[tuple[float, dict[str, str]]], settings: Settings | None = None
+) -> None:
+    """Record observations of histogram `name` (value, labels) in one round trip: a
+    reconciler pass's steps, say, not one trip each."""
     settings = settings or get_settings()
-    if not settings.metrics or _labels(name, labels) is None:
+    if not settings.metrics:
         return
     bounds = FAMILIES[name].buckets
-    index = bisect.bisect_left(bounds, value)  # the first bound >= value; len(bounds): +Inf
     try:
         pipe = _client(settings).pipeline(transaction=False)
-        pipe.hincrbyfloat(KEY, _field(name, labels, f"b{index}"), 1)
-        pipe.hincrbyfloat(KEY, _field(name, labels, "sum"), value)
+        for value, labels in observations:
+            if _labels(name, labels) is None:
+                continue
+            index = bisect.bisect_left(bounds, value)  # the first bound >= value; +Inf at end
+            pipe.hincrbyfloat(KEY, _field(name, labels, f"b{index}"), 1)
+            pipe.hincrbyfloat(KEY, _field(name, labels, "sum"), value)
         pipe.execute()
     except redis.RedisError as exc:
         log.warning("telemetry.lost", metric=name, error=str(exc))

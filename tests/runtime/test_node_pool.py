@@ -98,12 +98,12 @@ def pool(image: str = "") -> list[str]:
 
 
 def full_pool(space_id: str) -> Callable[[], list[str] | None]:
-    """The pool of the Space's dependency set once both its containers wait."""
+    """The pool of the Space's dependency set once (at least) two of its containers wait."""
 
     def check() -> list[str] | None:
         image = dependency_set(space_id)
         found = pool(image) if image else []
-        return found if len(found) == 2 else None
+        return found if len(found) >= 2 else None
 
     return check
 

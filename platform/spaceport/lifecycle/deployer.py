@@ -395,8 +395,10 @@ def _promote(settings: Settings, backend: RuntimeBackend, plan: Plan, upstream: 
             )
     log.info("deploy.ready", space=plan.space_id, upstream=upstream)
     if plan.taken and plan.container:  # it serves: no longer ahead of the other apps
-        with contextlib.suppress(RuntimeBackendError):
+        try:
             backend.node_ops().set_cpu_shares(plan.container, standby.SERVING_CPU_SHARES)
+        except RuntimeBackendError as exc:
+            log.warning("deploy.cpu_weight_kept", space=plan.space_id, error=str(exc))
     if plan.old_id is not None:
         before = backend.inspect(plan.old_container) if plan.old_container else None
         if before is not None and (before.running or before.paused):

@@ -98,7 +98,7 @@ ORPHAN_SWEEP_PASSES = 3
 """The container and volume sweep runs once every this many passes: it lists every container
 of the node, a thousand on a node whose Spaces deep-sleep (most of a pass there:
 bench/bench_thousand.py), and an orphan has its grace (GRACE_S) anyway."""
-_last_orphan_sweep = 0.0
+_last_orphan_sweep = float("-inf")
 
 
 def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:
@@ -106,7 +106,7 @@ def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:
     global _last_orphan_sweep
     now = time.monotonic()
     if now - _last_orphan_sweep < ORPHAN_SWEEP_PASSES * settings.reconcile_interval_s * 0.9:
-        return 0
+        return _remove_images_of_deleted(settings, backend)  # on its own schedule
     _last_orphan_sweep = now
     removed = 0
     cutoff = utcnow() - timedelta(seconds=GRACE_S)
@@ -134,32 +134,32 @@ def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:
         removed += 1
         log.info("janitor.container_removed", container=state.name)
     with session_scope() as session:
-        space_pks = {pk for pk in session.scalars(select(Space.id))}
+        space_pks = set(session.scalars(select(Space.id)))
     wanted = {volume_name(settings, pk) for pk in space_pks}
     for name in backend.node_ops().volumes():
         if name.startswith(volume_prefix(settings)) and name not in wanted:
             backend.node_ops().remove_volume(name)
             removed += 1
             log.info("janitor.volume_removed", volume=name)
-    return removed + _remove_images_of_deleted(settings, backend, space_pks)
+    return removed + _remove_images_of_deleted(settings, backend)
 
 
 IMAGE_SWEEP_PASSES = 5
 """The image sweep runs once every this many passes: listing a node's images is most of a pass
 where hundreds exist (117 of 256 ms at 1,000 Spaces here, docs/benchmarks.md), and an image
 left by a build that ended after its Space's delete can wait a few seconds more."""
-_last_image_sweep = 0.0
+_last_image_sweep = float("-inf")
 
 
-def _remove_images_of_deleted(
-    settings: Settings, backend: RuntimeBackend, space_pks: set[int]
-) -> int:
+def _remove_images_of_deleted(settings: Settings, backend: RuntimeBackend) -> int:
     """Images built for Spaces that no longer exist (a build that ended after the delete)."""
     global _last_image_sweep
     now = time.monotonic()
     if now - _last_image_sweep < IMAGE_SWEEP_PASSES * settings.reconcile_interval_s:
         return 0
     _last_image_sweep = now
+    with session_scope() as session:
+        space_pks = set(session.scalars(select(Space.id)))
     removed = 0
     for image in backend.node_ops().images():
         pk = image.labels.get(LABEL_SPACE_PK, "")

@@ -129,6 +129,7 @@ class ThawWatcher:
         self._thread = threading.Thread(target=self._run, name="thaw-watcher", daemon=True)
         self._pids: dict[str, int] = {}
         self._segments: dict[str, int] = {}  # by container: its count when last looked at
+        self._again: set[str] = set()  # looked at once more: a segment is counted before queued
 
     def start(self) -> None:
         self._thread.start()
@@ -146,13 +147,21 @@ class ThawWatcher:
 
     def _arrived(self, container_id: str, pid: int) -> bool:
         """Whether segments reached the container since it was last looked at (or it is
-        looked at for the first time: a visitor may have come before)."""
+        looked at for the first time: a visitor may have come before). After a change it
+        says so once more at the next poll: the kernel counts a segment a moment before it
+        queues it on its socket, and a socket table read in between sees nothing yet."""
         count = tcp_segments_in(pid)
         if count is None:
             return True  # the socket table decides
         last = self._segments.get(container_id)
         self._segments[container_id] = count
-        return last is None or count != last
+        if last is None or count != last:
+            self._again.add(container_id)
+            return True
+        if container_id in self._again:
+            self._again.discard(container_id)
+            return True
+        return False
 
     def _run(self) -> None:
         backend: RuntimeBackend | None = None
@@ -169,15 +178,16 @@ class ThawWatcher:
                     self._segments = {c: n for c, n in self._segments.items() if c in live}
                 for space_pk, container_id in frozen:
                     pid = self._pid(backend, container_id)
-                    if (
-                        pid
-                        and self._arrived(container_id, pid)
-                        and visitor_waiting(pid)
-                        and thaw(backend, space_pk, container_id)
-                    ):
-                        refreshed = 0.0
+                    if not pid or not self._arrived(container_id, pid):
+                        continue
+                    if visitor_waiting(pid):
+                        if thaw(backend, space_pk, container_id):
+                            refreshed = 0.0
+                        else:  # the engine refused: the visitor still waits, look again
+                            self._segments.pop(container_id, None)
             except Exception as exc:  # the engine or database went away: try again soon
                 log.warning("thaw.watch_failed", error=repr(exc))
                 backend, refreshed = None, 0.0
+                self._segments.clear()  # a visitor seen meanwhile is looked for again
                 self._stop.wait(1.0)
             self._stop.wait(POLL_S)
