@@ -272,10 +272,24 @@ def up(count: int = 3, fake_gpus: int = 1) -> list[DevNode]:
                     n.name)  # fmt: skip
         if count > 1:  # a dedicated manager: apps run on the other nodes
             _docker(first, "node", "update", "--availability", "drain", first.name)
+        _wait_all_ready(first, count)
     except Exception:
         down()
         raise
     return made
+
+
+def _wait_all_ready(manager: DevNode, count: int, timeout_s: float = 60) -> None:
+    """Until Swarm says every node is ready: a node that joined a moment ago gets no task yet,
+    and Spaces deployed then all land on the nodes before it."""
+    deadline = time.monotonic() + timeout_s
+    states: list[str] = []
+    while time.monotonic() < deadline:
+        states = _docker(manager, "node", "ls", "--format", "{{.Status}}").split()
+        if len(states) == count and all(s == "Ready" for s in states):
+            return
+        time.sleep(0.2)
+    raise DevClusterError(f"the nodes are not all ready after {timeout_s:.0f} s: {states}")
 
 
 def managers() -> list[str]:
