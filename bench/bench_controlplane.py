@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 from fastapi.testclient import TestClient
 
 from spaceport.db.models import Build, Deployment, Space, User, utcnow
@@ -240,6 +241,31 @@ def move_one_route(ds: Dataset, i: int) -> None:
             dep.upstream = f"10.98.{i % 250}.{1 + i % 250}:7860"
 
 
+def ok_get(
+    client: httpx.Client, path: str, headers: dict[str, str] | None = None
+) -> Callable[[], object]:
+    """An operation: GET `path`, which must answer 200."""
+
+    def run() -> object:
+        r = client.get(path, headers=headers)
+        assert r.status_code == 200, (path, r.status_code, r.text[:300])
+        return r
+
+    return run
+
+
+def every_page(client: httpx.Client, headers: dict[str, str] | None = None) -> int:
+    """Hugging Face's Space list walked page by page (its `Link` header): how many Spaces."""
+    url: str | None = "/api/spaces"
+    total = 0
+    while url:
+        r = client.get(url, headers=headers)
+        assert r.status_code == 200, r.text[:300]
+        total += len(r.json())
+        url = r.links.get("next", {}).get("url")
+    return total
+
+
 def operations(ds: Dataset) -> dict[str, Callable[[], object]]:
     from spaceport.lifecycle.proxy_routes import sync_routes
     from spaceport.reconciler import reconcile_once
@@ -249,21 +275,10 @@ def operations(ds: Dataset) -> dict[str, Callable[[], object]]:
     bearer = {"Authorization": f"Bearer {ds.token}"}
 
     def get(path: str, headers: dict[str, str] | None = None) -> Callable[[], object]:
-        def run() -> object:
-            r = c.get(path, headers=headers)
-            assert r.status_code == 200, (path, r.status_code, r.text[:300])
-            return r
-
-        return run
+        return ok_get(c, path, headers)
 
     def pages() -> object:
-        url: str | None = "/api/spaces"
-        total = 0
-        while url:
-            r = c.get(url, headers=bearer)
-            assert r.status_code == 200, r.text[:300]
-            total += len(r.json())
-            url = r.links.get("next", {}).get("url")
+        total = every_page(c, bearer)
         assert total == ds.n, (total, ds.n)
         return total
 

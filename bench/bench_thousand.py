@@ -50,9 +50,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_build import BenchNode, compiled_ready, node, pool_waiting, push, say, wait
+from bench_controlplane import every_page, ok_get
 from bench_wake import Traffic, Wakes, summary
-
-from spaceport.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SDKS = ("gradio", "streamlit")
@@ -88,17 +87,26 @@ class MemoryWatch:
             self._thread.join()
 
 
-def push_awake(bench: BenchNode, n: int) -> list[tuple[str, str]]:
-    """`n` Spaces pushed with git (Gradio and Streamlit in turn), RUNNING: (space id, sdk)."""
+def create_spaces(bench: BenchNode, n: int, prefix: str) -> list[tuple[str, str]]:
+    """`n` Spaces created through the API, Gradio and Streamlit in turn: (space id, sdk)."""
     made = []
     with bench.api() as api:
         for i in range(n):
             sdk = SDKS[i % 2]
-            body = {"type": "space", "name": f"bench-awake-{i:02d}", "sdk": sdk}
+            body = {"type": "space", "name": f"{prefix}{i:04d}", "sdk": sdk}
             r = api.post("/api/repos/create", json=body)
             r.raise_for_status()
-            push(bench, ROOT / "examples" / f"{sdk}-hello", r.json()["name"])
-            made.append((r.json()["name"], sdk))
+            made.append((str(r.json()["name"]), sdk))
+            if i % 100 == 99:
+                say(f"created {i + 1} Spaces")
+    return made
+
+
+def push_awake(bench: BenchNode, n: int) -> list[tuple[str, str]]:
+    """`n` Spaces pushed with git (Gradio and Streamlit in turn), RUNNING: (space id, sdk)."""
+    made = create_spaces(bench, n, "bench-awake-")
+    for space_id, sdk in made:
+        push(bench, ROOT / "examples" / f"{sdk}-hello", space_id)
     for space_id, _ in made:
         Wakes(bench, space_id, "static").wait_stage("RUNNING", timeout=900)
     return made
@@ -136,16 +144,7 @@ def seed_sleeping(bench: BenchNode, templates: dict[str, str], n: int) -> list[t
                 "image": dep.image,
                 "report": dict(build.cache_report or {}),
             }
-    made = []
-    with bench.api() as api:
-        for i in range(n):
-            sdk = SDKS[i % 2]
-            body = {"type": "space", "name": f"bench-{i:04d}", "sdk": sdk}
-            r = api.post("/api/repos/create", json=body)
-            r.raise_for_status()
-            made.append((str(r.json()["name"]), sdk))
-            if i % 100 == 99:
-                say(f"created {i + 1} Spaces")
+    made = create_spaces(bench, n, "bench-")
     flavor = resolve_flavor(settings, settings.default_hardware)
     now = utcnow()
     for i, (space_id, sdk) in enumerate(made):
@@ -209,28 +208,10 @@ def control_plane(bench: BenchNode, rounds: int) -> dict[str, Any]:
     steps: dict[str, list[float]] = {}
     original = reconciler._step
 
-    def timed_step(settings: Settings, name: str, fn: Callable[[], object]) -> None:
+    def timed_step(name: str, fn: Callable[[], object]) -> None:
         t = time.perf_counter()
-        original(settings, name, fn)
+        original(name, fn)
         steps.setdefault(name, []).append((time.perf_counter() - t) * 1000)
-
-    def get(client: httpx.Client, path: str) -> Callable[[], object]:
-        def run() -> object:
-            r = client.get(path)
-            assert r.status_code == 200, (path, r.status_code, r.text[:200])
-            return r
-
-        return run
-
-    def every_page() -> object:
-        url: str | None = "/api/spaces"
-        total = 0
-        while url:
-            r = api.get(url)
-            r.raise_for_status()
-            total += len(r.json())
-            url = r.links.get("next", {}).get("url")
-        return total
 
     def reconcile_pass() -> None:
         reconciler._step = timed_step  # type: ignore[assignment]
@@ -242,13 +223,13 @@ def control_plane(bench: BenchNode, rounds: int) -> dict[str, Any]:
     ops: dict[str, Callable[[], object]] = {
         "reconcile_pass": reconcile_pass,
         "route_update": lambda: sync_routes(bench.settings),
-        "api_spaces_page": get(api, "/api/spaces?limit=100"),
-        "api_spaces_all": every_page,
-        "api_v1_spaces_page": get(api, "/api/v1/spaces?limit=100"),
-        "console_list": get(console, "/"),
-        "admin_overview": get(api, "/api/v1/admin/overview"),
-        "console_admin": get(console, "/admin"),
-        "metrics_scrape": get(api, "/api/v1/metrics"),
+        "api_spaces_page": ok_get(api, "/api/spaces?limit=100"),
+        "api_spaces_all": lambda: every_page(api),
+        "api_v1_spaces_page": ok_get(api, "/api/v1/spaces?limit=100"),
+        "console_list": ok_get(console, "/"),
+        "admin_overview": ok_get(api, "/api/v1/admin/overview"),
+        "console_admin": ok_get(console, "/admin"),
+        "metrics_scrape": ok_get(api, "/api/v1/metrics"),
     }
     times: dict[str, list[float]] = {k: [] for k in ops}
     for _ in range(rounds):

@@ -8,9 +8,6 @@ import time
 from structlog.testing import capture_logs
 
 from spaceport import reconciler
-from spaceport.settings import Settings
-
-QUIET = Settings(metrics=False)  # no step durations recorded (no Redis here)
 
 
 def _wait_on_a_dead_node(release: threading.Event) -> None:
@@ -20,7 +17,7 @@ def _wait_on_a_dead_node(release: threading.Event) -> None:
 def test_a_hanging_step_is_reported_once_with_its_stack() -> None:
     release = threading.Event()
     worker = threading.Thread(
-        target=reconciler._step, args=(QUIET, "containers", lambda: _wait_on_a_dead_node(release))
+        target=reconciler._step, args=("containers", lambda: _wait_on_a_dead_node(release))
     )
     worker.start()
     reported: set[tuple[int, float]] = set()
@@ -41,5 +38,5 @@ def test_a_hanging_step_is_reported_once_with_its_stack() -> None:
 
 def test_a_quick_step_is_not_reported() -> None:
     reported: set[tuple[int, float]] = set()
-    reconciler._step(QUIET, "routes", lambda: None)
+    reconciler._step("routes", lambda: None)
     assert reconciler.report_slow_steps(reported, slow_s=0.0) == 0

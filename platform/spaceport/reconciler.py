@@ -85,7 +85,7 @@ _running: dict[int, tuple[str, float]] = {}
 """Thread id -> (step, started): what each reconciler thread is doing, for the watchdog."""
 
 
-def _step(settings: Settings, name: str, fn: Callable[[], object]) -> None:
+def _step(name: str, fn: Callable[[], object]) -> None:
     thread = threading.get_ident()
     started = time.monotonic()
     _running[thread] = (name, started)
@@ -179,11 +179,11 @@ def reconcile_once(settings: Settings) -> None:
 
 
 def _reconcile_steps(settings: Settings) -> None:
-    _step(settings, "resolver", lambda: keep_resolver(settings))
-    _step(settings, "proxy", lambda: keep_proxy(settings))
-    _step(settings, "gpu broker", lambda: keep_gpu_broker(settings))
+    _step("resolver", lambda: keep_resolver(settings))
+    _step("proxy", lambda: keep_proxy(settings))
+    _step("gpu broker", lambda: keep_gpu_broker(settings))
     # First: fresh last_request_at from the proxy's counters before the sleep timer reads it.
-    _step(settings, "traffic", lambda: record_activity(settings))
+    _step("traffic", lambda: record_activity(settings))
     backend: RuntimeBackend | None = None
     try:
         backend = make_backend(settings)
@@ -191,23 +191,23 @@ def _reconcile_steps(settings: Settings) -> None:
         log.warning("reconcile.no_engine", error=str(exc))
     if backend is not None:
         engine = backend
-        _step(settings, "containers", lambda: crashes.check_containers(settings, engine))
-        _step(settings, "disk", lambda: crashes.check_writable_layers(settings, engine))
-        _step(settings, "sleep", lambda: sleeper.check_sleep(settings, engine))
-        _step(settings, "compress", lambda: compressor.check_compress(settings))
-        _step(settings, "stale_starts", lambda: janitor.fail_stale_starts(settings, engine))
-        _step(settings, "holds", lambda: janitor.finish_holds(settings, engine))
-        _step(settings, "start_due", lambda: start_due(settings))
-        _step(settings, "gpus", allocator.release_stale)
-        _step(settings, "orphans", lambda: janitor.remove_orphans(settings, engine))
-        _step(settings, "standbys", lambda: standby.sweep(settings, engine))
-        _step(settings, "wake standbys", lambda: wake_standby.refill(settings, engine))
-        _step(settings, "node pool", lambda: node_pool.refill(settings, engine))
-    _step(settings, "domains", lambda: verify_domains(settings))
-    _step(settings, "routes", lambda: sync_routes_if_needed(settings))
-    _step(settings, "certificates", lambda: keep_certificates(settings))
-    _step(settings, "lost_builds", lambda: _recover_builds(settings))
-    _step(settings, "history", lambda: sample_history(settings))
+        _step("containers", lambda: crashes.check_containers(settings, engine))
+        _step("disk", lambda: crashes.check_writable_layers(settings, engine))
+        _step("sleep", lambda: sleeper.check_sleep(settings, engine))
+        _step("compress", lambda: compressor.check_compress(settings))
+        _step("stale_starts", lambda: janitor.fail_stale_starts(settings, engine))
+        _step("holds", lambda: janitor.finish_holds(settings, engine))
+        _step("start_due", lambda: start_due(settings))
+        _step("gpus", allocator.release_stale)
+        _step("orphans", lambda: janitor.remove_orphans(settings, engine))
+        _step("standbys", lambda: standby.sweep(settings, engine))
+        _step("wake standbys", lambda: wake_standby.refill(settings, engine))
+        _step("node pool", lambda: node_pool.refill(settings, engine))
+    _step("domains", lambda: verify_domains(settings))
+    _step("routes", lambda: sync_routes_if_needed(settings))
+    _step("certificates", lambda: keep_certificates(settings))
+    _step("lost_builds", lambda: _recover_builds(settings))
+    _step("history", lambda: sample_history(settings))
 
 
 def sample_history(settings: Settings) -> None:

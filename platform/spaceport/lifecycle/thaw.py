@@ -176,6 +176,7 @@ class ThawWatcher:
                     live = {cid for _, cid in frozen}
                     self._pids = {c: p for c, p in self._pids.items() if c in live}
                     self._segments = {c: n for c, n in self._segments.items() if c in live}
+                    self._again &= live
                 for space_pk, container_id in frozen:
                     pid = self._pid(backend, container_id)
                     if not pid or not self._arrived(container_id, pid):
