@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -368,10 +369,16 @@ def pool_waiting() -> set[str]:
     """The node pool's containers whose interpreter imported the SDK and waits, by id."""
     import docker
 
+    def waits(c: Any) -> bool:
+        try:  # (the pool may remove one meanwhile)
+            return b"waiting for the app" in c.logs()
+        except docker.errors.NotFound:
+            return False
+
     return {
         str(c.id)
         for c in docker.from_env().containers.list(filters={"label": "org.spaceport.pool"})
-        if c.name.startswith("spaceport-pool-") and b"waiting for the app" in c.logs()
+        if c.name.startswith("spaceport-pool-") and waits(c)
     }
 
 

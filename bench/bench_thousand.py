@@ -123,6 +123,7 @@ def seed_sleeping(bench: BenchNode, templates: dict[str, str], n: int) -> list[t
     from spaceport.git.repos import repo_path
     from spaceport.lifecycle.hardware import resolve_flavor
     from spaceport.lifecycle.spec import container_spec
+    from spaceport.lifecycle.standby import APP_DIR
     from spaceport.stages import BuildStatus, DeploymentStatus, Stage
 
     settings, backend = bench.settings, make_backend(bench.settings)
@@ -188,6 +189,8 @@ def seed_sleeping(bench: BenchNode, templates: dict[str, str], n: int) -> list[t
             space.last_request_at = now
         if i % 100 == 99:
             say(f"seeded {i + 1} deep-sleeping Spaces")
+    for src in source.values():  # what the deep sleep of each does (node_pool.prepare_wake):
+        backend.node_ops().keep_image_dir(src["image"], APP_DIR)  # once per image they share
     return made
 
 
@@ -283,12 +286,14 @@ def wakes(
     picked = random.Random(20).sample(sleeping, n)
     times: dict[str, list[float]] = {sdk: [] for sdk in SDKS}
     pooled: dict[str, int] = {sdk: 0 for sdk in SDKS}
+    status_pages = 0  # wakes whose visitor saw the status page (not held long enough)
     for i, (space_id, sdk) in enumerate(picked):
         slot = time.monotonic()
         waiting = pool_waiting()
         visitor = Wakes(bench, space_id, sdk)
         _, took = visitor.visit_until_served()
         times[sdk].append(took)
+        status_pages += visitor.status_pages > 0
         taken = visitor.serving_id()
         pooled[sdk] += any(c.startswith(taken) for c in waiting)
         visitor.api.close()
@@ -298,6 +303,7 @@ def wakes(
         "woken": [s for s, _ in picked],
         **{f"{sdk}_s": summary(times[sdk]) for sdk in SDKS if times[sdk]},
         **{f"{sdk}_into_pool": f"{pooled[sdk]} of {len(times[sdk])}" for sdk in SDKS},
+        "saw_the_status_page": f"{status_pages} of {n}",
     }
 
 
@@ -363,6 +369,8 @@ def main() -> None:
     p.add_argument("--wakes", type=int, default=40)
     p.add_argument("--every", type=float, default=10.0, help="seconds between wakes")
     p.add_argument("--storm", type=int, default=16, help="then this many wakes at once")
+    p.add_argument("--no-resleep", action="store_true", help="skip the wait for sleep again")
+    p.add_argument("--keep-logs", type=Path, help="copy the node's logs here at the end")
     args = p.parse_args()
     result: dict[str, Any] = {"memory_available_mib_before": round(mem_available_mib())}
     env = {
@@ -372,47 +380,58 @@ def main() -> None:
         "SPACEPORT_WAKE_STANDBY_BUDGET_MIB": "0",
     }
     with node(args.port, args.redis_db, env) as bench, MemoryWatch().running() as memory:
-        say(f"pushing {args.awake} Spaces")
-        awake = push_awake(bench, args.awake)
-        templates = {sdk: next(s for s, k in awake if k == sdk) for sdk in SDKS}
-        for space_id in templates.values():
-            wait(lambda s=space_id: compiled_ready(bench, s), 600, "the compiled stage")
-        owner_hosts = [s.split("/") for s, _ in awake]
-        hosts = [f"{bench.settings.app_host(o, n)}:{bench.port}" for o, n in owner_hosts]
-        traffic = Traffic(bench, hosts, args.rate)
-        traffic.start()
         try:
-            say(f"seeding {args.spaces - args.awake} deep-sleeping Spaces")
-            t = time.monotonic()
-            sleeping = seed_sleeping(bench, templates, args.spaces - args.awake)
-            result["seed_s"] = round(time.monotonic() - t)
-            full = args.pool_mib // 128
-            wait(lambda: len(pool_waiting()) >= full, 900, "the pool's containers")
-            result["containers_at_1000"] = node_containers(bench)
-            result["memory_available_mib_at_1000"] = round(mem_available_mib())
+            run(args, bench, memory, result)
+        finally:
+            if args.keep_logs:
+                shutil.copytree(bench.settings.logs_dir, args.keep_logs, dirs_exist_ok=True)
+    print(json.dumps(result, indent=2))
+
+
+def run(args: argparse.Namespace, bench: BenchNode, memory: MemoryWatch, result: dict) -> None:
+    """The whole run on the node (main's), its findings into `result`."""
+    say(f"pushing {args.awake} Spaces")
+    awake = push_awake(bench, args.awake)
+    templates = {sdk: next(s for s, k in awake if k == sdk) for sdk in SDKS}
+    for space_id in templates.values():
+        wait(lambda s=space_id: compiled_ready(bench, s), 600, "the compiled stage")
+    owner_hosts = [s.split("/") for s, _ in awake]
+    hosts = [f"{bench.settings.app_host(o, n)}:{bench.port}" for o, n in owner_hosts]
+    traffic = Traffic(bench, hosts, args.rate)
+    traffic.start()
+    try:
+        say(f"seeding {args.spaces - args.awake} deep-sleeping Spaces")
+        t = time.monotonic()
+        sleeping = seed_sleeping(bench, templates, args.spaces - args.awake)
+        result["seed_s"] = round(time.monotonic() - t)
+        full = args.pool_mib // 128
+        wait(lambda: len(pool_waiting()) >= full, 900, "the pool's containers")
+        result["containers_at_1000"] = node_containers(bench)
+        result["memory_available_mib_at_1000"] = round(mem_available_mib())
+        if args.rounds:
             say("control plane")
             result["control_plane"] = control_plane(bench, args.rounds)
-            say("wakes")
-            before = pass_times(bench)
-            result["wakes"] = wakes(bench, sleeping, args.wakes, args.every)
-            result["node_reconciler_during_wakes"] = pass_means(before, pass_times(bench))
-            if args.storm:
-                say(f"a storm of {args.storm} wakes at once, once the pool is full again")
-                wait(lambda: len(pool_waiting()) >= full, 600, "the pool to refill")
-                woken = set(result["wakes"]["woken"])
-                rest = [pick for pick in sleeping if pick[0] not in woken]
-                result["storm"] = storm(bench, rest, args.storm)
-            result["traffic"] = traffic.report()
-        finally:
-            traffic.stop()
-        result["memory_available_mib_lowest"] = round(memory.lowest)
-        woken = result["wakes"]["woken"] + result.get("storm", {}).get("woken", [])
+        say("wakes")
+        before = pass_times(bench)
+        result["wakes"] = wakes(bench, sleeping, args.wakes, args.every)
+        result["node_reconciler_during_wakes"] = pass_means(before, pass_times(bench))
+        if args.storm:
+            say(f"a storm of {args.storm} wakes at once, once the pool is full again")
+            wait(lambda: len(pool_waiting()) >= full, 600, "the pool to refill")
+            woken = set(result["wakes"]["woken"])
+            rest = [pick for pick in sleeping if pick[0] not in woken]
+            result["storm"] = storm(bench, rest, args.storm)
+        result["traffic"] = traffic.report()
+    finally:
+        traffic.stop()
+    result["memory_available_mib_lowest"] = round(memory.lowest)
+    woken = result["wakes"]["woken"] + result.get("storm", {}).get("woken", [])
+    if not args.no_resleep:
         say(f"waiting {args.sleep_s} s and more: the woken Spaces deep-sleep again")
         time.sleep(args.sleep_s + 3 * bench.settings.reconcile_interval_s)
         result["woken_after_sleep_s"] = stages(bench, woken)
-        result["containers_at_end"] = node_containers(bench)
-        result["memory_available_mib_at_end"] = round(mem_available_mib())
-    print(json.dumps(result, indent=2))
+    result["containers_at_end"] = node_containers(bench)
+    result["memory_available_mib_at_end"] = round(mem_available_mib())
 
 
 if __name__ == "__main__":

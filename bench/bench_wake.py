@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_build import BenchNode, node, pool_waiting, push, restart
 
 ROOT = Path(__file__).resolve().parents[1]
+# How often the status page asks again (templates/status.html): a browser left on it does.
+STATUS_PAGE_POLL_S = 1.0
 # What the app prints once it listens.
 RUNNING_LINE = {
     "gradio": "Running on local URL",
@@ -60,6 +62,7 @@ class Wakes:
         owner, name = space_id.split("/")
         self.host = f"{bench.settings.app_host(owner, name)}:{bench.port}"
         self.client = docker.from_env()
+        self.status_pages = 0  # answers of the platform's status page the visitor got
 
     @classmethod
     def deployed(cls, bench: BenchNode, sdk: str) -> Wakes:
@@ -131,18 +134,24 @@ class Wakes:
             time.sleep(0.2)
 
     def visit_until_served(self, timeout: float = 120) -> tuple[float, float]:
-        """(epoch of the first request, seconds until the app itself answered)."""
+        """(epoch of the first request, seconds until the app's page), as a browser sees it:
+        it follows the redirect a held first request gets once the Space serves, and when it
+        gets the status page instead it asks again a second later (as that page polls)."""
         t0, start = time.time(), time.monotonic()
         while time.monotonic() - start < timeout:
             try:
                 r = httpx.get(
-                    f"http://127.0.0.1:{self.bench.port}/", headers={"Host": self.host}, timeout=30
+                    f"http://127.0.0.1:{self.bench.port}/",
+                    headers={"Host": self.host},
+                    timeout=30,
+                    follow_redirects=True,
                 )
                 if r.status_code == 200 and "x-spaceport-status" not in r.headers:
                     return t0, time.monotonic() - start
+                self.status_pages += 1
             except httpx.HTTPError:
                 pass
-            time.sleep(0.01)
+            time.sleep(STATUS_PAGE_POLL_S)
         raise SystemExit("the app did not answer")
 
     def split(self, t0: float, total: float) -> dict[str, float]:

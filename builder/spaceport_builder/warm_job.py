@@ -84,7 +84,9 @@ def _warm(settings: Settings, build_id: int, job: Claimed, tries: int) -> bool:
         pack, req, base = prepare(settings, job, config, repo_dir, workdir, lambda _line: None)
         if not pack.has_compiled_stage():
             return False
-        stages = compiled_deps.choose(settings, pack, req, base, compiled=True)
+        stages = compiled_deps.choose(
+            settings, pack, req, base, compiled=True, sdk_stage=_sdk_stage(build_id)
+        )
         sdk_ready = not stages.sdk_fp or compiled_deps.is_ready(settings, stages.sdk_fp, sdk=True)
         if sdk_ready and compiled_deps.is_ready(settings, stages.deps_fp):
             compiled_deps.touch(settings, stages)  # in use again: not the next to be pruned
@@ -107,6 +109,16 @@ def _warm(settings: Settings, build_id: int, job: Claimed, tries: int) -> bool:
         return False
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _sdk_stage(build_id: int) -> str | None:
+    """The SDK stage the build started its dependencies from (its dependency set is compiled
+    on that one: compiled_deps.choose)."""
+    with session_scope() as session:
+        build = session.get(Build, build_id)
+        report = (build.cache_report if build is not None else None) or {}
+    stage = report.get("sdk_stage")
+    return stage if isinstance(stage, str) else None
 
 
 def _record_warmed(settings: Settings, build_id: int, stages: compiled_deps.Stages) -> None:

@@ -311,6 +311,14 @@ class Settings(BaseSettings):
     startup_timeout_s: int = 1800
     readiness_poll_s: float = 0.1
     reconcile_interval_s: float = 5.0
+    wake_hold_s: float = Field(
+        default=3.0,
+        ge=0,
+        description="How long a visitor's request that wakes a deep-sleeping Space is held "
+        "while it starts: woken by then, the request is sent on to the app (a redirect to the "
+        "same URL), so the visitor sees the app and never the status page; else the status "
+        "page, which follows the start. 0: the status page at once.",
+    )
     default_sleep_s: int = Field(
         default=0,
         validation_alias=AliasChoices(

@@ -91,7 +91,9 @@ def test_a_space_through_its_life(node: Node, tmp_path: Path, browser: Any, shot
     _wait(stopped, 60)
     with node.api() as c:
         c.post(f"/api/spaces/{space_id}/sleeptime", json={"seconds": -1})
-    asleep = via_proxy(node, space_id)
+    # A request other than GET or HEAD is not held while the Space wakes: it gets the status
+    # page, which says the Space is asleep (a GET is held: tests/runtime/test_sleep.py).
+    asleep = via_proxy(node, space_id, "POST")
     assert asleep.status_code == 503 and asleep.headers["x-spaceport-status"] == "1"
     assert "asleep" in asleep.text
     woke = _wait(lambda: (r := via_proxy(node, space_id)).status_code == 200 and r, 90)

@@ -117,6 +117,12 @@ def pooled_all() -> list[str]:
     ]
 
 
+def kept_code(node: Node, image: str) -> bool:
+    """The node keeps an archive of the image's app directory (a wake writes it at once)."""
+    digest = docker.from_env().images.get(image).id.removeprefix("sha256:")
+    return any((node.settings.data / "cache" / "image-files").glob(f"{digest}-*.tar"))
+
+
 def seen_by(node: Node, space_id: str) -> dict:
     return dict(json.loads(json.loads(answer(node, space_id))[0]))
 
@@ -171,6 +177,8 @@ def test_spaces_take_pool_containers_that_carry_nothing_of_another(
             r = api.post(f"/api/v1/spaces/{first}/sleep", params={"deep": True})
             assert r.status_code == 200, r.text
         node.wait_stage(first, {"SLEEPING"}, timeout=60)
+        # Its code is kept ready on the node's disk for the wake (engine/image_files.py).
+        wait_for(lambda: kept_code(node, serving(first)["image"]), 60)
         available = wait_for(full_pool(first), 300, every=0.5)
         visit(node, first)
         woke = serving(first)["container"]

@@ -69,7 +69,13 @@ def deployments(space_id: str) -> list[dict[str, Any]]:
             select(Deployment).where(Deployment.space_id == space.id).order_by(Deployment.id)
         )
         return [
-            {"id": d.id, "status": d.status, "container": d.container_id, "commit": d.commit_sha}
+            {
+                "id": d.id,
+                "status": d.status,
+                "container": d.container_id,
+                "commit": d.commit_sha,
+                "image": d.image,
+            }
             for d in rows
         ]
 
@@ -294,11 +300,11 @@ def test_the_code_copy_container_is_labelled_with_the_node(node: Node) -> None:
     try:
         DockerBackend(node.settings).copy_from_image(image, "/usr/lib/os-release", target.id or "")
         target.reload()
-        events = client.events(
+        events = client.events(  # (made from the image's id: the archive it reads is that id's)
             since=since,
             until=int(time.time()) + 1,
             decode=True,
-            filters={"type": "container", "event": "create", "image": image},
+            filters={"type": "container", "event": "create", "image": client.images.get(image).id},
         )
         copies = [e for e in events if e["Actor"]["ID"] != target.id]
     finally:

@@ -245,6 +245,11 @@ class NodeOps(ABC):
         """Copy the directory `path` of `image` into the same place of a running container,
         then write the files `then` (path: content, owned by uid 1000) in the same step."""
 
+    def keep_image_dir(self, image: str, path: str) -> None:
+        """Make a later `copy_from_image` of this directory quick (a node that keeps the
+        archive: docker's); raises RuntimeBackendError when the image cannot be read."""
+        return None
+
     @abstractmethod
     def put_file(self, container_id: str, path: str, data: bytes) -> None:
         """Write a file (owned by uid 1000) into a running container."""
@@ -254,9 +259,15 @@ class NodeOps(ABC):
         """Change a running container's CPU weight."""
 
     @abstractmethod
-    def adopt(self, container_id: str, name: str, cpus: float, memory_bytes: int) -> None:
-        """Give a running container of the node pool its Space's name and its flavor's CPU
-        and memory limits (lifecycle/node_pool.py)."""
+    def set_limits(
+        self, container_id: str, cpus: float, memory_bytes: int, cpu_shares: int
+    ) -> None:
+        """Give a running container of the node pool its Space's flavor's CPU and memory
+        limits and a CPU weight, in one call (lifecycle/node_pool.py)."""
+
+    @abstractmethod
+    def rename(self, container_id: str, name: str) -> None:
+        """Give a running container of the node pool its Space's name."""
 
     @abstractmethod
     def compress_memory(self, container_id: str) -> Compressed:

@@ -23,7 +23,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from spaceport.engine import app_init, data_disks, memory_squeeze, network_policy
+from spaceport.engine import app_init, data_disks, image_files, memory_squeeze, network_policy
 from spaceport.engine.base import (
     LABEL_DEPLOYMENT,
     LABEL_INSTANCE,
@@ -547,11 +547,41 @@ class DockerBackend(RuntimeBackend, NodeOps):
     def copy_from_image(
         self, image: str, path: str, container_id: str, then: dict[str, bytes] | None = None
     ) -> None:
+        archive = self._image_dir(image, path, container_id)
+        try:
+            if then:  # one archive from the root: the engine mounts the container once
+                archive = _rooted(archive, posixpath.dirname(path), then)
+                self.client.api.put_archive(container_id, "/", archive)
+            else:
+                self.client.api.put_archive(container_id, posixpath.dirname(path), archive)
+        except (APIError, NotFound, tarfile.TarError) as exc:
+            raise RuntimeBackendError(f"could not copy {path} from {image}: {exc}") from exc
+
+    def keep_image_dir(self, image: str, path: str) -> None:
+        image_id = self._image_id(image, path)
+        if image_files.read(self.settings, image_id, path) is None:
+            archive = self._read_image_dir(image_id, path, None)
+            image_files.keep(self.settings, image_id, path, archive)
+
+    def _image_dir(self, image: str, path: str, container_id: str | None) -> bytes:
+        """`path` of `image` as the engine archives it: the archive kept on disk for the image
+        (`keep_image_dir`, engine/image_files.py), else read from the image."""
+        image_id = self._image_id(image, path)
+        kept = image_files.read(self.settings, image_id, path)
+        return kept if kept is not None else self._read_image_dir(image_id, path, container_id)
+
+    def _image_id(self, image: str, path: str) -> str:
+        try:
+            return str(self.client.api.inspect_image(image)["Id"])
+        except (APIError, NotFound, ImageNotFound) as exc:
+            raise RuntimeBackendError(f"could not read {path} of {image}: {exc}") from exc
+
+    def _read_image_dir(self, image: str, path: str, container_id: str | None) -> bytes:
         # The source is a container of this node too (never started): labelled as one, with
         # the Space of the container it serves, so whatever lists the node's containers sees it.
         labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: self.settings.instance}
         with contextlib.suppress(APIError, NotFound):
-            target = self.client.api.inspect_container(container_id)
+            target = self.client.api.inspect_container(container_id) if container_id else {}
             space = ((target.get("Config") or {}).get("Labels") or {}).get(LABEL_SPACE)
             if space:
                 labels[LABEL_SPACE] = space
@@ -563,14 +593,9 @@ class DockerBackend(RuntimeBackend, NodeOps):
             raise RuntimeBackendError(f"could not read {path} of {image}: {exc}") from exc
         try:
             stream, _ = self.client.api.get_archive(source["Id"], path)
-            archive = b"".join(stream)
-            if then:  # one archive from the root: the engine mounts the container once
-                archive = _rooted(archive, posixpath.dirname(path), then)
-                self.client.api.put_archive(container_id, "/", archive)
-            else:
-                self.client.api.put_archive(container_id, posixpath.dirname(path), archive)
-        except (APIError, NotFound, tarfile.TarError) as exc:
-            raise RuntimeBackendError(f"could not copy {path} from {image}: {exc}") from exc
+            return b"".join(stream)
+        except (APIError, NotFound) as exc:
+            raise RuntimeBackendError(f"could not read {path} of {image}: {exc}") from exc
         finally:
             with contextlib.suppress(APIError, NotFound):
                 self.client.api.remove_container(source["Id"], force=True)
@@ -592,9 +617,10 @@ class DockerBackend(RuntimeBackend, NodeOps):
         except (APIError, NotFound) as exc:
             raise RuntimeBackendError(f"could not reweigh {container_id[:12]}: {exc}") from exc
 
-    def adopt(self, container_id: str, name: str, cpus: float, memory_bytes: int) -> None:
+    def set_limits(
+        self, container_id: str, cpus: float, memory_bytes: int, cpu_shares: int
+    ) -> None:
         try:
-            self.client.api.rename(container_id, name)
             # The engine's update takes NanoCpus (the container was made with them: a CPU
             # period/quota pair would conflict); docker-py's update_container does not.
             api = self.client.api
@@ -603,10 +629,17 @@ class DockerBackend(RuntimeBackend, NodeOps):
                 "NanoCpus": int(min(cpus, self.host_cpus()) * 1e9),
                 "Memory": memory_bytes,
                 "MemorySwap": memory_bytes,
+                "CpuShares": cpu_shares,
             }
             api._raise_for_status(api._post_json(url, data=limits))
         except (APIError, NotFound) as exc:
-            raise RuntimeBackendError(f"could not adopt {container_id[:12]}: {exc}") from exc
+            raise RuntimeBackendError(f"could not limit {container_id[:12]}: {exc}") from exc
+
+    def rename(self, container_id: str, name: str) -> None:
+        try:
+            self.client.api.rename(container_id, name)
+        except (APIError, NotFound) as exc:
+            raise RuntimeBackendError(f"could not rename {container_id[:12]}: {exc}") from exc
 
     def compress_memory(self, container_id: str) -> Compressed:
         try:

@@ -87,6 +87,9 @@ def service_name(spec: ContainerSpec) -> str:
     return f"{spec.name[:54]}-{digest}"
 
 
+NO_POOL = "a cluster has no node pool (each Space is a service)"
+
+
 class SwarmBackend(RuntimeBackend):
     """A Swarm cluster, driven through a manager's engine API."""
 
@@ -902,9 +905,14 @@ class SwarmNodeOps(NodeOps):
         engine, container = self._located(container_id)
         engine.set_cpu_shares(container, shares)
 
-    def adopt(self, container_id: str, name: str, cpus: float, memory_bytes: int) -> None:
+    def set_limits(
+        self, container_id: str, cpus: float, memory_bytes: int, cpu_shares: int
+    ) -> None:
         # A service's task cannot change its service: the node pool is one engine's.
-        raise RuntimeBackendError("a cluster has no node pool (each Space is a service)")
+        raise RuntimeBackendError(NO_POOL)
+
+    def rename(self, container_id: str, name: str) -> None:
+        raise RuntimeBackendError(NO_POOL)
 
     def compress_memory(self, container_id: str) -> Compressed:
         # The cgroup is on the task's node: a node agent's work (this process may be on

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
@@ -115,6 +115,13 @@ class Plan:
     planned_at: datetime
     container: str | None = None  # the new version's container, once created
     taken: bool = False  # a standby or pool container: it starts at STARTING_CPU_SHARES
+    since: datetime | None = None  # the visitor's request (a wake) or the plan: marks count from it
+    marks: dict[str, int] = field(default_factory=dict)  # ms from `since` to each step
+
+    def mark(self, step: str) -> None:
+        """When `step` was done, logged with deploy.ready: where a start spends its time."""
+        if self.since is not None:
+            self.marks[step] = round((utcnow() - self.since).total_seconds() * 1000)
 
 
 def deploy(
@@ -222,7 +229,7 @@ def _plan(
         space.stage = starting_stage(current is not None).value
         session.flush()
         spec = container_spec(session, settings, space, dep.id, image, commit, flavor)
-        return Plan(
+        plan = Plan(
             space_pk=space.id,
             space_id=space.space_id,
             dep_id=dep.id,
@@ -234,7 +241,10 @@ def _plan(
             secrets=secret_values(session, settings, space.id),
             storage_bytes=tier_bytes(settings, space.storage) if space.storage else None,
             planned_at=planned_at,
+            since=requested_at or planned_at,
         )
+    plan.mark("planned")  # (a wake: the wait for a deploy thread, the lock and the pool's list)
+    return plan
 
 
 def _retire_old_first(settings: Settings, backend: RuntimeBackend, plan: Plan) -> None:
@@ -312,6 +322,7 @@ def _run(
         _fail(settings, backend, plan, None, str(exc))
         return False
     plan.container, plan.taken = state.id, taken
+    plan.mark("taken" if taken else "created")
     check_wanted(plan.space_pk)
     with session_scope() as session:
         dep = session.get(Deployment, plan.dep_id)
@@ -338,6 +349,7 @@ def _run(
     if not ready.ready:
         _fail(settings, backend, plan, state.id, ready.reason)
         return False
+    plan.mark("answered")
     return _promote(settings, backend, plan, state.upstream)
 
 
@@ -393,7 +405,8 @@ def _promote(settings: Settings, backend: RuntimeBackend, plan: Plan, upstream: 
                 )
                 .values(stage=Stage.RUNNING.value)
             )
-    log.info("deploy.ready", space=plan.space_id, upstream=upstream)
+    plan.mark("routed")
+    log.info("deploy.ready", space=plan.space_id, upstream=upstream, timings_ms=plan.marks)
     if plan.taken and plan.container:  # it serves: no longer ahead of the other apps
         try:
             backend.node_ops().set_cpu_shares(plan.container, standby.SERVING_CPU_SHARES)

@@ -14,6 +14,7 @@ from sqlalchemy import or_, select
 
 from spaceport.db.models import Deployment, Space, utcnow
 from spaceport.db.session import session_scope
+from spaceport.engine import image_files
 from spaceport.engine.base import LABEL_DEPLOYMENT, LABEL_SPACE_PK, RuntimeBackend
 from spaceport.lifecycle import node_pool
 from spaceport.lifecycle.desired import Desired, resting_stage
@@ -160,13 +161,15 @@ def _remove_images_of_deleted(settings: Settings, backend: RuntimeBackend) -> in
     _last_image_sweep = now
     with session_scope() as session:
         space_pks = set(session.scalars(select(Space.id)))
-    removed = 0
+    removed, kept = 0, set()
     for image in backend.node_ops().images():
         pk = image.labels.get(LABEL_SPACE_PK, "")
         if not pk.isdigit() or int(pk) in space_pks:
+            kept.add(image.id)
             continue
         for ref in image.tags or [image.id]:  # by tag: an id with several tags is refused
             backend.node_ops().remove_image(ref)
         removed += 1
         log.info("janitor.image_removed", image=image.tags or image.id, space_pk=pk)
+    image_files.prune(settings, kept)  # their code's archives (node_pool.prepare_wake)
     return removed

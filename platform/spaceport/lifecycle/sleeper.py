@@ -207,10 +207,13 @@ def _deep_sleep(
         with session_scope() as session:
             dep = session.get(Deployment, dep_id)
             container = dep.container_id if dep else None
+            image = dep.image if dep else None
         if container and not allocator.assigned(dep_id, settings):
             try:
                 backend.halt(container)
                 log.info("sleep.stopped", space_pk=space_pk, kept=True)
+                if image:
+                    node_pool.prepare_wake(settings, backend, image)
                 return
             except RuntimeBackendError as exc:
                 log.warning("sleep.halt_failed", space_pk=space_pk, error=str(exc))

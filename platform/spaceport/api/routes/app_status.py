@@ -23,9 +23,11 @@ import structlog
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
 
 from spaceport.api.deps import Principal, token_from_request
 from spaceport.db.models import Space
+from spaceport.db.session import session_scope
 from spaceport.proxy import app_access, embedding
 from spaceport.proxy.base import AUTHZ_PATH, PLATFORM_PATH
 from spaceport.services import access, app_visits, domains
@@ -204,6 +206,29 @@ def not_found(settings: Settings, request: Request, visit: Visit) -> Response:
     )
 
 
+HELD_METHODS = ("GET", "HEAD")
+WAKING = (Stage.SLEEPING.value, Stage.APP_STARTING.value, Stage.RUNNING_APP_STARTING.value)
+HOLD_POLL_S = 0.05
+
+
+def _stage_of(space_pk: int) -> str | None:
+    with session_scope() as session:
+        return session.scalar(select(Space.stage).where(Space.id == space_pk))
+
+
+async def _woken(space_pk: int, hold_s: float) -> bool:
+    """Whether the waking Space serves within `hold_s` (RUNNING is said once its route is in,
+    lifecycle/deployer.py); False as soon as its start ends any other way."""
+    deadline = time.monotonic() + hold_s
+    while True:
+        stage = await asyncio.to_thread(_stage_of, space_pk)
+        if stage == Stage.RUNNING.value:
+            return True
+        if stage not in WAKING or time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(HOLD_POLL_S)
+
+
 async def status_page(settings: Settings, request: Request, visit: Visit) -> Response:
     space = visit.space
     assert space is not None
@@ -219,6 +244,12 @@ async def status_page(settings: Settings, request: Request, visit: Visit) -> Res
             # namespace's other Spaces the full message names (some may be private)
             refusal = OVER_QUOTA
             log.info("app.wake_over_quota", space=space.space_id, reason=str(exc))
+        if refusal is None and request.method in HELD_METHODS and settings.wake_hold_s > 0:
+            if await _woken(space.id, settings.wake_hold_s):  # the app serves: send it on
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(target, 307, headers=STATUS_HEADERS)
+            now = await asyncio.to_thread(_stage_of, space.id)
+            stage = Stage(now) if now else stage
     proxy_error = request.headers.get("x-spaceport-proxy-error")
     message, waiting = STATUS_MESSAGES.get(stage, ("", False))
     if refusal is not None:
