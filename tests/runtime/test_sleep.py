@@ -118,3 +118,43 @@ def test_default_sleep_time_puts_to_sleep_only_spaces_without_their_own(node: No
     finally:
         for space_id in (plain, own):
             hf(node).delete_repo(space_id, repo_type="space", missing_ok=True)
+
+
+def test_a_queued_wake_is_not_taken_for_a_crash(node: Node) -> None:
+    """A visitor's wake is claimed at once, then waits for one of the API's start threads (in
+    a storm of wakes, tens of seconds). Meanwhile the Space wants to run and its container is
+    the stopped one its deep sleep kept: the reconciler's crash check leaves it alone (it
+    counted a crash and started the Space a second time). A queued start whose process died
+    before running it is still found, and the Space started again."""
+    from sqlalchemy import update
+
+    from spaceport.db.models import Space
+    from spaceport.db.session import session_scope
+    from spaceport.engine import make_backend
+    from spaceport.lifecycle import crashes, locks
+    from tests.safety.test_disk_limits import space_pk
+
+    space_id = echo_space(node, "queuedwake")
+    try:
+        with node.api() as api:
+            r = api.post(f"/api/v1/spaces/{space_id}/sleep", params={"deep": True})
+            assert r.status_code == 200, r.text
+        node.wait_stage(space_id, {"SLEEPING"}, timeout=60)
+        wait_for(lambda: containers(space_id) == [], 30)
+        pk = space_pk(space_id)
+        # As sleeper.wake leaves a Space when every start thread is busy: claimed, queued.
+        locks.start_queued(node.settings, pk)
+        with session_scope() as session:
+            session.execute(
+                update(Space).where(Space.id == pk).values(desired="running", stage="APP_STARTING")
+            )
+        backend = make_backend(node.settings)
+        assert pk not in crashes.check_containers(node.settings, backend)
+        assert node.runtime(space_id)["stage"] == "APP_STARTING"
+        assert containers(space_id) == []  # nothing started it meanwhile
+
+        locks.start_running(node.settings, pk)  # its process died before running it
+        node.wait_stage(space_id, {"RUNNING"}, timeout=90)  # the reconciler starts it
+        assert node.app_get(space_id).text.startswith("echo ")
+    finally:
+        hf(node).delete_repo(space_id, repo_type="space", missing_ok=True)

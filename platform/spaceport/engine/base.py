@@ -174,6 +174,18 @@ class RuntimeBackend(ABC):
                 out.add(container_id)
         return out
 
+    def live_states(self, container_ids: Iterable[str]) -> dict[str, ContainerState]:
+        """The states of those of these containers that run or are frozen, by id (the others
+        are left out: ask `inspect` for why). The crash check asks this of every awake
+        Space's container each pass; an engine that answers in one call overrides this
+        one-inspect-each default."""
+        out = {}
+        for container_id in container_ids:
+            state = self.inspect(container_id)
+            if state is not None and (state.running or state.paused):
+                out[container_id] = state
+        return out
+
     @abstractmethod
     def node_ops(self) -> NodeOps:
         """This node's engine, for what only it can do (engine/base.py, `NodeOps`)."""

@@ -15,6 +15,7 @@ import re
 import tarfile
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
@@ -382,6 +383,33 @@ class DockerBackend(RuntimeBackend, NodeOps):
             filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}", "status": LIVE_STATES}
         )
         return {row["Id"] for row in rows} & wanted
+
+    def live_states(self, container_ids: Iterable[str]) -> dict[str, ContainerState]:
+        wanted = set(container_ids)
+        if not wanted:
+            return {}
+        rows = self.client.api.containers(
+            filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}", "status": LIVE_STATES}
+        )
+        return {row["Id"]: self._live_summary(row) for row in rows if row["Id"] in wanted}
+
+    def _live_summary(self, row: dict[str, Any]) -> ContainerState:
+        """A running or frozen container from the engine's list summary: its address as
+        `_upstream` finds it in an inspect (the summary lists ports, not a port map)."""
+        ports: dict[str, list[dict[str, str]]] = {}
+        for p in row.get("Ports") or []:
+            bindings = ports.setdefault(f"{p.get('PrivatePort')}/{p.get('Type', 'tcp')}", [])
+            if p.get("PublicPort"):
+                bindings.append({"HostIp": p.get("IP", ""), "HostPort": str(p["PublicPort"])})
+        network = {"Ports": ports, "Networks": (row.get("NetworkSettings") or {}).get("Networks")}
+        paused = row.get("State") == "paused"
+        return replace(
+            self._summary_state(row),
+            running=not paused,
+            paused=paused,
+            exit_code=None,
+            upstream=self._upstream(network),
+        )
 
     @staticmethod
     def _summary_state(row: dict[str, Any]) -> ContainerState:

@@ -22,6 +22,7 @@ from spaceport.engine.base import ContainerState, RuntimeBackend
 from spaceport.lifecycle.desired import Desired
 from spaceport.lifecycle.locks import is_locked
 from spaceport.lifecycle.masking import mask, secret_values
+from spaceport.lifecycle.proxy_routes import try_sync_routes
 from spaceport.lifecycle.retire import retire
 from spaceport.settings import Settings
 from spaceport.stages import DeploymentStatus, Stage
@@ -80,11 +81,12 @@ def check_containers(settings: Settings, backend: RuntimeBackend) -> list[int]:
                 Space.desired == Desired.RUNNING.value,
             )
         ).all()
-    crashed = []
+    crashed, any_moved = [], False
+    live = backend.live_states(c for *_, c, _, _ in rows if c)  # one engine call (docker)
     for space_pk, stage, dep_id, container_id, upstream, node in rows:
         if not container_id or is_locked(settings, space_pk):
             continue
-        state = backend.inspect(container_id)
+        state = live.get(container_id) or backend.inspect(container_id)  # (not live: why)
         if state is not None and state.paused:
             if stage != Stage.SLEEPING:  # frozen, yet woken meanwhile (a push, an owner)
                 backend.unpause(container_id)
@@ -96,9 +98,12 @@ def check_containers(settings: Settings, backend: RuntimeBackend) -> list[int]:
                     dep = session.get(Deployment, dep_id)
                     if dep is not None:  # moved: a cluster node's failure, a restart
                         dep.upstream, dep.node = state.upstream, state.node or None
+                any_moved = True
             continue
         _crashed(settings, backend, space_pk, dep_id, container_id, state)
         crashed.append(space_pk)
+    if any_moved:  # the proxy follows now
+        try_sync_routes(settings)
     return crashed
 
 

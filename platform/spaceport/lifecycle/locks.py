@@ -53,8 +53,29 @@ def renew(lock: Lock | None) -> None:
             lock.extend(LEASE_S, replace_ttl=True)
 
 
+# How long a queued start counts as under way if its process never runs it (it died): then
+# the reconciler's checks treat the Space as they would without it (a crash, a stale start).
+QUEUED_S = 90
+
+
+def _queued_key(space_pk: int) -> str:
+    return f"spaceport:space:{space_pk}:start-queued"
+
+
+def start_queued(settings: Settings, space_pk: int) -> None:
+    """A start of the Space waits for a thread to run it (a wake in a storm of wakes waits
+    for the API's start threads): `is_locked` says so until `start_running`, so the
+    reconciler does not take the stopped container it is about to replace for a crash."""
+    _client(settings).set(_queued_key(space_pk), "1", ex=QUEUED_S)
+
+
+def start_running(settings: Settings, space_pk: int) -> None:
+    _client(settings).delete(_queued_key(space_pk))
+
+
 def is_locked(settings: Settings, space_pk: int) -> bool:
-    return bool(_client(settings).exists(_key(space_pk)))
+    """A start holds the Space's lock, or is queued to (`start_queued`): one round trip."""
+    return bool(_client(settings).exists(_key(space_pk), _queued_key(space_pk)))
 
 
 def claim(settings: Settings, thing: str, ttl_s: int) -> bool:

@@ -8,6 +8,7 @@ and the last writer always wins with the current truth.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 
@@ -108,17 +109,37 @@ def verified_domains(session: Session) -> dict[int, list[str]]:
     return out
 
 
+STALE_KEY = "spaceport:routes:stale"
+
+
 def sync_routes(settings: Settings) -> int:
-    """Load the desired routes into the proxy; returns how many routes are live."""
+    """Load the desired routes into the proxy; returns how many routes are live. One that
+    fails leaves the table marked stale: the reconciler's next pass loads it again."""
     client = redis.Redis.from_url(settings.redis_url)
-    with client.lock("spaceport:proxy-sync", timeout=60, blocking_timeout=60):
-        with session_scope() as session:
-            routes = desired_routes(session, settings)
-        started = time.perf_counter()
-        asyncio.run(make_proxy(settings).set_routes(routes))  # a no-op when nothing changed
+    try:
+        with client.lock("spaceport:proxy-sync", timeout=60, blocking_timeout=60):
+            with session_scope() as session:
+                routes = desired_routes(session, settings)
+            started = time.perf_counter()
+            asyncio.run(make_proxy(settings).set_routes(routes))  # a no-op when nothing changed
+    except Exception:
+        mark_routes_stale(settings)
+        raise
+    client.delete(STALE_KEY)
     ms = round((time.perf_counter() - started) * 1000, 1)
     log.info("proxy.synced", routes=len(routes), ms=ms)
     return len(routes)
+
+
+def mark_routes_stale(settings: Settings) -> None:
+    """The proxy's table may differ from the database's (a push failed, the proxy restarted):
+    the reconciler compares them at its next pass, not only at its periodic check."""
+    with contextlib.suppress(redis.RedisError):
+        redis.Redis.from_url(settings.redis_url).set(STALE_KEY, "1")
+
+
+def routes_stale(settings: Settings) -> bool:
+    return bool(redis.Redis.from_url(settings.redis_url).exists(STALE_KEY))
 
 
 def try_sync_routes(settings: Settings) -> None:
@@ -129,4 +150,5 @@ def try_sync_routes(settings: Settings) -> None:
             raise ProxyError("the proxy does not answer")  # not worth waiting for here
         sync_routes(settings)
     except (ProxyError, redis.RedisError, LockError) as exc:
+        mark_routes_stale(settings)
         log.warning("proxy.sync_deferred", error=str(exc))

@@ -43,7 +43,13 @@ from spaceport.lifecycle.deployer import (
     startup_timeout,
 )
 from spaceport.lifecycle.desired import Desired
-from spaceport.lifecycle.locks import is_locked, renew, space_lock
+from spaceport.lifecycle.locks import (
+    is_locked,
+    renew,
+    space_lock,
+    start_queued,
+    start_running,
+)
 from spaceport.lifecycle.proxy_routes import sync_routes
 from spaceport.lifecycle.readiness import wait_ready
 from spaceport.lifecycle.retire import retire
@@ -265,6 +271,7 @@ def wake(settings: Settings, space_pk: int) -> bool:
         )
     if not claimed:
         return False
+    start_queued(settings, space_pk)  # its stopped container is no crash meanwhile
     jobs.submit(settings, f"wake:{space_pk}", finish_wake, settings, space_pk, now)
     return True
 
@@ -338,6 +345,7 @@ def finish_wake(settings: Settings, space_pk: int, requested_at: datetime) -> bo
 
 def _finish_wake(settings: Settings, space_pk: int, requested_at: datetime) -> bool:
     backend = make_backend(settings)
+    start_running(settings, space_pk)  # (this thread takes the lock now, or waits for it)
     with space_lock(settings, space_pk, wait_s=30) as lock:
         if lock is not None:
             with session_scope() as session:

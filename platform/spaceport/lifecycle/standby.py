@@ -78,10 +78,13 @@ for name in sys.argv[1:]:
         print(f"Spaceport standby: importing {name} failed ({exc})", file=sys.stderr)
 print(f"Spaceport standby: {' '.join(sys.argv[1:])} imported in "
       f"{time.monotonic() - t0:.2f} s, waiting for the app", file=sys.stderr, flush=True)
-while not os.path.exists(GO_FILE):
-    time.sleep(0.02)
-with open(GO_FILE) as f:
-    go = json.load(f)
+while True:  # (the engine writes the file in place: it may exist, not yet whole)
+    try:
+        with open(GO_FILE) as f:
+            go = json.load(f)
+        break
+    except (OSError, ValueError):
+        time.sleep(0.02)
 os.environ.update(go["env"])
 argv = go["argv"]
 os.chdir(APP_DIR)
