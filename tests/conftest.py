@@ -267,6 +267,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         "SPACEPORT_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
         "SPACEPORT_ADMIN_TOKEN": token,
         "SPACEPORT_RECONCILE_INTERVAL_S": "2",
+        # A wake's first request is held until the app serves (3 s by default): long enough
+        # here that a loaded test machine's wakes are held too (tests/runtime/test_sleep.py).
+        "SPACEPORT_WAKE_HOLD_S": "10",
         "SPACEPORT_HISTORY_INTERVAL_S": "2",  # the graphs get a point every pass
         # Small push limits so the limit tests stay fast.
         "SPACEPORT_GIT_MAX_FILE_BYTES": str(3 * 1024**2),

@@ -294,8 +294,13 @@ def run_build_job(
         reused = "dependencies reused" if cache["dependencies_cached"] else "dependencies built"
         writer.write(f"Built {req.tag} in {cache['seconds']} s ({reused})")
         finish(job, BuildStatus.SUCCEEDED, writer, image=req.tag, cache=cache)
-        cold = stages is not None and (
-            stages.deps_stage == DEPS_STAGE or stages.sdk_stage == SDK_STAGE
+        cold = stages is not None and (  # something to compile (compiled_deps.choose)
+            stages.deps_stage == DEPS_STAGE
+            or (
+                stages.sdk_stage == SDK_STAGE
+                and bool(stages.sdk_fp)
+                and not compiled_deps.is_ready(settings, stages.sdk_fp or "", sdk=True)
+            )
         )
         return Built(req.tag, warm=cold)
     except NoAppFile as exc:

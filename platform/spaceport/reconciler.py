@@ -88,12 +88,12 @@ _last_route_check = float("-inf")
 def sync_routes_if_needed(settings: Settings) -> None:
     global _last_route_check
     now = time.monotonic()
-    due = now - _last_route_check >= ROUTE_CHECK_PASSES * settings.reconcile_interval_s
-    if not due and not routes_stale(settings):
-        return
-    _last_route_check = now
-    if not routes_match(settings):
+    if routes_stale(settings):  # pushed again (a no-op if nothing differs): clears the mark
         sync_routes(settings)
+    elif now - _last_route_check >= ROUTE_CHECK_PASSES * settings.reconcile_interval_s:
+        _last_route_check = now
+        if not routes_match(settings):
+            sync_routes(settings)
 
 
 SLOW_STEP_S = 30.0

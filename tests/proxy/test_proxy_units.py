@@ -244,3 +244,31 @@ def test_path_mode_sign_in_accepts_only_the_apps_origin(tmp_path: Path) -> None:
     assert app_access.is_app_url(settings, "http://apps.localhost:8080/o/p/")
     assert not app_access.is_app_url(settings, "http://apps.localhost:9999/o/p/")
     assert not app_access.is_app_url(settings, "http://o-p.localhost:8080/")
+
+
+@pytest.mark.parametrize(
+    ("raw", "query", "location"),
+    [
+        (b"/", b"", "/"),
+        (b"/gradio_api/info", b"x=1&y=%2F", "/gradio_api/info?x=1&y=%2F"),
+        (b"/a%2Fb%20c", b"", "/a%2Fb%20c"),  # as sent: not decoded
+        (b"//evil.example/x", b"", "/evil.example/x"),  # never to another host
+        (b"/\\evil.example/x", b"", "/evil.example/x"),
+    ],
+)
+def test_a_held_wake_is_sent_on_to_the_url_it_asked_for_and_no_other_host(
+    raw: bytes, query: bytes, location: str
+) -> None:
+    from starlette.requests import Request
+
+    from spaceport.api.routes.app_status import _same_url
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": raw.decode(),
+        "raw_path": raw,
+        "query_string": query,
+        "headers": [],
+    }
+    assert _same_url(Request(scope)) == location

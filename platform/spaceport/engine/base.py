@@ -165,14 +165,9 @@ class RuntimeBackend(ABC):
 
     def running_of(self, container_ids: Iterable[str]) -> set[str]:
         """Which of these containers run or are frozen. A reconciler pass asks this of every
-        sleeping Space's kept container (hundreds on a dense node): an engine that can
-        answer in one call overrides this one-inspect-each default."""
-        out = set()
-        for container_id in container_ids:
-            state = self.inspect(container_id)
-            if state is not None and (state.running or state.paused):
-                out.add(container_id)
-        return out
+        sleeping Space's kept container (hundreds on a dense node): one call where the engine
+        answers `live_states` in one."""
+        return set(self.live_states(container_ids))
 
     def live_states(self, container_ids: Iterable[str]) -> dict[str, ContainerState]:
         """The states of those of these containers that run or are frozen, by id (the others

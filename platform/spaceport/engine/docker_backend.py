@@ -14,7 +14,7 @@ import posixpath
 import re
 import tarfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
@@ -375,15 +375,6 @@ class DockerBackend(RuntimeBackend, NodeOps):
                 out.append(self._summary_state(row))
         return out
 
-    def running_of(self, container_ids: Iterable[str]) -> set[str]:
-        wanted = set(container_ids)
-        if not wanted:
-            return set()
-        rows = self.client.api.containers(
-            filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}", "status": LIVE_STATES}
-        )
-        return {row["Id"] for row in rows} & wanted
-
     def live_states(self, container_ids: Iterable[str]) -> dict[str, ContainerState]:
         wanted = set(container_ids)
         if not wanted:
@@ -531,7 +522,10 @@ class DockerBackend(RuntimeBackend, NodeOps):
         ports = network.get("Ports") or {}
         networks = network.get("Networks") or {}
         app_net = networks.get(self.network_name()) or networks.get(self.network_name(False)) or {}
-        port = next((key.split("/")[0] for key in ports if key.endswith("/tcp")), None)
+        # The app's port is the one published (an image may EXPOSE others: nginx's 80); the
+        # same one whatever order the engine lists them in (its list summary has none).
+        tcp = sorted((k for k in ports if k.endswith("/tcp")), key=lambda k: (not ports[k], k))
+        port = tcp[0].split("/")[0] if tcp else None
         if app_net.get("IPAddress") and port:
             return f"{app_net['IPAddress']}:{port}"
         for bindings in ports.values():
@@ -587,16 +581,19 @@ class DockerBackend(RuntimeBackend, NodeOps):
 
     def keep_image_dir(self, image: str, path: str) -> None:
         image_id = self._image_id(image, path)
-        if image_files.read(self.settings, image_id, path) is None:
-            archive = self._read_image_dir(image_id, path, None)
-            image_files.keep(self.settings, image_id, path, archive)
+        if not image_files.known(self.settings, image_id, path):
+            with self._image_dir_stream(image_id, path, None) as chunks:
+                image_files.keep(self.settings, image_id, path, chunks)
 
     def _image_dir(self, image: str, path: str, container_id: str | None) -> bytes:
         """`path` of `image` as the engine archives it: the archive kept on disk for the image
         (`keep_image_dir`, engine/image_files.py), else read from the image."""
         image_id = self._image_id(image, path)
         kept = image_files.read(self.settings, image_id, path)
-        return kept if kept is not None else self._read_image_dir(image_id, path, container_id)
+        if kept is not None:
+            return kept
+        with self._image_dir_stream(image_id, path, container_id) as chunks:
+            return b"".join(chunks)
 
     def _image_id(self, image: str, path: str) -> str:
         try:
@@ -604,9 +601,14 @@ class DockerBackend(RuntimeBackend, NodeOps):
         except (APIError, NotFound, ImageNotFound) as exc:
             raise RuntimeBackendError(f"could not read {path} of {image}: {exc}") from exc
 
-    def _read_image_dir(self, image: str, path: str, container_id: str | None) -> bytes:
-        # The source is a container of this node too (never started): labelled as one, with
-        # the Space of the container it serves, so whatever lists the node's containers sees it.
+    @contextlib.contextmanager
+    def _image_dir_stream(
+        self, image: str, path: str, container_id: str | None
+    ) -> Iterator[Iterator[bytes]]:
+        """The archive of `path` in `image`, as the engine streams it from a container made of
+        the image (never started), removed after."""
+        # The source is a container of this node too: labelled as one, with the Space of the
+        # container it serves, so whatever lists the node's containers sees it.
         labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: self.settings.instance}
         with contextlib.suppress(APIError, NotFound):
             target = self.client.api.inspect_container(container_id) if container_id else {}
@@ -621,7 +623,7 @@ class DockerBackend(RuntimeBackend, NodeOps):
             raise RuntimeBackendError(f"could not read {path} of {image}: {exc}") from exc
         try:
             stream, _ = self.client.api.get_archive(source["Id"], path)
-            return b"".join(stream)
+            yield stream
         except (APIError, NotFound) as exc:
             raise RuntimeBackendError(f"could not read {path} of {image}: {exc}") from exc
         finally:

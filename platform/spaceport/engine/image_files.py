@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from spaceport.settings import Settings
@@ -38,24 +39,41 @@ def read(settings: Settings, image_id: str, path: str) -> bytes | None:
         return None
 
 
-def keep(settings: Settings, image_id: str, path: str, archive: bytes) -> None:
-    """Keep an archive (written whole or not at all: a reader never sees half of one)."""
-    if len(archive) > MAX_BYTES:
-        return
+def known(settings: Settings, image_id: str, path: str) -> bool:
+    """Whether the archive is kept, or was found too large to keep (not read again)."""
+    file = _file(settings, image_id, path)
+    return file.exists() or file.with_suffix(".large").exists()
+
+
+def keep(settings: Settings, image_id: str, path: str, chunks: Iterable[bytes]) -> None:
+    """Keep an archive, read from `chunks` (written whole or not at all: a reader never sees
+    half of one); one over MAX_BYTES is left unread past that and remembered as too large."""
     target = _file(settings, image_id, path)
     with contextlib.suppress(OSError):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(archive)
-        tmp.replace(target)
+        size = 0
+        with tmp.open("wb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    break
+                out.write(chunk)
+        if size > MAX_BYTES:
+            tmp.unlink(missing_ok=True)
+            target.with_suffix(".large").touch()
+        else:
+            tmp.replace(target)
 
 
-def prune(settings: Settings, image_ids: set[str]) -> int:
-    """Remove the archives of images not in `image_ids` (those the node still has)."""
+def prune(settings: Settings, image_ids: set[str], before: float) -> int:
+    """Remove what is kept for images not in `image_ids` (those the node had at `before`, a
+    `time.time()`: what was written since may be of an image the list missed)."""
     live = {i.removeprefix("sha256:") for i in image_ids}
     removed = 0
-    for file in _dir(settings).glob("*.tar") if _dir(settings).is_dir() else ():
-        if file.name.split("-", 1)[0] not in live:
-            file.unlink(missing_ok=True)
-            removed += 1
+    for file in _dir(settings).iterdir() if _dir(settings).is_dir() else ():
+        with contextlib.suppress(OSError):
+            if file.name.split("-", 1)[0] not in live and file.stat().st_mtime < before:
+                file.unlink()
+                removed += 1
     return removed

@@ -102,7 +102,7 @@ def check_containers(settings: Settings, backend: RuntimeBackend) -> list[int]:
             continue
         _crashed(settings, backend, space_pk, dep_id, container_id, state)
         crashed.append(space_pk)
-    if any_moved:  # the proxy follows now
+    if any_moved or crashed:  # the proxy follows now (a crashed one's address is freed)
         try_sync_routes(settings)
     return crashed
 

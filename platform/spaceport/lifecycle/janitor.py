@@ -161,7 +161,7 @@ def _remove_images_of_deleted(settings: Settings, backend: RuntimeBackend) -> in
     _last_image_sweep = now
     with session_scope() as session:
         space_pks = set(session.scalars(select(Space.id)))
-    removed, kept = 0, set()
+    removed, kept, listed_at = 0, set(), time.time()
     for image in backend.node_ops().images():
         pk = image.labels.get(LABEL_SPACE_PK, "")
         if not pk.isdigit() or int(pk) in space_pks:
@@ -171,5 +171,5 @@ def _remove_images_of_deleted(settings: Settings, backend: RuntimeBackend) -> in
             backend.node_ops().remove_image(ref)
         removed += 1
         log.info("janitor.image_removed", image=image.tags or image.id, space_pk=pk)
-    image_files.prune(settings, kept)  # their code's archives (node_pool.prepare_wake)
+    image_files.prune(settings, kept, listed_at)  # their code's archives (node_pool.prepare_wake)
     return removed

@@ -392,14 +392,18 @@ def _move_in(
     return replace(state, name=spec.name)
 
 
-def prepare_wake(settings: Settings, backend: RuntimeBackend, image: str) -> None:
-    """A Space went to deep sleep: keep its code's archive ready (engine/image_files.py), so a
-    wake into a pool container writes it with one engine call. On the background thread."""
+def prepare_wake(settings: Settings, backend: RuntimeBackend, space_pk: int, image: str) -> None:
+    """A Space went to deep sleep: if a pool container could serve its wake, keep its code's
+    archive ready (engine/image_files.py), so the wake writes it with one engine call. On the
+    background thread."""
     if settings.pool_budget_mib > 0:
-        jobs.submit_background_once(settings, f"keep-code:{image}", _keep_code, backend, image)
+        key = f"keep-code:{image}"
+        jobs.submit_background_once(settings, key, _keep_code, settings, backend, space_pk, image)
 
 
-def _keep_code(backend: RuntimeBackend, image: str) -> None:
+def _keep_code(settings: Settings, backend: RuntimeBackend, space_pk: int, image: str) -> None:
+    if _eligible(settings, space_pk) is None:
+        return
     try:
         backend.node_ops().keep_image_dir(image, APP_DIR)
     except RuntimeBackendError as exc:  # the wake reads it from the image then
@@ -413,17 +417,24 @@ def ready_for(settings: Settings, backend: RuntimeBackend, space_pk: int) -> boo
     the database and one list of the pool; `take` checks the image's layers."""
     if settings.pool_budget_mib <= 0:
         return False
+    key = _eligible(settings, space_pk)
+    return key is not None and bool(_fitting(settings, backend, key, None))
+
+
+def _eligible(settings: Settings, space_pk: int) -> Key | None:
+    """The pool key of the Space's release when a pool container could run it (its SDK
+    imported ahead, its environment one the container can take); None when none could."""
     with session_scope() as session:
         space = session.get(Space, space_pk)
         dep = active_deployment(session, space_pk)
         build = session.get(Build, dep.build_id) if dep is not None and dep.build_id else None
         if space is None or build is None:
-            return False
+            return None
         keyed = _key(settings, space, build.cache_report)
         env = app_env(session, settings, space, None)
     if keyed is None or not env_fits(settings, keyed[1].port, env, list(keyed[0].modules)):
-        return False
-    return bool(_fitting(settings, backend, keyed[0], None))
+        return None
+    return keyed[0]
 
 
 def owners(backend: RuntimeBackend) -> dict[str, str]:

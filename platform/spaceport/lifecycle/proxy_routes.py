@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Sequence
 
 import redis
@@ -110,6 +111,10 @@ def verified_domains(session: Session) -> dict[int, list[str]]:
 
 
 STALE_KEY = "spaceport:routes:stale"
+# Delete the stale mark only if it is the one a push saw before it read the database.
+CLEAR_IF_SAME = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 
 
 def sync_routes(settings: Settings) -> int:
@@ -118,6 +123,7 @@ def sync_routes(settings: Settings) -> int:
     client = redis.Redis.from_url(settings.redis_url)
     try:
         with client.lock("spaceport:proxy-sync", timeout=60, blocking_timeout=60):
+            stale = client.get(STALE_KEY)  # (read before the database: a later mark stays)
             with session_scope() as session:
                 routes = desired_routes(session, settings)
             started = time.perf_counter()
@@ -125,7 +131,8 @@ def sync_routes(settings: Settings) -> int:
     except Exception:
         mark_routes_stale(settings)
         raise
-    client.delete(STALE_KEY)
+    if stale is not None:
+        client.eval(CLEAR_IF_SAME, 1, STALE_KEY, stale)
     ms = round((time.perf_counter() - started) * 1000, 1)
     log.info("proxy.synced", routes=len(routes), ms=ms)
     return len(routes)
@@ -135,7 +142,7 @@ def mark_routes_stale(settings: Settings) -> None:
     """The proxy's table may differ from the database's (a push failed, the proxy restarted):
     the reconciler compares them at its next pass, not only at its periodic check."""
     with contextlib.suppress(redis.RedisError):
-        redis.Redis.from_url(settings.redis_url).set(STALE_KEY, "1")
+        redis.Redis.from_url(settings.redis_url).set(STALE_KEY, uuid.uuid4().hex)
 
 
 def routes_stale(settings: Settings) -> bool:

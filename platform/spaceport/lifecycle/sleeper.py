@@ -219,7 +219,7 @@ def _deep_sleep(
                 backend.halt(container)
                 log.info("sleep.stopped", space_pk=space_pk, kept=True)
                 if image:
-                    node_pool.prepare_wake(settings, backend, image)
+                    node_pool.prepare_wake(settings, backend, space_pk, image)
                 return
             except RuntimeBackendError as exc:
                 log.warning("sleep.halt_failed", space_pk=space_pk, error=str(exc))
@@ -324,8 +324,15 @@ def _resume(
         if state is not None and state.upstream:
             dep.upstream, dep.node = state.upstream, state.node or None
         dep.ready_at = utcnow()
-        space.stage, space.error_message = Stage.RUNNING.value, None
-    sync_routes(settings)
+    try:
+        sync_routes(settings)
+    finally:  # RUNNING means reachable (a held visitor is sent on then): said once routed
+        with session_scope() as session:
+            session.execute(
+                update(Space)
+                .where(Space.id == space_pk, Space.desired == RUNNING)
+                .values(stage=Stage.RUNNING.value, error_message=None)
+            )
     log.info("wake.resumed", space_pk=space_pk)
     return True
 
@@ -344,8 +351,14 @@ def finish_wake(settings: Settings, space_pk: int, requested_at: datetime) -> bo
 
 
 def _finish_wake(settings: Settings, space_pk: int, requested_at: datetime) -> bool:
+    try:
+        return _wake_locked(settings, space_pk, requested_at)
+    finally:  # (the lock said it was under way meanwhile)
+        start_running(settings, space_pk)
+
+
+def _wake_locked(settings: Settings, space_pk: int, requested_at: datetime) -> bool:
     backend = make_backend(settings)
-    start_running(settings, space_pk)  # (this thread takes the lock now, or waits for it)
     with space_lock(settings, space_pk, wait_s=30) as lock:
         if lock is not None:
             with session_scope() as session:

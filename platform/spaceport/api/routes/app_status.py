@@ -209,6 +209,7 @@ def not_found(settings: Settings, request: Request, visit: Visit) -> Response:
 HELD_METHODS = ("GET", "HEAD")
 WAKING = (Stage.SLEEPING.value, Stage.APP_STARTING.value, Stage.RUNNING_APP_STARTING.value)
 HOLD_POLL_S = 0.05
+HOLD_POLL_SLOW_S = 0.2
 
 
 def _stage_of(space_pk: int) -> str | None:
@@ -217,16 +218,27 @@ def _stage_of(space_pk: int) -> str | None:
 
 
 async def _woken(space_pk: int, hold_s: float) -> bool:
-    """Whether the waking Space serves within `hold_s` (RUNNING is said once its route is in,
-    lifecycle/deployer.py); False as soon as its start ends any other way."""
-    deadline = time.monotonic() + hold_s
+    """Whether the waking Space serves within `hold_s` (RUNNING is said once its route is in:
+    lifecycle/deployer.py, sleeper.py); False as soon as its start ends any other way. Asks
+    every 50 ms for the first second (most wakes take about that), then every 200 ms."""
+    started = time.monotonic()
     while True:
         stage = await asyncio.to_thread(_stage_of, space_pk)
         if stage == Stage.RUNNING.value:
             return True
-        if stage not in WAKING or time.monotonic() >= deadline:
+        waited = time.monotonic() - started
+        if stage not in WAKING or waited >= hold_s:
             return False
-        await asyncio.sleep(HOLD_POLL_S)
+        await asyncio.sleep(HOLD_POLL_S if waited < 1.0 else HOLD_POLL_SLOW_S)
+
+
+def _same_url(request: Request) -> str:
+    """The path and query the visitor asked for, for `Location`: as sent (still
+    percent-encoded), and never `//host/...`, which a browser would follow to that host."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = "/" + raw.decode("latin-1").lstrip("/\\")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return path + (f"?{query}" if query else "")
 
 
 async def status_page(settings: Settings, request: Request, visit: Visit) -> Response:
@@ -246,8 +258,7 @@ async def status_page(settings: Settings, request: Request, visit: Visit) -> Res
             log.info("app.wake_over_quota", space=space.space_id, reason=str(exc))
         if refusal is None and request.method in HELD_METHODS and settings.wake_hold_s > 0:
             if await _woken(space.id, settings.wake_hold_s):  # the app serves: send it on
-                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                return RedirectResponse(target, 307, headers=STATUS_HEADERS)
+                return RedirectResponse(_same_url(request), 307, headers=STATUS_HEADERS)
             now = await asyncio.to_thread(_stage_of, space.id)
             stage = Stage(now) if now else stage
     proxy_error = request.headers.get("x-spaceport-proxy-error")
