@@ -210,6 +210,7 @@ HELD_METHODS = ("GET", "HEAD")
 WAKING = (Stage.SLEEPING.value, Stage.APP_STARTING.value, Stage.RUNNING_APP_STARTING.value)
 HOLD_POLL_S = 0.05
 HOLD_POLL_SLOW_S = 0.2
+HOLD_FAST_S = 3.0
 
 
 def _stage_of(space_pk: int) -> str | None:
@@ -220,7 +221,8 @@ def _stage_of(space_pk: int) -> str | None:
 async def _woken(space_pk: int, hold_s: float) -> bool:
     """Whether the waking Space serves within `hold_s` (RUNNING is said once its route is in:
     lifecycle/deployer.py, sleeper.py); False as soon as its start ends any other way. Asks
-    every 50 ms for the first second (most wakes take about that), then every 200 ms."""
+    every 50 ms for the default hold's length (a wake served a moment after a poll waits
+    that long again: at 200 ms this cost a wake near a second a fifth of it), then 200 ms."""
     started = time.monotonic()
     while True:
         stage = await asyncio.to_thread(_stage_of, space_pk)
@@ -229,7 +231,7 @@ async def _woken(space_pk: int, hold_s: float) -> bool:
         waited = time.monotonic() - started
         if stage not in WAKING or waited >= hold_s:
             return False
-        await asyncio.sleep(HOLD_POLL_S if waited < 1.0 else HOLD_POLL_SLOW_S)
+        await asyncio.sleep(HOLD_POLL_S if waited < HOLD_FAST_S else HOLD_POLL_SLOW_S)
 
 
 def _same_url(request: Request) -> str:
