@@ -98,7 +98,7 @@ def test_streamlit_app_renders(node: Node, spaces: dict[str, str]) -> None:
         page = browser.new_page()
         try:
             page.goto(node.app_url(space_id), timeout=60_000)
-            page.get_by_text("Hello, World!").wait_for(timeout=60_000)
+            page.get_by_text("Hello, World!").wait_for(timeout=120_000)  # (a loaded CI machine)
             assert page.get_by_role("heading", name="Streamlit Hello").is_visible()
         except Exception:
             ARTIFACTS.mkdir(exist_ok=True)

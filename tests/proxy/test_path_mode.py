@@ -149,7 +149,7 @@ def test_gradio_under_a_path_prefix(path_stack: PathStack, browser: Any, shots: 
     )
     page.goto(url)
     page.get_by_label("Name").fill("Path", timeout=120_000)
-    page.get_by_role("button", name="Submit").click()
+    page.get_by_role("button", name="Submit").click(timeout=120_000)  # (a loaded CI machine)
     expect(page.get_by_label("Greeting")).to_have_value("Hello, Path!", timeout=30_000)
     assert not outside, f"requests escaped the app's prefix: {outside[:5]}"
     page.screenshot(path=str(shots / "path-mode-gradio.png"))
