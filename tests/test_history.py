@@ -84,3 +84,18 @@ def test_a_point_is_the_growth_since_the_last_slot_and_survives_a_proxy_restart(
         180, SpaceTraffic(requests=3), 1.0, 20, "RUNNING", readings | {"t": 120, "cpu": 35.0}
     )
     assert restarted["req"] == 3  # the proxy counts from zero again: its 3 requests count
+
+
+def test_a_space_new_since_the_last_slot_counts_its_first_requests() -> None:
+    """Created, built and visited between two slots (a busy reconciler): its visits show; after
+    Redis lost every reading (no node readings either) the counters are compared from then."""
+    traffic = SpaceTraffic(requests=7, duration_count=7, duration_sum=0.7)
+    sampled = {history.NODE: {"busy": 1.0, "idle": 1.0}, "alice/old": {"req": 3}}
+    new, _ = history.space_point(
+        60, traffic, None, 10, "RUNNING", history.readings_before(sampled, "bob/new")
+    )
+    assert (new["req"], new["lat"]) == (7, 100.0)
+    lost, _ = history.space_point(
+        60, traffic, None, 10, "RUNNING", history.readings_before({}, "bob/new")
+    )
+    assert lost["req"] == 0

@@ -20,6 +20,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -164,6 +165,31 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+@contextmanager
+def watched(page: Any, shots: Path, name: str) -> Iterator[None]:
+    """What the page's own console, its failed and refused requests and its text said, in the
+    failure's message (and a screenshot), when a step inside fails: a page that never renders
+    on a loaded machine says why in CI's log."""
+    said: list[str] = []
+    page.on("console", lambda m: said.append(f"console {m.type}: {m.text[:300]}"))
+    page.on("pageerror", lambda e: said.append(f"page error: {str(e)[:300]}"))
+    page.on("requestfailed", lambda r: said.append(f"failed {r.url}: {r.failure}"))
+    page.on(
+        "response",
+        lambda r: said.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+    )
+    try:
+        yield
+    except Exception as exc:
+        try:
+            page.screenshot(path=str(shots / f"{name}-failed.png"))
+            text = page.evaluate("document.body ? document.body.innerText : ''")[:600]
+        except Exception as why:  # the page itself is gone
+            text = f"(unreadable: {why})"
+        seen = "\n".join(said[-30:])
+        raise AssertionError(f"{exc}\npage at {page.url}, its text: {text!r}\n{seen}") from exc
 
 
 @pytest.fixture

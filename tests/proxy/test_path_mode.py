@@ -27,7 +27,7 @@ from spaceport.proxy import make_proxy
 from spaceport.proxy.resolver import serve_in_thread
 from spaceport.settings import Settings
 from tests.conftest import Node
-from tests.proxy.conftest import Fleet, free_port, run_async
+from tests.proxy.conftest import Fleet, free_port, run_async, watched
 
 pytestmark = pytest.mark.slow
 LABEL = "org.spaceport.test"
@@ -147,10 +147,11 @@ def test_gradio_under_a_path_prefix(path_stack: PathStack, browser: Any, shots: 
             else None
         ),
     )
-    page.goto(url)
-    page.get_by_label("Name").fill("Path", timeout=120_000)
-    page.get_by_role("button", name="Submit").click(timeout=120_000)  # (a loaded CI machine)
-    expect(page.get_by_label("Greeting")).to_have_value("Hello, Path!", timeout=30_000)
+    with watched(page, shots, "path-mode-gradio"):
+        page.goto(url)
+        page.get_by_label("Name").fill("Path", timeout=120_000)
+        page.get_by_role("button", name="Submit").click(timeout=120_000)  # a loaded CI machine
+        expect(page.get_by_label("Greeting")).to_have_value("Hello, Path!", timeout=30_000)
     assert not outside, f"requests escaped the app's prefix: {outside[:5]}"
     page.screenshot(path=str(shots / "path-mode-gradio.png"))
     page.close()
@@ -163,11 +164,12 @@ def test_streamlit_websocket_and_upload_under_a_path_prefix(
     page = browser.new_page(viewport={"width": 1000, "height": 700})
     sockets: list[str] = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
-    page.goto(url)
-    box = page.get_by_label("Say something")
-    box.fill("under a prefix", timeout=60_000)
-    box.press("Enter")
-    page.get_by_text("Echo: under a prefix").wait_for(timeout=30_000)
+    with watched(page, shots, "path-mode-streamlit"):
+        page.goto(url)
+        box = page.get_by_label("Say something")
+        box.fill("under a prefix", timeout=60_000)
+        box.press("Enter")
+        page.get_by_text("Echo: under a prefix").wait_for(timeout=30_000)
     prefix = url.removeprefix("http://").rstrip("/")
     assert any(s == f"ws://{prefix}/_stcore/stream" for s in sockets), sockets
     upload = tmp_path / "data.bin"

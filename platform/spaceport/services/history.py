@@ -221,7 +221,7 @@ def sample(settings: Settings, now: float | None = None) -> bool:
     readings: dict[str, str] = {}
     for space_id, stage in stages.items():
         use = usage.get(space_id)
-        before = last.get(space_id, {})
+        before = readings_before(last, space_id)
         point, reading = space_point(
             t,
             traffic.get(space_id),
@@ -257,6 +257,18 @@ def sample(settings: Settings, now: float | None = None) -> bool:
 
 
 _STAGES = select(Space.owner, Space.name, Space.stage)
+
+# The readings a Space new since the last slot is compared with: its proxy counters started at
+# zero, so its first requests count (else a Space created, built and visited between two slots,
+# as a busy reconciler's can be, would show none of them). Only when the sampler has run before
+# (the node's readings exist): after Redis lost them, counters are compared from the next slot.
+NEW_SPACE: dict[str, Any] = {"req": 0, "err": 0, "n": 0, "sum": 0.0}
+
+
+def readings_before(last: Mapping[str, Any], space_id: str) -> Mapping[str, Any]:
+    """A Space's readings at the last slot; zero counters for a Space new since then."""
+    return last.get(space_id) or (NEW_SPACE if NODE in last else {})
+
 
 RANGES = {"1h": 3600, "6h": 6 * 3600, "1d": 86400, "7d": 7 * 86400}
 
