@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from spaceport.settings import Settings, get_settings
+from spaceport_builder import registry_push
 from spaceport_builder.apt_sources import (
     DEBIAN_SUITE,
     MIRROR_ENV,
@@ -404,11 +405,18 @@ def _ensure(
     tag = base_image_tag(settings, python_version, gpu)
     digest = _inputs_digest(settings, python_version, gpu)
     if tag in done or (not force and _up_to_date(docker, tag, digest)):
+        registry_push.publish_base(settings, tag, log)
         return tag
     check_python_version(python_version, offline)
     with _file_lock(settings, tag, log):
         if not force and _up_to_date(docker, tag, digest):
             return tag
+        # A build worker on another machine takes the control plane's from the registry.
+        if not force and registry_push.pull_base(settings, tag, log):
+            if _up_to_date(docker, tag, digest):
+                done.add(tag)
+                return tag
+            log(f"the registry's {tag} was made from other inputs: building it here")
         registry_parent = (
             REGISTRY_CUDA_PARENT if gpu else REGISTRY_PYTHON_PARENT.format(pyver=python_version)
         )
@@ -462,6 +470,7 @@ def _ensure(
                 build_args={"TORCH_INDEX_URL": torch_index_url()},
             )
     done.add(tag)
+    registry_push.publish_base(settings, tag, log)
     return tag
 
 

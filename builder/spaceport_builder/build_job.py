@@ -26,7 +26,7 @@ from spaceport.db.session import session_scope
 from spaceport.engine.base import LABEL_COMMIT, LABEL_INSTANCE, LABEL_SPACE, LABEL_SPACE_PK
 from spaceport.flavors import UnknownFlavor, get_flavor
 from spaceport.front_matter import ConfigError, NoAppFile, SpaceConfig, load_config
-from spaceport.git.repos import export_tree, repo_path
+from spaceport.git.repos import GitError, export_tree
 from spaceport.logstream import LogWriter, build_key
 from spaceport.queue.lease import BuildLease
 from spaceport.queue.recovery import MAX_ATTEMPTS, fail_lost_build, note_attempt
@@ -45,6 +45,7 @@ from spaceport_builder.image_build import (
 )
 from spaceport_builder.packs import BuildContext, BuildPack, pack_for
 from spaceport_builder.packs.base import DEPS_STAGE, SDK_STAGE
+from spaceport_builder.repo_fetch import repository_for
 
 log = structlog.get_logger(__name__)
 
@@ -275,7 +276,8 @@ def run_build_job(
     writer.write(f"Building {job.owner}/{job.name} at {job.sha[:12]}")
     try:
         repo_dir = workdir / "repo"
-        export_tree(repo_path(settings, job.owner, job.name), job.sha, repo_dir)
+        repo = repository_for(settings, job.owner, job.name, job.sha, writer.write)
+        export_tree(repo, job.sha, repo_dir)
         config = load_config(repo_dir, default_sdk=job.sdk)
         _record_config(job, config.raw, config.sdk)
         pack, req, base = prepare(settings, job, config, repo_dir, workdir, writer.write)
@@ -321,7 +323,7 @@ def run_build_job(
         if NO_SPACE in "\n".join(exc.output).lower():
             message = DISK_FULL.format(detail="in the image build") + "\n" + message
         finish(job, BuildStatus.FAILED, writer, stage=Stage.BUILD_ERROR, message=message)
-    except BaseImageError as exc:
+    except (BaseImageError, GitError) as exc:  # said what to fix
         writer.write(f"ERROR: {exc}")
         finish(job, BuildStatus.FAILED, writer, stage=Stage.BUILD_ERROR, message=str(exc))
     except Exception as exc:  # an unexpected bug must not leave the build stuck

@@ -20,6 +20,46 @@ def enabled(settings: Settings) -> bool:
     return settings.runtime == "swarm" and bool(settings.registry)
 
 
+_published: set[tuple[str, str]] = set()  # (registry, image id) this process pushed
+
+
+def publish_base(settings: Settings, tag: str, log: Callable[[str], None]) -> None:
+    """Cluster mode: the base image `tag` in the registry, for build workers on other machines
+    (`pull_base`); once per image and process (a push of what the registry has is cheap)."""
+    if not enabled(settings):
+        return
+    cli = docker_cli(settings)
+    proc = subprocess.run(
+        [cli, "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True
+    )
+    key = (settings.registry_push or settings.registry or "", proc.stdout.strip())
+    if proc.returncode != 0 or key in _published:
+        return
+    try:
+        push(settings, tag, log)
+    except BuildFailed as exc:  # this build goes on; another worker builds its own base
+        log(f"warning: {exc}")
+        return
+    _published.add(key)
+
+
+def pull_base(settings: Settings, tag: str, log: Callable[[str], None]) -> bool:
+    """Cluster mode: the base image `tag` from the registry, as the control plane's build engine
+    pushed it (`publish_base`); False when the registry has none (the caller builds it)."""
+    if not enabled(settings):
+        return False
+    cli = docker_cli(settings)
+    remote = f"{settings.registry_push or settings.registry}/{tag}"
+    pulled = subprocess.run([cli, "pull", "--quiet", remote], capture_output=True, text=True)
+    if pulled.returncode != 0:
+        log(f"the registry has no {tag} ({pulled.stderr.strip()[-200:]}): building it here")
+        return False
+    subprocess.run([cli, "tag", remote, tag], check=True, capture_output=True)
+    subprocess.run([cli, "rmi", remote], capture_output=True)  # the local tag stays
+    log(f"pulled {tag} from the registry {settings.registry}")
+    return True
+
+
 def push(settings: Settings, tag: str, log: Callable[[str], None]) -> str:
     """Push `tag`; returns the name it has in the registry. Raises BuildFailed."""
     registry = settings.registry_push or settings.registry

@@ -24,12 +24,13 @@ from spaceport import queue
 from spaceport.db.models import Build, Space
 from spaceport.db.session import session_scope
 from spaceport.front_matter import load_config
-from spaceport.git.repos import export_tree, repo_path
+from spaceport.git.repos import export_tree
 from spaceport.settings import Settings
 from spaceport.stages import BuildStatus, Stage
 from spaceport_builder import compiled_deps
 from spaceport_builder.build_job import Claimed, builds_dir, describe, prepare, superseded
 from spaceport_builder.image_build import BuildCancelled, BuildFailed
+from spaceport_builder.repo_fetch import repository_for
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +80,8 @@ def _warm(settings: Settings, build_id: int, job: Claimed, tries: int) -> bool:
     started = time.monotonic()
     try:
         repo_dir = workdir / "repo"
-        export_tree(repo_path(settings, job.owner, job.name), job.sha, repo_dir)
+        repo = repository_for(settings, job.owner, job.name, job.sha, lambda _line: None)
+        export_tree(repo, job.sha, repo_dir)
         config = load_config(repo_dir, default_sdk=job.sdk)
         pack, req, base = prepare(settings, job, config, repo_dir, workdir, lambda _line: None)
         if not pack.has_compiled_stage():

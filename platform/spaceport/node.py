@@ -157,20 +157,28 @@ def ensure_api(settings: Settings, say: Say) -> None:
         say(f"started the API on {settings.api_upstream}")
 
 
-def worker_argv() -> list[str]:
+def worker_argv(concurrency: int = 2, builds_only: bool = False) -> list[str]:
+    """The node's worker (builds and the control plane's tasks), or with `builds_only` a build
+    worker for another machine: the builder's tasks only, on the `build` queue, named uniquely
+    (several may share a host), each deploy handed back to the control plane (queue.chain)."""
+    from spaceport.queue import BUILD_QUEUE, CONTROL_QUEUE
+
+    app, queues, name = "spaceport.worker", f"{CONTROL_QUEUE},{BUILD_QUEUE}", "spaceport@%h"
+    if builds_only:
+        app, queues, name = "spaceport_builder.tasks", BUILD_QUEUE, f"build-{os.getpid()}@%h"
     return [
         venv_bin("celery"),
         "-A",
-        "spaceport.worker",
+        app,
         "worker",
         "-Q",
-        "spaceport",
+        queues,
         "--concurrency",
-        "2",
+        str(concurrency),
         "--loglevel",
         "INFO",
         "-n",
-        "spaceport@%h",
+        name,
     ]
 
 

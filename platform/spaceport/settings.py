@@ -153,6 +153,12 @@ class Settings(BaseSettings):
         description="Cluster mode: where the build engine pushes, when it reaches the same "
         "registry by another address (the dev cluster's loopback); default: `registry`.",
     )
+    git_url: str | None = Field(
+        default=None,
+        description="Build workers on other machines (`spaceport worker --builds-only`): the "
+        "control plane's address as they reach it, where they fetch repositories over git HTTP "
+        "with `SPACEPORT_ADMIN_TOKEN`; default: `SPACEPORT_URL`.",
+    )
     swarm_reservation: float = Field(
         default=0.01,
         ge=0,

@@ -104,15 +104,23 @@ def api() -> None:
 
 
 @app.command()
-def worker(concurrency: int = typer.Option(2, help="Builds run at once.")) -> None:
+def worker(
+    concurrency: int = typer.Option(2, help="Builds run at once."),
+    builds_only: bool = typer.Option(
+        False,
+        "--builds-only",
+        help="A build worker on another machine: builds on this machine's engine, fetches "
+        "repositories over git HTTP (SPACEPORT_URL, SPACEPORT_ADMIN_TOKEN) and base images "
+        "from SPACEPORT_REGISTRY, pushes there; the control plane deploys.",
+    ),
+) -> None:
     """Run a builder worker (Celery) in the foreground."""
     import os
 
     from spaceport.node import isolate_builds, worker_argv
 
     isolate_builds(get_settings(), console.print)
-    argv = worker_argv()
-    argv[argv.index("--concurrency") + 1] = str(concurrency)
+    argv = worker_argv(concurrency, builds_only=builds_only)
     os.execv(argv[0], argv)
 
 

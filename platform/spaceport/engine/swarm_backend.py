@@ -30,7 +30,7 @@ import docker
 import structlog
 from docker.errors import APIError, DockerException, NotFound
 
-from spaceport.engine import app_init
+from spaceport.engine import app_init, registry_images
 from spaceport.engine.base import (
     LABEL_DEPLOYMENT,
     LABEL_INSTANCE,
@@ -250,13 +250,15 @@ class SwarmBackend(RuntimeBackend):
 
     def _entrypoint(self, spec: ContainerSpec, image: str) -> tuple[list[str], list[str]] | None:
         """The image's entrypoint and command under spaceport-init, read from the build
-        engine's copy of the image (the nodes have not pulled it yet)."""
+        engine's copy of the image (the nodes have not pulled it yet), or from the registry
+        when a build worker elsewhere made it."""
         if not app_init.enabled(self.settings):
             return None
         try:
             config = self.local.client.api.inspect_image(spec.image).get("Config") or {}
         except DockerException:
-            return None
+            registry = self.settings.registry_push or self.settings.registry
+            config = (registry and registry_images.image_config(registry, spec.image)) or {}
         entrypoint = list(config.get("Entrypoint") or [])
         command = spec.command if spec.command is not None else list(config.get("Cmd") or [])
         if not entrypoint and not command:

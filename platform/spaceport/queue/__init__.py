@@ -1,7 +1,10 @@
 """The Celery client the control plane uses to hand work to builder workers.
 
 The control plane only knows task names, never imports the worker's code: the worker may run
-on another machine with another release.
+on another machine with another release. Two queues: `build` (builds and the builder's other
+image work) and `spaceport` (the control plane's tasks: deploys, standbys' starts). A node's
+worker consumes both; a build worker on another machine (`spaceport worker --builds-only`)
+consumes `build` only and hands each deploy back through `spaceport` (`chain`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ STANDBY_TASK = "spaceport.standby"  # the builder: which image and modules a sta
 DEPLOY_TASK = "spaceport.deploy"  # the control plane (spaceport.lifecycle.tasks)
 START_STANDBY_TASK = "spaceport.standby.start"  # the control plane: start that standby
 
+CONTROL_QUEUE = "spaceport"  # the control plane's tasks (and anything not routed)
+BUILD_QUEUE = "build"  # the builder's: any build worker, on any machine, takes them
+BUILD_TASKS = (BUILD_TASK, WARM_TASK, STANDBY_TASK)
+
 
 @lru_cache
 def celery_app() -> Celery:
@@ -35,7 +42,8 @@ def celery_app() -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        task_default_queue="spaceport",
+        task_default_queue=CONTROL_QUEUE,
+        task_routes={name: {"queue": BUILD_QUEUE} for name in BUILD_TASKS},
     )
     return app
 
@@ -86,7 +94,8 @@ def chain(name: str, *args: Any) -> Any:
 
     A worker that has the task registered (the node's worker registers the builder's and the
     control plane's tasks, spaceport.worker) runs it right here, in the slot that just
-    finished, so a deploy never waits behind other builds; elsewhere it is queued. The caller
+    finished, so a deploy never waits behind other builds; elsewhere (a build-only worker,
+    spaceport_builder.tasks) it is queued for the control plane's worker. The caller
     names the task and never imports the code behind it. Errors of a task run here propagate.
     """
     task = celery_app().tasks.get(name)

@@ -1,0 +1,48 @@
+"""An image's configuration (entrypoint, command) read from the cluster's registry, for images
+the control plane's engine never had: a build worker on another machine built and pushed them
+(`spaceport worker --builds-only`). Two requests of the registry's HTTP API (the manifest,
+then its config blob); None when the registry refuses (one with auth) or has no such image,
+and the caller does without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import structlog
+
+log = structlog.get_logger(__name__)
+
+MANIFESTS = ", ".join(
+    (
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+)
+
+
+def image_config(registry: str, image: str, timeout: float = 5.0) -> dict[str, Any] | None:
+    """The `Config` of `image` (`name:tag`, without the registry) as `docker inspect` shows it."""
+    name, _, tag = image.rpartition(":")
+    if not name or "/" in tag:
+        name, tag = image, "latest"
+    for scheme in ("https", "http"):  # as Docker does for a registry on a private address
+        base = f"{scheme}://{registry}/v2/{name}"
+        try:
+            with httpx.Client(timeout=timeout) as client:
+                manifest = client.get(f"{base}/manifests/{tag}", headers={"Accept": MANIFESTS})
+                if manifest.status_code != 200:
+                    log.info("registry.no_manifest", image=image, status=manifest.status_code)
+                    return None
+                digest = manifest.json()["config"]["digest"]
+                blob = client.get(f"{base}/blobs/{digest}")
+                blob.raise_for_status()
+                config = blob.json().get("config") or {}
+                return config if isinstance(config, dict) else None
+        except httpx.ConnectError:
+            continue
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            log.info("registry.unreadable", image=image, error=str(exc)[:200])
+            return None
+    return None
