@@ -7,6 +7,7 @@ single-node `node` fixture's), on its own port, Redis db and data dir.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -153,7 +154,9 @@ def cluster(
             timeout=300,
         )
         manager = docker.DockerClient(base_url=devcluster.managers()[0])
-        for service in manager.services.list(
-            filters={"label": f"org.spaceport.instance={settings.instance}"}
-        ):
+        mine = {"label": f"org.spaceport.instance={settings.instance}"}
+        for service in manager.services.list(filters=mine):
             service.remove()
+        for config in manager.configs.list(filters=mine):  # spaceport-init, once unused
+            with contextlib.suppress(docker.errors.APIError):
+                config.remove()

@@ -101,6 +101,7 @@ class SwarmBackend(RuntimeBackend):
         self._lock = threading.Lock()
         self._reschedules: dict[str, float] = {}
         self._node_table: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
+        self._init_config_id: tuple[str, str] | None = None  # (name, Swarm config id)
 
     def _manager(self) -> docker.DockerClient:
         urls: builtins.list[str | None] = [*self.settings.swarm_managers] or [None]
@@ -177,15 +178,7 @@ class SwarmBackend(RuntimeBackend):
         elif spec.command is not None:
             container["Args"] = spec.command
         if app_init.enabled(self.settings) and entrypoint is not None:
-            # The init lives on each node at the same path (the dev cluster's nodes share
-            # this machine's disk; a node of its own gets it from the operator's image).
-            try:
-                source = str(app_init.binary(self.settings))
-            except app_init.AppInitError as exc:
-                raise RuntimeBackendError(str(exc)) from exc
-            mounts.append(
-                {"Type": "bind", "Source": source, "Target": app_init.PATH, "ReadOnly": True}
-            )
+            container["Configs"] = [self._init_config()]
         if spec.data_volume:
             mounts.append({"Type": "volume", "Source": spec.data_volume, "Target": "/data"})
         container["Mounts"] = mounts
@@ -264,6 +257,39 @@ class SwarmBackend(RuntimeBackend):
         if not entrypoint and not command:
             return None
         return app_init.command(self.settings, entrypoint), command
+
+    def _init_config(self) -> dict[str, Any]:
+        """spaceport-init as a Swarm config (a static binary, under Swarm's 1000 KB limit): the
+        managers hand it to whichever node runs the task, which shares no disk with this
+        machine. One config per build of the init (its name carries the binary's digest;
+        configs cannot change), made on first use."""
+        try:
+            binary = app_init.binary(self.settings)
+        except app_init.AppInitError as exc:
+            raise RuntimeBackendError(str(exc)) from exc
+        name = binary.name  # spaceport-init-<digest of its source>
+        if self._init_config_id is None or self._init_config_id[0] != name:
+            api = self._api()
+            found = api.configs(filters={"name": name})
+            exact = [c["ID"] for c in found if c["Spec"]["Name"] == name]
+            if exact:
+                config_id = exact[0]
+            else:
+                try:
+                    config_id = api.create_config(
+                        name, binary.read_bytes(), labels={LABEL_INSTANCE: self.settings.instance}
+                    )["ID"]
+                except APIError as exc:
+                    if exc.status_code != 409:  # made meanwhile by another process
+                        raise RuntimeBackendError(f"could not store spaceport-init: {exc}") from exc
+                    found = api.configs(filters={"name": name})
+                    config_id = next(c["ID"] for c in found if c["Spec"]["Name"] == name)
+            self._init_config_id = (name, config_id)
+        return {
+            "File": {"Name": app_init.PATH, "UID": "0", "GID": "0", "Mode": 0o555},
+            "ConfigID": self._init_config_id[1],
+            "ConfigName": name,
+        }
 
     def _create(self, spec: ContainerSpec, replicas: int) -> str:
         api = self._api()
