@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Callable
 from functools import partial
 
+import redis
 import structlog
 
 from spaceport import telemetry
@@ -51,7 +52,7 @@ from spaceport.lifecycle.proxy_routes import (
     sync_routes,
 )
 from spaceport.lifecycle.thaw import ThawWatcher
-from spaceport.proxy import make_proxy
+from spaceport.proxy import make_proxy, route_table
 from spaceport.proxy.traffic import record_activity
 from spaceport.settings import Settings
 
@@ -71,10 +72,14 @@ def start_due(settings: Settings) -> int:
 
 
 def routes_match(settings: Settings) -> bool:
+    """The proxy serves the database's table, and it is the one published for other proxies."""
     with session_scope() as session:
         want = {r.space_id: r for r in desired_routes(session, settings)}
     have = asyncio.run(make_proxy(settings).get_all_routes())
-    return want == have  # upstreams, headers, privacy: any difference reloads
+    if want != have:  # upstreams, headers, privacy: any difference reloads
+        return False
+    client = redis.Redis.from_url(settings.redis_url)
+    return route_table.published_digest(client) == route_table.encode(want.values())[0]
 
 
 ROUTE_CHECK_PASSES = 3

@@ -195,6 +195,13 @@ def proxy(
         "--foreground",
         help="Become the proxy (nginx only), for a service manager or a compose service.",
     ),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        help="A proxy on another machine (nginx): serve the route table the control plane "
+        "publishes in Redis (SPACEPORT_REDIS_URL), status pages from its API "
+        "(SPACEPORT_API_HOST/PORT), until stopped. No database needed.",
+    ),
 ) -> None:
     """Start the proxy (Caddy and its resolver, or nginx) for this node unless it runs, and load
     every app's route from the database."""
@@ -205,6 +212,24 @@ def proxy(
     from spaceport.proxy.resolver import ensure_resolver
 
     settings = get_settings()
+    if follow:
+        import signal
+        import threading
+
+        from spaceport.proxy.follower import follow as follow_table
+
+        if settings.proxy != "nginx":
+            console.print("[red]error:[/] --follow runs nginx (SPACEPORT_PROXY=nginx)")
+            raise typer.Exit(2)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            follow_table(settings, lambda m: console.print(f"[green]✓[/] {m}"), stop)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            asyncio.run(proxy_process(settings).stop())
+        return
     if foreground:
         from spaceport.proxy.nginx import NginxProcess
 

@@ -1,4 +1,5 @@
-"""Make the proxy's route table match the database.
+"""Make the proxy's route table match the database (and publish it for proxies on other
+machines, proxy/route_table.py).
 
 Any process may call `sync_routes`: it computes the whole table from the database and loads it
 under a Redis lock, so concurrent callers (API reconciler, workers) cannot interleave writes
@@ -23,7 +24,7 @@ from spaceport.db.models import Deployment, Space, SpaceDomain
 from spaceport.db.session import session_scope
 from spaceport.lifecycle.desired import Desired
 from spaceport.lifecycle.env import app_port
-from spaceport.proxy import embedding, make_proxy
+from spaceport.proxy import embedding, make_proxy, route_table
 from spaceport.proxy.base import ProxyError, Route
 from spaceport.proxy.resolver import UNKNOWN_ADDRESS
 from spaceport.settings import Settings
@@ -127,6 +128,7 @@ def sync_routes(settings: Settings) -> int:
             with session_scope() as session:
                 routes = desired_routes(session, settings)
             started = time.perf_counter()
+            route_table.publish(client, routes)  # proxies on other machines (--follow)
             asyncio.run(make_proxy(settings).set_routes(routes))  # a no-op when nothing changed
     except Exception:
         mark_routes_stale(settings)

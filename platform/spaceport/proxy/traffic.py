@@ -138,9 +138,9 @@ def active_spaces(
     return used, marks
 
 
-def _load_marks(client: redis.Redis) -> dict[str, float] | None:
+def _load_marks(client: redis.Redis, key: str = _SEEN_KEY) -> dict[str, float] | None:
     """The counts of the last look, or None when there was none (or it cannot be read)."""
-    raw = client.get(_SEEN_KEY)
+    raw = client.get(key)
     if raw is None:
         return None
     try:
@@ -149,20 +149,29 @@ def _load_marks(client: redis.Redis) -> dict[str, float] | None:
         return None
 
 
+def used_since_last_look(settings: Settings, client: redis.Redis, key: str) -> set[str]:
+    """The Spaces this process's proxy saw used since the last look, whose counts `key` keeps
+    (one key per proxy: the control plane's, each follower's)."""
+    from spaceport.proxy import make_proxy
+
+    now = asyncio.run(make_proxy(settings).traffic())
+    with client.lock(f"{key}:lock", timeout=30, blocking_timeout=10):
+        used, marks = active_spaces(now, _load_marks(client, key))
+        client.set(key, json.dumps(marks))
+    return used
+
+
 def record_activity(settings: Settings, routes: Iterable[Route] | None = None) -> set[str]:
     """Set `last_request_at = now` on each Space the proxy saw traffic for since the last call.
 
     The last counts live in Redis, so any process may call this and a restart loses nothing.
     Returns the Space ids marked.
     """
-    from spaceport.proxy import make_proxy
+    from spaceport.proxy.route_table import take_visited
 
-    proxy = make_proxy(settings)
-    now = asyncio.run(proxy.traffic())
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
-    with client.lock("spaceport:traffic-lock", timeout=30, blocking_timeout=10):
-        used, marks = active_spaces(now, _load_marks(client))
-        client.set(_SEEN_KEY, json.dumps(marks))
+    used = used_since_last_look(settings, client, _SEEN_KEY)
+    used |= take_visited(client)  # seen by proxies on other machines (proxy/follower.py)
     if used:
         stamp = utcnow()
         with session_scope() as session:

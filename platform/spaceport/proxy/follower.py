@@ -1,0 +1,67 @@
+"""A proxy on another machine that serves the control plane's route table
+(`spaceport proxy --follow`): more than one entry point in front of the same Spaces (behind a
+load balancer, or one per site), each able to serve every Space.
+
+It runs its own nginx (its data dir, its listen address) and needs Redis and the API's address
+only, no database: it loads the table the control plane publishes (proxy/route_table.py) when
+told it changed and every `POLL_S` in case a message was lost, and notes the Spaces its
+visitors used, which the control plane's sleep timer counts like its own proxy's. With Redis
+away it keeps serving the last table it loaded (nginx keeps it on disk across restarts too).
+Status pages, wakes and private Spaces' checks go to the API as from the node's own proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+import structlog
+
+from spaceport.proxy import make_proxy, proxy_process
+from spaceport.proxy.base import ProxyError
+from spaceport.proxy.route_table import CHANNEL, note_visited, read
+from spaceport.proxy.traffic import used_since_last_look
+from spaceport.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+POLL_S = 5.0  # the table is read this often even without a message
+TRAFFIC_S = 2.0  # visitors are reported this often (the reconciler's pace)
+RETRY_S = 2.0
+
+
+def follow(
+    settings: Settings, say: Callable[[str], None], stop: threading.Event | None = None
+) -> None:
+    """Start this machine's nginx and keep its routes the published table's until `stop`."""
+    stop = stop or threading.Event()
+    asyncio.run(proxy_process(settings).start())
+    say(f"proxy on {settings.listen}, following the route table in {settings.redis_url}")
+    proxy = make_proxy(settings)
+    seen_key = f"spaceport:traffic:seen:{settings.instance}"  # this proxy's last counts
+    applied: str | None = None
+    while not stop.is_set():
+        try:
+            client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(CHANNEL)
+            next_poll = next_traffic = 0.0
+            while not stop.is_set():
+                message = pubsub.get_message(timeout=0.5)
+                now = time.monotonic()
+                if message is not None or now >= next_poll:
+                    next_poll = now + POLL_S
+                    table = read(client)
+                    if table is not None and table[0] != applied:
+                        asyncio.run(proxy.set_routes(table[1]))
+                        applied = table[0]
+                        log.info("follower.loaded", routes=len(table[1]), digest=applied)
+                if now >= next_traffic:
+                    next_traffic = now + TRAFFIC_S
+                    note_visited(client, used_since_last_look(settings, client, seen_key))
+        except (redis.RedisError, OSError, ProxyError) as exc:
+            log.warning("follower.retrying", error=str(exc)[:200])
+            stop.wait(RETRY_S)  # the last table stays served meanwhile
