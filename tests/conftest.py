@@ -114,6 +114,39 @@ def redis_available(url: str = "redis://127.0.0.1:6379/0") -> bool:
         return False
 
 
+@contextmanager
+def follower_proxy(env: dict[str, str], data: Path) -> Iterator[int]:
+    """`spaceport proxy --follow` (a proxy as on another machine) with the platform's `env` but
+    a data dir, port and no database of its own; yields its port."""
+    import socket
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {
+        **{k: v for k, v in env.items() if k != "SPACEPORT_DATABASE_URL"},
+        "SPACEPORT_DATA": str(data),
+        "SPACEPORT_LISTEN": f":{port}",
+    }
+    data.mkdir(parents=True, exist_ok=True)
+    with (data / "follower.log").open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "spaceport.cli.main", "proxy", "--follow"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

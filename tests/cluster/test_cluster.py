@@ -14,13 +14,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi
 
 from tests.cluster.conftest import ClusterNode, wait_for
-from tests.conftest import EXAMPLES, hosts_entries, unique
+from tests.conftest import EXAMPLES, follower_proxy, hosts_entries, unique
 
 pytestmark = pytest.mark.slow
 
@@ -126,8 +127,19 @@ def test_spaces_spread_over_nodes_pulled_from_the_registry(
     assert sorted(n["name"] for n in overview["nodes"]) == sorted(listed)
 
 
-def test_node_failure_moves_the_space_and_the_route(cluster: ClusterNode, spaces: dict) -> None:
+def test_node_failure_moves_the_space_and_the_route(
+    cluster: ClusterNode, spaces: dict, tmp_path: Path
+) -> None:
+    """...through the node's proxy and a second one (`spaceport proxy --follow`) alike."""
     static, marker = spaces["static"], spaces["marker"]
+    assert cluster.env is not None
+    with follower_proxy(cluster.env, tmp_path / "follower") as port:
+        second = replace(cluster, port=port)
+        wait_for(lambda: answers(second, static, marker), 30, "answers through a second proxy")
+        _fail_over(cluster, static, marker, second)
+
+
+def _fail_over(cluster: ClusterNode, static: str, marker: str, second: ClusterNode) -> None:
     before = cluster.runtime(static)
     dead = before["node"]
     stop = cluster.spaceport("cluster", "stop-node", dead)
@@ -138,6 +150,7 @@ def test_node_failure_moves_the_space_and_the_route(cluster: ClusterNode, spaces
             lambda: (n := node_of(cluster, static)) != dead and n, 90, "moved to a live node"
         )
         wait_for(lambda: answers(cluster, static, marker), 60, "answers from its new node")
+        wait_for(lambda: answers(second, static, marker), 10, "the second proxy followed")
         took = time.monotonic() - started
         print(f"failover: {dead} -> {moved} in {took:.1f} s")
         after = cluster.runtime(static)

@@ -6,8 +6,6 @@ awake like the node's own proxy's."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +16,8 @@ import pytest
 from huggingface_hub import HfApi
 from sqlalchemy import select
 
-from tests.conftest import Node
-from tests.proxy.conftest import Fleet, free_port
+from tests.conftest import Node, follower_proxy
+from tests.proxy.conftest import Fleet
 from tests.runtime.helpers import wait_for
 
 pytestmark = pytest.mark.slow
@@ -42,28 +40,8 @@ class Follower:
 @pytest.fixture(scope="module")
 def follower(node: Node, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Follower]:
     data = tmp_path_factory.mktemp("follower")
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "SPACEPORT_DATABASE_URL"},
-        "SPACEPORT_DATA": str(data),  # its own: no database, no repositories, its own nginx
-        "SPACEPORT_LISTEN": f":{port}",
-    }
-    log = data / "follower.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "spaceport.cli.main", "proxy", "--follow"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield Follower(port, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with follower_proxy(dict(os.environ), data) as port:
+        yield Follower(port, data / "follower.log")
 
 
 def _same_app(node: Node, follower: Follower, space_id: str) -> bool:
