@@ -10,6 +10,10 @@ single-node one (this machine's engine) and one in cluster mode on the dev Swarm
   (the dev cluster's manager runs no apps: the node that dies is a worker), twice;
 - spread: `--spread` static Spaces pushed to the cluster, how many land on each node and each
   node's memory in use by them;
+- remote builds: push -> RUNNING on the cluster with the build taken by a build worker on
+  another machine (`spaceport worker --builds-only` on node2's engine, its own data dir: it
+  fetches the repository over git HTTP and pushes the image) vs by the control plane's own
+  worker, `--pushes` times each, interleaved (each round only one of them consumes `build`);
 and prints one JSON object (docs/benchmarks.md has a run). Needs root (the dev cluster).
 
     .venv/bin/python bench/bench_cluster.py --pushes 3 --spread 30
@@ -132,6 +136,50 @@ def failover(cluster: Platform, space_id: str, marker: str) -> dict[str, Any]:
     return {"killed": node, "moved_to": moved_to, "seconds": round(took, 2)}
 
 
+class BuildWorker:
+    """`spaceport worker --builds-only` on a dev node's engine, sharing no disk with `cluster`;
+    `only(True)` makes it the only consumer of the build queue, `only(False)` the control
+    plane's worker."""
+
+    def __init__(self, cluster: Platform, engine: str) -> None:
+        from celery import Celery
+
+        data = Path(tempfile.mkdtemp(prefix="bench-build-worker-"))
+        if (cluster.data / "secret.key").exists():
+            shutil.copy(cluster.data / "secret.key", data / "secret.key")
+        env = {k: v for k, v in cluster.env.items() if k != "SPACEPORT_REGISTRY_PUSH"}
+        env.update(
+            {
+                "SPACEPORT_DATA": str(data),
+                "SPACEPORT_DATABASE_URL": f"sqlite:///{cluster.data / 'spaceport.db'}",
+                "DOCKER_HOST": engine,
+            }
+        )
+        self.proc = subprocess.Popen(
+            [*SPACEPORT, "worker", "--builds-only", "--concurrency", "1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.control = Celery(broker=cluster.env["SPACEPORT_REDIS_URL"]).control
+        host = os.uname().nodename
+        self.ours, self.theirs = f"build-{self.proc.pid}@{host}", f"spaceport@{host}"
+        deadline = time.monotonic() + 60
+        while not self.control.ping(destination=[self.ours], timeout=2):
+            if time.monotonic() > deadline:
+                raise SystemExit("the build worker did not start")
+
+    def only(self, remote: bool) -> None:
+        on, off = (self.ours, self.theirs) if remote else (self.theirs, self.ours)
+        self.control.add_consumer("build", destination=[on], reply=True)
+        self.control.cancel_consumer("build", destination=[off], reply=True)
+
+    def stop(self) -> None:
+        self.control.add_consumer("build", destination=[self.theirs], reply=True)
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pushes", type=int, default=3)
@@ -191,6 +239,25 @@ def main() -> None:
                 total += int(mem.get("usage", 0)) - int(mem.get("stats", {}).get("cache", 0))
             memory[name] = round(total / 2**20)
         out["app_memory_mib_per_node"] = memory
+
+        worker = BuildWorker(cluster, engines["node2"])
+        try:
+            built: dict[str, list[float]] = {"control_plane_worker": [], "remote_worker": []}
+            for _ in range(args.pushes):
+                for label, remote in (("control_plane_worker", False), ("remote_worker", True)):
+                    worker.only(remote)
+                    _, took = cluster.deploy(static_app(uuid.uuid4().hex))
+                    built[label].append(took)
+        finally:
+            worker.stop()
+        out["remote_build_push_to_running_s"] = {
+            k: [round(x, 2) for x in v] for k, v in built.items()
+        }
+        out["remote_build_ratio_remote_vs_control_plane"] = round(
+            statistics.median(built["remote_worker"])
+            / statistics.median(built["control_plane_worker"]),
+            2,
+        )
     finally:
         single.down()
         cluster.down()

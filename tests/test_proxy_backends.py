@@ -565,6 +565,22 @@ async def test_a_killed_nginx_starts_again_with_every_route(tmp_path: Path) -> N
         assert await proxy.get_all_routes() == {"o/a": route("o/a", app)}
 
 
+async def test_a_space_made_again_after_leaving_the_table_counts_from_zero(
+    tmp_path: Path,
+) -> None:
+    """Deleted (its route gone) and made again under the same id, a Space's graphs and sleep
+    timer start from its own first request, not from the deleted one's counts."""
+    async with nginx_alone(tmp_path) as (proxy, app, client):
+        for _ in range(3):
+            assert (await client.get("/")).status_code == 200
+        assert (await proxy.traffic())["o/a"].requests == 3
+        await proxy.set_routes([])
+        await proxy.set_routes([route("o/a", app)])
+        assert (await client.get("/")).status_code == 200
+        again = (await proxy.traffic())["o/a"]
+        assert again.requests == 1 and again.duration_buckets["+Inf"] == 1
+
+
 async def test_nginx_refuses_a_bad_table_and_keeps_the_last_good_one(tmp_path: Path) -> None:
     async with nginx_alone(tmp_path) as (proxy, app, client):
         with pytest.raises(ProxyError, match=r"HTTP 400.*upstream host:port"):

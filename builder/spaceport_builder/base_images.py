@@ -405,14 +405,14 @@ def _ensure(
     tag = base_image_tag(settings, python_version, gpu)
     digest = _inputs_digest(settings, python_version, gpu)
     if tag in done or (not force and _up_to_date(docker, tag, digest)):
-        registry_push.publish_base(settings, tag, log)
+        registry_push.publish_base(settings, tag, digest, log)
         return tag
     check_python_version(python_version, offline)
     with _file_lock(settings, tag, log):
         if not force and _up_to_date(docker, tag, digest):
             return tag
         # A build worker on another machine takes the control plane's from the registry.
-        if not force and registry_push.pull_base(settings, tag, log):
+        if not force and registry_push.pull_base(settings, tag, digest, log):
             if _up_to_date(docker, tag, digest):
                 done.add(tag)
                 return tag
@@ -470,7 +470,7 @@ def _ensure(
                 build_args={"TORCH_INDEX_URL": torch_index_url()},
             )
     done.add(tag)
-    registry_push.publish_base(settings, tag, log)
+    registry_push.publish_base(settings, tag, digest, log)
     return tag
 
 

@@ -23,7 +23,13 @@ def enabled(settings: Settings) -> bool:
 _published: set[tuple[str, str]] = set()  # (registry, image id) this process pushed
 
 
-def publish_base(settings: Settings, tag: str, log: Callable[[str], None]) -> None:
+def base_name(tag: str, inputs: str) -> str:
+    """The registry's name of a base image made from `inputs` (its digest): workers of other
+    releases or settings each find their own, never another's under the same tag."""
+    return f"{tag}-{inputs}"
+
+
+def publish_base(settings: Settings, tag: str, inputs: str, log: Callable[[str], None]) -> None:
     """Cluster mode: the base image `tag` in the registry, for build workers on other machines
     (`pull_base`); once per image and process (a push of what the registry has is cheap)."""
     if not enabled(settings):
@@ -36,34 +42,40 @@ def publish_base(settings: Settings, tag: str, log: Callable[[str], None]) -> No
     if proc.returncode != 0 or key in _published:
         return
     try:
-        push(settings, tag, log)
+        push(settings, tag, log, as_name=base_name(tag, inputs))
     except BuildFailed as exc:  # this build goes on; another worker builds its own base
         log(f"warning: {exc}")
         return
     _published.add(key)
 
 
-def pull_base(settings: Settings, tag: str, log: Callable[[str], None]) -> bool:
-    """Cluster mode: the base image `tag` from the registry, as the control plane's build engine
-    pushed it (`publish_base`); False when the registry has none (the caller builds it)."""
+def pull_base(settings: Settings, tag: str, inputs: str, log: Callable[[str], None]) -> bool:
+    """Cluster mode: the base image `tag` made from `inputs`, from the registry, as another
+    worker pushed it (`publish_base`); False when it has none (the caller builds it)."""
     if not enabled(settings):
         return False
     cli = docker_cli(settings)
-    remote = f"{settings.registry_push or settings.registry}/{tag}"
+    remote = f"{settings.registry_push or settings.registry}/{base_name(tag, inputs)}"
     pulled = subprocess.run([cli, "pull", "--quiet", remote], capture_output=True, text=True)
     if pulled.returncode != 0:
-        log(f"the registry has no {tag} ({pulled.stderr.strip()[-200:]}): building it here")
+        log(f"the registry has no {tag} of these inputs: building it here")
         return False
-    subprocess.run([cli, "tag", remote, tag], check=True, capture_output=True)
+    tagged = subprocess.run([cli, "tag", remote, tag], capture_output=True, text=True)
     subprocess.run([cli, "rmi", remote], capture_output=True)  # the local tag stays
+    if tagged.returncode != 0:
+        log(f"could not tag {remote} as {tag} ({tagged.stderr.strip()[-200:]}): building it")
+        return False
     log(f"pulled {tag} from the registry {settings.registry}")
     return True
 
 
-def push(settings: Settings, tag: str, log: Callable[[str], None]) -> str:
-    """Push `tag`; returns the name it has in the registry. Raises BuildFailed."""
+def push(
+    settings: Settings, tag: str, log: Callable[[str], None], as_name: str | None = None
+) -> str:
+    """Push `tag` (as `as_name`, default the same); returns the name it has in the registry.
+    Raises BuildFailed."""
     registry = settings.registry_push or settings.registry
-    remote = f"{registry}/{tag}"
+    remote = f"{registry}/{as_name or tag}"
     cli = docker_cli(settings)
     log(f"Pushing {tag} to the registry {settings.registry}")
     subprocess.run([cli, "tag", tag, remote], check=True, capture_output=True)
@@ -84,4 +96,4 @@ def push(settings: Settings, tag: str, log: Callable[[str], None]) -> str:
             step="push to the registry",
             output=lines[-20:],
         )
-    return f"{settings.registry}/{tag}"
+    return f"{settings.registry}/{as_name or tag}"

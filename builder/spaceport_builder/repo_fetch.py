@@ -55,7 +55,7 @@ def repository_for(
                     "fetch it: set SPACEPORT_ADMIN_TOKEN (and SPACEPORT_GIT_URL if the control "
                     f"plane is not reached at {settings.url})"
                 )
-            log(f"Fetching the repository from {url}")
+            log("Fetching the repository from the control plane over git HTTP")
             _fetch(mirror, url, settings.admin_token)
         if not _has(mirror, sha):
             raise GitError(f"commit {sha} is not in {owner}/{name}'s repository at {url}")

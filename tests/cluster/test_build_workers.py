@@ -71,7 +71,8 @@ def build_worker(cluster: ClusterNode, tmp_path: Path) -> Iterator[str]:
     theirs = f"spaceport@{socket.gethostname()}"
     try:
         wait_for(lambda: control.control.ping(destination=[ours], timeout=2), 60, "worker up")
-        control.control.cancel_consumer(BUILD_QUEUE, destination=[theirs], reply=True)
+        cancelled = control.control.cancel_consumer(BUILD_QUEUE, destination=[theirs], reply=True)
+        assert cancelled, f"the control plane's worker {theirs} did not answer"
         yield ours
     finally:
         control.control.add_consumer(BUILD_QUEUE, destination=[theirs], reply=True)
@@ -96,7 +97,9 @@ def test_a_space_built_on_a_worker_elsewhere_runs(
         wait_for(lambda: answers(cluster, space_id, marker), 30, "the Space answers")
 
         lines = _build_log(cluster, space_id)
-        assert any(line.startswith("Fetching the repository from") for line in lines), lines
+        assert any(
+            line.startswith("Fetching the repository from the control plane") for line in lines
+        ), lines
         built = [line for line in lines if line.startswith("Built ")]
         assert built, lines[-30:]
         tag = built[-1].split()[1]

@@ -121,7 +121,7 @@ def check_database(settings: Settings) -> Check:
 def check_worker(settings: Settings) -> Check:
     import redis
 
-    from spaceport.queue import celery_app
+    from spaceport.queue import BUILD_QUEUE, CONTROL_QUEUE, celery_app
 
     try:  # Celery would retry an unreachable broker for a long time: ask Redis first
         redis.Redis.from_url(settings.redis_url, socket_timeout=2).ping()
@@ -138,7 +138,22 @@ def check_worker(settings: Settings) -> Check:
             "no build worker answers: pushes will queue and never build",
             "start one: `spaceport worker` (or `spaceport up`)",
         )
-    return Check("worker", "ok", f"{len(replies)} build worker(s) answering")
+    try:
+        queues = celery_app().control.inspect(timeout=1.5).active_queues() or {}
+    except Exception:
+        queues = {}
+    taken = {q.get("name") for found in queues.values() for q in found or []}
+    missing = [q for q in (CONTROL_QUEUE, BUILD_QUEUE) if queues and q not in taken]
+    if missing:
+        return Check(
+            "worker",
+            "fail",
+            f"no worker takes the queue(s) {', '.join(missing)}: "
+            + ("deploys will wait" if CONTROL_QUEUE in missing else "pushes will not build"),
+            "start `spaceport worker` on the control plane (a `--builds-only` worker takes "
+            "builds only)",
+        )
+    return Check("worker", "ok", f"{len(replies)} worker(s) answering")
 
 
 def check_api(settings: Settings) -> Check:

@@ -119,7 +119,14 @@ def worker(
 
     from spaceport.node import isolate_builds, worker_argv
 
-    isolate_builds(get_settings(), console.print)
+    settings = get_settings()
+    if builds_only and not (settings.runtime == "swarm" and settings.registry):
+        console.print(
+            "[red]error:[/] a build worker elsewhere pushes what it builds to the cluster's "
+            "registry: set SPACEPORT_RUNTIME=swarm and SPACEPORT_REGISTRY as on the control plane"
+        )
+        raise typer.Exit(2)
+    isolate_builds(settings, console.print)
     argv = worker_argv(concurrency, builds_only=builds_only)
     os.execv(argv[0], argv)
 

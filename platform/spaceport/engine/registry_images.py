@@ -7,6 +7,7 @@ and the caller does without it.
 
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 import httpx
@@ -14,12 +15,30 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
+INDEXES = (
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
 MANIFESTS = ", ".join(
     (
         "application/vnd.docker.distribution.manifest.v2+json",
         "application/vnd.oci.image.manifest.v1+json",
+        *INDEXES,
     )
 )
+
+
+ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def _platform_manifest(index: dict[str, Any]) -> str | None:
+    """An index's manifest for this machine's platform (attestations, `unknown/unknown`, left
+    out): the nodes run the same."""
+    for entry in index.get("manifests") or []:
+        found = entry.get("platform") or {}
+        if found.get("os") == "linux" and found.get("architecture") == ARCH:
+            return str(entry["digest"])
+    return None
 
 
 def image_config(registry: str, image: str, timeout: float = 5.0) -> dict[str, Any] | None:
@@ -35,7 +54,18 @@ def image_config(registry: str, image: str, timeout: float = 5.0) -> dict[str, A
                 if manifest.status_code != 200:
                     log.info("registry.no_manifest", image=image, status=manifest.status_code)
                     return None
-                digest = manifest.json()["config"]["digest"]
+                body = manifest.json()
+                if body.get("mediaType") in INDEXES or "manifests" in body:
+                    chosen = _platform_manifest(body)
+                    if chosen is None:
+                        log.warning("registry.no_platform", image=image)
+                        return None
+                    manifest = client.get(
+                        f"{base}/manifests/{chosen}", headers={"Accept": MANIFESTS}
+                    )
+                    manifest.raise_for_status()
+                    body = manifest.json()
+                digest = body["config"]["digest"]
                 blob = client.get(f"{base}/blobs/{digest}")
                 blob.raise_for_status()
                 config = blob.json().get("config") or {}
@@ -43,6 +73,6 @@ def image_config(registry: str, image: str, timeout: float = 5.0) -> dict[str, A
         except httpx.ConnectError:
             continue
         except (httpx.HTTPError, ValueError, KeyError) as exc:
-            log.info("registry.unreadable", image=image, error=str(exc)[:200])
+            log.warning("registry.unreadable", image=image, error=str(exc)[:200])
             return None
     return None

@@ -294,22 +294,29 @@ class SwarmBackend(RuntimeBackend):
     def _create(self, spec: ContainerSpec, replicas: int) -> str:
         api = self._api()
         labels = self._labels(spec)
-        try:
-            created = api.create_service(
-                self._task_template(spec),
-                name=service_name(spec),
-                labels=labels,
-                mode={"Replicated": {"Replicas": replicas}},
-                endpoint_spec={
-                    "Mode": "dnsrr",
-                    "Ports": [{"Protocol": "tcp", "TargetPort": spec.port, "PublishMode": "host"}],
-                },
-            )
-        except APIError as exc:
-            raise RuntimeBackendError(
-                f"could not create a service of {self.image(spec.image)}: {exc.explanation}"
-            ) from exc
-        return str(created["ID"])
+        for attempt in (1, 2):
+            try:
+                created = api.create_service(
+                    self._task_template(spec),
+                    name=service_name(spec),
+                    labels=labels,
+                    mode={"Replicated": {"Replicas": replicas}},
+                    endpoint_spec={
+                        "Mode": "dnsrr",
+                        "Ports": [
+                            {"Protocol": "tcp", "TargetPort": spec.port, "PublishMode": "host"}
+                        ],
+                    },
+                )
+                return str(created["ID"])
+            except APIError as exc:
+                if attempt == 1 and "config" in str(exc.explanation).lower():
+                    self._init_config_id = None  # removed meanwhile: look it up or make it again
+                    continue
+                raise RuntimeBackendError(
+                    f"could not create a service of {self.image(spec.image)}: {exc.explanation}"
+                ) from exc
+        raise AssertionError("unreachable")
 
     def create(self, spec: ContainerSpec) -> ContainerState:
         service = self._create(spec, replicas=0)

@@ -13,6 +13,8 @@ Status pages, wakes and private Spaces' checks go to the API as from the node's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -38,15 +40,19 @@ def follow(
 ) -> None:
     """Start this machine's nginx and keep its routes the published table's until `stop`."""
     stop = stop or threading.Event()
-    asyncio.run(proxy_process(settings).start())
+    # TLS is terminated in front of a follower: nothing pushes certificates to it.
+    settings = settings.model_copy(update={"tls_termination": "front"})
+    process = proxy_process(settings)
+    asyncio.run(process.start())
     say(f"proxy on {settings.listen}, following the route table in {settings.redis_url}")
     proxy = make_proxy(settings)
-    seen_key = f"spaceport:traffic:seen:{settings.instance}"  # this proxy's last counts
+    # This proxy's last counts: one key per machine and address (data dirs may look alike).
+    seen_key = f"spaceport:traffic:seen:{socket.gethostname()}:{settings.listen}"
     applied: str | None = None
     while not stop.is_set():
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(CHANNEL)
             next_poll = next_traffic = 0.0
             while not stop.is_set():
@@ -62,6 +68,14 @@ def follow(
                 if now >= next_traffic:
                     next_traffic = now + TRAFFIC_S
                     note_visited(client, used_since_last_look(settings, client, seen_key))
-        except (redis.RedisError, OSError, ProxyError) as exc:
-            log.warning("follower.retrying", error=str(exc)[:200])
-            stop.wait(RETRY_S)  # the last table stays served meanwhile
+        except Exception as exc:  # Redis away, nginx gone, a bad table: serve on, retry
+            log.warning("follower.retrying", error=repr(exc)[:300])
+            if isinstance(exc, ProxyError) and not process.is_running():
+                with contextlib.suppress(Exception):
+                    asyncio.run(process.start())  # it loads the last table from its disk
+                applied = None  # and the published one is pushed again
+            stop.wait(RETRY_S)
+        finally:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+                client.close()

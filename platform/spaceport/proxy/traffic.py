@@ -170,8 +170,16 @@ def record_activity(settings: Settings, routes: Iterable[Route] | None = None) -
     from spaceport.proxy.route_table import take_visited
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
-    used = used_since_last_look(settings, client, _SEEN_KEY)
-    used |= take_visited(client)  # seen by proxies on other machines (proxy/follower.py)
+    used = take_visited(client)  # seen by proxies on other machines (proxy/follower.py)
+    try:  # (counted even when this node's own proxy does not answer)
+        used |= used_since_last_look(settings, client, _SEEN_KEY)
+    finally:
+        _mark_used(used)
+    return used
+
+
+def _mark_used(used: set[str]) -> None:
+    """`last_request_at = now` for these Spaces (the sleep timer's clock)."""
     if used:
         stamp = utcnow()
         with session_scope() as session:
@@ -184,4 +192,3 @@ def record_activity(settings: Settings, routes: Iterable[Route] | None = None) -
                     .values(last_request_at=stamp, updated_at=Space.updated_at)
                 )
         log.debug("traffic.active", spaces=sorted(used))
-    return used

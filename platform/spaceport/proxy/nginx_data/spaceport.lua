@@ -454,6 +454,31 @@ local function read_body()
   return body
 end
 
+local function space_ids(decoded)
+  local ids = {}
+  for _, r in pairs(decoded.hosts) do ids[r.space_id] = true end
+  for _, list in pairs(decoded.prefixed) do
+    for _, r in ipairs(list) do ids[r.space_id] = true end
+  end
+  return ids
+end
+
+-- A Space that leaves the table (deleted, paused) leaves its counts behind with it: one made
+-- again under the same id starts from zero, as a new Space's graphs and sleep timer expect.
+-- (Its in-flight count stays: a request still running decrements it.)
+local function forget_counts(before, after)
+  for id in pairs(before) do
+    if not after[id] then
+      for _, field in ipairs({ "requests", "errors", "sum" }) do
+        counters:delete(id .. "\t" .. field)
+      end
+      for i = 1, #BUCKETS do
+        counters:delete(id .. "\tb" .. i)
+      end
+    end
+  end
+end
+
 function M.admin_routes()
   local method = ngx.req.get_method()
   if method == "GET" then
@@ -470,11 +495,13 @@ function M.admin_routes()
   if not ok then
     return reply(400, { error = err })
   end
+  local before = space_ids(current())
   local stored, set_err = routes_dict:set("table", blob)
   if not stored then
     return reply(507, { error = "route table does not fit the shared dict: " .. set_err })
   end
   local version = routes_dict:incr("version", 1, 0)
+  forget_counts(before, space_ids(ok))
   return reply(200, { version = version })
 end
 
