@@ -42,11 +42,12 @@ def publish_base(settings: Settings, tag: str, inputs: str, log: Callable[[str],
     if proc.returncode != 0 or key in _published:
         return
     try:
-        push(settings, tag, log, as_name=base_name(tag, inputs))
+        name = push(settings, tag, lambda _line: None, as_name=base_name(tag, inputs))
     except BuildFailed as exc:  # this build goes on; another worker builds its own base
         log(f"warning: {exc}")
         return
     _published.add(key)
+    log(f"{tag} is in the registry as {name}, for build workers on other machines")
 
 
 def pull_base(settings: Settings, tag: str, inputs: str, log: Callable[[str], None]) -> bool:

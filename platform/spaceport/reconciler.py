@@ -45,6 +45,7 @@ from spaceport.lifecycle import (
     wake_standby,
 )
 from spaceport.lifecycle import gpu_allocator as allocator
+from spaceport.lifecycle.pacing import EveryFewPasses
 from spaceport.lifecycle.proxy_routes import (
     desired_routes,
     mark_routes_stale,
@@ -87,18 +88,14 @@ ROUTE_CHECK_PASSES = 3
 next pass after a push failed or the proxy restarted (`routes_stale`): every change pushes the
 table itself (`sync_routes`), so this check only repairs drift, and at a thousand Spaces it
 was a quarter of a pass (docs/benchmarks.md)."""
-_last_route_check = float("-inf")
+_route_check = EveryFewPasses(ROUTE_CHECK_PASSES)
 
 
 def sync_routes_if_needed(settings: Settings) -> None:
-    global _last_route_check
-    now = time.monotonic()
-    if routes_stale(settings):  # pushed again (a no-op if nothing differs): clears the mark
+    """Push the table when marked stale (a no-op if nothing differs: it clears the mark), or
+    when the periodic comparison finds the proxy's or the published table behind."""
+    if routes_stale(settings) or (_route_check.due(settings) and not routes_match(settings)):
         sync_routes(settings)
-    elif now - _last_route_check >= ROUTE_CHECK_PASSES * settings.reconcile_interval_s:
-        _last_route_check = now
-        if not routes_match(settings):
-            sync_routes(settings)
 
 
 SLOW_STEP_S = 30.0

@@ -19,6 +19,7 @@ from spaceport.engine.base import LABEL_DEPLOYMENT, LABEL_SPACE_PK, RuntimeBacke
 from spaceport.lifecycle import node_pool
 from spaceport.lifecycle.desired import Desired, resting_stage
 from spaceport.lifecycle.locks import is_locked
+from spaceport.lifecycle.pacing import EveryFewPasses
 from spaceport.lifecycle.retire import retire
 from spaceport.lifecycle.storage import volume_name, volume_prefix
 from spaceport.settings import Settings
@@ -99,16 +100,13 @@ ORPHAN_SWEEP_PASSES = 3
 """The container and volume sweep runs once every this many passes: it lists every container
 of the node, a thousand on a node whose Spaces deep-sleep (most of a pass there:
 bench/bench_thousand.py), and an orphan has its grace (GRACE_S) anyway."""
-_last_orphan_sweep = float("-inf")
+_orphan_sweep = EveryFewPasses(ORPHAN_SWEEP_PASSES, slack=0.9)
 
 
 def remove_orphans(settings: Settings, backend: RuntimeBackend) -> int:
     """Containers of no live deployment (after a grace); volumes and images of deleted Spaces."""
-    global _last_orphan_sweep
-    now = time.monotonic()
-    if now - _last_orphan_sweep < ORPHAN_SWEEP_PASSES * settings.reconcile_interval_s * 0.9:
+    if not _orphan_sweep.due(settings):
         return _remove_images_of_deleted(settings, backend)  # on its own schedule
-    _last_orphan_sweep = now
     removed = 0
     cutoff = utcnow() - timedelta(seconds=GRACE_S)
     every = backend.list()
@@ -149,16 +147,13 @@ IMAGE_SWEEP_PASSES = 5
 """The image sweep runs once every this many passes: listing a node's images is most of a pass
 where hundreds exist (117 of 256 ms at 1,000 Spaces here, docs/benchmarks.md), and an image
 left by a build that ended after its Space's delete can wait a few seconds more."""
-_last_image_sweep = float("-inf")
+_image_sweep = EveryFewPasses(IMAGE_SWEEP_PASSES)
 
 
 def _remove_images_of_deleted(settings: Settings, backend: RuntimeBackend) -> int:
     """Images built for Spaces that no longer exist (a build that ended after the delete)."""
-    global _last_image_sweep
-    now = time.monotonic()
-    if now - _last_image_sweep < IMAGE_SWEEP_PASSES * settings.reconcile_interval_s:
+    if not _image_sweep.due(settings):
         return 0
-    _last_image_sweep = now
     with session_scope() as session:
         space_pks = set(session.scalars(select(Space.id)))
     removed, kept, listed_at = 0, set(), time.time()
