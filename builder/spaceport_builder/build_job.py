@@ -26,7 +26,7 @@ from spaceport.db.session import session_scope
 from spaceport.engine.base import LABEL_COMMIT, LABEL_INSTANCE, LABEL_SPACE, LABEL_SPACE_PK
 from spaceport.flavors import UnknownFlavor, get_flavor
 from spaceport.front_matter import ConfigError, NoAppFile, SpaceConfig, load_config
-from spaceport.git.repos import GitError, export_tree
+from spaceport.git.repos import export_tree
 from spaceport.logstream import LogWriter, build_key
 from spaceport.queue.lease import BuildLease
 from spaceport.queue.recovery import MAX_ATTEMPTS, fail_lost_build, note_attempt
@@ -45,7 +45,7 @@ from spaceport_builder.image_build import (
 )
 from spaceport_builder.packs import BuildContext, BuildPack, pack_for
 from spaceport_builder.packs.base import DEPS_STAGE, SDK_STAGE
-from spaceport_builder.repo_fetch import repository_for
+from spaceport_builder.repo_fetch import FetchError, repository_for
 
 log = structlog.get_logger(__name__)
 
@@ -323,7 +323,7 @@ def run_build_job(
         if NO_SPACE in "\n".join(exc.output).lower():
             message = DISK_FULL.format(detail="in the image build") + "\n" + message
         finish(job, BuildStatus.FAILED, writer, stage=Stage.BUILD_ERROR, message=message)
-    except (BaseImageError, GitError) as exc:  # said what to fix
+    except (BaseImageError, FetchError) as exc:  # said what to fix
         writer.write(f"ERROR: {exc}")
         finish(job, BuildStatus.FAILED, writer, stage=Stage.BUILD_ERROR, message=str(exc))
     except Exception as exc:  # an unexpected bug must not leave the build stuck

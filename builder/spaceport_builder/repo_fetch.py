@@ -20,6 +20,12 @@ from spaceport.git.repos import GitError, repo_path
 from spaceport.settings import Settings
 
 FETCH_TIMEOUT_S = 600
+
+
+class FetchError(GitError):
+    """The repository could not be had here; says what to set or fix."""
+
+
 GIT_FETCH = ("git", "--git-dir")
 HEADS = "+refs/heads/*:refs/heads/*"  # every branch: a rebuild may name an older commit
 
@@ -35,7 +41,7 @@ def remote_url(settings: Settings, owner: str, name: str) -> str:
 def repository_for(
     settings: Settings, owner: str, name: str, sha: str, log: Callable[[str], None]
 ) -> Path:
-    """A bare repository that holds commit `sha` of the Space. Raises GitError saying what to
+    """A bare repository that holds commit `sha` of the Space. Raises FetchError saying what to
     set when the commit cannot be had."""
     own = repo_path(settings, owner, name)
     if (own / "HEAD").exists():
@@ -50,7 +56,7 @@ def repository_for(
             _git(mirror, "config", "core.hooksPath", "/dev/null")
         if not _has(mirror, sha):
             if not settings.admin_token:
-                raise GitError(
+                raise FetchError(
                     f"this worker has no copy of {owner}/{name}'s repository and no token to "
                     "fetch it: set SPACEPORT_ADMIN_TOKEN (and SPACEPORT_GIT_URL if the control "
                     f"plane is not reached at {settings.url})"
@@ -58,7 +64,7 @@ def repository_for(
             log("Fetching the repository from the control plane over git HTTP")
             _fetch(mirror, url, settings.admin_token)
         if not _has(mirror, sha):
-            raise GitError(f"commit {sha} is not in {owner}/{name}'s repository at {url}")
+            raise FetchError(f"commit {sha} is not in {owner}/{name}'s repository at {url}")
     return mirror
 
 
@@ -98,14 +104,14 @@ def _fetch(mirror: Path, url: str, token: str) -> None:
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise GitError(f"fetching {url} took over {FETCH_TIMEOUT_S} s") from exc
+        raise FetchError(f"fetching {url} took over {FETCH_TIMEOUT_S} s") from exc
     if proc.returncode != 0:
         why = proc.stderr.decode(errors="replace").strip()[-500:]
-        raise GitError(f"could not fetch {url}: {why}")
+        raise FetchError(f"could not fetch {url}: {why}")
 
 
 def _git(repo: Path | None, *args: str) -> None:
     argv = ["git", *(["--git-dir", str(repo)] if repo else []), *args]
     proc = subprocess.run(argv, capture_output=True, check=False)
     if proc.returncode != 0:
-        raise GitError(proc.stderr.decode(errors="replace").strip() or f"git {args[0]} failed")
+        raise FetchError(proc.stderr.decode(errors="replace").strip() or f"git {args[0]} failed")
