@@ -111,11 +111,14 @@ def test_stop_returns_once_a_removal_by_another_process_is_over(node: Node) -> N
     client = docker.from_env()
     image = f"{node.settings.base_image_repo}:{node.settings.default_python}"
     backend = DockerBackend(node.settings)
+
+    def janitor(container_id: str) -> None:  # which of the two removes it is a race
+        with contextlib.suppress(docker.errors.APIError):
+            client.api.remove_container(container_id, force=True)
+
     for _ in range(5):
         c = client.containers.run(image, ["sleep", "300"], detach=True, init=False)
-        other = threading.Thread(
-            target=client.api.remove_container, args=(c.id,), kwargs={"force": True}
-        )
+        other = threading.Thread(target=janitor, args=(c.id,))
         other.start()
         backend.stop(c.id or "", timeout=0)
         with pytest.raises(docker.errors.NotFound):
