@@ -26,7 +26,6 @@ class FetchError(GitError):
     """The repository could not be had here; says what to set or fix."""
 
 
-GIT_FETCH = ("git", "--git-dir")
 HEADS = "+refs/heads/*:refs/heads/*"  # every branch: a rebuild may name an older commit
 
 
@@ -96,7 +95,7 @@ def _fetch(mirror: Path, url: str, token: str) -> None:
                 "--prune",
                 "--no-tags",
                 url,
-                "+refs/heads/*:refs/heads/*",
+                HEADS,
             ],
             env=env,
             capture_output=True,
