@@ -32,7 +32,7 @@ def publish(client: redis.Redis, routes: Iterable[Route]) -> str:
     """Store the table and tell the followers; returns its digest."""
     digest, body = encode(routes)
     pipe = client.pipeline(transaction=True)
-    pipe.set(TABLE_KEY, json.dumps({"digest": digest, "routes": json.loads(body)}))
+    pipe.set(TABLE_KEY, f'{{"digest": "{digest}", "routes": {body}}}')  # no second encode
     pipe.publish(CHANNEL, digest)
     pipe.execute()
     return digest
