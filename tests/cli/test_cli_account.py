@@ -121,6 +121,30 @@ def test_doctor_and_proxy_operator_commands(cli: Cli) -> None:
     assert "runsk (for SPACEPORT_APP_RUNTIME)" in runtimes["detail"], runtimes
 
 
+def test_doctor_says_when_no_worker_takes_the_builds(node: Node, cli: Cli) -> None:
+    """The node's worker stops taking the build queue (as if only build workers elsewhere were
+    meant to, and none runs): doctor fails and says pushes will not build."""
+    import socket
+
+    from celery import Celery
+
+    from spaceport.queue import BUILD_QUEUE
+
+    control = Celery(broker=node.settings.redis_url).control
+    worker = f"spaceport@{socket.gethostname()}"
+    assert control.cancel_consumer(BUILD_QUEUE, destination=[worker], reply=True)
+    try:
+        failed = cli("doctor", "--json")
+    finally:
+        control.add_consumer(BUILD_QUEUE, destination=[worker], reply=True)
+    assert failed.returncode == 1, failed.stderr
+    report = json.loads(failed.stdout)
+    check = next(c for c in report["checks"] if c["name"] == "worker")
+    assert report["ok"] is False and check["status"] == "fail", check
+    assert "build" in check["detail"] and "pushes will not build" in check["detail"], check
+    assert next(c for c in cli.json("doctor")["checks"] if c["name"] == "worker")["status"] == "ok"
+
+
 def test_scoped_expiring_tokens_invitations_and_user_admin(node: Node, cli: Cli) -> None:
     space_id = node.create_space(unique("cli-scope"), sdk="static")
     made = cli.json(

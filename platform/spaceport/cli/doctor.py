@@ -143,7 +143,8 @@ def check_worker(settings: Settings) -> Check:
     except Exception:
         queues = {}
     taken = {q.get("name") for found in queues.values() for q in found or []}
-    missing = [q for q in (CONTROL_QUEUE, BUILD_QUEUE) if queues and q not in taken]
+    complete = len(queues) >= len(replies)  # every worker that answered the ping said
+    missing = [q for q in (CONTROL_QUEUE, BUILD_QUEUE) if complete and q not in taken]
     if missing:
         return Check(
             "worker",
