@@ -114,16 +114,22 @@ def redis_available(url: str = "redis://127.0.0.1:6379/0") -> bool:
         return False
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a process of the test's own)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
 def follower_proxy(env: dict[str, str], data: Path) -> Iterator[int]:
     """`spaceport proxy --follow` (a proxy as on another machine) with the platform's `env` but
     a data dir, port and no database of its own; yields its port."""
-    import socket
     import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     env = {
         **{k: v for k, v in env.items() if k != "SPACEPORT_DATABASE_URL"},
         "SPACEPORT_DATA": str(data),

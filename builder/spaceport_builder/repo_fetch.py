@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from spaceport.git.repos import GitError, repo_path
+from spaceport.git.repos import GitError, git, repo_path
 from spaceport.settings import Settings
 
 FETCH_TIMEOUT_S = 600
@@ -50,9 +50,12 @@ def repository_for(
     with open(mirror.parent / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two builds of one Space on this worker: one fetch
         if not (mirror / "HEAD").exists():
-            _git(None, "init", "--bare", "--quiet", str(mirror))
-            _git(mirror, "config", "transfer.fsckObjects", "true")
-            _git(mirror, "config", "core.hooksPath", "/dev/null")
+            try:
+                git(mirror, "init", "--bare", "--quiet")
+                git(mirror, "config", "transfer.fsckObjects", "true")
+                git(mirror, "config", "core.hooksPath", "/dev/null")
+            except GitError as exc:
+                raise FetchError(str(exc)) from exc
         if not _has(mirror, sha):
             if not settings.admin_token:
                 raise FetchError(
@@ -107,10 +110,3 @@ def _fetch(mirror: Path, url: str, token: str) -> None:
     if proc.returncode != 0:
         why = proc.stderr.decode(errors="replace").strip()[-500:]
         raise FetchError(f"could not fetch {url}: {why}")
-
-
-def _git(repo: Path | None, *args: str) -> None:
-    argv = ["git", *(["--git-dir", str(repo)] if repo else []), *args]
-    proc = subprocess.run(argv, capture_output=True, check=False)
-    if proc.returncode != 0:
-        raise FetchError(proc.stderr.decode(errors="replace").strip() or f"git {args[0]} failed")

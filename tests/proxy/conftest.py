@@ -17,7 +17,6 @@ import concurrent.futures
 import functools
 import http.server
 import shutil
-import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -203,9 +202,3 @@ def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     sync API keeps an event loop running on the main thread, where asyncio.run() refuses."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(lambda: asyncio.run(make())).result()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

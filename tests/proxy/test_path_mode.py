@@ -26,8 +26,8 @@ from spaceport.lifecycle.proxy_routes import route_for
 from spaceport.proxy import make_proxy
 from spaceport.proxy.resolver import serve_in_thread
 from spaceport.settings import Settings
-from tests.conftest import Node
-from tests.proxy.conftest import Fleet, free_port, run_async, watched
+from tests.conftest import Node, free_port
+from tests.proxy.conftest import Fleet, run_async, watched
 
 pytestmark = pytest.mark.slow
 LABEL = "org.spaceport.test"

@@ -90,6 +90,13 @@ def service_name(spec: ContainerSpec) -> str:
 NO_POOL = "a cluster has no node pool (each Space is a service)"
 
 
+def _config_named(api: Any, name: str) -> str | None:
+    """The id of the Swarm config called exactly `name` (the engine filters by prefix)."""
+    return next(
+        (c["ID"] for c in api.configs(filters={"name": name}) if c["Spec"]["Name"] == name), None
+    )
+
+
 class SwarmBackend(RuntimeBackend):
     """A Swarm cluster, driven through a manager's engine API."""
 
@@ -270,21 +277,17 @@ class SwarmBackend(RuntimeBackend):
         name = binary.name  # spaceport-init-<digest of its source>
         if self._init_config_id is None or self._init_config_id[0] != name:
             api = self._api()
-            found = api.configs(filters={"name": name})
-            exact = [c["ID"] for c in found if c["Spec"]["Name"] == name]
-            if exact:
-                config_id = exact[0]
-            else:
+            config_id = _config_named(api, name)
+            if config_id is None:
                 try:
                     config_id = api.create_config(
                         name, binary.read_bytes(), labels={LABEL_INSTANCE: self.settings.instance}
                     )["ID"]
                 except APIError as exc:
-                    if exc.status_code != 409:  # made meanwhile by another process
+                    config_id = _config_named(api, name) if exc.status_code == 409 else None
+                    if config_id is None:  # (409: made meanwhile by another process)
                         raise RuntimeBackendError(f"could not store spaceport-init: {exc}") from exc
-                    found = api.configs(filters={"name": name})
-                    config_id = next(c["ID"] for c in found if c["Spec"]["Name"] == name)
-            self._init_config_id = (name, config_id)
+            self._init_config_id = (name, str(config_id))
         return {
             "File": {"Name": app_init.PATH, "UID": "0", "GID": "0", "Mode": 0o555},
             "ConfigID": self._init_config_id[1],

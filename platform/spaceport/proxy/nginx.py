@@ -20,7 +20,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,13 @@ def route_json(route: Route) -> dict[str, Any]:
     """The route's fields, shallow (json.dumps writes the tuples as lists): `asdict`'s deep
     copy took half of a 1,000-route table update."""
     return {f.name: getattr(route, f.name) for f in fields(route)}
+
+
+def table_json(routes: Iterable[Route]) -> str:
+    """A route table as nginx loads it (`{"routes": [...]}`), the same text for the same routes
+    in any order: what `set_routes` compares with the served one and route_table publishes."""
+    ordered = sorted(routes, key=lambda r: r.space_id)
+    return json.dumps({"routes": [route_json(r) for r in ordered]}, sort_keys=True)
 
 
 def route_from_json(raw: dict[str, Any]) -> Route:
@@ -265,8 +272,7 @@ class NginxProxy(Proxy):
         ids = [r.space_id for r in routes]
         if len(set(ids)) != len(ids):
             raise ValueError(f"set_routes: duplicate Space ids in {sorted(ids)}")
-        ordered = sorted(routes, key=lambda r: r.space_id)
-        body = json.dumps({"routes": [route_json(r) for r in ordered]}, sort_keys=True).encode()
+        body = table_json(routes).encode()
         served = await self._request("GET", "/routes")
         if served.content.strip() == body:
             return  # nothing changed

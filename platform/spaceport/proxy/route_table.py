@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import redis
 
 from spaceport.proxy.base import Route
-from spaceport.proxy.nginx import route_from_json, route_json
+from spaceport.proxy.nginx import route_from_json, table_json
 
 TABLE_KEY = "spaceport:routes:table"
 CHANNEL = "spaceport:routes:changed"
@@ -22,9 +22,9 @@ VISITED_KEY = "spaceport:traffic:visited"  # Space ids other proxies saw visitor
 
 
 def encode(routes: Iterable[Route]) -> tuple[str, str]:
-    """(digest, body) of a table: the same routes give the same digest in any order."""
-    ordered = sorted(routes, key=lambda r: r.space_id)
-    body = json.dumps([route_json(r) for r in ordered], sort_keys=True)
+    """(digest, body) of a table, its body as nginx loads it: the same routes give the same
+    digest in any order."""
+    body = table_json(routes)
     return hashlib.sha256(body.encode()).hexdigest()[:16], body
 
 
@@ -32,7 +32,7 @@ def publish(client: redis.Redis, routes: Iterable[Route]) -> str:
     """Store the table and tell the followers; returns its digest."""
     digest, body = encode(routes)
     pipe = client.pipeline(transaction=True)
-    pipe.set(TABLE_KEY, f'{{"digest": "{digest}", "routes": {body}}}')  # no second encode
+    pipe.set(TABLE_KEY, f'{{"digest": "{digest}", "table": {body}}}')  # no second encode
     pipe.publish(CHANNEL, digest)
     pipe.execute()
     return digest
@@ -49,7 +49,7 @@ def read(client: redis.Redis) -> tuple[str, list[Route]] | None:
     if raw is None:
         return None
     table = json.loads(raw)
-    return str(table["digest"]), [route_from_json(r) for r in table["routes"]]
+    return str(table["digest"]), [route_from_json(r) for r in table["table"]["routes"]]
 
 
 def note_visited(client: redis.Redis, space_ids: Iterable[str]) -> None:
