@@ -20,7 +20,7 @@ def enabled(settings: Settings) -> bool:
     return settings.runtime == "swarm" and bool(settings.registry)
 
 
-_published: set[tuple[str, str]] = set()  # (registry, image id) this process pushed
+_published: set[tuple[str, str, str]] = set()  # (registry, image id, name) pushed here
 
 
 def base_name(tag: str, inputs: str) -> str:
@@ -31,23 +31,35 @@ def base_name(tag: str, inputs: str) -> str:
 
 def publish_base(settings: Settings, tag: str, inputs: str, log: Callable[[str], None]) -> None:
     """Cluster mode: the base image `tag` in the registry, for build workers on other machines
-    (`pull_base`); once per image and process (a push of what the registry has is cheap)."""
+    (`pull_base`)."""
+    name = publish(settings, tag, base_name(tag, inputs), log)
+    if name:
+        log(f"{tag} is in the registry as {name}, for build workers on other machines")
+
+
+def publish(settings: Settings, tag: str, as_name: str, log: Callable[[str], None]) -> str | None:
+    """Cluster mode: the local image `tag` in the registry as `as_name`, once per image and
+    process (a push of what the registry has is cheap, not free); its registry name, or None
+    (not in cluster mode, no such image, or the push failed: said through `log`)."""
     if not enabled(settings):
-        return
+        return None
     cli = docker_cli(settings)
     proc = subprocess.run(
         [cli, "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True
     )
-    key = (settings.registry_push or settings.registry or "", proc.stdout.strip())
-    if proc.returncode != 0 or key in _published:
-        return
+    key = (settings.registry_push or settings.registry or "", proc.stdout.strip(), as_name)
+    name = f"{settings.registry}/{as_name}"
+    if proc.returncode != 0:
+        return None
+    if key in _published:
+        return name
     try:
-        name = push(settings, tag, lambda _line: None, as_name=base_name(tag, inputs))
-    except BuildFailed as exc:  # this build goes on; another worker builds its own base
+        push(settings, tag, lambda _line: None, as_name=as_name)
+    except BuildFailed as exc:  # what needed it does without (another worker builds its own)
         log(f"warning: {exc}")
-        return
+        return None
     _published.add(key)
-    log(f"{tag} is in the registry as {name}, for build workers on other machines")
+    return name
 
 
 def pull_base(settings: Settings, tag: str, inputs: str, log: Callable[[str], None]) -> bool:

@@ -360,8 +360,7 @@ class Settings(BaseSettings):
         default=600,
         description="After a Gradio or Streamlit Space deploys, keep a standby container that "
         "already imported its SDK for this long: the Space's next code-only version starts in "
-        "it (about a second instead of the SDK's whole import). 0 turns standbys off; always off "
-        "in cluster mode (`runtime = swarm`).",
+        "it (about a second instead of the SDK's whole import). 0 turns standbys off.",
     )
     standby_delay_s: float = Field(
         default=20.0,
@@ -374,7 +373,7 @@ class Settings(BaseSettings):
         description="Memory the node may spend on wake standbys: the most recently visited "
         "deep-sleeping Gradio and Streamlit Spaces each keep a container of their own that "
         "already imported the SDK (each counted at 128 MiB), so their next wake skips that import. "
-        "0 turns them off; always off in cluster mode (`runtime = swarm`).",
+        "0 turns them off. In cluster mode (`runtime = swarm`) it is the whole cluster's.",
     )
     pool_budget_mib: int = Field(
         default=0,
@@ -494,10 +493,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cluster_mode(self) -> Settings:
-        """Standbys are containers prepared on this machine's engine: none in cluster mode."""
+        """The node pool renames containers and changes their limits, which a Swarm service's
+        task cannot: none in cluster mode (standbys are services of their own, and run there)."""
         if self.runtime == "swarm":
-            self.standby_ttl_s = 0
-            self.wake_standby_budget_mib = 0
             self.pool_budget_mib = 0
         return self
 

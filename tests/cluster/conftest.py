@@ -120,6 +120,8 @@ def cluster(
         "SPACEPORT_SWARM_MANAGERS": json.dumps(devcluster.managers()),
         "SPACEPORT_REGISTRY": devcluster.REGISTRY,
         "SPACEPORT_REGISTRY_PUSH": devcluster.REGISTRY_PUSH,
+        # Off for the tests that count a Space's tasks; test_standbys turns them on.
+        "SPACEPORT_STANDBY_TTL_S": "0",
     }
     env = {**_clean_env(), **values}
     import redis
@@ -160,3 +162,27 @@ def cluster(
         for config in manager.configs.list(filters=mine):  # spaceport-init, once unused
             with contextlib.suppress(docker.errors.APIError):
                 config.remove()
+
+
+@contextlib.contextmanager
+def platform_env(cluster: ClusterNode, env: dict[str, str]) -> Iterator[None]:
+    """The platform's API and worker running with `env` added to its settings, then as
+    before (they read the environment when they start)."""
+    from tests.runtime.helpers import restart_processes
+
+    def restart(values: dict[str, str]) -> None:
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(values)
+        try:
+            restart_processes(cluster)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    assert cluster.env is not None
+    restart({**cluster.env, **env})
+    try:
+        yield
+    finally:
+        restart(cluster.env)

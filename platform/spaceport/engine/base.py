@@ -181,6 +181,14 @@ class RuntimeBackend(ABC):
                 out[container_id] = state
         return out
 
+    def took(self, container_id: str, spec: ContainerSpec) -> None:
+        """A running container (a standby, lifecycle/standby.py) was just told to run `spec`'s
+        version instead of the one it was made for. An engine whose restart or move makes a
+        new container (a Swarm task) makes it of `spec` from then on; one that starts the same
+        container again (docker: the code and the go file are in its writable layer) needs
+        nothing."""
+        return None
+
     @abstractmethod
     def node_ops(self) -> NodeOps:
         """This node's engine, for what only it can do (engine/base.py, `NodeOps`)."""

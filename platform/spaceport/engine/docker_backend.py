@@ -569,7 +569,13 @@ class DockerBackend(RuntimeBackend, NodeOps):
     def copy_from_image(
         self, image: str, path: str, container_id: str, then: dict[str, bytes] | None = None
     ) -> None:
-        archive = self._image_dir(image, path, container_id)
+        self.put_dir(self.image_dir(image, path, container_id), path, container_id, then)
+
+    def put_dir(
+        self, archive: bytes, path: str, container_id: str, then: dict[str, bytes] | None = None
+    ) -> None:
+        """Unpack `archive` (the directory `path` as the engine archives it: `image_dir`) into
+        the same place of a running container, then write the files `then`, in one step."""
         try:
             if then:  # one archive from the root: the engine mounts the container once
                 archive = _rooted(archive, posixpath.dirname(path), then)
@@ -577,7 +583,7 @@ class DockerBackend(RuntimeBackend, NodeOps):
             else:
                 self.client.api.put_archive(container_id, posixpath.dirname(path), archive)
         except (APIError, NotFound, tarfile.TarError) as exc:
-            raise RuntimeBackendError(f"could not copy {path} from {image}: {exc}") from exc
+            raise RuntimeBackendError(f"could not copy {path} into the container: {exc}") from exc
 
     def keep_image_dir(self, image: str, path: str) -> None:
         image_id = self._image_id(image, path)
@@ -585,7 +591,7 @@ class DockerBackend(RuntimeBackend, NodeOps):
             with self._image_dir_stream(image_id, path, None) as chunks:
                 image_files.keep(self.settings, image_id, path, chunks)
 
-    def _image_dir(self, image: str, path: str, container_id: str | None) -> bytes:
+    def image_dir(self, image: str, path: str, container_id: str | None = None) -> bytes:
         """`path` of `image` as the engine archives it: the archive kept on disk for the image
         (`keep_image_dir`, engine/image_files.py), else read from the image."""
         image_id = self._image_id(image, path)

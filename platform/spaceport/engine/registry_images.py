@@ -1,8 +1,8 @@
-"""An image's configuration (entrypoint, command) read from the cluster's registry, for images
-the control plane's engine never had: a build worker on another machine built and pushed them
-(`spaceport worker --builds-only`). Two requests of the registry's HTTP API (the manifest,
-then its config blob); None when the registry refuses (one with auth) or has no such image,
-and the caller does without it.
+"""An image's configuration (entrypoint, command, layers) read from the cluster's registry, for
+images the control plane's engine never had: a build worker on another machine built and
+pushed them (`spaceport worker --builds-only`). Two requests of the registry's HTTP API (the
+manifest, then its config blob); None when the registry refuses (one with auth) or has no such
+image, and the caller does without it.
 """
 
 from __future__ import annotations
@@ -43,6 +43,21 @@ def _platform_manifest(index: dict[str, Any]) -> str | None:
 
 def image_config(registry: str, image: str, timeout: float = 5.0) -> dict[str, Any] | None:
     """The `Config` of `image` (`name:tag`, without the registry) as `docker inspect` shows it."""
+    blob = _config_blob(registry, image, timeout)
+    config = (blob or {}).get("config")
+    return config if isinstance(config, dict) else None
+
+
+def image_layers(registry: str, image: str, timeout: float = 5.0) -> list[str] | None:
+    """The layers of `image`, base first, as `docker inspect` shows them (`RootFS.Layers`: the
+    uncompressed digests, the same whichever engine pushed them)."""
+    blob = _config_blob(registry, image, timeout)
+    layers = ((blob or {}).get("rootfs") or {}).get("diff_ids")
+    return [str(layer) for layer in layers] if isinstance(layers, list) else None
+
+
+def _config_blob(registry: str, image: str, timeout: float) -> dict[str, Any] | None:
+    """The image's configuration blob (its `config` and `rootfs`, among others)."""
     name, _, tag = image.rpartition(":")
     if not name or "/" in tag:
         name, tag = image, "latest"
@@ -68,8 +83,8 @@ def image_config(registry: str, image: str, timeout: float = 5.0) -> dict[str, A
                 digest = body["config"]["digest"]
                 blob = client.get(f"{base}/blobs/{digest}")
                 blob.raise_for_status()
-                config = blob.json().get("config") or {}
-                return config if isinstance(config, dict) else None
+                found = blob.json()
+                return found if isinstance(found, dict) else None
         except httpx.ConnectError:
             continue
         except (httpx.HTTPError, ValueError, KeyError) as exc:

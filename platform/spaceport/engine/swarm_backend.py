@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import copy
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -56,6 +58,9 @@ LABEL_ENGINE = "org.spaceport.engine"
 SERVICE_LABEL = "com.docker.swarm.service.id"
 DATA_LABEL_PREFIX = "org.spaceport.data."
 """On a Swarm node, one label per /data disk it holds: its Spaces are pinned there."""
+LABEL_RUNS = "org.spaceport.runs"
+"""On the service of a standby told to run another version (`took`): that version (JSON: the
+task it was told in, the image, the variables that differ), which its next task is made of."""
 
 
 def data_label(volume: str) -> str:
@@ -179,7 +184,7 @@ class SwarmBackend(RuntimeBackend):
             "Labels": self._labels(spec),
             "Init": False,
         }
-        entrypoint = self._entrypoint(spec, image)
+        entrypoint = self._entrypoint(spec.image, spec.command)
         if entrypoint is not None:
             container["Command"], container["Args"] = entrypoint
         elif spec.command is not None:
@@ -248,22 +253,32 @@ class SwarmBackend(RuntimeBackend):
             **spec.labels,
         }
 
-    def _entrypoint(self, spec: ContainerSpec, image: str) -> tuple[list[str], list[str]] | None:
-        """The image's entrypoint and command under spaceport-init, read from the build
-        engine's copy of the image (the nodes have not pulled it yet), or from the registry
-        when a build worker elsewhere made it."""
+    def _entrypoint(
+        self, image: str, command: builtins.list[str] | None
+    ) -> tuple[builtins.list[str], builtins.list[str]] | None:
+        """The image's entrypoint and `command` (None: its own) under spaceport-init."""
         if not app_init.enabled(self.settings):
             return None
-        try:
-            config = self.local.client.api.inspect_image(spec.image).get("Config") or {}
-        except DockerException:
-            registry = self.settings.registry_push or self.settings.registry
-            config = (registry and registry_images.image_config(registry, spec.image)) or {}
+        config = self.image_config(image)
         entrypoint = list(config.get("Entrypoint") or [])
-        command = spec.command if spec.command is not None else list(config.get("Cmd") or [])
+        command = command if command is not None else list(config.get("Cmd") or [])
         if not entrypoint and not command:
             return None
         return app_init.command(self.settings, entrypoint), command
+
+    def image_config(self, image: str) -> dict[str, Any]:
+        """A build's image's `Config`, read from the build engine's copy (the nodes may not
+        have pulled it yet), or from the registry when a build worker elsewhere made it ({}:
+        neither has it)."""
+        try:
+            return dict(self.local.client.api.inspect_image(image).get("Config") or {})
+        except DockerException:
+            registry = self.registry_read()
+            return (registry and registry_images.image_config(registry, image)) or {}
+
+    def registry_read(self) -> str | None:
+        """Where this process reads the registry (the address it pushes to, when it has one)."""
+        return self.settings.registry_push or self.settings.registry or None
 
     def _init_config(self) -> dict[str, Any]:
         """spaceport-init as a Swarm config (a static binary, under Swarm's 1000 KB limit): the
@@ -328,10 +343,35 @@ class SwarmBackend(RuntimeBackend):
     def start(self, spec: ContainerSpec) -> ContainerState:
         service = self._create(spec, replicas=1)
         try:
-            return self._wait_running(service)
+            state = self._wait_running(service)
         except RuntimeBackendError:
             self.stop(service, timeout=0)
             raise
+        if spec.cpu_shares is not None:  # (a standby's low weight: its node's engine sets it)
+            located = self.container_of(service)
+            if located is not None:
+                with contextlib.suppress(RuntimeBackendError):
+                    located[0].set_cpu_shares(located[1], spec.cpu_shares)
+        return state
+
+    def took(self, container_id: str, spec: ContainerSpec) -> None:
+        """The service's spec still says the standby's image and launcher: a new task (a
+        restart, a wake from deep sleep, its node lost or drained) would wait for a go file
+        forever. Changing the spec now would replace the task that serves, so the version it
+        runs is noted in a label of the service (not of its task: nothing restarts), and its
+        next task is made of that version (`_update`; `_state` when Swarm made one itself)."""
+        task = self._task(container_id)
+        try:
+            template = self._api().inspect_service(container_id)["Spec"]["TaskTemplate"]
+        except (APIError, NotFound) as exc:
+            raise RuntimeBackendError(f"service {container_id[:12]} is gone") from exc
+        env = _env(template)
+        runs = {
+            "task": str((task or {}).get("ID", "")),
+            "image": spec.image,
+            "env": {k: v for k, v in spec.env.items() if env.get(k) != v},
+        }
+        self._update(container_id, runs=runs)
 
     def _wait_running(self, service: str) -> ContainerState:
         """Until the service's task runs, or says why it cannot (no node with the flavor's
@@ -462,8 +502,10 @@ class SwarmBackend(RuntimeBackend):
                 node=node_name, reason=disk_node_down(node_name),
                 **base,
             )  # fmt: skip
-        if node_down and (task.get("DesiredState") == "running" or state == "running"):
-            # Lost with its node: placed again on a live one (see the module's docstring).
+        lost = node_down and (task.get("DesiredState") == "running" or state == "running")
+        if lost or self._made_by_swarm(labels, task):
+            # Lost with its node: placed again on a live one (see the module's docstring); or
+            # a taken standby's made again of the standby (`took`): made of its version.
             self._reschedule(service_id, node_name)
             return ContainerState(
                 running=True, status="rescheduling", exit_code=None, upstream=None,
@@ -528,12 +570,26 @@ class SwarmBackend(RuntimeBackend):
         except RuntimeBackendError as exc:
             log.warning("swarm.reschedule_failed", service=service[:12], error=str(exc))
 
-    def _update(self, service: str, *, replicas: int | None = None, force: bool = False) -> None:
+    def _update(
+        self,
+        service: str,
+        *,
+        replicas: int | None = None,
+        force: bool = False,
+        runs: dict[str, Any] | None = None,
+    ) -> None:
+        """Change a service; a taken standby's (`took`) is made of the version it runs, so that
+        a task Swarm makes from now on runs that (`runs`: note it, and change nothing else)."""
         api = self._api()
         try:
             current = api.inspect_service(service)
             spec = current["Spec"]
             template = spec["TaskTemplate"]
+            labels = dict(spec.get("Labels") or {})
+            if runs is not None:
+                labels[LABEL_RUNS] = json.dumps(runs)
+            elif LABEL_RUNS in labels:
+                template = self._running(template, json.loads(labels.pop(LABEL_RUNS)))
             if force:
                 template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
             mode = spec.get("Mode")
@@ -544,7 +600,7 @@ class SwarmBackend(RuntimeBackend):
                 version=current["Version"]["Index"],
                 task_template=template,
                 name=spec.get("Name"),
-                labels=spec.get("Labels"),
+                labels=labels,
                 mode=mode,
                 endpoint_spec=spec.get("EndpointSpec"),
             )
@@ -552,6 +608,33 @@ class SwarmBackend(RuntimeBackend):
             raise RuntimeBackendError(f"service {service[:12]} is gone") from exc
         except APIError as exc:
             raise RuntimeBackendError(f"could not update service {service[:12]}: {exc}") from exc
+
+    def _running(self, template: dict[str, Any], runs: dict[str, Any]) -> dict[str, Any]:
+        """The task template of the version a taken standby runs: its image, run as a deploy
+        would have run it (its own command, under spaceport-init), with its variables."""
+        template = copy.deepcopy(template)
+        container = template["ContainerSpec"]
+        container["Image"] = self.image(runs["image"])
+        env = {**_env(template), **runs.get("env", {})}
+        container["Env"] = [f"{k}={v}" for k, v in env.items()]
+        container.pop("Command", None)
+        container.pop("Args", None)
+        entrypoint = self._entrypoint(runs["image"], None)
+        if entrypoint is not None:
+            container["Command"], container["Args"] = entrypoint
+        return template
+
+    def _made_by_swarm(self, labels: dict[str, str], task: dict[str, Any] | None) -> bool:
+        """A taken standby's service whose task is not the one told to run its version: Swarm
+        made it of the standby's spec (a drain moved it), and it waits for a go file."""
+        runs = labels.get(LABEL_RUNS)
+        if not runs or task is None or task.get("DesiredState") != "running":
+            return False
+        try:
+            told = str(json.loads(runs).get("task", ""))
+        except ValueError:
+            return False
+        return bool(told) and str(task.get("ID", "")) != told
 
     def _upstream(self, node: dict[str, Any], status: dict[str, Any]) -> str | None:
         addr = node.get("Status", {}).get("Addr")
@@ -785,6 +868,12 @@ class SwarmBackend(RuntimeBackend):
         raise RuntimeBackendError(f"no node {node!r} in the Swarm")
 
 
+def _env(template: dict[str, Any]) -> dict[str, str]:
+    """A task template's variables."""
+    pairs = (item.partition("=") for item in template["ContainerSpec"].get("Env") or [])
+    return {key: value for key, _, value in pairs}
+
+
 def _container_labels(task: dict[str, Any]) -> dict[str, str]:
     return dict(task.get("Spec", {}).get("ContainerSpec", {}).get("Labels") or {})
 
@@ -924,16 +1013,41 @@ class SwarmNodeOps(NodeOps):
         return sorted(names)
 
     def image_layers(self, image: str) -> builtins.list[str]:
-        return self.swarm.local.image_layers(image)
+        """The build engine's copy's layers, else the registry's (a build worker elsewhere
+        made it): the same digests either way."""
+        layers = self.swarm.local.image_layers(image)
+        registry = self.swarm.registry_read()
+        if not layers and registry:
+            layers = registry_images.image_layers(registry, image) or []
+        return layers
 
     def image_command(self, image: str) -> builtins.list[str]:
-        return self.swarm.local.image_command(image)
+        config = self.swarm.image_config(image)
+        if not config:
+            raise RuntimeBackendError(f"no image {image} on the build engine or the registry")
+        return [str(part) for part in config.get("Cmd") or []]
 
     def copy_from_image(
         self, image: str, path: str, container_id: str, then: dict[str, bytes] | None = None
     ) -> None:
+        """From the build engine's copy of the image when it has one (as on one node: no pull,
+        and the archive it keeps, `keep_image_dir`); else the node pulls the image and copies
+        from its own."""
         engine, container = self._located(container_id)
-        engine.copy_from_image(self.swarm.image(image), path, container, then)
+        try:
+            archive = self.swarm.local.image_dir(image, path)
+        except RuntimeBackendError:
+            remote = self.swarm.image(image)
+            try:
+                engine.client.images.pull(remote)
+            except DockerException as exc:
+                raise RuntimeBackendError(f"the node could not pull {remote}: {exc}") from exc
+            engine.copy_from_image(remote, path, container, then)
+            return
+        engine.put_dir(archive, path, container, then)
+
+    def keep_image_dir(self, image: str, path: str) -> None:
+        self.swarm.local.keep_image_dir(image, path)
 
     def put_file(self, container_id: str, path: str, data: bytes) -> None:
         engine, container = self._located(container_id)

@@ -64,6 +64,7 @@ owner's push), and on a busy node the serving apps would otherwise share the CPU
 equally. The deployer sets SERVING_CPU_SHARES once it serves."""
 VOLATILE_ENV = ("SPACE_COMMIT_SHA",)  # differs per version; given to the launcher instead
 STARTING = (Stage.APP_STARTING.value, Stage.RUNNING_APP_STARTING.value)
+LOCK_WAIT_S = 10.0
 
 # The standby's command: `python -c LAUNCHER module...`. Imports the modules, waits for the
 # go file (written by `take`; still there when the container restarts), then runs the app as
@@ -152,22 +153,29 @@ def prepare(
     from spaceport.lifecycle.hardware import resolve_flavor
 
     backend = make_backend(settings)
-    with space_lock(settings, space_pk, wait_s=0) as lock:
-        if lock is None:  # a deploy is under way: its own standby follows it
-            return False
+
+    def skipped(why: str) -> bool:
+        log.info("standby.not_started", space_pk=space_pk, build=build_id, why=why)
+        return False
+
+    # A short wait: the sleeper or compressor may hold the Space for a moment; a deploy under
+    # way holds it longer, and its own standby follows it.
+    with space_lock(settings, space_pk, wait_s=LOCK_WAIT_S) as lock:
+        if lock is None:
+            return skipped("the Space is busy (a deploy under way)")
         with session_scope() as session:
             space = session.get(Space, space_pk)
             current = active_deployment(session, space_pk)
             if space is None or space.desired != Desired.RUNNING or current is None:
-                return False
+                return skipped("the Space does not run")
             if current.build_id != build_id:
-                return False  # a newer version serves
+                return skipped(f"a newer version serves (build {current.build_id})")
             try:
                 flavor = resolve_flavor(settings, space.hardware_requested)
             except UnknownFlavor:
-                return False
-            if flavor.gpus:
-                return False  # a standby would hold devices the serving version needs
+                return skipped("unknown hardware")
+            if flavor.gpus:  # a standby would hold devices the serving version needs
+                return skipped("a GPU flavor")
             old = [
                 (o.id, o.container_id, o.image)
                 for o in deployments(session, space_pk, DeploymentStatus.STANDBY)
@@ -240,6 +248,7 @@ def take(
             node.copy_from_image(spec.image, APP_DIR, container)
         env = {k: spec.env[k] for k in VOLATILE_ENV if k in spec.env}
         node.put_file(container, GO_FILE, json.dumps({"argv": argv, "env": env}).encode())
+        backend.took(container, spec)  # (a cluster's next task of it runs this version)
         node.set_cpu_shares(container, STARTING_CPU_SHARES)
     except RuntimeBackendError as exc:
         log.warning("standby.take_failed", container=state.name, error=str(exc))
