@@ -127,6 +127,29 @@ def test_spaces_spread_over_nodes_pulled_from_the_registry(
     assert sorted(n["name"] for n in overview["nodes"]) == sorted(listed)
 
 
+def test_a_space_on_a_node_reports_its_cpu_and_memory(cluster: ClusterNode, spaces: dict) -> None:
+    """Its container runs on another machine's engine: the numbers come from there (not from
+    this machine's cgroups), for the metrics and the console's graphs alike."""
+    from spaceport.proxy.traffic import parse_samples
+
+    gradio = spaces["gradio"]
+
+    def series() -> dict[str, float]:
+        with cluster.api() as c:
+            r = c.get("/api/v1/metrics")
+            r.raise_for_status()
+        samples = parse_samples(r.text)
+        return {name: v for name, labels, v in samples if labels.get("space") == gradio}
+
+    found = wait_for(
+        lambda: (got := series()).get("spaceport_space_memory_bytes") and got,
+        30,
+        "the Space's memory in the metrics",
+    )
+    assert found["spaceport_space_memory_bytes"] > 20 * 2**20, found  # a Gradio app's Python
+    assert found["spaceport_space_cpu_seconds_total"] > 0.5, found  # it imported Gradio
+
+
 def test_node_failure_moves_the_space_and_the_route(
     cluster: ClusterNode, spaces: dict, tmp_path: Path
 ) -> None:

@@ -94,6 +94,17 @@ class NodeInfo:
     spaces: list[str]  # the Spaces with a container there
 
 
+@dataclass(frozen=True)
+class Usage:
+    """A container's CPU time and memory, as `docker stats` reports them."""
+
+    cpu_seconds: float  # CPU time since the container started, all its processes
+    memory_bytes: int  # resident memory less inactive page cache (as `docker stats`)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.cpu_seconds + other.cpu_seconds, self.memory_bytes + other.memory_bytes)
+
+
 @dataclass
 class Compressed:
     """What `NodeOps.compress_memory` did: bytes of the container's memory moved to the node's
@@ -214,6 +225,11 @@ class NodeOps(ABC):
     @abstractmethod
     def pid(self, container_id: str) -> int | None:
         """The container's main process id on the engine's host (None if not running)."""
+
+    @abstractmethod
+    def usage(self, containers: Iterable[ContainerState]) -> dict[str, Usage]:
+        """The CPU time and memory of these running containers, by id (those that cannot be
+        read are left out: the caller shows none rather than zeros)."""
 
     @abstractmethod
     def writable_sizes(self) -> dict[str, int]:

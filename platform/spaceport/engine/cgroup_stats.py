@@ -9,28 +9,21 @@ works whatever the engine's cgroup driver (cgroupfs, systemd) or parent is:
 - cgroup v1: `cpuacct.usage` (nanoseconds) and `memory.usage_in_bytes`.
 Memory is counted as `docker stats` counts it: less the inactive page cache (`inactive_file`),
 which the kernel gives back first. A container whose cgroup is not visible here (the control
-plane in a container of its own, a container on another cluster node) has no numbers: the
-caller shows none rather than zeros.
+plane in a container of its own) has no numbers: the caller shows none rather than zeros. A
+container on another cluster node is read through its node's engine (`usage_from_stats`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from spaceport.engine.base import LABEL_SPACE, RuntimeBackend
+from spaceport.engine.base import LABEL_SPACE, RuntimeBackend, Usage
+
+__all__ = ["Usage", "space_usage", "usage_from_stats", "usage_of"]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-@dataclass(frozen=True)
-class Usage:
-    cpu_seconds: float  # CPU time since the container started, all its processes
-    memory_bytes: int  # resident memory less inactive page cache (as `docker stats`)
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(self.cpu_seconds + other.cpu_seconds, self.memory_bytes + other.memory_bytes)
 
 
 def _cgroups(pid: int, root: Path) -> dict[str, Path]:
@@ -79,17 +72,30 @@ def usage_of(pid: int, root: Path = CGROUP_ROOT) -> Usage | None:
     return Usage(cpu, max(0, mem - cache))
 
 
+def usage_from_stats(stats: Mapping[str, Any]) -> Usage | None:
+    """The same numbers from the engine's stats of a container (`GET /containers/{id}/stats`,
+    one-shot: no second sample), for a container on another machine; None when it has none
+    (a stopped container)."""
+    cpu = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+    memory = stats.get("memory_stats") or {}
+    if cpu is None or "usage" not in memory:
+        return None
+    inner = memory.get("stats") or {}
+    cache = inner.get("inactive_file", inner.get("total_inactive_file", 0))  # (v2, v1)
+    return Usage(int(cpu) / 1e9, max(0, int(memory["usage"]) - int(cache)))
+
+
 def space_usage(
     backend: RuntimeBackend, owners: Mapping[str, str] | None = None
 ) -> dict[str, Usage]:
     """Each Space's running containers' usage, summed (a swap runs two for a moment), by id.
     `owners`: the Space of containers that carry no Space label (taken from the node pool)."""
+    live = [c for c in backend.list() if c.running or c.paused]
+    usage = backend.node_ops().usage(live)
     out: dict[str, Usage] = {}
-    for container in backend.list():
+    for container in live:
         space_id = container.labels.get(LABEL_SPACE) or (owners or {}).get(container.id)
-        if not space_id or not container.pid or not (container.running or container.paused):
-            continue
-        usage = usage_of(container.pid)
-        if usage is not None:
-            out[space_id] = out[space_id] + usage if space_id in out else usage
+        use = usage.get(container.id)
+        if space_id and use is not None:
+            out[space_id] = out[space_id] + use if space_id in out else use
     return out

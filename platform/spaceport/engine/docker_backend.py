@@ -24,7 +24,14 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from spaceport.engine import app_init, data_disks, image_files, memory_squeeze, network_policy
+from spaceport.engine import (
+    app_init,
+    cgroup_stats,
+    data_disks,
+    image_files,
+    memory_squeeze,
+    network_policy,
+)
 from spaceport.engine.base import (
     LABEL_DEPLOYMENT,
     LABEL_INSTANCE,
@@ -38,6 +45,7 @@ from spaceport.engine.base import (
     NodeOps,
     RuntimeBackend,
     RuntimeBackendError,
+    Usage,
 )
 from spaceport.engine.gpus.attach import attachment
 from spaceport.engine.gpus.shared import shared_attachment
@@ -417,6 +425,16 @@ class DockerBackend(RuntimeBackend, NodeOps):
             labels=dict(row.get("Labels") or {}),
             created=datetime.fromtimestamp(created, UTC).isoformat() if created else "",
         )
+
+    def usage(self, containers: Iterable[ContainerState]) -> dict[str, Usage]:
+        """From each container's cgroup files (engine/cgroup_stats.py: a file read, not the
+        engine's second-long sample)."""
+        out = {}
+        for container in containers:
+            found = cgroup_stats.usage_of(container.pid) if container.pid else None
+            if found is not None:
+                out[container.id] = found
+        return out
 
     def writable_sizes(self) -> dict[str, int]:
         # `docker ps --size`: the engine walks each writable layer (cost grows with its files).

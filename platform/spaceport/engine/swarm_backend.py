@@ -25,14 +25,15 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import docker
 import structlog
 from docker.errors import APIError, DockerException, NotFound
 
-from spaceport.engine import app_init, registry_images
+from spaceport.engine import app_init, cgroup_stats, registry_images
 from spaceport.engine.base import (
     LABEL_DEPLOYMENT,
     LABEL_INSTANCE,
@@ -47,6 +48,7 @@ from spaceport.engine.base import (
     NodeOps,
     RuntimeBackend,
     RuntimeBackendError,
+    Usage,
 )
 from spaceport.engine.docker_backend import DockerBackend
 from spaceport.settings import Settings
@@ -79,6 +81,7 @@ GPU_RESOURCE = "GPU"
 ACTIVE = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
 START_TIMEOUT_S = 300.0
 NODE_TABLE_S = 1.0
+USAGE_READERS = 8  # containers whose stats are asked of their nodes' engines at once
 PENDING_S = 20.0
 """How long a task Swarm cannot place waits (another Space may be stopping) before the start
 fails with Swarm's reason."""
@@ -924,15 +927,50 @@ class SwarmNodeOps(NodeOps):
     def pid(self, container_id: str) -> int | None:
         return None  # not a process of this machine: sleep wakes through the proxy
 
+    def usage(self, containers: Iterable[ContainerState]) -> dict[str, Usage]:
+        """From each node's engine: its containers of these services, and each one's stats
+        (one-shot: the engine answers at once instead of sampling for a second), a few at a
+        time. A node that cannot be reached has no numbers."""
+        wanted = {c.id for c in containers}
+        found: list[tuple[DockerBackend, str, str]] = []  # (engine, container, service)
+        for node_id in self.swarm.node_ids():
+            engine = self.swarm.node_engine(node_id)
+            if engine is None:
+                continue
+            try:
+                rows = engine.client.api.containers(filters={"label": self._mine()})
+            except DockerException:
+                continue
+            for row in rows:
+                service = (row.get("Labels") or {}).get(SERVICE_LABEL)
+                if service in wanted:
+                    found.append((engine, str(row["Id"]), service))
+
+        def read(item: tuple[DockerBackend, str, str]) -> tuple[str, Usage | None]:
+            engine, container, service = item
+            try:
+                stats = engine.client.api.stats(container, stream=False, one_shot=True)
+            except DockerException:
+                return service, None
+            return service, cgroup_stats.usage_from_stats(stats)
+
+        out: dict[str, Usage] = {}
+        with ThreadPoolExecutor(max_workers=USAGE_READERS) as pool:
+            for service, use in pool.map(read, found):
+                if use is not None:  # (a service's two containers, for a moment: summed)
+                    out[service] = out[service] + use if service in out else use
+        return out
+
+    def _mine(self) -> str:
+        return f"{LABEL_INSTANCE}={self.swarm.settings.instance}"
+
     def writable_sizes(self) -> dict[str, int]:
         sizes: dict[str, int] = {}
         for node_id in self.swarm.node_ids():
             engine = self.swarm.node_engine(node_id)
             if engine is None:
                 continue
-            rows = engine.client.api.containers(
-                size=True, filters={"label": f"{LABEL_INSTANCE}={self.swarm.settings.instance}"}
-            )
+            rows = engine.client.api.containers(size=True, filters={"label": self._mine()})
             for row in rows:
                 service = (row.get("Labels") or {}).get(SERVICE_LABEL)
                 if service:
