@@ -4,6 +4,7 @@ however long it samples, downsamples without losing counts, and forgets deleted 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -99,3 +100,58 @@ def test_a_space_new_since_the_last_slot_counts_its_first_requests() -> None:
         60, traffic, None, 10, "RUNNING", history.readings_before({}, "bob/new")
     )
     assert lost["req"] == 0
+
+
+def test_proxies_on_other_machines_add_their_own_growth() -> None:
+    """Each follower's counters are compared with its own last reading: one restarting (its
+    counts from zero again) or falling silent for a while adds no spike, a new one counts from
+    zero, and the node proxy's growth is added to theirs."""
+    a, b = "edge-a:80", "edge-b:80"
+    first, readings = history.space_point(
+        60, SpaceTraffic(requests=10), None, None, "RUNNING", {"req": 0},
+        {a: SpaceTraffic(requests=100, duration_count=100, duration_sum=10.0)},
+    )  # fmt: skip
+    assert first["req"] == 10 + 100  # a new follower of a sampled Space counts from zero
+    second, readings = history.space_point(
+        120, SpaceTraffic(requests=12), None, None, "RUNNING", json.loads(json.dumps(readings)),
+        {a: SpaceTraffic(requests=150, duration_count=150, duration_sum=15.0),
+         b: SpaceTraffic(requests=5, duration_count=5, duration_sum=0.5)},
+    )  # fmt: skip
+    assert second["req"] == 2 + 50 + 5
+    assert second["lat"] == 100.0  # 5.5 s over 55 timed requests
+    silent, readings = history.space_point(
+        180, SpaceTraffic(requests=12), None, None, "RUNNING", readings,
+        {b: SpaceTraffic(requests=6)},
+    )  # fmt: skip
+    assert silent["req"] == 1  # edge-a said nothing: no growth, its reading kept
+    back, _ = history.space_point(
+        240, SpaceTraffic(requests=12), None, None, "RUNNING", readings,
+        {a: SpaceTraffic(requests=160), b: SpaceTraffic(requests=2)},
+    )  # fmt: skip
+    assert back["req"] == 10 + 2  # edge-a's 10 since it went silent; edge-b restarted: its 2
+
+
+def test_followers_counters_reach_the_metrics_while_they_report(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spaceport.proxy import traffic
+
+    key = f"spaceport:traffic-test:{uuid.uuid4().hex}"
+    monkeypatch.setattr(traffic, "PROXIES_KEY", key)
+    traffic.publish_counts(client, "edge-a:80", {"alice/app": SpaceTraffic(requests=4)})
+    traffic.publish_counts(client, "edge-b:80", {"alice/app": SpaceTraffic(requests=1)})
+    fresh = traffic.followers_traffic(client)
+    assert {p: c["alice/app"].requests for p, c in fresh.items()} == {
+        "edge-a:80": 4,
+        "edge-b:80": 1,
+    }
+    text = traffic.render_prometheus({"alice/app": SpaceTraffic(requests=2)}, fresh)
+    assert 'spaceport_space_requests_total{space="alice/app"} 2' in text
+    assert 'spaceport_space_requests_total{space="alice/app",proxy="edge-a:80"} 4' in text
+    assert text.count("# TYPE spaceport_space_requests_total counter") == 1
+    later = time.time() + traffic.FRESH_S + 1
+    assert traffic.followers_traffic(client, now=later) == {}  # silent: out of the metrics
+    assert set(traffic.followers_traffic(client, fresh_s=None, now=later)) == set(fresh)
+    gone = time.time() + traffic.FORGET_S + 1
+    assert traffic.followers_traffic(client, fresh_s=None, now=gone) == {}
+    assert not client.exists(key)  # forgotten

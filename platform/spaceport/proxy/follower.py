@@ -5,7 +5,8 @@ load balancer, or one per site), each able to serve every Space.
 It runs its own nginx (its data dir, its listen address) and needs Redis and the API's address
 only, no database: it loads the table the control plane publishes (proxy/route_table.py) when
 told it changed and every `POLL_S` in case a message was lost, and notes the Spaces its
-visitors used, which the control plane's sleep timer counts like its own proxy's. With Redis
+visitors used, which the control plane's sleep timer counts like its own proxy's, and its
+counters, which the metrics and graphs show with the node proxy's. With Redis
 away it keeps serving the last table it loaded (nginx keeps it on disk across restarts too).
 Status pages, wakes and private Spaces' checks go to the API as from the node's own proxy.
 """
@@ -25,7 +26,7 @@ import structlog
 from spaceport.proxy import make_proxy, proxy_process
 from spaceport.proxy.base import ProxyError
 from spaceport.proxy.route_table import CHANNEL, note_visited, read
-from spaceport.proxy.traffic import used_since_last_look
+from spaceport.proxy.traffic import publish_counts, used_in
 from spaceport.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -47,7 +48,8 @@ def follow(
     say(f"proxy on {settings.listen}, following the route table in {settings.redis_url}")
     proxy = make_proxy(settings)
     # This proxy's last counts: one key per machine and address (data dirs may look alike).
-    seen_key = f"spaceport:traffic:seen:{socket.gethostname()}:{settings.listen}"
+    proxy_id = f"{socket.gethostname()}:{settings.listen}"
+    seen_key = f"spaceport:traffic:seen:{proxy_id}"
     applied: str | None = None
     while not stop.is_set():
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
@@ -67,7 +69,9 @@ def follow(
                         log.info("follower.loaded", routes=len(table[1]), digest=applied)
                 if now >= next_traffic:
                     next_traffic = now + TRAFFIC_S
-                    note_visited(client, used_since_last_look(settings, client, seen_key))
+                    traffic = asyncio.run(proxy.traffic())
+                    note_visited(client, used_in(client, seen_key, traffic))
+                    publish_counts(client, proxy_id, traffic)  # (the metrics and graphs)
         except Exception as exc:  # Redis away, nginx gone, a bad table: serve on, retry
             log.warning("follower.retrying", error=repr(exc)[:300])
             if isinstance(exc, ProxyError) and not process.is_running():

@@ -8,6 +8,9 @@ to which Space (`per_space` below). From those counters this module
   reconciler each pass: a Space whose request count grew, or that has a request in flight, such
   as an open Streamlit websocket, was used just now), and
 - renders them per Space in Prometheus' text format for `GET /api/v1/metrics`.
+
+Proxies on other machines (`spaceport proxy --follow`) publish their counters in Redis
+(`publish_counts`); the metrics show them per proxy (label `proxy`) and the graphs add them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 
 import redis
 import structlog
@@ -31,6 +36,10 @@ log = structlog.get_logger(__name__)
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 _SEEN_KEY = "spaceport:traffic:seen"
+PROXIES_KEY = "spaceport:traffic:proxies"
+"""Each follower's counters, by its id: {"at": when it reported, "spaces": {id: counters}}."""
+FRESH_S = 60.0  # a follower silent longer is left out of the metrics (its series end)
+FORGET_S = 86400.0  # and one silent this long is forgotten (its counts too)
 
 
 def parse_samples(text: str) -> Iterable[tuple[str, dict[str, str], float]]:
@@ -82,8 +91,16 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_prometheus(traffic: Mapping[str, SpaceTraffic]) -> str:
-    """Per-Space series in Prometheus' text format (version 0.0.4)."""
+def render_prometheus(
+    traffic: Mapping[str, SpaceTraffic],
+    followers: Mapping[str, Mapping[str, SpaceTraffic]] | None = None,
+) -> str:
+    """Per-Space series in Prometheus' text format (version 0.0.4): the node's proxy's, and
+    each follower's (by its id) with a `proxy` label (`sum by (space)` adds them up)."""
+    rows = [(f'space="{_escape(s)}"', traffic[s]) for s in sorted(traffic)]
+    for proxy_id, spaces in sorted((followers or {}).items()):
+        tag = f'proxy="{_escape(proxy_id)}"'
+        rows += [(f'space="{_escape(s)}",{tag}', spaces[s]) for s in sorted(spaces)]
     families = [
         ("spaceport_space_requests_total", "counter", "Requests the proxy passed to the Space."),
         ("spaceport_space_errors_total", "counter", "Responses with a 5xx status."),
@@ -93,8 +110,7 @@ def render_prometheus(traffic: Mapping[str, SpaceTraffic]) -> str:
     lines: list[str] = []
     for name, kind, help_text in families:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        for space_id in sorted(traffic):
-            t, label = traffic[space_id], f'space="{_escape(space_id)}"'
+        for label, t in rows:
             if kind == "histogram":
                 buckets = t.duration_buckets or {"+Inf": 0.0}  # a histogram always has +Inf
                 for le in sorted(buckets, key=_le_key):
@@ -154,11 +170,49 @@ def used_since_last_look(settings: Settings, client: redis.Redis, key: str) -> s
     (one key per proxy: the control plane's, each follower's)."""
     from spaceport.proxy import make_proxy
 
-    now = asyncio.run(make_proxy(settings).traffic())
+    return used_in(client, key, asyncio.run(make_proxy(settings).traffic()))
+
+
+def used_in(client: redis.Redis, key: str, now: Mapping[str, SpaceTraffic]) -> set[str]:
+    """The Spaces used since the counts `key` keeps, given the proxy's counts `now`."""
     with client.lock(f"{key}:lock", timeout=30, blocking_timeout=10):
         used, marks = active_spaces(now, _load_marks(client, key))
         client.set(key, json.dumps(marks))
     return used
+
+
+def publish_counts(client: redis.Redis, proxy_id: str, traffic: Mapping[str, SpaceTraffic]) -> None:
+    """A follower's counters, for the control plane's metrics and graphs."""
+    spaces = {space_id: asdict(t) for space_id, t in traffic.items()}
+    client.hset(PROXIES_KEY, proxy_id, json.dumps({"at": time.time(), "spaces": spaces}))
+
+
+def followers_traffic(
+    client: redis.Redis, fresh_s: float | None = FRESH_S, now: float | None = None
+) -> dict[str, dict[str, SpaceTraffic]]:
+    """Each follower's counters by its id: those that reported within `fresh_s` (None: all it
+    remembers; a silent one's counts stand still). Followers silent for `FORGET_S` are
+    forgotten here."""
+    now = time.time() if now is None else now
+    out: dict[str, dict[str, SpaceTraffic]] = {}
+    stale = []
+    raw: dict[bytes, bytes] = client.hgetall(PROXIES_KEY)  # type: ignore[assignment]
+    for field, value in raw.items():
+        proxy_id = field.decode() if isinstance(field, bytes) else str(field)
+        try:
+            report = json.loads(value)
+            age = now - float(report["at"])
+            spaces = {s: SpaceTraffic(**t) for s, t in report["spaces"].items()}
+        except (ValueError, KeyError, TypeError):
+            stale.append(proxy_id)
+            continue
+        if age > FORGET_S:
+            stale.append(proxy_id)
+        elif fresh_s is None or age <= fresh_s:
+            out[proxy_id] = spaces
+    if stale:
+        client.hdel(PROXIES_KEY, *stale)
+    return out
 
 
 def record_activity(settings: Settings, routes: Iterable[Route] | None = None) -> set[str]:

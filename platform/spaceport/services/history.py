@@ -5,7 +5,8 @@ Prometheus is the place for long history and queries; this store is what a Space
 without running one. A sampler (`sample`, a reconciler step) writes one point per series per
 `history_interval_s` (a minute by default), whichever node's reconciler gets the slot first:
 - per Space: requests, 5xx errors and mean latency in that interval (deltas of the proxy's
-  counters, which it keeps itself: nothing sits in the request path), CPU (cores used: the
+  counters, which it keeps itself: nothing sits in the request path; proxies on other
+  machines' added, proxy/traffic.py `followers_traffic`), CPU (cores used: the
   delta of its cgroup's CPU time) and memory of its container, and its stage (the sleep/wake
   timeline);
 - for the node: CPU busy fraction, memory and disk used, and the busiest Spaces of the interval.
@@ -36,6 +37,7 @@ from spaceport.db.models import Build, Space
 from spaceport.db.session import session_scope
 from spaceport.proxy import make_proxy
 from spaceport.proxy.base import SpaceTraffic
+from spaceport.proxy.traffic import followers_traffic
 from spaceport.services.monitoring import container_usage, node_use
 from spaceport.settings import Settings
 from spaceport.timefmt import iso_seconds
@@ -89,14 +91,29 @@ def space_point(
     memory: int | None,
     stage: str,
     last: Mapping[str, Any],
+    followers: Mapping[str, SpaceTraffic] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One Space's point for slot `t` and its new readings, from its readings at the last
-    slot (`last`, empty the first time: no deltas then)."""
+    slot (`last`, empty the first time: no deltas then). `followers`: its counters at each
+    proxy on another machine, by its id; each proxy's counters grow (or restart) on their own,
+    so each is compared with its own last reading, and the growths are added."""
     t_ = traffic or SpaceTraffic()
     req = _delta(t_.requests, last.get("req"))
     err = _delta(t_.errors, last.get("err"))
     count = _delta(t_.duration_count, last.get("n"))
     total = _delta(t_.duration_sum, last.get("sum"))
+    seen = {**(last.get("f") or {})}  # a follower silent now keeps its last reading
+    for proxy_id, ft in (followers or {}).items():
+        now = [ft.requests, ft.errors, ft.duration_count, ft.duration_sum]
+        # A follower new to this Space listed it once it had requests: from zero (unless
+        # there is no last slot at all to compare with).
+        was = seen.get(proxy_id) or ([0.0] * 4 if last else None)
+        if was is not None:
+            req += _delta(now[0], was[0])
+            err += _delta(now[1], was[1])
+            count += _delta(now[2], was[2])
+            total += _delta(now[3], was[3])
+        seen[proxy_id] = now
     cpu = None
     if cpu_s is not None and last.get("cpu") is not None and t > last.get("t", t):
         cpu = round(_delta(cpu_s, last["cpu"]) / (t - last["t"]), 4)
@@ -109,7 +126,7 @@ def space_point(
         "mem": memory,
         "stage": stage,
     }
-    readings = {
+    readings: dict[str, Any] = {
         "t": t,
         "req": t_.requests,
         "err": t_.errors,
@@ -118,6 +135,8 @@ def space_point(
         "cpu": cpu_s,
         "stage": stage,
     }
+    if seen:
+        readings["f"] = seen
     return point, readings
 
 
@@ -212,6 +231,7 @@ def sample(settings: Settings, now: float | None = None) -> bool:
     if not _claim(client, slot, interval):
         return False
     traffic = asyncio.run(make_proxy(settings).traffic())
+    followers = followers_traffic(client, fresh_s=None)  # (silent ones: no growth)
     usage = container_usage(settings)
     with session_scope() as session:
         stages = {f"{o}/{n}": s for o, n, s in session.execute(_STAGES).all()}
@@ -229,6 +249,7 @@ def sample(settings: Settings, now: float | None = None) -> bool:
             use.memory_bytes if use else None,
             stage,
             before,
+            {p: counts[space_id] for p, counts in followers.items() if space_id in counts},
         )
         readings[space_id] = json.dumps(reading)
         if use or point["req"] or point["err"] or stage != before.get("stage"):

@@ -2,7 +2,8 @@
 
 - Each Space's requests, errors and latency, read live from the proxy's own counters (one call
   to the proxy's admin socket per scrape): the control plane never sits in an app's request
-  path to count it. Also each Space's restarts and crashes in a row (services/monitoring.py).
+  path to count it. Proxies on other machines report theirs through Redis (series with a
+  `proxy` label). Also each Space's restarts and crashes in a row (services/monitoring.py).
   Anonymous scrapers see public Spaces; a token adds the Spaces it may read (an admin's: all).
 - For admins, the platform's own: builds, build queue, deploys, sleeps and wakes, reconciler
   passes, node capacity and use, and control-plane request latency by route template
@@ -17,22 +18,24 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
+import redis
 import structlog
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy.orm import Session
 
+from spaceport import telemetry
 from spaceport.api import request_metrics
 from spaceport.api.deps import Principal, optional_principal, readable_space, require_admin
 from spaceport.db.models import Space
 from spaceport.db.session import get_session
 from spaceport.proxy import make_proxy
 from spaceport.proxy.base import ProxyError, SpaceTraffic
-from spaceport.proxy.traffic import render_prometheus
+from spaceport.proxy.traffic import followers_traffic, render_prometheus
 from spaceport.services import history, spaces
 from spaceport.services.monitoring import PlatformCollector
-from spaceport.settings import get_settings
+from spaceport.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["native"])
@@ -63,9 +66,13 @@ def space_metrics(
     except ProxyError as exc:
         log.warning("metrics.proxy_unavailable", error=str(exc))
         traffic, text, proxy_up = None, "", 0
-    if traffic is not None:
-        shown = {space_id: traffic.get(space_id, SpaceTraffic()) for space_id in readable}
-        text = render_prometheus(shown)
+    followers = {
+        proxy_id: {s: t for s, t in counts.items() if s in readable}
+        for proxy_id, counts in _followers(settings).items()
+    }
+    if traffic is not None or followers:
+        shown = {space_id: (traffic or {}).get(space_id, SpaceTraffic()) for space_id in readable}
+        text = render_prometheus(shown if traffic is not None else {}, followers)
     text += (
         "# HELP spaceport_proxy_up Whether the proxy answered for this scrape.\n"
         f"# TYPE spaceport_proxy_up gauge\nspaceport_proxy_up {proxy_up}\n"
@@ -79,6 +86,15 @@ def space_metrics(
 
 
 Range = Literal["1h", "6h", "1d", "7d"]
+
+
+def _followers(settings: Settings) -> dict[str, dict[str, SpaceTraffic]]:
+    """The counters of the proxies on other machines (proxy/follower.py); none without Redis."""
+    try:
+        return followers_traffic(telemetry.redis_client(settings))
+    except redis.RedisError as exc:
+        log.warning("metrics.followers_unavailable", error=str(exc))
+        return {}
 
 
 @router.get("/api/v1/spaces/{owner}/{name}/metrics/history")
