@@ -99,3 +99,36 @@ def test_a_followers_visitors_keep_the_space_awake(
     assert last_request() == before  # nothing else visits it meanwhile
     assert follower.get(node, space_id, "/headers").status_code == 200  # through it alone
     wait_for(lambda: last_request() > before, 20, every=0.5)
+
+
+def test_a_followers_visitors_count_in_the_metrics(
+    node: Node, fleet: Fleet, follower: Follower
+) -> None:
+    """Its counters reach `GET /api/v1/metrics` as series of their own (label `proxy`), which
+    grow with the visits made through it and not with the node proxy's."""
+    from spaceport.proxy.traffic import parse_samples
+
+    space_id = fleet.protocol
+    wait_for(lambda: _same_app(node, follower, space_id), 60, every=0.5)
+
+    def through_follower() -> float | None:
+        with node.api() as c:
+            text = c.get("/api/v1/metrics").text
+        found = [
+            value
+            for name, labels, value in parse_samples(text)
+            if name == "spaceport_space_requests_total"
+            and labels.get("space") == space_id
+            and "proxy" in labels
+        ]
+        return sum(found) if found else None
+
+    before = wait_for(through_follower, 20, every=0.5)  # it reported the visits so far
+    for _ in range(3):
+        assert follower.get(node, space_id, "/headers").status_code == 200
+    wait_for(lambda: (through_follower() or 0) >= before + 3, 20, every=0.5)
+    grown = through_follower() or 0
+    for _ in range(3):  # the node's own proxy: its series, not the follower's
+        assert node.app_get(space_id, "/headers").status_code == 200
+    time.sleep(5)  # two of the follower's reports
+    assert through_follower() == grown
