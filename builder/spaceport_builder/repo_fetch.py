@@ -29,8 +29,17 @@ class FetchError(GitError):
 HEADS = "+refs/heads/*:refs/heads/*"  # every branch: a rebuild may name an older commit
 
 
+def mirrors_dir(settings: Settings) -> Path:
+    return settings.data / "cache" / "repos"
+
+
 def mirror_path(settings: Settings, owner: str, name: str) -> Path:
-    return settings.data / "cache" / "repos" / owner / f"{name}.git"
+    return mirrors_dir(settings) / owner / f"{name}.git"
+
+
+def mirror_lock(mirror: Path) -> Path:
+    """The file whose lock a fetch into `mirror` holds (and its removal: worker_tidy.py)."""
+    return mirror.parent / f".{mirror.name.removesuffix('.git')}.lock"
 
 
 def remote_url(settings: Settings, owner: str, name: str) -> str:
@@ -47,7 +56,7 @@ def repository_for(
         return own
     mirror, url = mirror_path(settings, owner, name), remote_url(settings, owner, name)
     mirror.parent.mkdir(parents=True, exist_ok=True)
-    with open(mirror.parent / f".{name}.lock", "w") as lock:
+    with open(mirror_lock(mirror), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two builds of one Space on this worker: one fetch
         if not (mirror / "HEAD").exists():
             try:

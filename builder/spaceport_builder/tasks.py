@@ -8,18 +8,24 @@ node's worker process (spaceport.worker) registers these next to the control pla
 
 from __future__ import annotations
 
-from spaceport.queue import BUILD_TASK, STANDBY_TASK, WARM_TASK, celery_app
+from spaceport.queue import BUILD_TASK, DEPLOY_TASK, STANDBY_TASK, WARM_TASK, celery_app
 from spaceport.settings import get_settings
 from spaceport_builder.build_job import build_and_deploy
 from spaceport_builder.standby_job import prepare_standby
 from spaceport_builder.warm_job import warm_deps
+from spaceport_builder.worker_tidy import tidy_quietly
 
 app = celery_app()
 
 
 @app.task(name=BUILD_TASK, acks_late=True, reject_on_worker_lost=True)
 def build_task(build_id: int) -> bool:
-    return build_and_deploy(get_settings(), build_id)
+    settings = get_settings()
+    try:
+        return build_and_deploy(settings, build_id)
+    finally:
+        if DEPLOY_TASK not in app.tasks:  # a build worker elsewhere: no janitor sees its disk
+            tidy_quietly(settings)
 
 
 @app.task(name=WARM_TASK, acks_late=True)

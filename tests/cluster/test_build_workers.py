@@ -1,7 +1,8 @@
 """A build worker on another machine (`spaceport worker --builds-only`): it shares no disk with
 the control plane, builds on its own engine (here the dev cluster's node2), fetches the Space's
 repository over git HTTP and the base image from the registry, pushes the image there, and the
-control plane deploys it: the Space answers, built where the control plane never was."""
+control plane deploys it: the Space answers, built where the control plane never was. Once the
+Space is deleted, the worker removes what it kept of it (its image, its repository mirror)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,7 @@ def test_a_space_built_on_a_worker_elsewhere_runs(
     cluster: ClusterNode, build_worker: str, tmp_path: Path
 ) -> None:
     marker = unique("remote-build")
+    hf = HfApi(endpoint=cluster.url, token=cluster.token)
     space_id = cluster.create_space(marker, sdk="static")
     try:
         pushed = cluster.push(static_app(tmp_path, marker), space_id)
@@ -108,10 +110,35 @@ def test_a_space_built_on_a_worker_elsewhere_runs(
         assert not _has_tag(docker.from_env(), tag), tag
         # Its entrypoint, read from the registry, runs under spaceport-init as anywhere else.
         assert _command(space_id)[0] == app_init.PATH, _command(space_id)
-    finally:
-        HfApi(endpoint=cluster.url, token=cluster.token).delete_repo(
-            space_id, repo_type="space", missing_ok=True
+
+        # Deleted: the next build on that worker removes what it kept of it (the control
+        # plane's janitor never sees that machine's engine or disk); the other Space's stay.
+        mirrors = tmp_path / "worker-data" / "cache" / "repos" / "admin"
+        assert (mirrors / f"{marker}.git").is_dir()
+        hf.delete_repo(space_id, repo_type="space")
+        other = unique("remote-build")
+        next_id = cluster.create_space(other, sdk="static")
+        pushed = cluster.push(static_app(tmp_path, other), next_id)
+        assert pushed.returncode == 0, pushed.stderr
+        cluster.wait_stage(next_id, {"RUNNING"}, timeout=300)
+        wait_for(
+            lambda: (
+                not (mirrors / f"{marker}.git").exists()
+                and not _has_tag(cluster.engine(BUILD_NODE), tag)
+            ),
+            30,
+            "its image and mirror removed there",
         )
+        assert (mirrors / f"{other}.git").is_dir()
+        assert any(_has_tag(cluster.engine(BUILD_NODE), t) for t in _built(cluster, next_id))
+        hf.delete_repo(next_id, repo_type="space")
+    finally:
+        hf.delete_repo(space_id, repo_type="space", missing_ok=True)
+
+
+def _built(cluster: ClusterNode, space_id: str) -> list[str]:
+    """The tags its latest build's log says it built."""
+    return [line.split()[1] for line in _build_log(cluster, space_id) if line.startswith("Built ")]
 
 
 def _build_log(cluster: ClusterNode, space_id: str) -> list[str]:

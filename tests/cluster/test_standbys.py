@@ -161,3 +161,34 @@ def test_a_code_only_push_starts_in_a_standby_on_a_node(
         HfApi(endpoint=cluster.url, token=cluster.token).delete_repo(
             space_id, repo_type="space", missing_ok=True
         )
+
+
+def test_a_deep_sleeping_space_wakes_into_its_wake_standby_on_a_node(
+    cluster: ClusterNode, tmp_path: Path
+) -> None:
+    """With a wake-standby budget, a deep-sleeping Space keeps a standby service of its own
+    image on some node; a visitor's wake runs the app in it (told so through that node's
+    engine), noted on the service so that its later tasks run the app too."""
+    from spaceport.lifecycle.wake_standby import STANDBY_MIB
+
+    space_id = cluster.create_space(unique("swarm-wake"), sdk="gradio")
+    reqs = f"# {uuid.uuid4().hex}\n"
+    try:
+        with platform_env(cluster, {"SPACEPORT_WAKE_STANDBY_BUDGET_MIB": str(STANDBY_MIB)}):
+            sha = push_app(cluster, tmp_path, space_id, "Hello", reqs)
+            with cluster.api() as api:
+                r = api.post(f"/api/v1/spaces/{space_id}/sleep", params={"deep": True})
+                assert r.status_code == 200, r.text
+            cluster.wait_stage(space_id, {"SLEEPING"}, timeout=60)
+            standby = warm_standby(cluster, space_id)
+            assert serving(cluster, space_id)["container"] != standby
+
+            cluster.app_get(space_id)  # a visitor wakes it
+            answers(cluster, space_id, f'["Hello, World! ({sha})"]', 120, "woken, Hello")
+            assert serving(cluster, space_id)["container"] == standby
+            labels = manager().services.get(standby).attrs["Spec"].get("Labels") or {}
+            assert "org.spaceport.runs" in labels  # its next task runs the app, not the launcher
+    finally:
+        HfApi(endpoint=cluster.url, token=cluster.token).delete_repo(
+            space_id, repo_type="space", missing_ok=True
+        )
