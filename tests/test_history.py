@@ -4,7 +4,6 @@ however long it samples, downsamples without losing counts, and forgets deleted 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -104,31 +103,38 @@ def test_a_space_new_since_the_last_slot_counts_its_first_requests() -> None:
 
 def test_proxies_on_other_machines_add_their_own_growth() -> None:
     """Each follower's counters are compared with its own last reading: one restarting (its
-    counts from zero again) or falling silent for a while adds no spike, a new one counts from
-    zero, and the node proxy's growth is added to theirs."""
+    counts from zero again) or falling silent for a while adds no spike; one seen for the
+    first time counts from the next slot, unless it had reported at the last slot (then the
+    Space is new to it: from zero); the node proxy's growth is added to theirs."""
     a, b = "edge-a:80", "edge-b:80"
     first, readings = history.space_point(
         60, SpaceTraffic(requests=10), None, None, "RUNNING", {"req": 0},
-        {a: SpaceTraffic(requests=100, duration_count=100, duration_sum=10.0)},
+        {a: SpaceTraffic(requests=100, duration_count=100, duration_sum=10.0)}, known=(),
     )  # fmt: skip
-    assert first["req"] == 10 + 100  # a new follower of a sampled Space counts from zero
+    assert first["req"] == 10  # edge-a's 100 may be a day's: not this minute's
     second, readings = history.space_point(
         120, SpaceTraffic(requests=12), None, None, "RUNNING", json.loads(json.dumps(readings)),
         {a: SpaceTraffic(requests=150, duration_count=150, duration_sum=15.0),
          b: SpaceTraffic(requests=5, duration_count=5, duration_sum=0.5)},
+        known=(a, b),
     )  # fmt: skip
-    assert second["req"] == 2 + 50 + 5
+    assert second["req"] == 2 + 50 + 5  # edge-b reported before: the Space is new to it
     assert second["lat"] == 100.0  # 5.5 s over 55 timed requests
     silent, readings = history.space_point(
         180, SpaceTraffic(requests=12), None, None, "RUNNING", readings,
-        {b: SpaceTraffic(requests=6)},
+        {a: SpaceTraffic(requests=150), b: SpaceTraffic(requests=6)}, known=(a, b),
     )  # fmt: skip
-    assert silent["req"] == 1  # edge-a said nothing: no growth, its reading kept
-    back, _ = history.space_point(
+    assert silent["req"] == 1  # edge-a silent (its last report again): no growth
+    back, readings = history.space_point(
         240, SpaceTraffic(requests=12), None, None, "RUNNING", readings,
-        {a: SpaceTraffic(requests=160), b: SpaceTraffic(requests=2)},
+        {a: SpaceTraffic(requests=160), b: SpaceTraffic(requests=2)}, known=(a, b),
     )  # fmt: skip
-    assert back["req"] == 10 + 2  # edge-a's 10 since it went silent; edge-b restarted: its 2
+    assert back["req"] == 10 + 2  # edge-a's 10 since; edge-b restarted: its 2
+    gone, readings = history.space_point(
+        300, SpaceTraffic(requests=12), None, None, "RUNNING", readings,
+        {b: SpaceTraffic(requests=3)}, known=(a, b),
+    )  # fmt: skip
+    assert gone["req"] == 1 and set(readings["f"]) == {b}  # edge-a forgotten: its reading too
 
 
 def test_followers_counters_reach_the_metrics_while_they_report(
@@ -149,9 +155,9 @@ def test_followers_counters_reach_the_metrics_while_they_report(
     assert 'spaceport_space_requests_total{space="alice/app"} 2' in text
     assert 'spaceport_space_requests_total{space="alice/app",proxy="edge-a:80"} 4' in text
     assert text.count("# TYPE spaceport_space_requests_total counter") == 1
-    later = time.time() + traffic.FRESH_S + 1
+    later = traffic.redis_now(client) + traffic.FRESH_S + 1
     assert traffic.followers_traffic(client, now=later) == {}  # silent: out of the metrics
     assert set(traffic.followers_traffic(client, fresh_s=None, now=later)) == set(fresh)
-    gone = time.time() + traffic.FORGET_S + 1
+    gone = traffic.redis_now(client) + traffic.FORGET_S + 1
     assert traffic.followers_traffic(client, fresh_s=None, now=gone) == {}
     assert not client.exists(key)  # forgotten

@@ -39,8 +39,8 @@ def publish_base(settings: Settings, tag: str, inputs: str, log: Callable[[str],
 
 def publish(settings: Settings, tag: str, as_name: str, log: Callable[[str], None]) -> str | None:
     """Cluster mode: the local image `tag` in the registry as `as_name`, once per image and
-    process (a push of what the registry has is cheap, not free); its registry name, or None
-    (not in cluster mode, no such image, or the push failed: said through `log`)."""
+    process (a push of what the registry has is cheap, not free); its registry name, or None:
+    not in cluster mode, no such image here, or the push failed (said through `log`)."""
     if not enabled(settings):
         return None
     cli = docker_cli(settings)

@@ -92,7 +92,8 @@ def test_doctor_and_proxy_operator_commands(cli: Cli) -> None:
     report = cli.json("doctor")
     names = {c["name"]: c["status"] for c in report["checks"]}
     assert report["ok"] is True, report
-    for part in ("docker", "redis", "database", "worker", "api", "proxy", "disk", "gpus"):
+    parts = ("docker", "redis", "database", "worker", "api", "proxy", "disk", "gpus", "cluster")
+    for part in parts:
         assert names.get(part) == "ok", (part, report)
     disks = next(c for c in report["checks"] if c["name"] == "data disks")
     assert disks["status"] == "ok" and "small 67.1MB" in disks["detail"], disks

@@ -92,6 +92,7 @@ def test_a_space_built_on_a_worker_elsewhere_runs(
     marker = unique("remote-build")
     hf = HfApi(endpoint=cluster.url, token=cluster.token)
     space_id = cluster.create_space(marker, sdk="static")
+    made = [space_id]
     try:
         pushed = cluster.push(static_app(tmp_path, marker), space_id)
         assert pushed.returncode == 0, pushed.stderr
@@ -118,6 +119,7 @@ def test_a_space_built_on_a_worker_elsewhere_runs(
         hf.delete_repo(space_id, repo_type="space")
         other = unique("remote-build")
         next_id = cluster.create_space(other, sdk="static")
+        made.append(next_id)
         pushed = cluster.push(static_app(tmp_path, other), next_id)
         assert pushed.returncode == 0, pushed.stderr
         cluster.wait_stage(next_id, {"RUNNING"}, timeout=300)
@@ -131,9 +133,9 @@ def test_a_space_built_on_a_worker_elsewhere_runs(
         )
         assert (mirrors / f"{other}.git").is_dir()
         assert any(_has_tag(cluster.engine(BUILD_NODE), t) for t in _built(cluster, next_id))
-        hf.delete_repo(next_id, repo_type="space")
     finally:
-        hf.delete_repo(space_id, repo_type="space", missing_ok=True)
+        for made_id in made:
+            hf.delete_repo(made_id, repo_type="space", missing_ok=True)
 
 
 def _built(cluster: ClusterNode, space_id: str) -> list[str]:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import docker
 import pytest
 from huggingface_hub import HfApi
 
@@ -129,7 +130,8 @@ def test_spaces_spread_over_nodes_pulled_from_the_registry(
 
 def test_a_space_on_a_node_reports_its_cpu_and_memory(cluster: ClusterNode, spaces: dict) -> None:
     """Its container runs on another machine's engine: the numbers come from there (not from
-    this machine's cgroups), for the metrics and the console's graphs alike."""
+    this machine's cgroups). The console's graphs read them the same way (services/history.py
+    through `container_usage`)."""
     from spaceport.proxy.traffic import parse_samples
 
     gradio = spaces["gradio"]
@@ -148,6 +150,45 @@ def test_a_space_on_a_node_reports_its_cpu_and_memory(cluster: ClusterNode, spac
     )
     assert found["spaceport_space_memory_bytes"] > 20 * 2**20, found  # a Gradio app's Python
     assert found["spaceport_space_cpu_seconds_total"] > 0.5, found  # it imported Gradio
+
+
+def test_doctor_checks_every_node_and_the_registry(cluster: ClusterNode) -> None:
+    """`spaceport doctor` in cluster mode: the nodes ready, each engine reachable, the
+    registry answering; a node that does not say where its engine is fails, naming the fix."""
+    from spaceport import devcluster
+    from spaceport.engine.swarm_backend import LABEL_ENGINE
+
+    def cluster_check() -> dict[str, str]:
+        out = cluster.spaceport("doctor", "--json")
+        report = json.loads(out.stdout)
+        return dict(next(c for c in report["checks"] if c["name"] == "cluster"))
+
+    ok = cluster_check()
+    assert ok["status"] == "ok", ok
+    assert "3 node(s) ready (node1, node2, node3)" in ok["detail"], ok
+    assert devcluster.REGISTRY_PUSH in ok["detail"], ok
+
+    manager = devcluster_manager()
+    node = next(n for n in manager.nodes.list() if n.attrs["Description"]["Hostname"] == "node3")
+    url = node.attrs["Spec"]["Labels"][LABEL_ENGINE]
+    spec = node.attrs["Spec"]
+    node.update({**spec, "Labels": {k: v for k, v in spec["Labels"].items() if k != LABEL_ENGINE}})
+    try:
+        failed = cluster_check()
+        assert failed["status"] == "fail", failed
+        assert "node3 does not say where its engine's API is" in failed["detail"], failed
+        assert f"--label-add {LABEL_ENGINE}=" in failed["fix"], failed
+    finally:
+        node.reload()
+        labels = {**node.attrs["Spec"]["Labels"], LABEL_ENGINE: url}
+        node.update({**node.attrs["Spec"], "Labels": labels})
+    assert cluster_check()["status"] == "ok"
+
+
+def devcluster_manager() -> docker.DockerClient:
+    from spaceport import devcluster
+
+    return docker.DockerClient(base_url=devcluster.managers()[0], timeout=30)
 
 
 def test_node_failure_moves_the_space_and_the_route(

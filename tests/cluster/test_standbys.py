@@ -10,6 +10,7 @@ service up again), neither of which may wait for code that never comes.
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,18 @@ def answers(cluster: ClusterNode, space_id: str, expected: str, timeout: float, 
     wait_for(lambda: answer(cluster, space_id) == expected, timeout, what, every=1)
 
 
+def running_task(service: str) -> str:
+    """The id of the service's task that runs now."""
+    tasks = manager().services.get(service).tasks(filters={"desired-state": "running"})
+    return next((str(t["ID"]) for t in tasks if t["Status"]["State"] == "running"), "")
+
+
+def noted(service: str) -> dict[str, Any]:
+    """What the platform noted on the service when its standby was taken (`took`)."""
+    labels = manager().services.get(service).attrs["Spec"].get("Labels") or {}
+    return dict(json.loads(labels.get("org.spaceport.runs", "{}")))
+
+
 def runs_launcher(service: str) -> bool:
     """Whether the service's spec still runs the standby's launcher (`python -c ...`)."""
     spec = manager().services.get(service).attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
@@ -127,6 +140,7 @@ def test_a_code_only_push_starts_in_a_standby_on_a_node(
             push_app(cluster, tmp_path, space_id, "Hello", reqs)
             standby = warm_standby(cluster, space_id)
             assert serving(cluster, space_id)["container"] != standby
+            task = running_task(standby)
 
             # A code-only push: the new version runs in the standby's service, its code
             # copied into the task's container on its node, its own commit in its env.
@@ -134,7 +148,10 @@ def test_a_code_only_push_starts_in_a_standby_on_a_node(
             active = serving(cluster, space_id)
             assert (active["container"], active["commit"]) == (standby, sha)
             answers(cluster, space_id, f'["Howdy, World! ({sha})"]', 60, "Howdy answers")
-            assert runs_launcher(standby)  # serving: its task was left as it is
+            # Serving in the very task that imported Gradio (nothing restarted it), with the
+            # version it runs noted for the next one.
+            assert running_task(standby) == task and runs_launcher(standby)
+            assert noted(standby)["task"] == task and noted(standby)["image"].endswith(sha[:12])
 
             # Swarm replaces the task by itself from the service's spec (as a drain does):
             # the platform makes it again of the version the standby was told to run.
@@ -186,8 +203,12 @@ def test_a_deep_sleeping_space_wakes_into_its_wake_standby_on_a_node(
             cluster.app_get(space_id)  # a visitor wakes it
             answers(cluster, space_id, f'["Hello, World! ({sha})"]', 120, "woken, Hello")
             assert serving(cluster, space_id)["container"] == standby
-            labels = manager().services.get(standby).attrs["Spec"].get("Labels") or {}
-            assert "org.spaceport.runs" in labels  # its next task runs the app, not the launcher
+            assert noted(standby)["task"] == running_task(standby)
+
+            # A task Swarm makes of it later runs the app, not the launcher.
+            manager().services.get(standby).force_update()
+            wait_for(lambda: not runs_launcher(standby), 60, "made of the app again")
+            answers(cluster, space_id, f'["Hello, World! ({sha})"]', 180, "Hello after Swarm")
     finally:
         HfApi(endpoint=cluster.url, token=cluster.token).delete_repo(
             space_id, repo_type="space", missing_ok=True

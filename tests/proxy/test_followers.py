@@ -123,11 +123,18 @@ def test_a_followers_visitors_count_in_the_metrics(
         ]
         return sum(found) if found else None
 
-    before = wait_for(through_follower, 20, every=0.5)  # it reported the visits so far
+    def settled() -> float | None:
+        """Its count once two of its reports (every 2 s) say the same."""
+        first = through_follower()
+        time.sleep(4.5)
+        return first if first is not None and through_follower() == first else None
+
+    before = wait_for(settled, 30, every=0)  # every visit so far reported
     for _ in range(3):
         assert follower.get(node, space_id, "/headers").status_code == 200
     wait_for(lambda: (through_follower() or 0) >= before + 3, 20, every=0.5)
-    grown = through_follower() or 0
+    grown = wait_for(settled, 30, every=0)
+    assert grown == before + 3
     for _ in range(3):  # the node's own proxy: its series, not the follower's
         assert node.app_get(space_id, "/headers").status_code == 200
     time.sleep(5)  # two of the follower's reports

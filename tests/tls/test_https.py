@@ -259,7 +259,7 @@ def test_renewal_replaces_certificates_near_expiry_without_a_reload(site: Site) 
 
     trust = ssl.create_default_context(cafile=site.pebble_root)
     with (
-        connect(f"wss://{LIVE}:{PORT}/", ssl=trust) as ws,
+        connect(f"wss://{LIVE}:{PORT}/", ssl=trust, open_timeout=30) as ws,  # (a busy CI)
         _client(site) as sse,
         sse.stream("GET", f"https://{APP}:{PORT}/stream?i=0") as stream,
     ):

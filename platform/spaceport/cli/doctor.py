@@ -2,8 +2,9 @@
 
 Runs on the node itself (it reads the node's settings, like `up`): Docker, BuildKit, the base
 image, Redis, the database and its schema, the build worker, the API, the proxy and the public
-URL, disk space, /data size limits, app runtimes (gVisor), the zram swap and GPUs. Each check
-is small and independent, so one broken part never hides the state of the others.
+URL, disk space, /data size limits, app runtimes (gVisor), the zram swap, GPUs and, in cluster
+mode, the Swarm's nodes and the registry. Each check is small and independent, so one broken
+part never hides the state of the others.
 """
 
 from __future__ import annotations
@@ -336,6 +337,72 @@ def check_app_init(settings: Settings) -> Check:
     )
 
 
+def check_cluster(settings: Settings) -> Check:
+    """Cluster mode: a Swarm manager answers, every ready node names its engine's API (the
+    control plane does node-local work there) and that engine answers, and the registry the
+    nodes pull from answers."""
+    if settings.runtime != "swarm":
+        return Check("cluster", "ok", "one machine (SPACEPORT_RUNTIME=docker)")
+    from spaceport.engine.base import RuntimeBackendError
+    from spaceport.engine.swarm_backend import LABEL_ENGINE, SwarmBackend
+
+    try:
+        swarm = SwarmBackend(settings)
+        nodes = swarm.client.api.nodes()
+    except Exception as exc:
+        return Check(
+            "cluster",
+            "fail",
+            str(exc),
+            "set SPACEPORT_SWARM_MANAGERS to managers' engine APIs (`docker swarm init` there)",
+        )
+    problems, fixes, ready, down = [], [], [], []
+    for node in nodes:
+        name = node.get("Description", {}).get("Hostname", "?")
+        if node.get("Status", {}).get("State") != "ready":
+            down.append(name)
+            continue
+        url = (node.get("Spec", {}).get("Labels") or {}).get(LABEL_ENGINE)
+        if not url:
+            problems.append(f"{name} does not say where its engine's API is")
+            fixes.append(f"docker node update --label-add {LABEL_ENGINE}=tcp://ADDRESS:2376 {name}")
+            continue
+        try:
+            engine = swarm.node_engine(str(node["ID"]))
+            if engine is None:
+                raise RuntimeBackendError("no answer")
+            engine.client.ping()
+        except Exception:
+            problems.append(f"{name}'s engine at {url} does not answer")
+            fixes.append(f"make {url} reachable from here (TLS: dockerd --tlsverify)")
+            continue
+        ready.append(name)
+    registry = settings.registry_push or settings.registry
+    if not registry:
+        problems.append("no registry (SPACEPORT_REGISTRY): nodes cannot pull what was built")
+        fixes.append("run a registry every node reaches and set SPACEPORT_REGISTRY")
+    elif not _registry_answers(registry):
+        problems.append(f"the registry {registry} does not answer")
+        fixes.append(f"start it, or make {registry} reachable from here")
+    detail = f"{len(ready)} node(s) ready ({', '.join(sorted(ready))}), registry {registry}"
+    if down:
+        detail += f"; down: {', '.join(sorted(down))}"
+    if problems:
+        return Check("cluster", "fail", "; ".join(problems), "; ".join(fixes))
+    return Check("cluster", "warn" if down else "ok", detail)
+
+
+def _registry_answers(registry: str) -> bool:
+    """The registry's API root answers (200, or 401 asking for credentials)."""
+    for scheme in ("https", "http"):
+        try:
+            if httpx.get(f"{scheme}://{registry}/v2/", timeout=5).status_code in (200, 401):
+                return True
+        except httpx.HTTPError:
+            continue
+    return False
+
+
 CHECKS: list[Callable[[Settings], Check]] = [
     check_docker,
     check_buildkit,
@@ -350,6 +417,7 @@ CHECKS: list[Callable[[Settings], Check]] = [
     check_app_init,
     check_zram,
     check_gpus,
+    check_cluster,
 ]
 ICONS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
 

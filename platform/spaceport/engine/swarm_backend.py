@@ -26,12 +26,12 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, cast
 
 import docker
 import structlog
-from docker.errors import APIError, DockerException, NotFound
+from docker.errors import APIError, DockerException, InvalidVersion, NotFound
 
 from spaceport.engine import app_init, cgroup_stats, registry_images
 from spaceport.engine.base import (
@@ -81,7 +81,8 @@ GPU_RESOURCE = "GPU"
 ACTIVE = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
 START_TIMEOUT_S = 300.0
 NODE_TABLE_S = 1.0
-USAGE_READERS = 8  # containers whose stats are asked of their nodes' engines at once
+USAGE_READERS = 8  # engine calls (a node's list, a container's stats) made at once
+USAGE_DEADLINE_S = 10.0
 PENDING_S = 20.0
 """How long a task Swarm cannot place waits (another Space may be stopping) before the start
 fails with Swarm's reason."""
@@ -363,11 +364,11 @@ class SwarmBackend(RuntimeBackend):
         forever. Changing the spec now would replace the task that serves, so the version it
         runs is noted in a label of the service (not of its task: nothing restarts), and its
         next task is made of that version (`_update`; `_state` when Swarm made one itself)."""
-        task = self._task(container_id)
         try:
+            task = self._task(container_id)
             template = self._api().inspect_service(container_id)["Spec"]["TaskTemplate"]
-        except (APIError, NotFound) as exc:
-            raise RuntimeBackendError(f"service {container_id[:12]} is gone") from exc
+        except DockerException as exc:
+            raise RuntimeBackendError(f"service {container_id[:12]}: {exc}") from exc
         env = _env(template)
         runs = {
             "task": str((task or {}).get("ID", "")),
@@ -592,7 +593,13 @@ class SwarmBackend(RuntimeBackend):
             if runs is not None:
                 labels[LABEL_RUNS] = json.dumps(runs)
             elif LABEL_RUNS in labels:
-                template = self._running(template, json.loads(labels.pop(LABEL_RUNS)))
+                noted = labels.pop(LABEL_RUNS)
+                try:
+                    template = self._running(template, json.loads(noted))
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    # (written by `took`: only a hand-edited label gets here) not a version
+                    # to run: the service stays as it was, without it.
+                    log.warning("swarm.bad_runs_label", service=service[:12], error=repr(exc))
             if force:
                 template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
             mode = spec.get("Mode")
@@ -871,6 +878,17 @@ class SwarmBackend(RuntimeBackend):
         raise RuntimeBackendError(f"no node {node!r} in the Swarm")
 
 
+def _read_stats(engine: DockerBackend, container: str, service: str) -> tuple[str, Usage | None]:
+    try:
+        try:
+            stats = engine.client.api.stats(container, stream=False, one_shot=True)
+        except InvalidVersion:  # an engine older than API 1.41: its sampled stats
+            stats = engine.client.api.stats(container, stream=False)
+    except DockerException:
+        return service, None
+    return service, cgroup_stats.usage_from_stats(stats)
+
+
 def _env(template: dict[str, Any]) -> dict[str, str]:
     """A task template's variables."""
     pairs = (item.partition("=") for item in template["ContainerSpec"].get("Env") or [])
@@ -928,38 +946,41 @@ class SwarmNodeOps(NodeOps):
         return None  # not a process of this machine: sleep wakes through the proxy
 
     def usage(self, containers: Iterable[ContainerState]) -> dict[str, Usage]:
-        """From each node's engine: its containers of these services, and each one's stats
-        (one-shot: the engine answers at once instead of sampling for a second), a few at a
-        time. A node that cannot be reached has no numbers."""
+        """From each node's engine: its containers of these services (the nodes listed at
+        once), then each one's stats (one-shot: the engine answers at once instead of sampling
+        for a second), a few at a time. What is not read within USAGE_DEADLINE_S (a node dead
+        but not yet known to Swarm as down) is left out, rather than hold the scrape or the
+        sampler."""
         wanted = {c.id for c in containers}
-        found: list[tuple[DockerBackend, str, str]] = []  # (engine, container, service)
-        for node_id in self.swarm.node_ids():
-            engine = self.swarm.node_engine(node_id)
-            if engine is None:
-                continue
-            try:
-                rows = engine.client.api.containers(filters={"label": self._mine()})
-            except DockerException:
-                continue
-            for row in rows:
-                service = (row.get("Labels") or {}).get(SERVICE_LABEL)
-                if service in wanted:
-                    found.append((engine, str(row["Id"]), service))
-
-        def read(item: tuple[DockerBackend, str, str]) -> tuple[str, Usage | None]:
-            engine, container, service = item
-            try:
-                stats = engine.client.api.stats(container, stream=False, one_shot=True)
-            except DockerException:
-                return service, None
-            return service, cgroup_stats.usage_from_stats(stats)
-
+        engines = [e for n in self.swarm.node_ids() if (e := self.swarm.node_engine(n))]
+        deadline = time.monotonic() + USAGE_DEADLINE_S
         out: dict[str, Usage] = {}
-        with ThreadPoolExecutor(max_workers=USAGE_READERS) as pool:
-            for service, use in pool.map(read, found):
-                if use is not None:  # (a service's two containers, for a moment: summed)
-                    out[service] = out[service] + use if service in out else use
+        pool = ThreadPoolExecutor(max_workers=USAGE_READERS)
+        try:
+            listed, _ = wait(
+                [pool.submit(self._listed, e, wanted) for e in engines], USAGE_DEADLINE_S
+            )
+            found = [item for future in listed for item in future.result()]
+            reads = [pool.submit(_read_stats, *item) for item in found]
+            done, _ = wait(reads, timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for future in done:
+            service, use = future.result()
+            if use is not None:  # (a service's two containers, for a moment: summed)
+                out[service] = out[service] + use if service in out else use
         return out
+
+    def _listed(
+        self, engine: DockerBackend, wanted: set[str]
+    ) -> builtins.list[tuple[DockerBackend, str, str]]:
+        """A node's running containers of the `wanted` services: (its engine, id, service)."""
+        try:
+            rows = engine.client.api.containers(filters={"label": self._mine()})
+        except DockerException:
+            return []
+        services = ((row, (row.get("Labels") or {}).get(SERVICE_LABEL)) for row in rows)
+        return [(engine, str(row["Id"]), svc) for row, svc in services if svc in wanted]
 
     def _mine(self) -> str:
         return f"{LABEL_INSTANCE}={self.swarm.settings.instance}"

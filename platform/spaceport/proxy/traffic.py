@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 
@@ -28,7 +27,7 @@ from sqlalchemy import update
 
 from spaceport.db.models import Space, utcnow
 from spaceport.db.session import session_scope
-from spaceport.proxy.base import Route, SpaceTraffic
+from spaceport.proxy.base import SpaceTraffic
 from spaceport.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -181,10 +180,20 @@ def used_in(client: redis.Redis, key: str, now: Mapping[str, SpaceTraffic]) -> s
     return used
 
 
+def redis_now(client: redis.Redis) -> float:
+    """Redis's clock: every machine's reports are stamped and aged by the same one."""
+    seconds, micros = client.time()
+    return float(seconds) + float(micros) / 1e6
+
+
 def publish_counts(client: redis.Redis, proxy_id: str, traffic: Mapping[str, SpaceTraffic]) -> None:
     """A follower's counters, for the control plane's metrics and graphs."""
     spaces = {space_id: asdict(t) for space_id, t in traffic.items()}
-    client.hset(PROXIES_KEY, proxy_id, json.dumps({"at": time.time(), "spaces": spaces}))
+    report = {"at": redis_now(client), "spaces": spaces}
+    client.hset(PROXIES_KEY, proxy_id, json.dumps(report))
+
+
+_FIELDS = set(SpaceTraffic.__dataclass_fields__)
 
 
 def followers_traffic(
@@ -192,8 +201,9 @@ def followers_traffic(
 ) -> dict[str, dict[str, SpaceTraffic]]:
     """Each follower's counters by its id: those that reported within `fresh_s` (None: all it
     remembers; a silent one's counts stand still). Followers silent for `FORGET_S` are
-    forgotten here."""
-    now = time.time() if now is None else now
+    forgotten here; a report this release cannot read is left out (not deleted: its follower
+    may be newer)."""
+    now = redis_now(client) if now is None else now
     out: dict[str, dict[str, SpaceTraffic]] = {}
     stale = []
     raw: dict[bytes, bytes] = client.hgetall(PROXIES_KEY)  # type: ignore[assignment]
@@ -202,20 +212,27 @@ def followers_traffic(
         try:
             report = json.loads(value)
             age = now - float(report["at"])
-            spaces = {s: SpaceTraffic(**t) for s, t in report["spaces"].items()}
         except (ValueError, KeyError, TypeError):
-            stale.append(proxy_id)
+            stale.append(proxy_id)  # no age to go by
             continue
         if age > FORGET_S:
             stale.append(proxy_id)
-        elif fresh_s is None or age <= fresh_s:
-            out[proxy_id] = spaces
+            continue
+        if fresh_s is not None and age > fresh_s:
+            continue
+        try:
+            out[proxy_id] = {
+                space: SpaceTraffic(**{k: v for k, v in counts.items() if k in _FIELDS})
+                for space, counts in report["spaces"].items()
+            }
+        except (AttributeError, KeyError, TypeError):
+            log.warning("traffic.unreadable_report", proxy=proxy_id)
     if stale:
         client.hdel(PROXIES_KEY, *stale)
     return out
 
 
-def record_activity(settings: Settings, routes: Iterable[Route] | None = None) -> set[str]:
+def record_activity(settings: Settings) -> set[str]:
     """Set `last_request_at = now` on each Space the proxy saw traffic for since the last call.
 
     The last counts live in Redis, so any process may call this and a restart loses nothing.

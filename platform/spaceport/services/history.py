@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -92,22 +92,25 @@ def space_point(
     stage: str,
     last: Mapping[str, Any],
     followers: Mapping[str, SpaceTraffic] | None = None,
+    known: Collection[str] = (),
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One Space's point for slot `t` and its new readings, from its readings at the last
     slot (`last`, empty the first time: no deltas then). `followers`: its counters at each
-    proxy on another machine, by its id; each proxy's counters grow (or restart) on their own,
-    so each is compared with its own last reading, and the growths are added."""
+    proxy on another machine that has any, by its id; each proxy's counters grow (or restart)
+    on their own, so each is compared with its own last reading, and the growths are added.
+    `known`: the followers that had reported at the last slot."""
     t_ = traffic or SpaceTraffic()
     req = _delta(t_.requests, last.get("req"))
     err = _delta(t_.errors, last.get("err"))
     count = _delta(t_.duration_count, last.get("n"))
     total = _delta(t_.duration_sum, last.get("sum"))
-    seen = {**(last.get("f") or {})}  # a follower silent now keeps its last reading
+    before_f, seen = last.get("f") or {}, {}
     for proxy_id, ft in (followers or {}).items():
         now = [ft.requests, ft.errors, ft.duration_count, ft.duration_sum]
-        # A follower new to this Space listed it once it had requests: from zero (unless
-        # there is no last slot at all to compare with).
-        was = seen.get(proxy_id) or ([0.0] * 4 if last else None)
+        # A follower that reported at the last slot without counts for this Space listed it
+        # since, once it had requests: from zero. One new since then (or after this release
+        # came) may have counted for long: from the next slot.
+        was = before_f.get(proxy_id) or ([0.0] * 4 if last and proxy_id in known else None)
         if was is not None:
             req += _delta(now[0], was[0])
             err += _delta(now[1], was[1])
@@ -231,12 +234,13 @@ def sample(settings: Settings, now: float | None = None) -> bool:
     if not _claim(client, slot, interval):
         return False
     traffic = asyncio.run(make_proxy(settings).traffic())
-    followers = followers_traffic(client, fresh_s=None)  # (silent ones: no growth)
+    followers = followers_traffic(client, fresh_s=None)  # (a silent one's counts stand still)
     usage = container_usage(settings)
     with session_scope() as session:
         stages = {f"{o}/{n}": s for o, n, s in session.execute(_STAGES).all()}
     raw: dict[bytes, bytes] = client.hgetall(LAST)  # type: ignore[assignment]
     last = {k.decode(): json.loads(v) for k, v in raw.items()}
+    known = set(last.get(NODE, {}).get("f") or ())
     points: dict[str, dict[str, Any]] = {}
     readings: dict[str, str] = {}
     for space_id, stage in stages.items():
@@ -250,6 +254,7 @@ def sample(settings: Settings, now: float | None = None) -> bool:
             stage,
             before,
             {p: counts[space_id] for p, counts in followers.items() if space_id in counts},
+            known,
         )
         readings[space_id] = json.dumps(reading)
         if use or point["req"] or point["err"] or stage != before.get("stage"):
@@ -270,7 +275,9 @@ def sample(settings: Settings, now: float | None = None) -> bool:
         "diskTotal": node.disk_bytes,
         "top": busiest,
     }
-    readings[NODE] = json.dumps({"busy": node.cpu_busy_s, "idle": node.cpu_idle_s})
+    readings[NODE] = json.dumps(
+        {"busy": node.cpu_busy_s, "idle": node.cpu_idle_s, "f": sorted(followers)}
+    )
     record(client, points, interval)
     client.hset(LAST, mapping=readings)  # type: ignore[arg-type]
     forget(client, set(stages))
