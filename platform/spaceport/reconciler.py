@@ -54,6 +54,7 @@ from spaceport.lifecycle.proxy_routes import (
 )
 from spaceport.lifecycle.thaw import ThawWatcher
 from spaceport.proxy import make_proxy, route_table
+from spaceport.proxy.base import ProxyError
 from spaceport.proxy.traffic import record_activity
 from spaceport.settings import Settings
 
@@ -205,7 +206,7 @@ def _reconcile_steps(settings: Settings) -> None:
     _step("proxy", lambda: keep_proxy(settings))
     _step("gpu broker", lambda: keep_gpu_broker(settings))
     # First: fresh last_request_at from the proxy's counters before the sleep timer reads it.
-    _step("traffic", lambda: record_activity(settings))
+    _step("traffic", _proxy_step(settings, lambda: record_activity(settings)))
     backend: RuntimeBackend | None = None
     try:
         backend = make_backend(settings)
@@ -226,10 +227,26 @@ def _reconcile_steps(settings: Settings) -> None:
         _step("wake standbys", lambda: wake_standby.refill(settings, engine))
         _step("node pool", lambda: node_pool.refill(settings, engine))
     _step("domains", lambda: verify_domains(settings))
-    _step("routes", lambda: sync_routes_if_needed(settings))
+    _step("routes", _proxy_step(settings, lambda: sync_routes_if_needed(settings)))
     _step("certificates", lambda: keep_certificates(settings))
     _step("lost_builds", lambda: _recover_builds(settings))
-    _step("history", lambda: sample_history(settings))
+    _step("history", _proxy_step(settings, lambda: sample_history(settings)))
+
+
+def _proxy_step(settings: Settings, fn: Callable[[], object]) -> Callable[[], object]:
+    """A step that asks the proxy: when the proxy is found gone, it is started again at once.
+    Each such call waits for the admin socket for a while (nginx: 10 s) before it gives up, so
+    a pass that found it dead would otherwise take that long per step, and the pass's own
+    check (`keep_proxy`, its first step) come only after all of them."""
+
+    def run() -> object:
+        try:
+            return fn()
+        except ProxyError:
+            keep_proxy(settings)
+            raise
+
+    return run
 
 
 def sample_history(settings: Settings) -> None:
