@@ -216,8 +216,14 @@ def wait(check: Callable[[], bool], timeout: float, what: str) -> None:
 def greets(bench: BenchNode, space_id: str, greeting: str) -> bool:
     """The app, through Caddy, answers with this greeting (what a user would see)."""
     owner, name = space_id.split("/")
-    host = {"Host": f"{bench.settings.app_host(owner, name)}:{bench.port}"}
-    base = f"http://127.0.0.1:{bench.port}/gradio_api/call/greet"
+    return greets_at(bench.port, f"{bench.settings.app_host(owner, name)}:{bench.port}", greeting)
+
+
+def greets_at(port: int, host_name: str, greeting: str) -> bool:
+    """The Gradio app at `host_name`, through the proxy on `port`, answers `greet("World")`
+    with this greeting."""
+    host = {"Host": host_name}
+    base = f"http://127.0.0.1:{port}/gradio_api/call/greet"
     try:
         r = httpx.post(base, json={"data": ["World"]}, headers=host, timeout=5)
         if r.status_code != 200:

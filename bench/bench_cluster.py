@@ -266,12 +266,20 @@ def main() -> None:
             all=True, filters={"label": f"org.spaceport.instance={instance}"}
         ):
             c.remove(force=True)
-        manager = docker.DockerClient(base_url=devcluster.managers()[0])
-        for service in manager.services.list(filters={"label": "org.spaceport.managed=true"}):
-            service.remove()
-        if made:
-            devcluster.down()
+        leave_cluster(made)
     print(json.dumps(out, indent=2))
+
+
+def leave_cluster(made: bool) -> None:
+    """Remove the Swarm services the bench's platforms left, then the dev cluster if the bench
+    made it."""
+    from spaceport import devcluster
+
+    manager = docker.DockerClient(base_url=devcluster.managers()[0])
+    for service in manager.services.list(filters={"label": "org.spaceport.managed=true"}):
+        service.remove()
+    if made:
+        devcluster.down()
 
 
 if __name__ == "__main__":

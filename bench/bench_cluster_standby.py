@@ -26,15 +26,15 @@ import uuid
 from pathlib import Path
 
 import docker
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cluster import ROOT, Platform
+from bench_build import greets_at
+from bench_cluster import ROOT, Platform, leave_cluster
 
 APP = """import gradio as gr
 
 def greet(name: str) -> str:
-    return "{greeting}, " + name
+    return "{greeting}, " + name + "!"
 
 gr.Interface(fn=greet, inputs="text", outputs="text").launch()
 """
@@ -54,16 +54,7 @@ def push(platform: Platform, space_id: str, greeting: str, reqs: str) -> None:
 
 def answers(platform: Platform, space_id: str, greeting: str) -> bool:
     owner, name = space_id.split("/")
-    host = {"Host": f"{owner}-{name}.localhost:{platform.port}"}
-    base = f"http://127.0.0.1:{platform.port}/gradio_api/call/greet"
-    try:
-        r = httpx.post(base, json={"data": ["x"]}, headers=host, timeout=5)
-        if r.status_code != 200:
-            return False
-        body = httpx.get(f"{base}/{r.json()['event_id']}", headers=host, timeout=10).text
-    except (httpx.HTTPError, ValueError, KeyError):
-        return False
-    return f"{greeting}, x" in body
+    return greets_at(platform.port, f"{owner}-{name}.localhost:{platform.port}", greeting)
 
 
 def wait(check: object, timeout: float, what: str) -> float:
@@ -140,10 +131,7 @@ def main() -> None:
         )
     finally:
         cluster.down()
-        for service in manager.services.list(filters={"label": "org.spaceport.managed=true"}):
-            service.remove()
-        if made:
-            devcluster.down()
+        leave_cluster(made)
     print(json.dumps(out, indent=2))
 
 

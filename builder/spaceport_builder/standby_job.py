@@ -47,7 +47,10 @@ def prepare_standby(settings: Settings, build_id: int, tries: int = 0) -> bool:
         return False
     image = compiled_deps.tag(fp)
     if registry_push.enabled(settings):  # cluster mode: whichever node runs it pulls it
-        warn = lambda line: log.warning("standby.unpublished", build=build_id, error=line)  # noqa: E731
+
+        def warn(line: str) -> None:
+            log.warning("standby.unpublished", build=build_id, error=line)
+
         if registry_push.publish(settings, image, image, warn) is None:
             return False
     started = bool(queue.chain(queue.START_STANDBY_TASK, space_pk, build_id, image, modules))
