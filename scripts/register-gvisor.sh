@@ -48,7 +48,10 @@ with open(tmp, "w") as fh:
 os.replace(tmp, path)
 PY
 
-if pid=$(pidof dockerd); then
+# The machine's dockerd (its default pidfile): `pidof dockerd` would also find other engines,
+# such as the dev cluster's nodes (spaceport.devcluster), which do not serve `docker info`.
+PIDFILE=${DOCKERD_PIDFILE:-/var/run/docker.pid}
+if [ -s "$PIDFILE" ] && pid=$(cat "$PIDFILE") && kill -0 "$pid" 2>/dev/null; then
   kill -HUP $pid  # dockerd reloads its runtimes without restarting containers
   for _ in $(seq 20); do
     docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"' && exit 0

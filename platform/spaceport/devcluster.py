@@ -212,24 +212,24 @@ def _registry() -> None:
         (RUN / f"registry-{name}.pid").write_text(str(proc.pid))
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        try:
-            if all(
-                httpx.get(f"http://{a}/v2/", timeout=1).status_code == 200
-                for a in (REGISTRY, REGISTRY_PUSH)
-            ):
-                return
-        except httpx.HTTPError:
-            pass
+        if _registry_answers():
+            return
         time.sleep(0.1)
     raise DevClusterError(f"the registry did not answer on {REGISTRY} and {REGISTRY_PUSH}")
 
 
 def up(count: int = 3, fake_gpus: int = 1) -> list[DevNode]:
     """Start `count` nodes as one Swarm and the registry; the last node advertises
-    `fake_gpus` fake GPUs. Returns the nodes (the running ones if a cluster is up already)."""
+    `fake_gpus` fake GPUs. Returns the nodes (the running ones if a cluster is up already,
+    its stopped nodes started again)."""
     _need_root()
     if nodes():
-        return nodes()
+        if running():
+            _start_stopped()
+            return nodes()
+        # Recorded, but its processes are gone (the machine restarted, or they were killed):
+        # what is left (namespaces, mounts, the bridge, the state) is removed and made again.
+        down()
     if count < 1 or count > 9:
         raise DevClusterError("a dev cluster has 1 to 9 nodes")
     RUN.mkdir(parents=True, exist_ok=True)
@@ -277,6 +277,30 @@ def up(count: int = 3, fake_gpus: int = 1) -> list[DevNode]:
         down()
         raise
     return made
+
+
+def _registry_answers() -> bool:
+    try:
+        return all(
+            httpx.get(f"http://{a}/v2/", timeout=2).status_code == 200
+            for a in (REGISTRY, REGISTRY_PUSH)
+        )
+    except httpx.HTTPError:
+        return False
+
+
+def running() -> bool:
+    """Whether a recorded cluster is alive: its manager's engine and its registry answer (a
+    worker node may be stopped on purpose, `stop_node`)."""
+    made = nodes()
+    return bool(made) and all(_engine_ready(n) for n in made if n.manager) and _registry_answers()
+
+
+def _start_stopped() -> None:
+    """`up` on a running cluster starts the nodes `stop_node` stopped."""
+    for n in nodes():
+        if not n.manager and not _engine_ready(n):
+            start_node(n.name)
 
 
 def _wait_all_ready(manager: DevNode, count: int, timeout_s: float = 60) -> None:
@@ -340,6 +364,12 @@ def node_states() -> list[dict[str, str]]:
     ]
 
 
+def _our_links() -> list[str]:
+    names = [line.split(":")[1].strip().split("@")[0] for line in
+             _run("ip", "-o", "link", "show", check=False).splitlines() if ":" in line]  # fmt: skip
+    return [n for n in names if n == BRIDGE or (n.startswith("spc") and n.endswith("h"))]
+
+
 def down() -> None:
     """Remove everything `up` made, and nothing else."""
     made = nodes()
@@ -374,8 +404,14 @@ def down() -> None:
     for mount in ours:
         _run("umount", "-l", mount, check=False)
     for i in range(1, 10):
+        _run("ip", "link", "del", f"spc{i}h", check=False)  # and its peer in the namespace
         _run("ip", "netns", "del", f"spc{i}", check=False)
     _run("ip", "link", "del", BRIDGE, check=False)
+    # The kernel frees a namespace's links a moment later: an `up` right after this (a stale
+    # cluster made again) would find its names taken.
+    deadline = time.monotonic() + 30
+    while _our_links() and time.monotonic() < deadline:
+        time.sleep(0.2)
     while subprocess.run(["iptables", "-C", *FIREWALL_RULE], capture_output=True).returncode == 0:
         _run("iptables", "-D", *FIREWALL_RULE)
     shutil.rmtree(STATE, ignore_errors=True)

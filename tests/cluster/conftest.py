@@ -88,7 +88,7 @@ def dev_cluster() -> Iterator[list[Any]]:
     need(shutil.which("docker-registry") is not None, "docker-registry (make test installs it)")
     from spaceport import devcluster
 
-    made = not devcluster.nodes()
+    made = not devcluster.running()
     nodes = devcluster.up(3, fake_gpus=1)
     try:
         yield nodes

@@ -414,7 +414,6 @@ function M.log()
   if space == nil or space == "" then
     return
   end
-  counters:incr(space .. "\tin_flight", -1, 0)
   counters:incr(space .. "\trequests", 1, 0)
   if ngx.status >= 500 then
     counters:incr(space .. "\terrors", 1, 0)
@@ -424,9 +423,11 @@ function M.log()
   for i, bound in ipairs(BUCKETS) do
     if took <= bound then
       counters:incr(space .. "\tb" .. i, 1, 0)
-      return
+      break
     end
   end
+  -- last: a reader that sees no request open sees this one's counts
+  counters:incr(space .. "\tin_flight", -1, 0)
 end
 
 -- admin API (the private socket only) -------------------------------------------------------
