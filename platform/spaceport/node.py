@@ -205,6 +205,20 @@ def ensure_proxy(settings: Settings, say: Say) -> None:
         push_certificates(settings)  # the stored ones at once; the reconciler orders the rest
 
 
+def publish_node_helper(settings: Settings, base: str, say: Say) -> None:
+    """Cluster mode: the base image (Python, nothing else) in the registry as the nodes' helper
+    image (`node_helper_image`, engine/node_helper.py), which each node pulls when it first
+    has root work to do."""
+    from spaceport_builder import registry_push
+
+    if registry_push.enabled(settings):
+        name = registry_push.publish(
+            settings, base, settings.node_helper_image, lambda line: say(f"  node helper: {line}")
+        )
+        if name:
+            say(f"node helper image: {name}")
+
+
 def up(
     settings: Settings, say: Say = print, *, examples: Path | None = None, wait: bool = True
 ) -> UpReport:
@@ -225,7 +239,8 @@ def up(
     if settings.proxy == "caddy":
         ensure_resolver(settings, say)  # where Caddy finds each app (nginx has its own table)
     ensure_proxy(settings, say)
-    ensure_base_image(settings, None, False, log=lambda line: say(f"  base image: {line}"))
+    base = ensure_base_image(settings, None, False, log=lambda line: say(f"  base image: {line}"))
+    publish_node_helper(settings, base, say)
     report = UpReport(
         console_url=settings.url,
         admin_token_file=None if settings.admin_token else settings.data / "admin.token",

@@ -153,6 +153,12 @@ class Settings(BaseSettings):
         description="Cluster mode: where the build engine pushes, when it reaches the same "
         "registry by another address (the dev cluster's loopback); default: `registry`.",
     )
+    node_helper_image: str = Field(
+        default="spaceport/node-helper:1",
+        description="Cluster mode: the image (in `registry`) of the one-shot helper that does "
+        "root work on a node, such as compressing an idle Space's memory there; `spaceport up` "
+        "publishes the base image under this name. Any image with python3 does.",
+    )
     git_url: str | None = Field(
         default=None,
         description="Build workers on other machines (`spaceport worker --builds-only`): the "

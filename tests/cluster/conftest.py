@@ -122,6 +122,10 @@ def cluster(
         "SPACEPORT_REGISTRY_PUSH": devcluster.REGISTRY_PUSH,
         # Off for the tests that count a Space's tasks; test_standbys turns them on.
         "SPACEPORT_STANDBY_TTL_S": "0",
+        # The compressed tier on the nodes (test_node_local) after 20 s idle, not a minute,
+        # and a small writable-layer limit there.
+        "SPACEPORT_COMPRESS_AFTER_S": "20",
+        "SPACEPORT_APP_WRITABLE_MAX": "300MiB",
     }
     env = {**_clean_env(), **values}
     import redis

@@ -148,7 +148,8 @@ def test_a_space_on_a_node_reports_its_cpu_and_memory(cluster: ClusterNode, spac
         30,
         "the Space's memory in the metrics",
     )
-    assert found["spaceport_space_memory_bytes"] > 20 * 2**20, found  # a Gradio app's Python
+    # A Gradio app's Python: 100 MiB and more, about 20 once idle long enough to be compressed.
+    assert found["spaceport_space_memory_bytes"] > 10 * 2**20, found
     assert found["spaceport_space_cpu_seconds_total"] > 0.5, found  # it imported Gradio
 
 

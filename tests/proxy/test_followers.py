@@ -6,6 +6,7 @@ awake like the node's own proxy's."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -139,3 +140,15 @@ def test_a_followers_visitors_count_in_the_metrics(
         assert node.app_get(space_id, "/headers").status_code == 200
     time.sleep(5)  # two of the follower's reports
     assert through_follower() == grown
+
+
+def test_followers_sharing_a_hostname_and_address_report_apart(tmp_path: Path) -> None:
+    """Two containers of one image (same hostname, same listen address) each get counters of
+    their own in Redis; one restarted keeps its name, so its series go on."""
+    from spaceport.proxy.follower import follower_id
+    from spaceport.settings import Settings
+
+    one, two = (Settings(data=tmp_path / d, listen=":80") for d in ("one", "two"))
+    assert follower_id(one) != follower_id(two)
+    assert follower_id(one) == follower_id(one.model_copy())
+    assert follower_id(one).startswith(f"{socket.gethostname()}::80:")

@@ -291,6 +291,8 @@ def check_zram(settings: Settings) -> Check:
 
     if settings.compress_after_s <= 0:
         return Check("zram", "ok", "compressed tier off (SPACEPORT_COMPRESS_AFTER_S=0)")
+    if settings.runtime == "swarm":
+        return _cluster_zram(settings)
     swap = zram.active()
     if swap is not None:
         after = f"idle apps compressed after {settings.compress_after_s} s"
@@ -305,6 +307,49 @@ def check_zram(settings: Settings) -> Check:
         "run `spaceport up` as root on a kernel with zram (`modprobe zram`), or set one up "
         "yourself (zramctl, swapon)",
     )
+
+
+def _cluster_zram(settings: Settings) -> Check:
+    """Cluster mode: each node that takes Spaces, asked through a helper on its engine (apps
+    are compressed where they run, engine/node_helper.py)."""
+    from spaceport.engine.base import RuntimeBackendError
+    from spaceport.engine.swarm_backend import SwarmBackend, SwarmNodeOps
+
+    try:
+        swarm = SwarmBackend(settings)
+        nodes = swarm.client.api.nodes()
+    except Exception as exc:
+        return Check("zram", "warn", f"could not list the nodes: {exc}")
+    ops = SwarmNodeOps(swarm)
+    found: list[str] = []
+    missing: list[str] = []
+    unknown: list[str] = []
+    for node in nodes:
+        name = node.get("Description", {}).get("Hostname", "?")
+        spec, state = node.get("Spec", {}), node.get("Status", {}).get("State")
+        if state != "ready" or spec.get("Availability") != "active":
+            continue  # no Spaces there now; the cluster check names nodes that are down
+        try:
+            swap = ops.node_zram(str(node["ID"]))
+        except RuntimeBackendError as exc:
+            unknown.append(f"{name} ({exc})")
+            continue
+        if swap is None:
+            missing.append(name)
+        else:
+            found.append(f"{name}: {swap.describe()}")
+    after = f"idle apps compressed after {settings.compress_after_s} s"
+    if missing or unknown:
+        said = [f"no zram swap on {', '.join(missing)}"] if missing else []
+        said += [f"could not ask {', '.join(unknown)}"] if unknown else []
+        return Check(
+            "zram",
+            "warn",
+            "; ".join(said) + ": idle apps there keep all their memory",
+            "set up a zram swap on each node (zramctl, mkswap, swapon -p 100; or zram-tools); "
+            "`spaceport up` publishes the helper image that asks them",
+        )
+    return Check("zram", "ok", f"{'; '.join(found) or 'no node takes Spaces'}; {after}")
 
 
 def check_gpus(settings: Settings) -> Check:

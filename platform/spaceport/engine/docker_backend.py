@@ -671,6 +671,20 @@ class DockerBackend(RuntimeBackend, NodeOps):
         except (APIError, NotFound) as exc:
             raise RuntimeBackendError(f"could not reweigh {container_id[:12]}: {exc}") from exc
 
+    def no_swap_of_its_own(self, container_id: str) -> None:
+        """Memory and swap together no more than the memory limit, as containers made here
+        have it: the app never swaps by itself, only a squeeze moves its pages to zram
+        (engine/memory_squeeze.py). Swarm's tasks get twice their memory (swap as much)."""
+        try:
+            host = self.client.api.inspect_container(container_id).get("HostConfig") or {}
+            memory = int(host.get("Memory") or 0)
+            if memory and int(host.get("MemorySwap") or 0) != memory:
+                self.client.api.update_container(
+                    container_id, mem_limit=memory, memswap_limit=memory
+                )
+        except (APIError, NotFound) as exc:
+            raise RuntimeBackendError(f"could not limit {container_id[:12]}: {exc}") from exc
+
     def set_limits(
         self, container_id: str, cpus: float, memory_bytes: int, cpu_shares: int
     ) -> None:

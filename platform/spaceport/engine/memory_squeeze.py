@@ -44,20 +44,21 @@ class Squeezed:
     seconds: float
 
 
-def memory_cgroup(pid: int) -> Path:
-    """The memory cgroup directory of a process (v1 `memory` controller, or v2's unified)."""
+def memory_cgroup(pid: int, root: Path = CGROUP_ROOT) -> Path:
+    """The memory cgroup directory of a process (v1 `memory` controller, or v2's unified), in
+    the cgroup tree mounted at `root`."""
     try:
         lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
     except OSError as exc:
         raise SqueezeSkipped(f"process {pid} is gone") from exc
     v1 = [line.split(":", 2)[2] for line in lines if line.split(":")[1:2] == ["memory"]]
     if v1:
-        path = CGROUP_ROOT / "memory" / v1[0].lstrip("/")
+        path = root / "memory" / v1[0].lstrip("/")
     else:
         v2 = [line.split(":", 2)[2] for line in lines if line.startswith("0::")]
         if not v2:
             raise SqueezeSkipped("no memory cgroup found for the container")
-        path = CGROUP_ROOT / v2[0].lstrip("/")
+        path = root / v2[0].lstrip("/")
     if not path.is_dir():
         raise SqueezeSkipped(f"{path} is not visible here (the control plane in a container?)")
     return path
@@ -77,13 +78,13 @@ def _write(path: Path, value: str) -> None:
         f.write(value)
 
 
-def squeeze(pid: int, limit_bytes: int) -> Squeezed:
+def squeeze(pid: int, limit_bytes: int, cgroup_root: Path = CGROUP_ROOT) -> Squeezed:
     """Move what the container with main process `pid` does not touch to zram; `limit_bytes` is
     its own memory limit (what the engine set), which it gets back whatever happens."""
     swap = zram.active()
     if swap is None:
         raise SqueezeSkipped("the node has no zram swap (spaceport doctor)")
-    cgroup = memory_cgroup(pid)
+    cgroup = memory_cgroup(pid, cgroup_root)
     started = time.monotonic()
     if (cgroup / "memory.limit_in_bytes").exists():
         moved = _squeeze_v1(cgroup, limit_bytes, swap.free_bytes)
@@ -147,3 +148,26 @@ def _reclaim_v2(cgroup: Path, zram_free: int) -> int:
             _write(swap_file, swap_was)
     after = int((cgroup / "memory.swap.current").read_text()) if swap_was else 0
     return max(0, after - swapped)
+
+
+def main(argv: list[str]) -> int:
+    """`python3 -m spaceport.engine.memory_squeeze PID LIMIT [CGROUP_ROOT]`: the squeeze on a
+    node of a cluster, where a helper container runs this file (engine/node_helper.py) with the
+    node's cgroups at CGROUP_ROOT; prints what it did as one JSON line. Stdlib only, so that
+    any Python 3 on the node runs it."""
+    import json
+
+    root = Path(argv[2]) if len(argv) > 2 else CGROUP_ROOT
+    try:
+        done = squeeze(int(argv[0]), int(argv[1]), root)
+    except SqueezeSkipped as exc:
+        print(json.dumps({"skipped": str(exc)}))
+    else:
+        print(json.dumps({"moved_bytes": done.moved_bytes, "resident_bytes": done.resident_bytes}))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -33,7 +33,7 @@ import docker
 import structlog
 from docker.errors import APIError, DockerException, InvalidVersion, NotFound
 
-from spaceport.engine import app_init, cgroup_stats, registry_images
+from spaceport.engine import app_init, cgroup_stats, node_helper, registry_images, zram
 from spaceport.engine.base import (
     LABEL_DEPLOYMENT,
     LABEL_INSTANCE,
@@ -351,11 +351,14 @@ class SwarmBackend(RuntimeBackend):
         except RuntimeBackendError:
             self.stop(service, timeout=0)
             raise
-        if spec.cpu_shares is not None:  # (a standby's low weight: its node's engine sets it)
-            located = self.container_of(service)
-            if located is not None:
+        located = self.container_of(service)
+        if located is not None:  # what a service cannot say: its node's engine sets it
+            engine, container = located
+            with contextlib.suppress(RuntimeBackendError):
+                engine.no_swap_of_its_own(container)
+            if spec.cpu_shares is not None:  # (a standby's low weight)
                 with contextlib.suppress(RuntimeBackendError):
-                    located[0].set_cpu_shares(located[1], spec.cpu_shares)
+                    engine.set_cpu_shares(container, spec.cpu_shares)
         return state
 
     def took(self, container_id: str, spec: ContainerSpec) -> None:
@@ -986,17 +989,25 @@ class SwarmNodeOps(NodeOps):
         return f"{LABEL_INSTANCE}={self.swarm.settings.instance}"
 
     def writable_sizes(self) -> dict[str, int]:
+        """Every node asked at once (each engine sums its containers' files, seconds on a busy
+        node); a node that does not answer is left out until the next check."""
+        engines = [e for n in self.swarm.node_ids() if (e := self.swarm.node_engine(n))]
         sizes: dict[str, int] = {}
-        for node_id in self.swarm.node_ids():
-            engine = self.swarm.node_engine(node_id)
-            if engine is None:
-                continue
-            rows = engine.client.api.containers(size=True, filters={"label": self._mine()})
-            for row in rows:
-                service = (row.get("Labels") or {}).get(SERVICE_LABEL)
-                if service:
-                    sizes[service] = int(row.get("SizeRw") or 0)
+        if not engines:
+            return sizes
+        with ThreadPoolExecutor(max_workers=USAGE_READERS) as pool:
+            for found in pool.map(self._sizes_on, engines):
+                sizes.update(found)
         return sizes
+
+    def _sizes_on(self, engine: DockerBackend) -> dict[str, int]:
+        try:
+            rows = engine.client.api.containers(size=True, filters={"label": self._mine()})
+        except DockerException as exc:
+            log.warning("swarm.sizes_unread", engine=engine.client.api.base_url, error=str(exc))
+            return {}
+        services = ((row, (row.get("Labels") or {}).get(SERVICE_LABEL)) for row in rows)
+        return {svc: int(row.get("SizeRw") or 0) for row, svc in services if svc}
 
     def remove_image(self, image: str) -> None:
         self.swarm.local.remove_image(image)
@@ -1125,7 +1136,39 @@ class SwarmNodeOps(NodeOps):
     def rename(self, container_id: str, name: str) -> None:
         raise RuntimeBackendError(NO_POOL)
 
+    def node_zram(self, node_id: str) -> zram.ZramSwap | None:
+        """The node's zram swap, as its own kernel says (a helper on its engine), None when
+        it has none; RuntimeBackendError when the node cannot be asked."""
+        engine = self.swarm.node_engine(node_id)
+        if engine is None:
+            raise RuntimeBackendError(f"node {node_id[:12]} has no reachable engine")
+        image = self.swarm.image(self.swarm.settings.node_helper_image)
+        found = node_helper.run_module(engine.client, image, "zram", [], [])
+        try:
+            return zram.ZramSwap(**found) if found else None
+        except TypeError as exc:
+            raise RuntimeBackendError(f"the node's helper said {found!r}") from exc
+
     def compress_memory(self, container_id: str) -> Compressed:
-        # The cgroup is on the task's node: a node agent's work (this process may be on
-        # another machine, where the task's pid is someone else's).
-        return Compressed(0, skipped="not in cluster mode yet (needs the node's agent)")
+        """On the task's node (its cgroup and zram are there, and its pid is that node's): the
+        same squeeze as on one machine, run by a helper container (engine/node_helper.py)."""
+        engine, container = self._located(container_id)
+        try:
+            attrs = engine.client.api.inspect_container(container)
+        except DockerException as exc:
+            raise RuntimeBackendError(f"container {container[:12]} is gone: {exc}") from exc
+        pid = int((attrs.get("State") or {}).get("Pid") or 0)
+        limit = int((attrs.get("HostConfig") or {}).get("Memory") or 0)
+        if not pid or not limit:
+            return Compressed(0, skipped="not running, or no memory limit to restore")
+        with contextlib.suppress(RuntimeBackendError):  # a task Swarm made by itself
+            engine.no_swap_of_its_own(container)
+        image = self.swarm.image(self.swarm.settings.node_helper_image)
+        args = [str(pid), str(limit), node_helper.HOST_CGROUP]
+        done = node_helper.run_module(engine.client, image, "memory_squeeze", args, ["zram"])
+        if done.get("skipped"):
+            return Compressed(0, skipped=str(done["skipped"]))
+        try:
+            return Compressed(int(done["moved_bytes"]), int(done["resident_bytes"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RuntimeBackendError(f"the node's helper said {done!r}") from exc

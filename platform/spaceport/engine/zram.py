@@ -155,3 +155,18 @@ def ensure(size_bytes: int) -> tuple[ZramSwap, bool]:
     if made is None:
         raise ZramError(f"{node} was set up but is not in /proc/swaps")
     return made, True
+
+
+def main() -> int:
+    """`python3 -m spaceport.engine.zram`: this node's zram swap as one JSON line (`{}`: none),
+    for a node of a cluster, where a helper container runs this file (engine/node_helper.py)."""
+    import json
+    from dataclasses import asdict
+
+    swap = active()
+    print(json.dumps(asdict(swap) if swap is not None else {}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

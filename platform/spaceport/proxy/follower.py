@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import redis
@@ -36,6 +38,21 @@ TRAFFIC_S = 2.0  # visitors are reported this often (the reconciler's pace)
 RETRY_S = 2.0
 
 
+def follower_id(settings: Settings) -> str:
+    """This follower's name in the counts it reports: its machine and address, and an id its
+    data dir keeps (containers of one image may share a hostname and an address; a restart
+    keeps the name, so its series go on)."""
+    path = settings.data / "proxy.id"
+    if not path.exists():  # written whole, then linked: a follower starting beside it reads it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        made = path.with_name(f"proxy.id.{uuid.uuid4().hex}")
+        made.write_text(uuid.uuid4().hex[:8])
+        with contextlib.suppress(FileExistsError):
+            os.link(made, path)
+        made.unlink()
+    return f"{socket.gethostname()}:{settings.listen}:{path.read_text().strip()}"
+
+
 def follow(
     settings: Settings, say: Callable[[str], None], stop: threading.Event | None = None
 ) -> None:
@@ -47,8 +64,7 @@ def follow(
     asyncio.run(process.start())
     say(f"proxy on {settings.listen}, following the route table in {settings.redis_url}")
     proxy = make_proxy(settings)
-    # This proxy's last counts: one key per machine and address (data dirs may look alike).
-    proxy_id = f"{socket.gethostname()}:{settings.listen}"
+    proxy_id = follower_id(settings)
     seen_key = f"spaceport:traffic:seen:{proxy_id}"
     applied: str | None = None
     while not stop.is_set():
