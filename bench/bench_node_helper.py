@@ -74,6 +74,7 @@ def main() -> None:
     subprocess.run(["docker", "push", "-q", pushed], check=True, capture_output=True)
     remote = f"{devcluster.REGISTRY}/{HELPER}"
     node.images.pull(remote)
+    image_id = str(local.images.get(IMAGE).id)  # what `spaceport up` notes as published
     apps = {"here": start(local, IMAGE, args.ballast), "node": start(node, remote, args.ballast)}
     times: dict[str, list[float]] = {"here": [], "node": []}
     moved: dict[str, list[int]] = {"here": [], "node": []}
@@ -83,14 +84,15 @@ def main() -> None:
                 pid = int(app.attrs["State"]["Pid"])
                 began = time.monotonic()
                 if where == "here":
-                    done = memory_squeeze.squeeze(pid, 512 * 2**20)
+                    done = memory_squeeze.squeeze(pid, 512 * 2**20, container_id=app.id)
                     moved[where].append(done.moved_bytes)
                 else:
                     said = node_helper.run_module(
                         node,
                         remote,
+                        image_id,
                         "memory_squeeze",
-                        [str(pid), str(512 * 2**20), node_helper.HOST_CGROUP],
+                        [str(pid), str(512 * 2**20), node_helper.HOST_CGROUP, app.id],
                         ["zram"],
                     )
                     moved[where].append(int(said.get("moved_bytes", 0)))

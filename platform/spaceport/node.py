@@ -209,6 +209,7 @@ def publish_node_helper(settings: Settings, base: str, say: Say) -> None:
     """Cluster mode: the base image (Python, nothing else) in the registry as the nodes' helper
     image (`node_helper_image`, engine/node_helper.py), which each node pulls when it first
     has root work to do."""
+    from spaceport.engine import node_helper
     from spaceport_builder import registry_push
 
     if registry_push.enabled(settings):
@@ -216,6 +217,8 @@ def publish_node_helper(settings: Settings, base: str, say: Say) -> None:
             settings, base, settings.node_helper_image, lambda line: say(f"  node helper: {line}")
         )
         if name:
+            # Helpers run from exactly this image (its id), whatever the tag says later.
+            node_helper.note_published(settings, str(docker.from_env().images.get(base).id))
             say(f"node helper image: {name}")
 
 

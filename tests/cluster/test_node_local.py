@@ -68,8 +68,8 @@ def test_an_idle_space_on_a_node_is_compressed_there(cluster: ClusterNode) -> No
         r = cluster.app_get(space, timeout=30)
         assert r.status_code == 200 and r.text.startswith("echo "), r.text
         assert app_memory(engine, space)[0] == app
-        helpers = engine.containers.list(all=True, filters={"label": node_helper.LABEL})
-        assert helpers == []
+        left = {"label": node_helper.LABEL, "status": "exited"}
+        assert engine.containers.list(all=True, filters=left) == []
         wait_for(lambda: "compressed" not in cluster.runtime(space), 30, "a new idle spell")
     finally:
         HfApi(endpoint=cluster.url, token=cluster.token).delete_repo(

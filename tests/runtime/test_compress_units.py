@@ -55,6 +55,9 @@ def test_the_helpers_entry_point_says_why_it_skipped_as_json(
     # This process's cgroup, looked for in the tree at the root it was given:
     skipped = str(said(str(os.getpid()), str(256 * MiB), str(tmp_path / "cgroup"))["skipped"])
     assert skipped.startswith(str(tmp_path / "cgroup")) and "not visible here" in skipped
+    # A pid that is not (or no longer) the container's: its cgroup is not squeezed.
+    other = said(str(os.getpid()), str(256 * MiB), str(tmp_path / "cgroup"), "f" * 64)
+    assert "is no longer the container's" in str(other["skipped"]), other
 
 
 def test_the_helper_carries_the_modules_it_runs_and_nothing_else() -> None:
@@ -74,3 +77,111 @@ def test_the_helper_carries_the_modules_it_runs_and_nothing_else() -> None:
     ]
     assert files[f"{root}/spaceport/__init__.py"] == b""
     assert b"def main(" in files[f"{root}/spaceport/engine/memory_squeeze.py"]
+
+
+class FakeAPI:
+    """The engine calls a node helper makes, recorded; `status`, `stdout`, `stderr` and a
+    hanging `wait` are what the helper does."""
+
+    def __init__(self, status: int = 0, stdout: bytes = b"", stderr: bytes = b"") -> None:
+        self.status, self.stdout, self.stderr = status, stdout, stderr
+        self.hangs = False
+        self.calls: list[tuple[str, object]] = []
+
+    def create_host_config(self, **kw: object) -> dict[str, object]:
+        return kw
+
+    def create_container(self, image: str, **kw: object) -> dict[str, str]:
+        self.calls.append(("create", image))
+        return {"Id": "helper1"}
+
+    def containers(self, **kw: object) -> list[dict[str, str]]:
+        self.calls.append(("list", kw["filters"]))
+        return [{"Id": "old-helper"}]
+
+    def put_archive(self, cid: str, path: str, data: bytes) -> None:
+        self.calls.append(("put", path))
+
+    def start(self, cid: str) -> None:
+        self.calls.append(("start", cid))
+
+    def wait(self, cid: str, timeout: int) -> dict[str, int]:
+        if self.hangs:
+            raise TimeoutError("read timed out")  # what requests raises: an OSError
+        return {"StatusCode": self.status}
+
+    def stop(self, cid: str, timeout: int) -> None:
+        self.calls.append(("stop", timeout))
+
+    def logs(self, cid: str, stdout: bool, stderr: bool) -> bytes:
+        return self.stdout if stdout else self.stderr
+
+    def remove_container(self, cid: str, force: bool) -> None:
+        self.calls.append(("remove", cid))
+
+
+class FakeClient:
+    def __init__(self, api: FakeAPI, image_id: str = "sha256:good") -> None:
+        from types import SimpleNamespace
+
+        self.api = api
+        self.images = SimpleNamespace(get=lambda name: SimpleNamespace(id=image_id))
+
+
+def run_on(api: FakeAPI, image_id: str = "sha256:good") -> dict[str, object]:
+    from spaceport.engine import node_helper
+
+    client = FakeClient(api, image_id)
+    return node_helper.run_module(client, "reg/h:1", "sha256:good", "zram", [], [])  # type: ignore[arg-type]
+
+
+def test_a_node_helper_answers_and_is_always_removed() -> None:
+    """Run from the published image's id (not its tag), its last line read as JSON, and
+    removed whatever happened, with helpers an earlier control plane left."""
+    from spaceport.engine.base import RuntimeBackendError
+
+    ok = FakeAPI(stdout=b'warming up\n{"devices": []}\n')
+    assert run_on(ok) == {"devices": []}
+    assert ("create", "sha256:good") in ok.calls
+    assert ("remove", "old-helper") in ok.calls and ok.calls[-1] == ("remove", "helper1")
+
+    failed = FakeAPI(status=1, stderr=b"Traceback ...\nPermissionError: [Errno 13] denied\n")
+    with pytest.raises(RuntimeBackendError, match="PermissionError: \\[Errno 13\\] denied"):
+        run_on(failed)
+    assert failed.calls[-1] == ("remove", "helper1")
+
+    garbled = FakeAPI(stdout=b"not json\n")
+    with pytest.raises(RuntimeBackendError, match="said 'not json"):
+        run_on(garbled)
+    assert garbled.calls[-1] == ("remove", "helper1")
+
+    hung = FakeAPI()
+    hung.hangs = True
+    with pytest.raises(RuntimeBackendError, match="did not finish"):
+        run_on(hung)
+    from spaceport.engine import node_helper
+
+    # told to stop first (its `finally` puts the limit back), then removed
+    assert hung.calls[-2:] == [("stop", node_helper.STOP_S), ("remove", "helper1")]
+
+
+def test_a_node_helper_runs_only_from_the_published_image(tmp_path: Path) -> None:
+    from spaceport.engine import node_helper
+    from spaceport.engine.base import RuntimeBackendError
+    from spaceport.settings import Settings
+
+    moved = FakeAPI()
+    with pytest.raises(RuntimeBackendError, match="not the image `spaceport up` published"):
+        run_on(moved, image_id="sha256:someone-elses")
+    assert not [c for c in moved.calls if c[0] == "create"]
+
+    with pytest.raises(RuntimeBackendError, match="SPACEPORT_REGISTRY"):
+        node_helper.published(Settings(data=tmp_path, runtime="swarm"))
+    settings = Settings(data=tmp_path, runtime="swarm", registry="10.0.0.5:5000")
+    with pytest.raises(RuntimeBackendError, match="run `spaceport up`"):
+        node_helper.published(settings)
+    node_helper.note_published(settings, "sha256:abc")
+    assert node_helper.published(settings) == (
+        "10.0.0.5:5000/spaceport/node-helper:1",
+        "sha256:abc",
+    )

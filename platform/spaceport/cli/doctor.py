@@ -340,12 +340,13 @@ def _cluster_zram(settings: Settings) -> Check:
             found.append(f"{name}: {swap.describe()}")
     after = f"idle apps compressed after {settings.compress_after_s} s"
     if missing or unknown:
-        said = [f"no zram swap on {', '.join(missing)}"] if missing else []
+        said = [f"no zram swap on {', '.join(missing)}: idle apps there keep all their memory"]
+        said = said if missing else []
         said += [f"could not ask {', '.join(unknown)}"] if unknown else []
         return Check(
             "zram",
             "warn",
-            "; ".join(said) + ": idle apps there keep all their memory",
+            "; ".join(said),
             "set up a zram swap on each node (zramctl, mkswap, swapon -p 100; or zram-tools); "
             "`spaceport up` publishes the helper image that asks them",
         )

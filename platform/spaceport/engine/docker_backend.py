@@ -719,7 +719,7 @@ class DockerBackend(RuntimeBackend, NodeOps):
         if not pid or not limit:
             return Compressed(0, skipped="not running, or no memory limit to restore")
         try:
-            done = memory_squeeze.squeeze(pid, limit)
+            done = memory_squeeze.squeeze(pid, limit, container_id=str(attrs["Id"]))
         except memory_squeeze.SqueezeSkipped as exc:
             return Compressed(0, skipped=str(exc))
         except OSError as exc:

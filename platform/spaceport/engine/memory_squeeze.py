@@ -44,9 +44,10 @@ class Squeezed:
     seconds: float
 
 
-def memory_cgroup(pid: int, root: Path = CGROUP_ROOT) -> Path:
+def memory_cgroup(pid: int, root: Path = CGROUP_ROOT, container_id: str = "") -> Path:
     """The memory cgroup directory of a process (v1 `memory` controller, or v2's unified), in
-    the cgroup tree mounted at `root`."""
+    the cgroup tree mounted at `root`; with `container_id`, only if it is that container's
+    (the pid was read a moment ago: the process may be gone and its number someone else's)."""
     try:
         lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
     except OSError as exc:
@@ -59,6 +60,8 @@ def memory_cgroup(pid: int, root: Path = CGROUP_ROOT) -> Path:
         if not v2:
             raise SqueezeSkipped("no memory cgroup found for the container")
         path = root / v2[0].lstrip("/")
+    if container_id and container_id not in path.name:
+        raise SqueezeSkipped(f"process {pid} is no longer the container's (its cgroup: {path})")
     if not path.is_dir():
         raise SqueezeSkipped(f"{path} is not visible here (the control plane in a container?)")
     return path
@@ -78,13 +81,15 @@ def _write(path: Path, value: str) -> None:
         f.write(value)
 
 
-def squeeze(pid: int, limit_bytes: int, cgroup_root: Path = CGROUP_ROOT) -> Squeezed:
+def squeeze(
+    pid: int, limit_bytes: int, cgroup_root: Path = CGROUP_ROOT, container_id: str = ""
+) -> Squeezed:
     """Move what the container with main process `pid` does not touch to zram; `limit_bytes` is
     its own memory limit (what the engine set), which it gets back whatever happens."""
     swap = zram.active()
     if swap is None:
         raise SqueezeSkipped("the node has no zram swap (spaceport doctor)")
-    cgroup = memory_cgroup(pid, cgroup_root)
+    cgroup = memory_cgroup(pid, cgroup_root, container_id)
     started = time.monotonic()
     if (cgroup / "memory.limit_in_bytes").exists():
         moved = _squeeze_v1(cgroup, limit_bytes, swap.free_bytes)
@@ -151,15 +156,20 @@ def _reclaim_v2(cgroup: Path, zram_free: int) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """`python3 -m spaceport.engine.memory_squeeze PID LIMIT [CGROUP_ROOT]`: the squeeze on a
-    node of a cluster, where a helper container runs this file (engine/node_helper.py) with the
-    node's cgroups at CGROUP_ROOT; prints what it did as one JSON line. Stdlib only, so that
-    any Python 3 on the node runs it."""
+    """`python3 -m spaceport.engine.memory_squeeze PID LIMIT [CGROUP_ROOT [CONTAINER_ID]]`: the
+    squeeze on a node of a cluster, where a helper container runs this file
+    (engine/node_helper.py) with the node's cgroups at CGROUP_ROOT; prints what it did as one
+    JSON line. Stdlib only, so that any Python 3 on the node runs it. Told to stop (SIGTERM),
+    it still puts the limit back (the squeeze's `finally`)."""
     import json
+    import signal
+    import sys
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(argv[2]) if len(argv) > 2 else CGROUP_ROOT
+    container = argv[3] if len(argv) > 3 else ""
     try:
-        done = squeeze(int(argv[0]), int(argv[1]), root)
+        done = squeeze(int(argv[0]), int(argv[1]), root, container)
     except SqueezeSkipped as exc:
         print(json.dumps({"skipped": str(exc)}))
     else:

@@ -83,6 +83,7 @@ START_TIMEOUT_S = 300.0
 NODE_TABLE_S = 1.0
 USAGE_READERS = 8  # engine calls (a node's list, a container's stats) made at once
 USAGE_DEADLINE_S = 10.0
+SIZES_DEADLINE_S = 60.0  # sizes take an engine seconds per busy node; a dead one is left out
 PENDING_S = 20.0
 """How long a task Swarm cannot place waits (another Space may be stopping) before the start
 fails with Swarm's reason."""
@@ -351,15 +352,21 @@ class SwarmBackend(RuntimeBackend):
         except RuntimeBackendError:
             self.stop(service, timeout=0)
             raise
-        located = self.container_of(service)
-        if located is not None:  # what a service cannot say: its node's engine sets it
-            engine, container = located
-            with contextlib.suppress(RuntimeBackendError):
-                engine.no_swap_of_its_own(container)
-            if spec.cpu_shares is not None:  # (a standby's low weight)
-                with contextlib.suppress(RuntimeBackendError):
-                    engine.set_cpu_shares(container, spec.cpu_shares)
+        self._on_its_node(service, spec.cpu_shares)
         return state
+
+    def _on_its_node(self, service: str, cpu_shares: int | None) -> None:
+        """What a service cannot say of its task, set by the task's node's engine: no swap of
+        its own (Swarm gives twice its memory), a standby's low CPU weight."""
+        located = self.container_of(service)
+        if located is None:
+            return
+        engine, container = located
+        with contextlib.suppress(RuntimeBackendError):
+            engine.no_swap_of_its_own(container)
+        if cpu_shares is not None:
+            with contextlib.suppress(RuntimeBackendError):
+                engine.set_cpu_shares(container, cpu_shares)
 
     def took(self, container_id: str, spec: ContainerSpec) -> None:
         """The service's spec still says the standby's image and launcher: a new task (a
@@ -666,7 +673,9 @@ class SwarmBackend(RuntimeBackend):
 
     def restart(self, container_id: str) -> ContainerState:
         self._update(container_id, replicas=1, force=True)
-        return self._wait_running(container_id)
+        state = self._wait_running(container_id)
+        self._on_its_node(container_id, None)
+        return state
 
     def stop(self, container_id: str, timeout: int = 10) -> None:
         located = self.container_of(container_id) if timeout > 0 else None
@@ -995,15 +1004,21 @@ class SwarmNodeOps(NodeOps):
         sizes: dict[str, int] = {}
         if not engines:
             return sizes
-        with ThreadPoolExecutor(max_workers=USAGE_READERS) as pool:
-            for found in pool.map(self._sizes_on, engines):
-                sizes.update(found)
+        pool = ThreadPoolExecutor(max_workers=USAGE_READERS)
+        try:
+            asked = [pool.submit(self._sizes_on, e) for e in engines]
+            done, _ = wait(asked, timeout=SIZES_DEADLINE_S)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for future in done:
+            sizes.update(future.result())
         return sizes
 
     def _sizes_on(self, engine: DockerBackend) -> dict[str, int]:
+        """One node's tasks' writable-layer sizes, by service ({} when it does not answer)."""
         try:
             rows = engine.client.api.containers(size=True, filters={"label": self._mine()})
-        except DockerException as exc:
+        except (DockerException, OSError) as exc:
             log.warning("swarm.sizes_unread", engine=engine.client.api.base_url, error=str(exc))
             return {}
         services = ((row, (row.get("Labels") or {}).get(SERVICE_LABEL)) for row in rows)
@@ -1142,8 +1157,8 @@ class SwarmNodeOps(NodeOps):
         engine = self.swarm.node_engine(node_id)
         if engine is None:
             raise RuntimeBackendError(f"node {node_id[:12]} has no reachable engine")
-        image = self.swarm.image(self.swarm.settings.node_helper_image)
-        found = node_helper.run_module(engine.client, image, "zram", [], [])
+        image, image_id = node_helper.published(self.swarm.settings)
+        found = node_helper.run_module(engine.client, image, image_id, "zram", [], [])
         try:
             return zram.ZramSwap(**found) if found else None
         except TypeError as exc:
@@ -1163,9 +1178,11 @@ class SwarmNodeOps(NodeOps):
             return Compressed(0, skipped="not running, or no memory limit to restore")
         with contextlib.suppress(RuntimeBackendError):  # a task Swarm made by itself
             engine.no_swap_of_its_own(container)
-        image = self.swarm.image(self.swarm.settings.node_helper_image)
-        args = [str(pid), str(limit), node_helper.HOST_CGROUP]
-        done = node_helper.run_module(engine.client, image, "memory_squeeze", args, ["zram"])
+        image, image_id = node_helper.published(self.swarm.settings)
+        args = [str(pid), str(limit), node_helper.HOST_CGROUP, str(attrs.get("Id") or container)]
+        done = node_helper.run_module(
+            engine.client, image, image_id, "memory_squeeze", args, ["zram"]
+        )
         if done.get("skipped"):
             return Compressed(0, skipped=str(done["skipped"]))
         try:

@@ -47,9 +47,13 @@ def follower_id(settings: Settings) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         made = path.with_name(f"proxy.id.{uuid.uuid4().hex}")
         made.write_text(uuid.uuid4().hex[:8])
-        with contextlib.suppress(FileExistsError):
+        try:
             os.link(made, path)
-        made.unlink()
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without hard links: renamed, last writer wins
+            made.replace(path)
+        made.unlink(missing_ok=True)
     return f"{socket.gethostname()}:{settings.listen}:{path.read_text().strip()}"
 
 

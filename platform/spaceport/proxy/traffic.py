@@ -176,7 +176,7 @@ def used_in(client: redis.Redis, key: str, now: Mapping[str, SpaceTraffic]) -> s
     """The Spaces used since the counts `key` keeps, given the proxy's counts `now`."""
     with client.lock(f"{key}:lock", timeout=30, blocking_timeout=10):
         used, marks = active_spaces(now, _load_marks(client, key))
-        client.set(key, json.dumps(marks))
+        client.set(key, json.dumps(marks), ex=int(FORGET_S))  # a proxy gone for good: dropped
     return used
 
 
