@@ -18,6 +18,7 @@ import functools
 import http.server
 import shutil
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -164,6 +165,34 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def goto_ready(page: Any, url: str, ready: Callable[[float], None], timeout_ms: float) -> None:
+    """`page.goto(url)`, then `ready(ms)` within `timeout_ms`; loaded again (twice at most) when
+    one of its requests failed with net::ERR_NETWORK_CHANGED meanwhile. A container's network
+    interface appearing or going on this machine makes Chromium abort what it is loading, and
+    such a page stays empty (CI: Gradio under a path prefix); a visitor's browser elsewhere
+    never sees that. Any other failure is the test's."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    changed: list[str] = []
+    page.on(
+        "requestfailed",
+        lambda r: changed.append(r.url) if "ERR_NETWORK_CHANGED" in (r.failure or "") else None,
+    )
+    page.goto(url)
+    deadline, reloads = time.monotonic() + timeout_ms / 1000, 0
+    while True:
+        try:
+            ready(5_000)
+            return
+        except PlaywrightTimeout:
+            if changed and reloads < 2:
+                changed.clear()
+                reloads += 1
+                page.reload()
+            elif time.monotonic() > deadline:
+                raise
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from spaceport.proxy import make_proxy
 from spaceport.proxy.resolver import serve_in_thread
 from spaceport.settings import Settings
 from tests.conftest import Node, free_port
-from tests.proxy.conftest import Fleet, run_async, watched
+from tests.proxy.conftest import Fleet, goto_ready, run_async, watched
 
 pytestmark = pytest.mark.slow
 LABEL = "org.spaceport.test"
@@ -148,8 +148,9 @@ def test_gradio_under_a_path_prefix(path_stack: PathStack, browser: Any, shots: 
         ),
     )
     with watched(page, shots, "path-mode-gradio"):
-        page.goto(url)
-        page.get_by_label("Name").fill("Path", timeout=120_000)
+        name = page.get_by_label("Name")
+        goto_ready(page, url, lambda ms: name.wait_for(timeout=ms), 120_000)
+        name.fill("Path", timeout=30_000)
         page.get_by_role("button", name="Submit").click(timeout=120_000)  # a loaded CI machine
         expect(page.get_by_label("Greeting")).to_have_value("Hello, Path!", timeout=30_000)
     assert not outside, f"requests escaped the app's prefix: {outside[:5]}"
