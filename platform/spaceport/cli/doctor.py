@@ -340,9 +340,13 @@ def _cluster_zram(settings: Settings) -> Check:
             found.append(f"{name}: {swap.describe()}")
     after = f"idle apps compressed after {settings.compress_after_s} s"
     if missing or unknown:
-        said = [f"no zram swap on {', '.join(missing)}: idle apps there keep all their memory"]
-        said = said if missing else []
-        said += [f"could not ask {', '.join(unknown)}"] if unknown else []
+        said = []
+        if missing:
+            said.append(
+                f"no zram swap on {', '.join(missing)}: idle apps there keep all their memory"
+            )
+        if unknown:
+            said.append(f"could not ask {', '.join(unknown)}")
         return Check(
             "zram",
             "warn",

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -671,12 +671,14 @@ class DockerBackend(RuntimeBackend, NodeOps):
         except (APIError, NotFound) as exc:
             raise RuntimeBackendError(f"could not reweigh {container_id[:12]}: {exc}") from exc
 
-    def no_swap_of_its_own(self, container_id: str) -> None:
+    def no_swap_of_its_own(self, container_id: str, host: dict[str, Any] | None = None) -> None:
         """Memory and swap together no more than the memory limit, as containers made here
         have it: the app never swaps by itself, only a squeeze moves its pages to zram
-        (engine/memory_squeeze.py). Swarm's tasks get twice their memory (swap as much)."""
+        (engine/memory_squeeze.py). Swarm's tasks get twice their memory (swap as much).
+        `host`: the container's HostConfig, when the caller has just read it."""
         try:
-            host = self.client.api.inspect_container(container_id).get("HostConfig") or {}
+            if host is None:
+                host = self.client.api.inspect_container(container_id).get("HostConfig") or {}
             memory = int(host.get("Memory") or 0)
             if memory and int(host.get("MemorySwap") or 0) != memory:
                 self.client.api.update_container(
@@ -709,22 +711,39 @@ class DockerBackend(RuntimeBackend, NodeOps):
         except (APIError, NotFound) as exc:
             raise RuntimeBackendError(f"could not rename {container_id[:12]}: {exc}") from exc
 
-    def compress_memory(self, container_id: str) -> Compressed:
+    def squeeze_target(self, container_id: str) -> SqueezeTarget | None:
+        """What a squeeze of the container needs (its main pid, its own memory limit, its
+        full id); None when it is not running or has no limit to restore."""
         try:
             attrs = self.client.api.inspect_container(container_id)
         except (APIError, NotFound) as exc:
             raise RuntimeBackendError(f"container {container_id[:12]} is gone: {exc}") from exc
+        host = attrs.get("HostConfig") or {}
         pid = int((attrs.get("State") or {}).get("Pid") or 0)
-        limit = int((attrs.get("HostConfig") or {}).get("Memory") or 0)
-        if not pid or not limit:
-            return Compressed(0, skipped="not running, or no memory limit to restore")
+        limit = int(host.get("Memory") or 0)
+        return SqueezeTarget(pid, limit, str(attrs["Id"]), host) if pid and limit else None
+
+    def compress_memory(self, container_id: str) -> Compressed:
+        target = self.squeeze_target(container_id)
+        if target is None:
+            return Compressed(0, skipped=NOT_SQUEEZABLE)
         try:
-            done = memory_squeeze.squeeze(pid, limit, container_id=str(attrs["Id"]))
+            done = memory_squeeze.squeeze(target.pid, target.limit, container_id=target.id)
         except memory_squeeze.SqueezeSkipped as exc:
             return Compressed(0, skipped=str(exc))
         except OSError as exc:
             raise RuntimeBackendError(f"could not compress {container_id[:12]}: {exc}") from exc
         return Compressed(done.moved_bytes, done.resident_bytes)
+
+
+class SqueezeTarget(NamedTuple):
+    pid: int  # the container's main process, as its engine's machine numbers it
+    limit: int  # its own memory limit, which it gets back after the squeeze
+    id: str  # its full id (its cgroup names it)
+    host: dict[str, Any]  # its HostConfig
+
+
+NOT_SQUEEZABLE = "not running, or no memory limit to restore"
 
 
 def _rooted(archive: bytes, parent: str, then: dict[str, bytes]) -> bytes:

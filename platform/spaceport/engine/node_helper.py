@@ -25,6 +25,7 @@ from typing import Any
 import docker
 from docker.errors import DockerException, ImageNotFound
 
+from spaceport.engine import registry_images
 from spaceport.engine.base import RuntimeBackendError
 from spaceport.settings import Settings
 
@@ -60,10 +61,7 @@ def published(settings: Settings) -> tuple[str, str]:
             "no node helper published yet: run `spaceport up` (it publishes "
             "SPACEPORT_NODE_HELPER_IMAGE to the registry)"
         )
-    name = settings.node_helper_image
-    return (
-        name if name.startswith(f"{settings.registry}/") else f"{settings.registry}/{name}"
-    ), image_id
+    return registry_images.pulled_as(settings.registry, settings.node_helper_image), image_id
 
 
 def _package(modules: list[str]) -> bytes:

@@ -31,6 +31,14 @@ MANIFESTS = ", ".join(
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 
+def pulled_as(registry: str | None, image: str) -> str:
+    """The name the nodes pull `image` by: in the registry, unless it names it already (or
+    there is none)."""
+    if not registry or image.startswith(f"{registry}/"):
+        return image
+    return f"{registry}/{image}"
+
+
 def _platform_manifest(index: dict[str, Any]) -> str | None:
     """An index's manifest for this machine's platform (attestations, `unknown/unknown`, left
     out): the nodes run the same."""

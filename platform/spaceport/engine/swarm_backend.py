@@ -50,7 +50,7 @@ from spaceport.engine.base import (
     RuntimeBackendError,
     Usage,
 )
-from spaceport.engine.docker_backend import DockerBackend
+from spaceport.engine.docker_backend import NOT_SQUEEZABLE, DockerBackend
 from spaceport.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -150,10 +150,7 @@ class SwarmBackend(RuntimeBackend):
 
     def image(self, image: str) -> str:
         """The registry's name of a build's image (what the nodes pull)."""
-        registry = self.settings.registry
-        if not registry or image.startswith(f"{registry}/"):
-            return image
-        return f"{registry}/{image}"
+        return registry_images.pulled_as(self.settings.registry, image)
 
     def network_name(self, egress: bool = True) -> str:
         return self.settings.app_network if egress else f"{self.settings.app_network}-offline"
@@ -1151,14 +1148,20 @@ class SwarmNodeOps(NodeOps):
     def rename(self, container_id: str, name: str) -> None:
         raise RuntimeBackendError(NO_POOL)
 
+    def _helper(
+        self, engine: DockerBackend, module: str, args: list[str], also: list[str]
+    ) -> dict[str, Any]:
+        """`module` run on the node `engine` reaches, from the published helper image."""
+        image, image_id = node_helper.published(self.swarm.settings)
+        return node_helper.run_module(engine.client, image, image_id, module, args, also)
+
     def node_zram(self, node_id: str) -> zram.ZramSwap | None:
         """The node's zram swap, as its own kernel says (a helper on its engine), None when
         it has none; RuntimeBackendError when the node cannot be asked."""
         engine = self.swarm.node_engine(node_id)
         if engine is None:
             raise RuntimeBackendError(f"node {node_id[:12]} has no reachable engine")
-        image, image_id = node_helper.published(self.swarm.settings)
-        found = node_helper.run_module(engine.client, image, image_id, "zram", [], [])
+        found = self._helper(engine, "zram", [], [])
         try:
             return zram.ZramSwap(**found) if found else None
         except TypeError as exc:
@@ -1168,21 +1171,13 @@ class SwarmNodeOps(NodeOps):
         """On the task's node (its cgroup and zram are there, and its pid is that node's): the
         same squeeze as on one machine, run by a helper container (engine/node_helper.py)."""
         engine, container = self._located(container_id)
-        try:
-            attrs = engine.client.api.inspect_container(container)
-        except DockerException as exc:
-            raise RuntimeBackendError(f"container {container[:12]} is gone: {exc}") from exc
-        pid = int((attrs.get("State") or {}).get("Pid") or 0)
-        limit = int((attrs.get("HostConfig") or {}).get("Memory") or 0)
-        if not pid or not limit:
-            return Compressed(0, skipped="not running, or no memory limit to restore")
+        target = engine.squeeze_target(container)
+        if target is None:
+            return Compressed(0, skipped=NOT_SQUEEZABLE)
         with contextlib.suppress(RuntimeBackendError):  # a task Swarm made by itself
-            engine.no_swap_of_its_own(container)
-        image, image_id = node_helper.published(self.swarm.settings)
-        args = [str(pid), str(limit), node_helper.HOST_CGROUP, str(attrs.get("Id") or container)]
-        done = node_helper.run_module(
-            engine.client, image, image_id, "memory_squeeze", args, ["zram"]
-        )
+            engine.no_swap_of_its_own(container, target.host)
+        args = [str(target.pid), str(target.limit), node_helper.HOST_CGROUP, target.id]
+        done = self._helper(engine, "memory_squeeze", args, ["zram"])
         if done.get("skipped"):
             return Compressed(0, skipped=str(done["skipped"]))
         try:
